@@ -1,0 +1,82 @@
+"""Every environment variable the product reads: name, default and meaning, in one place.
+
+Defaults are the seed design's figures (8 cached messages, 2 h TTL, a rolling summary
+every 5 messages, a fallback of 20 messages with a 30 min expiry).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # --- Redis (Memorystore) -------------------------------------------------------
+    redis_url: str | None = Field(None, description="redis:// or rediss:// URL; unset: no Redis layer")
+    redis_cluster: bool = Field(False, description="Use the Redis Cluster client (Memorystore for Redis Cluster)")
+    redis_connect_timeout_s: float = Field(0.5, gt=0, le=10)
+    redis_socket_timeout_s: float = Field(0.5, gt=0, le=10)
+    redis_max_connections: int = Field(32, ge=1, le=1000)
+    redis_breaker_cooldown_s: float = Field(
+        5.0, ge=0, le=300, description="After a Redis failure, skip Redis for this long (per instance)"
+    )
+    redis_key_prefix: str = Field("cm", pattern=r"^[a-z][a-z0-9_]{0,15}$")
+
+    # --- Windows and lifetimes -----------------------------------------------------
+    message_window: int = Field(8, ge=1, le=100, description="Messages kept per session in Redis")
+    session_ttl_s: int = Field(7200, ge=60, description="Sliding TTL of a session's Redis keys")
+    summary_interval: int = Field(5, ge=1, le=100, description="A rolling summary every N messages")
+    analytics_buffer_max: int = Field(
+        1000, ge=10, le=100000, description="Queries buffered per session before appends are refused"
+    )
+    fallback_max_messages: int = Field(20, ge=1, le=1000)
+    fallback_ttl_s: int = Field(1800, ge=60)
+    fallback_max_sessions: int = Field(10000, ge=1, description="Per-instance memory bound")
+    session_idle_timeout_s: int = Field(1800, ge=60, description="The sweep ends sessions idle this long")
+    sweep_batch_size: int = Field(200, ge=1, le=1000)
+
+    # --- Limits ---------------------------------------------------------------------
+    max_content_bytes: int = Field(32 * 1024, ge=1)
+    max_metadata_bytes: int = Field(8 * 1024, ge=2)
+    max_user_info_bytes: int = Field(4 * 1024, ge=2)
+    max_request_bytes: int = Field(64 * 1024, ge=1024)
+    history_max_limit: int = Field(100, ge=1, le=1000)
+
+    # --- Summarizer -----------------------------------------------------------------
+    summarizer: Literal["extractive", "gemini"] = "extractive"
+    summary_max_chars: int = Field(1200, ge=100, le=20000)
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_timeout_s: float = Field(8.0, gt=0, le=60)
+
+    # --- Firestore / Firebase -------------------------------------------------------
+    gcp_project: str | None = Field(
+        None, validation_alias=AliasChoices("GCLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCP_PROJECT"), description="Project id (set by Cloud Functions)"
+    )
+    firestore_enabled: bool = Field(True, description="false: no Firestore layer (tests, local experiments)")
+    firestore_timeout_s: float = Field(5.0, gt=0, le=60)
+
+    # --- HTTP edge ------------------------------------------------------------------
+    auth_disabled: bool = Field(False, description="LOCAL DEVELOPMENT ONLY: trust X-User-Id / a dev uid")
+    cors_origins: str = Field("", description="Comma-separated allowed origins; '*' for any")
+    rate_limit_per_minute: int = Field(120, ge=0, description="Requests per user per minute; 0 disables")
+    log_level: str = "INFO"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once per instance (env does not change at run time)."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """For tests: re-read the environment on the next get_settings()."""
+    get_settings.cache_clear()
