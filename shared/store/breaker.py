@@ -1,0 +1,63 @@
+"""A small per-instance circuit breaker.
+
+While Redis is down every request would otherwise pay a connect timeout; with the
+breaker open an instance pays at most one timeout per cool-down period and goes
+straight to the next layer in between.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class CircuitBreaker:
+    def __init__(self, cooldown_s: float, clock=time.monotonic) -> None:
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._open_until = 0.0
+        self._probing = False
+        self.failures = 0
+        self.opened_count = 0
+        self.last_error: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._clock() < self._open_until
+
+    def allow(self) -> bool:
+        """True if a call may go to the backend now.
+
+        After the cool-down one caller at a time is let through (half-open) as a probe;
+        concurrent callers keep skipping until the probe answers.
+        """
+        with self._lock:
+            if self._open_until == 0.0:
+                return True
+            if self._clock() < self._open_until or self._probing:
+                return False
+            self._probing = True
+            return True
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._open_until = 0.0
+            self._probing = False
+            self.failures = 0
+
+    def record_failure(self, error: BaseException | str | None = None) -> None:
+        with self._lock:
+            self.failures += 1
+            if self._open_until == 0.0 or self._probing:
+                self.opened_count += 1
+            self._open_until = self._clock() + self.cooldown_s
+            self._probing = False
+            if error is not None:
+                self.last_error = type(error).__name__ if isinstance(error, BaseException) else error
+
+    def state(self) -> str:
+        with self._lock:
+            if self._open_until == 0.0:
+                return "closed"
+            return "open" if self._clock() < self._open_until else "half_open"
