@@ -52,3 +52,13 @@ def reset_client() -> None:
     global _client
     with _lock:
         _client = None
+
+
+def _breaker() -> Any:
+    from shared.store.breaker import CircuitBreaker
+
+    return CircuitBreaker(cooldown_s=get_settings().redis_breaker_cooldown_s)
+
+
+# While Firestore is down an instance tries it at most once per cool-down, like Redis.
+BREAKER = _breaker()

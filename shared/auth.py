@@ -1,0 +1,89 @@
+"""Who is calling: a Firebase ID token verified with firebase-admin, or (local development
+only, ``AUTH_DISABLED=true``) a uid taken on trust from ``X-User-Id``.
+
+firebase_admin is imported on the first verification, not at import: discovery of the
+functions at deploy time and the public ``health`` function never pay for it. Under the
+Auth emulator (``FIREBASE_AUTH_EMULATOR_HOST`` set) firebase-admin accepts the emulator's
+unsigned tokens by itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from shared.errors import InvalidArgument, Unauthenticated, Unavailable
+from shared.logs import get_logger
+from shared.models import validate_user_id
+from shared.settings import get_settings
+
+DEV_USER_ID = "dev-user"
+# Firebase ID tokens are JWTs of about 1 kB; anything far larger is not one.
+_MAX_TOKEN_CHARS = 8192
+
+log = get_logger("auth")
+_app_lock = threading.Lock()
+
+
+def authenticate(headers: Mapping[str, str]) -> str:
+    """The verified uid of the caller, or Unauthenticated."""
+    if get_settings().auth_disabled:
+        return _dev_uid(headers)
+    return verify_id_token(bearer_token(headers))
+
+
+def bearer_token(headers: Mapping[str, str]) -> str:
+    raw = headers.get("Authorization", "")
+    scheme, _, token = raw.strip().partition(" ")
+    token = token.strip()
+    if not raw:
+        raise Unauthenticated("missing Authorization header")
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthenticated("Authorization must be 'Bearer <Firebase ID token>'")
+    if len(token) > _MAX_TOKEN_CHARS or token.count(".") != 2:
+        raise Unauthenticated("malformed ID token")
+    return token
+
+
+def verify_id_token(token: str) -> str:
+    from firebase_admin import auth
+
+    try:
+        claims: dict[str, Any] = auth.verify_id_token(token, app=_app())
+    except auth.ExpiredIdTokenError:
+        raise Unauthenticated("ID token expired") from None
+    except auth.RevokedIdTokenError:
+        raise Unauthenticated("ID token revoked") from None
+    except auth.UserDisabledError:
+        raise Unauthenticated("user disabled") from None
+    except auth.CertificateFetchError as exc:
+        # Google's public keys could not be fetched: our problem, not the caller's.
+        log.error("token verification unavailable", extra={"error": type(exc).__name__})
+        raise Unavailable("cannot verify tokens right now") from None
+    except (auth.InvalidIdTokenError, ValueError):
+        raise Unauthenticated("invalid ID token") from None
+    uid = claims.get("uid") or claims.get("sub")
+    if not isinstance(uid, str) or not uid:
+        raise Unauthenticated("ID token has no uid")
+    return uid
+
+
+def _dev_uid(headers: Mapping[str, str]) -> str:
+    uid = headers.get("X-User-Id", "").strip() or DEV_USER_ID
+    try:
+        return validate_user_id(uid)
+    except InvalidArgument as exc:
+        raise Unauthenticated(f"X-User-Id: {exc.message}") from None
+
+
+def _app() -> Any:
+    """The default firebase_admin app, created once per instance (thread-safe)."""
+    import firebase_admin
+
+    with _app_lock:
+        try:
+            return firebase_admin.get_app()
+        except ValueError:
+            project = get_settings().gcp_project
+            return firebase_admin.initialize_app(options={"projectId": project} if project else None)

@@ -1,0 +1,61 @@
+"""Formatting the context an LLM receives, and the token budget (pure logic, no I/O).
+
+Tokens are estimated (about 4 characters per token for English text, as OpenAI and
+Google document); no tokenizer download is needed and the estimate errs high for code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from shared.store.base import StoredMessage
+
+_LABEL = {"user": "User", "assistant": "Assistant", "system": "System"}
+PER_MESSAGE_OVERHEAD = 4
+
+
+def estimate_tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def message_tokens(m: StoredMessage) -> int:
+    return estimate_tokens(m.content) + PER_MESSAGE_OVERHEAD
+
+
+def fit_budget(
+    messages: Sequence[StoredMessage], summary_text: str | None, token_budget: int | None
+) -> list[StoredMessage]:
+    """Drop the oldest messages until the summary plus messages fit the budget.
+
+    The newest message is kept even if it alone is over budget: a context without the
+    turn being answered is useless to the caller.
+    """
+    kept = list(messages)
+    if token_budget is None:
+        return kept
+    total = (estimate_tokens(summary_text) if summary_text else 0) + sum(message_tokens(m) for m in kept)
+    while len(kept) > 1 and total > token_budget:
+        total -= message_tokens(kept.pop(0))
+    return kept
+
+
+def format_context(messages: Sequence[StoredMessage], summary: dict[str, Any] | None) -> str:
+    parts: list[str] = []
+    if summary and summary.get("text"):
+        parts.append("Summary of the earlier conversation:\n" + summary["text"])
+    if messages:
+        parts.append(
+            "Recent messages:\n" + "\n".join(f"{_LABEL.get(m.role, m.role)}: {m.content}" for m in messages)
+        )
+    return "\n\n".join(parts)
+
+
+def merge_messages(*sources: Sequence[StoredMessage]) -> list[StoredMessage]:
+    """Merge messages from several layers: one per message id, in sequence order."""
+    seen: dict[str, StoredMessage] = {}
+    for src in sources:
+        for m in src:
+            seen.setdefault(m.mid, m)
+    return sorted(seen.values(), key=lambda m: m.seq)

@@ -1,0 +1,123 @@
+"""Per-user rate limit: a sliding-window counter in Redis, one round trip per request.
+
+The window is the current fixed minute plus the previous one weighted by how much of it
+still overlaps the last 60 s (the approximation Cloudflare and others use): two integer
+keys per user instead of a sorted set of every request. Instances use their own
+clock for the window boundaries (Cloud Run clocks are NTP-synced; a skew of a few ms
+only shifts a boundary by that much).
+
+Fail-open: when Redis is not configured, its circuit is open or it errors, the request
+is allowed. A rate limiter must never be the reason the chat stops working.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import RateLimited
+from shared.logs import get_logger
+from shared.settings import get_settings
+
+WINDOW_S = 60
+
+# KEYS[1] current window, KEYS[2] previous window; ARGV[1] limit, ARGV[2] window seconds,
+# ARGV[3] seconds elapsed in the current window.
+# Returns {allowed (0/1), count after this request (or current estimate), retry_after_s}.
+# A refused request is not counted, so a client that backs off recovers on time.
+_SCRIPT = """
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local elapsed = tonumber(ARGV[3])
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+local weight = 1 - elapsed / window
+local estimate = prev * weight + cur
+if estimate + 1 > limit then
+  local retry
+  if cur + 1 > limit then
+    retry = window - elapsed
+  else
+    -- time until the previous window's share decays enough for one more request
+    retry = window * (1 - (limit - cur - 1) / prev) - elapsed
+  end
+  return {0, math.floor(estimate), math.max(1, math.ceil(retry))}
+end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], window * 2 + 1)
+return {1, math.floor(estimate + 1), 0}
+"""
+
+log = get_logger("ratelimit")
+_script_lock = threading.Lock()
+_scripts: dict[int, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    count: int
+    retry_after_s: int = 0
+    enforced: bool = True  # False: Redis unavailable, allowed without counting
+
+
+def check(uid: str, *, limit: int | None = None) -> Decision:
+    """Count one request for ``uid``; never raises (fail-open)."""
+    from shared.store import redis_client
+
+    settings = get_settings()
+    limit = settings.rate_limit_per_minute if limit is None else limit
+    if limit <= 0:
+        return Decision(True, 0, 0, enforced=False)
+    client = redis_client.get_client()
+    if client is None or not redis_client.BREAKER.allow():
+        return Decision(True, limit, 0, enforced=False)
+    from redis.exceptions import RedisError, ResponseError
+
+    now = time.time()
+    window_index, elapsed = divmod(now, WINDOW_S)
+    try:
+        allowed, count, retry = _script(client)(
+            keys=_keys(uid, int(window_index)), args=[limit, WINDOW_S, repr(elapsed)]
+        )
+    except ResponseError as exc:
+        # Redis answered: it is up; a script error is our bug. Allow, and say so.
+        redis_client.BREAKER.record_success()
+        log.error("rate limit script failed", extra={"error": str(exc)[:200]})
+        return Decision(True, limit, 0, enforced=False)
+    except (RedisError, OSError) as exc:
+        redis_client.BREAKER.record_failure(exc)
+        log.warning("rate limit skipped: redis unavailable", extra={"error": type(exc).__name__})
+        return Decision(True, limit, 0, enforced=False)
+    redis_client.BREAKER.record_success()
+    return Decision(bool(allowed), limit, int(count), int(retry))
+
+
+def enforce(uid: str) -> Decision:
+    decision = check(uid)
+    if not decision.allowed:
+        raise RateLimited(
+            f"more than {decision.limit} requests per minute", retry_after_s=decision.retry_after_s
+        )
+    return decision
+
+
+def _keys(uid: str, window_index: int) -> list[str]:
+    # The {uid} hash tag keeps both keys in one Redis Cluster slot (a script's keys must).
+    prefix = get_settings().redis_key_prefix
+    return [f"{prefix}:rl:{{{uid}}}:{window_index}", f"{prefix}:rl:{{{uid}}}:{window_index - 1}"]
+
+
+def _script(client: Any) -> Any:
+    # One registered script per client object (a reset client gets its own).
+    key = id(client)
+    script = _scripts.get(key)
+    if script is None:
+        with _script_lock:
+            script = _scripts.get(key)
+            if script is None:
+                script = _scripts[key] = client.register_script(_SCRIPT)
+    return script

@@ -1,0 +1,585 @@
+"""The orchestrator: routes every operation through the layers in the seed's order —
+Redis first, Firestore second, this instance's memory last — and says in every answer
+which layer served it.
+
+Public API (kept from the seed): create_session, get_session, add_message, get_history,
+get_context_for_llm, end_session_with_analytics, plus health(). Synchronous: Cloud
+Functions serve Python over WSGI.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from shared import context as ctx
+from shared.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    StoreError,
+    Unavailable,
+)
+from shared.models import (
+    AGENT_ID_RE,
+    AppendResult,
+    Context,
+    EndResult,
+    History,
+    Message,
+    SessionInfo,
+    Summary,
+    parse_message,
+    parse_user_info,
+    validate_session_id,
+    validate_user_id,
+)
+from shared.settings import Settings, get_settings
+from shared.store.base import QueryRecord, SessionState, StoredMessage
+from shared.store.firestore_store import FirestoreLayer
+from shared.store.memory_store import MemoryLayer
+from shared.store.redis_store import RedisLayer
+from shared.summarizer import Summarizer, build_summarizer
+
+log = logging.getLogger("chat_memory.session")
+_REASON_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_HINTS_MAX = 10_000
+
+
+class SessionManager:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        redis: RedisLayer | None = None,
+        firestore: FirestoreLayer | None = None,
+        memory: MemoryLayer | None = None,
+        summarizer: Summarizer | None = None,
+        clock: Any = time.time,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.redis = redis or RedisLayer(self.settings)
+        self.firestore = firestore or FirestoreLayer(self.settings)
+        self.memory = memory or MemoryLayer(self.settings, clock=clock)
+        self.summarizer = summarizer or build_summarizer(self.settings)
+        self._clock = clock
+        self._lock = threading.Lock()
+        # Highest seq this instance has seen per session: lets a message accepted by a
+        # fallback layer continue the numbering, so a later merge keeps acceptance order.
+        self._seq_hint: OrderedDict[str, int] = OrderedDict()
+        # Sessions for which this instance accepted messages outside Redis; merged back
+        # into Redis on this instance's next successful Redis operation on the session.
+        self._reconcile: set[str] = set()
+
+    # ------------------------------------------------------------------ helpers
+    def _hint(self, sid: str, seq: int | None = None) -> int:
+        with self._lock:
+            if seq is not None:
+                self._seq_hint[sid] = max(seq, self._seq_hint.get(sid, 0))
+                self._seq_hint.move_to_end(sid)
+                while len(self._seq_hint) > _HINTS_MAX:
+                    self._seq_hint.popitem(last=False)
+            return self._seq_hint.get(sid, 0)
+
+    @staticmethod
+    def _check_owner(owner: str, user_id: str | None) -> None:
+        if user_id is not None and owner != user_id:
+            raise PermissionDenied("this session belongs to another user")
+
+    def _hydrate(self, sid: str) -> SessionState | None:
+        """Redis does not know the session (expired, or Redis lost its data): rebuild its
+        state there from Firestore or from this instance's memory. Returns the state, or
+        None if no layer knows the session."""
+        doc = None
+        if self.firestore.configured:
+            doc = self.firestore.get_session(sid)  # StoreError propagates: caller falls back
+        if doc is not None:
+            state = FirestoreLayer.state_from_doc(doc)
+            if state.status == "active":
+                self.redis.create(state, fs_doc=True)
+                if int(doc.get("pending_count") or 0) > 0:
+                    self._reconcile.add(sid)
+            return state
+        local = self.memory.state(sid)
+        if local is not None:
+            self.redis.create(local, fs_doc=False)
+            self._reconcile.add(sid)
+            return local
+        return None
+
+    def _maybe_reconcile(self, sid: str) -> None:
+        """Merge what this instance accepted outside Redis back into Redis (by seq)."""
+        if sid not in self._reconcile:
+            return
+        msgs: list[StoredMessage] = []
+        queries: list[QueryRecord] = []
+        cmids: dict[str, int] = {}
+        if self.firestore.configured:
+            try:
+                msgs, queries, cmids = self.firestore.read_pending(sid)
+            except StoreError:
+                return  # try again on a later operation; end_session reads them anyway
+        snap = self.memory.snapshot(sid)
+        if snap is not None:
+            meta = self.redis.meta(sid)
+            mem_state = self.memory.state(sid)
+            if meta is not None and mem_state is not None and meta.get("owner") == mem_state.owner:
+                msgs = ctx.merge_messages(msgs, snap[0])
+                queries = queries + [q for q in snap[1] if q.mid not in {x.mid for x in queries}]
+                cmids = cmids | snap[2]
+        if msgs:
+            added = self.redis.import_messages(sid, msgs, queries, cmids)
+            log.info("merged messages back into redis", extra={"session_id": sid, "count": added})
+        self._reconcile.discard(sid)
+        self.memory.drop_messages(sid)
+
+    # ------------------------------------------------------------------ create / get
+    def create_session(self, user_info: dict[str, Any] | None = None, *, user_id: str | None = None) -> SessionInfo:
+        info = parse_user_info(user_info)
+        uid = validate_user_id(user_id if user_id is not None else info.get("user_id"))
+        info.pop("user_id", None)
+        now = self._clock()
+        sid = uuid.uuid4().hex
+        state = SessionState(sid, uid, "active", now, now, 0, info)
+        fs_ok = False
+        if self.firestore.configured:
+            try:
+                self.firestore.create_session(state)
+                fs_ok = True
+            except StoreError:
+                pass
+        storage = "memory"
+        if self.redis.configured:
+            try:
+                self.redis.create(state, fs_doc=fs_ok)
+                storage = "redis"
+            except StoreError:
+                pass
+        if storage != "redis" and fs_ok:
+            storage = "firestore"
+        if storage == "memory":
+            self.memory.create(state, local_only=True)
+        log.info("session created", extra={"session_id": sid, "storage": storage, "user_id": uid})
+        return SessionInfo(
+            session_id=sid, user_id=uid, status="active", created_at=now, last_active_at=now,
+            message_count=0, user_info=info, storage=storage,  # type: ignore[arg-type]
+        )
+
+    def get_session(self, session_id: str, *, user_id: str | None = None) -> SessionInfo:
+        sid = validate_session_id(session_id)
+        if self.redis.configured:
+            try:
+                meta = self.redis.meta(sid)
+                if meta:
+                    self._check_owner(meta.get("owner", ""), user_id)
+                    import json
+
+                    return SessionInfo(
+                        session_id=sid, user_id=meta.get("owner", ""),
+                        status="ended" if meta.get("status") == "ended" else "active",
+                        created_at=float(meta.get("created_at") or 0),
+                        last_active_at=float(meta.get("last_active_at") or 0),
+                        message_count=int(meta.get("seq") or 0),
+                        user_info=json.loads(meta.get("user_info") or "{}"), storage="redis",
+                    )
+            except StoreError:
+                pass
+        if self.firestore.configured:
+            try:
+                doc = self.firestore.get_session(sid)
+                if doc:
+                    st = FirestoreLayer.state_from_doc(doc)
+                    self._check_owner(st.owner, user_id)
+                    return self._info(st, "firestore")
+            except StoreError:
+                pass
+        st = self.memory.state(sid)
+        if st is None:
+            raise NotFound("no such session")
+        self._check_owner(st.owner, user_id)
+        return self._info(st, "memory")
+
+    @staticmethod
+    def _info(st: SessionState, storage: str) -> SessionInfo:
+        return SessionInfo(
+            session_id=st.session_id, user_id=st.owner, status="ended" if st.status == "ended" else "active",
+            created_at=st.created_at, last_active_at=st.last_active_at, message_count=st.seq,
+            user_info=st.user_info, storage=storage,  # type: ignore[arg-type]
+        )
+
+    # ------------------------------------------------------------------ append
+    def add_message(
+        self,
+        session_id: str,
+        role: str,
+        content: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        client_message_id: str | None = None,
+        user_id: str | None = None,
+    ) -> AppendResult:
+        sid = validate_session_id(session_id)
+        m = parse_message(role, content, metadata, client_message_id)
+        cmid = m.client_message_id
+        now = self._clock()
+        msg = StoredMessage(0, cmid or uuid.uuid4().hex[:20], m.role, m.content, now, m.metadata)
+
+        if self.redis.configured:
+            try:
+                return self._append_redis(sid, msg, cmid, user_id, now)
+            except StoreError:
+                pass
+        if self.firestore.configured:
+            try:
+                return self._append_firestore(sid, msg, cmid, user_id)
+            except StoreError:
+                pass
+        return self._append_memory(sid, msg, cmid, user_id)
+
+    def _append_redis(
+        self, sid: str, msg: StoredMessage, cmid: str | None, user_id: str | None, now: float
+    ) -> AppendResult:
+        self._maybe_reconcile(sid)
+        out = self.redis.append(sid, user_id, msg, cmid, now)
+        if out.status == "missing":
+            state = self._hydrate(sid)
+            if state is None:
+                raise NotFound("no such session")
+            self._check_owner(state.owner, user_id)
+            if state.status != "active":
+                raise FailedPrecondition("session has ended")
+            self._maybe_reconcile(sid)
+            out = self.redis.append(sid, user_id, msg, cmid, now)
+        self._raise_for(out.status)
+        self._hint(sid, out.seq)
+        updated = False
+        if out.status == "ok" and out.summary_due:
+            updated = self._roll_summary(sid, out.seq, out.previous_summary, out.unsummarized or [], now)
+        elif out.status == "dup":
+            updated = out.summary_due
+        log.info("message appended", extra={"session_id": sid, "storage": "redis", "seq": out.seq,
+                                            "role": msg.role, "duplicate": out.status == "dup"})
+        return AppendResult(session_id=sid, seq=out.seq, message_count=out.seq, summary_updated=updated,
+                            storage="redis", durable=True, duplicate=out.status == "dup")
+
+    @staticmethod
+    def _raise_for(status: str) -> None:
+        if status in ("ok", "dup"):
+            return
+        if status == "missing":
+            raise NotFound("no such session")
+        if status == "forbidden":
+            raise PermissionDenied("this session belongs to another user")
+        if status == "ended":
+            raise FailedPrecondition("session has ended")
+        if status == "full":
+            raise FailedPrecondition("the session's analytics buffer is full; end the session and start a new one")
+        raise StoreError(f"unexpected store answer {status!r}")
+
+    def _roll_summary(
+        self, sid: str, seq: int, previous: dict[str, Any] | None, unsummarized: list[StoredMessage], now: float
+    ) -> bool:
+        """Summarise the messages not yet covered, up to ``seq``. Never raises: a failing
+        summary must not fail the append (the next claim covers this window too)."""
+        try:
+            window = [m for m in unsummarized if m.seq <= seq]
+            if previous and int(previous.get("message_count", 0)) >= seq:
+                return False
+            text = self.summarizer.summarize(previous.get("text") if previous else None, window)
+            stored = self.redis.store_summary(sid, {"text": text, "message_count": seq, "updated_at": now})
+            log.info("rolling summary", extra={"session_id": sid, "covers": seq, "stored": stored})
+            return stored
+        except Exception as exc:  # noqa: BLE001 - see docstring
+            log.warning("rolling summary failed", extra={"session_id": sid, "error": type(exc).__name__})
+            return False
+
+    def _append_firestore(self, sid: str, msg: StoredMessage, cmid: str | None, user_id: str | None) -> AppendResult:
+        local = self.memory.state(sid)
+        out = self.firestore.append(sid, user_id, msg, cmid, self._hint(sid), base=local)
+        if out.status == "missing" and local is None:
+            # Unknown to Firestore; Redis may know it but is down: keep it here, not lost.
+            raise StoreError("session unknown to firestore")
+        self._raise_for(out.status)
+        self._hint(sid, out.seq)
+        self._reconcile.add(sid)
+        log.info("message appended", extra={"session_id": sid, "storage": "firestore", "seq": out.seq})
+        return AppendResult(session_id=sid, seq=out.seq, message_count=out.seq, summary_updated=False,
+                            storage="firestore", durable=True, duplicate=out.status == "dup")
+
+    def _append_memory(self, sid: str, msg: StoredMessage, cmid: str | None, user_id: str | None) -> AppendResult:
+        state = self.memory.state(sid)
+        if state is None:
+            # Neither store can tell us who owns the session. Accept the message for the
+            # caller (merged back only if the owner matches once a store is back), flagged
+            # as not durable, rather than fail the request.
+            now = self._clock()
+            self.memory.create(SessionState(sid, user_id or "", "active", now, now, self._hint(sid)),
+                               local_only=False)
+        else:
+            self._check_owner(state.owner, user_id)
+        status, seq = self.memory.append(sid, msg, cmid, self._hint(sid))
+        self._raise_for(status)
+        self._hint(sid, seq)
+        self._reconcile.add(sid)
+        log.warning("message kept in instance memory only", extra={"session_id": sid, "seq": seq})
+        return AppendResult(session_id=sid, seq=seq, message_count=seq, summary_updated=False,
+                            storage="memory", durable=False, duplicate=status == "dup")
+
+    # ------------------------------------------------------------------ reads
+    def _read(
+        self, sid: str, n: int, user_id: str | None
+    ) -> tuple[list[StoredMessage], dict[str, Any] | None, str, bool]:
+        """Last ``n`` messages and the summary: (messages, summary, layer, durable)."""
+        if self.redis.configured:
+            try:
+                self._maybe_reconcile(sid)
+                out = self.redis.read(sid, user_id, n)
+                if out.status == "missing":
+                    state = self._hydrate(sid)
+                    if state is None:
+                        raise NotFound("no such session")
+                    self._check_owner(state.owner, user_id)
+                    if state.status == "active":
+                        self._maybe_reconcile(sid)
+                        out = self.redis.read(sid, user_id, n)
+                if out.status == "forbidden":
+                    raise PermissionDenied("this session belongs to another user")
+                if out.status == "ok":
+                    summary = out.summary
+                    if out.session_status == "ended" and out.end_result:
+                        summary = out.end_result.get("summary")
+                    return out.messages or [], summary, "redis", True
+            except StoreError:
+                pass
+        if self.firestore.configured:
+            try:
+                doc = self.firestore.get_session(sid)
+                if doc is not None:
+                    self._check_owner(doc.get("owner", ""), user_id)
+                    pending, _, _ = self.firestore.read_pending(sid)
+                    mem = self.memory.snapshot(sid)
+                    msgs = ctx.merge_messages(pending, mem[0] if mem else [])
+                    return msgs[-n:] if n else [], doc.get("summary"), "firestore", True
+            except StoreError:
+                pass
+        state = self.memory.state(sid)
+        snap = self.memory.snapshot(sid)
+        if state is None or snap is None:
+            if not self.redis.configured and not self.firestore.configured:
+                raise NotFound("no such session")
+            raise Unavailable("session storage is unavailable; try again shortly")
+        self._check_owner(state.owner, user_id)
+        return snap[0][-n:] if n else [], None, "memory", False
+
+    def get_history(self, session_id: str, limit: int | None = None, *, user_id: str | None = None) -> History:
+        sid = validate_session_id(session_id)
+        limit = self._bounded(limit, "limit", self.settings.history_max_limit, self.settings.history_max_limit)
+        msgs, _, layer, durable = self._read(sid, limit, user_id)
+        return History(session_id=sid, messages=[_api_message(m) for m in msgs], storage=layer,  # type: ignore[arg-type]
+                       durable=durable)
+
+    def get_context_for_llm(
+        self,
+        session_id: str,
+        max_messages: int | None = None,
+        *,
+        token_budget: int | None = None,
+        user_id: str | None = None,
+    ) -> Context:
+        sid = validate_session_id(session_id)
+        w = self.settings.message_window
+        n = self._bounded(max_messages, "max_messages", w, w)
+        if token_budget is not None and (not isinstance(token_budget, int) or isinstance(token_budget, bool)
+                                         or not 1 <= token_budget <= 1_000_000):
+            raise InvalidArgument("token_budget must be an integer from 1 to 1000000")
+        msgs, summary, layer, durable = self._read(sid, n, user_id)
+        text = summary.get("text") if summary else None
+        msgs = ctx.fit_budget(msgs, text, token_budget)
+        formatted = ctx.format_context(msgs, summary)
+        return Context(
+            session_id=sid,
+            messages=[_api_message(m) for m in msgs],
+            summary=Summary(**summary) if summary else None,
+            formatted_context=formatted,
+            storage=layer,  # type: ignore[arg-type]
+            durable=durable,
+            estimated_tokens=ctx.estimate_tokens(formatted),
+        )
+
+    @staticmethod
+    def _bounded(value: Any, name: str, default: int, maximum: int) -> int:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+            raise InvalidArgument(f"{name} must be an integer from 1 to {maximum}")
+        return value
+
+    # ------------------------------------------------------------------ end
+    def end_session_with_analytics(
+        self,
+        session_id: str,
+        agent_id: str | None = None,
+        reason: str = "completed",
+        *,
+        user_id: str | None = None,
+    ) -> EndResult:
+        sid = validate_session_id(session_id)
+        if agent_id is not None and (not isinstance(agent_id, str) or not AGENT_ID_RE.fullmatch(agent_id)):
+            raise InvalidArgument("agent_id must be 1-128 characters of [A-Za-z0-9_.:@-]")
+        if not isinstance(reason, str) or not _REASON_RE.fullmatch(reason):
+            raise InvalidArgument("reason must match [a-z][a-z0-9_]{0,31}")
+        if not self.firestore.configured:
+            raise Unavailable("session end needs Firestore, which is not configured")
+
+        snap = None
+        if self.redis.configured:
+            try:
+                self._maybe_reconcile(sid)
+                snap = self.redis.begin_end(sid, user_id)
+            except StoreError:
+                snap = None
+        if snap is not None:
+            if snap.status == "forbidden":
+                raise PermissionDenied("this session belongs to another user")
+            if snap.status == "ended" and snap.end_result:
+                return EndResult(**(snap.end_result | {"already_ended": True}))
+            if snap.status != "ok":
+                snap = None
+        try:
+            return self._end(sid, agent_id, reason, user_id, snap)
+        except StoreError as exc:
+            if snap is not None:
+                try:
+                    self.redis.abort_end(sid)
+                except StoreError:
+                    pass  # stays 'ending': a retried end or the sweep finishes it
+            log.warning("session end deferred: firestore unavailable", extra={"session_id": sid})
+            raise Unavailable("Firestore is unavailable; the session is kept, retry the end later") from exc
+
+    def _end(self, sid: str, agent_id: str | None, reason: str, user_id: str | None, snap: Any) -> EndResult:
+        doc = self.firestore.get_session(sid)
+        if doc is not None:
+            self._check_owner(doc.get("owner", ""), user_id)
+            if doc.get("status") == "ended":
+                return self._finish(sid, doc, already=True)
+        pending, pq, _ = self.firestore.read_pending(sid) if doc is not None else ([], [], {})
+        mem = self.memory.snapshot(sid)
+        mem_state = self.memory.state(sid)
+        if snap is None and doc is None and mem_state is None:
+            raise NotFound("no such session")
+
+        if snap is not None:
+            meta = snap.meta
+            base = SessionState(sid, meta.get("owner", ""), "active", float(meta.get("created_at") or 0),
+                                float(meta.get("last_active_at") or 0), int(meta.get("seq") or 0))
+        elif doc is not None:
+            base = FirestoreLayer.state_from_doc(doc)
+        else:
+            assert mem_state is not None
+            base = mem_state
+        self._check_owner(base.owner, user_id)
+
+        mem_msgs, mem_q = (mem[0], mem[1]) if mem and mem_state and mem_state.owner == base.owner else ([], [])
+        previous = (snap.summary if snap else None) or (doc or {}).get("summary")
+        covered = int(previous.get("message_count", 0)) if previous else 0
+        unsummarized = [m for m in ctx.merge_messages(snap.unsummarized if snap else [], pending, mem_msgs)
+                        if m.seq > covered]
+        queries_by_mid: dict[str, QueryRecord] = {}
+        for q in [*(snap.queries if snap else []), *pq, *mem_q]:
+            queries_by_mid.setdefault(q.mid, q)
+        queries = sorted(queries_by_mid.values(), key=lambda q: q.seq)
+        all_seqs = [base.seq, *(m.seq for m in unsummarized), *(q.seq for q in queries),
+                    int((doc or {}).get("seq_hwm") or 0)]
+        message_count = max(all_seqs)
+        now = self._clock()
+
+        summary = previous
+        if unsummarized:
+            try:
+                text = self.summarizer.summarize(previous.get("text") if previous else None, unsummarized)
+            except Exception:  # noqa: BLE001 - the end must not fail on a summary
+                text = (previous or {}).get("text") or ""
+            summary = {"text": text, "message_count": message_count, "updated_at": now}
+        kb_sources = sorted({s for q in queries for s in q.sources})
+        fields = {
+            "status": "ended",
+            "ended_at": now,
+            "end_reason": reason,
+            "agent_id": agent_id,
+            "message_count": message_count,
+            "queries_recorded": len(queries),
+            "summary": summary,
+            "kb_sources": kb_sources,
+            "last_active_at": max(base.last_active_at, *(m.timestamp for m in unsummarized)) if unsummarized
+            else base.last_active_at,
+        }
+        already, after = self.firestore.end_session(sid, base, fields, queries, has_pending=bool(pending))
+        log.info("session ended", extra={"session_id": sid, "queries": len(queries), "reason": reason,
+                                         "already_ended": already})
+        return self._finish(sid, after, already=already)
+
+    def _finish(self, sid: str, doc: dict[str, Any], *, already: bool) -> EndResult:
+        result = EndResult(
+            session_id=sid,
+            summary=Summary(**doc["summary"]) if doc.get("summary") else None,
+            message_count=int(doc.get("message_count") or 0),
+            queries_recorded=int(doc.get("queries_recorded") or 0),
+            end_reason=doc.get("end_reason") or "completed",
+            already_ended=already,
+        )
+        if self.redis.configured:
+            try:
+                self.redis.finish_end(sid, result.model_dump(exclude={"already_ended"}))
+            except StoreError:
+                pass  # Firestore is the record; the Redis keys expire on their own
+        self.memory.drop(sid)
+        self._reconcile.discard(sid)
+        return result
+
+    # ------------------------------------------------------------------ sweep support
+    def last_activity(self, sid: str) -> float | None:
+        """When the session was last used, from Redis (None if Redis does not know)."""
+        meta = self.redis.meta(sid) if self.redis.configured else None
+        if not meta:
+            return None
+        return float(meta.get("last_active_at") or 0)
+
+    # ------------------------------------------------------------------ health
+    def health(self) -> dict[str, Any]:
+        redis = self.redis.ping() if self.redis.configured else {"status": "disabled"}
+        fs = self.firestore.ping()
+        self.memory.clear_expired()
+        mem = self.memory.stats()
+        ok = redis["status"] in ("up", "disabled") and fs["status"] in ("up", "disabled")
+        return {"status": "ok" if ok else "degraded", "layers": {"redis": redis, "firestore": fs, "memory": mem}}
+
+
+def _api_message(m: StoredMessage) -> Message:
+    return Message(seq=m.seq, role=m.role, content=m.content, timestamp=m.timestamp,  # type: ignore[arg-type]
+                   metadata=m.metadata)
+
+
+_manager: SessionManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_manager() -> SessionManager:
+    """The instance's manager, built on first use and reused across invocations."""
+    global _manager
+    if _manager is None:
+        with _manager_lock:
+            if _manager is None:
+                _manager = SessionManager()
+    return _manager
+
+
+def reset_manager() -> None:
+    global _manager
+    with _manager_lock:
+        _manager = None

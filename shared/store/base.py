@@ -1,0 +1,159 @@
+"""What the layers exchange: plain records, independent of any backend."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SessionStatus = Literal["active", "ending", "ended"]
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    """A message as every layer stores it. ``mid`` is unique per message (the client
+    message id when given), so layers can be merged without duplicates."""
+
+    seq: int
+    mid: str
+    role: str
+    content: str
+    timestamp: float
+    metadata: dict[str, Any] | None = None
+
+    def tail_json(self) -> str:
+        """JSON of everything but seq, without the opening brace (the Lua script adds
+        ``{"seq":N,`` in front once it has assigned the number)."""
+        return _dumps(
+            {
+                "mid": self.mid,
+                "role": self.role,
+                "content": self.content,
+                "timestamp": self.timestamp,
+                "metadata": self.metadata,
+            }
+        )[1:]
+
+    def to_json(self) -> str:
+        return '{"seq":%d,%s' % (self.seq, self.tail_json())
+
+    @classmethod
+    def from_json(cls, raw: str) -> StoredMessage:
+        d = json.loads(raw)
+        return cls(
+            seq=int(d["seq"]),
+            mid=str(d.get("mid", "")),
+            role=d["role"],
+            content=d["content"],
+            timestamp=float(d["timestamp"]),
+            metadata=d.get("metadata"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "mid": self.mid,
+            "role": self.role,
+            "content": self.content,
+            "timestamp": self.timestamp,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(slots=True)
+class QueryRecord:
+    """One analytics entry: an assistant answer with the user query it answers."""
+
+    seq: int
+    mid: str
+    query: str | None
+    response: str
+    confidence: float | None
+    sources: list[str]
+    collection: str | None
+    timestamp: float
+    metadata: dict[str, Any] | None = None
+
+    def tail_json(self) -> str:
+        return _dumps(
+            {
+                "mid": self.mid,
+                "response": self.response,
+                "confidence": self.confidence,
+                "sources": self.sources,
+                "collection": self.collection,
+                "timestamp": self.timestamp,
+                "metadata": self.metadata,
+            }
+        )[1:]
+
+    def to_json(self) -> str:
+        return '{"seq":%d,"query":%s,%s' % (self.seq, _dumps(self.query), self.tail_json())
+
+    @classmethod
+    def from_json(cls, raw: str) -> QueryRecord:
+        return cls.from_dict(json.loads(raw))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QueryRecord:
+        return cls(
+            seq=int(d["seq"]),
+            mid=str(d.get("mid", "")),
+            query=d.get("query"),
+            response=d["response"],
+            confidence=d.get("confidence"),
+            sources=list(d.get("sources") or []),
+            collection=d.get("collection"),
+            timestamp=float(d["timestamp"]),
+            metadata=d.get("metadata"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "mid": self.mid,
+            "query": self.query,
+            "response": self.response,
+            "confidence": self.confidence,
+            "sources": self.sources,
+            "collection": self.collection,
+            "timestamp": self.timestamp,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_answer(
+        cls, seq: int, mid: str, query: str | None, msg: StoredMessage
+    ) -> QueryRecord:
+        md = msg.metadata or {}
+        conf = md.get("confidence")
+        sources = md.get("sources")
+        coll = md.get("collection")
+        return cls(
+            seq=seq,
+            mid=mid,
+            query=query,
+            response=msg.content,
+            confidence=float(conf) if isinstance(conf, int | float) and not isinstance(conf, bool) else None,
+            sources=[str(s) for s in sources][:50] if isinstance(sources, list) else [],
+            collection=str(coll) if isinstance(coll, str) else None,
+            timestamp=msg.timestamp,
+            metadata={k: v for k, v in md.items() if k not in ("confidence", "sources", "collection")} or None,
+        )
+
+
+@dataclass(slots=True)
+class SessionState:
+    """A session's own fields, wherever they were read from."""
+
+    session_id: str
+    owner: str
+    status: SessionStatus
+    created_at: float
+    last_active_at: float
+    seq: int
+    user_info: dict[str, Any] = field(default_factory=dict)
+
+
+def _dumps(v: Any) -> str:
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False)

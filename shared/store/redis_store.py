@@ -1,0 +1,260 @@
+"""The Redis (Memorystore) layer: last N messages, rolling summary, analytics buffer and
+the session's own state, all under one hash-tagged key prefix per session so a Redis
+Cluster keeps them in one slot. Every operation is one Lua script: one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from shared.errors import StoreError
+from shared.settings import Settings
+from shared.store import redis_client
+from shared.store.base import QueryRecord, SessionState, StoredMessage
+
+log = logging.getLogger("chat_memory.redis")
+
+_SCRIPT_NAMES = ("append", "read", "store_summary", "begin_end", "finish_end", "abort_end", "import", "create")
+
+
+def _load_sources() -> dict[str, str]:
+    pkg = resources.files("shared.store") / "lua"
+    return {n: (pkg / f"{n}.lua").read_text() for n in _SCRIPT_NAMES}
+
+
+_SOURCES = _load_sources()
+
+
+@dataclass(slots=True)
+class AppendOutcome:
+    status: str  # ok | dup | missing | forbidden | ended | full
+    seq: int = 0
+    summary_due: bool = False
+    previous_summary: dict[str, Any] | None = None
+    unsummarized: list[StoredMessage] | None = None
+
+
+@dataclass(slots=True)
+class ReadOutcome:
+    status: str  # ok | missing | forbidden
+    session_status: str = ""
+    seq: int = 0
+    messages: list[StoredMessage] | None = None
+    summary: dict[str, Any] | None = None
+    end_result: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class EndSnapshot:
+    status: str  # ok | missing | forbidden | ended
+    meta: dict[str, str] | None = None
+    unsummarized: list[StoredMessage] | None = None
+    queries: list[QueryRecord] | None = None
+    summary: dict[str, Any] | None = None
+    messages: list[StoredMessage] | None = None
+    end_result: dict[str, Any] | None = None
+
+
+class RedisLayer:
+    name = "redis"
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.settings = settings
+        self._client = client
+        self._scripts: dict[str, Any] = {}
+
+    # -- plumbing -------------------------------------------------------------------
+    @property
+    def configured(self) -> bool:
+        return self._client is not None or bool(self.settings.redis_url)
+
+    def client(self) -> Any:
+        return self._client if self._client is not None else redis_client.get_client()
+
+    def keys(self, sid: str) -> list[str]:
+        # The {hash tag} puts every key of one session in one cluster slot, which Lua
+        # scripts need (all keys of a script must live on one node).
+        base = f"{self.settings.redis_key_prefix}:{{{sid}}}"
+        return [f"{base}:meta", f"{base}:msgs", f"{base}:pend", f"{base}:ana", f"{base}:cmid", f"{base}:sum"]
+
+    def _run(self, name: str, sid: str, args: list[Any], nkeys: int = 6) -> Any:
+        from redis.exceptions import RedisError, ResponseError
+
+        client = self.client()
+        if client is None:
+            raise StoreError("redis not configured")
+        breaker = redis_client.BREAKER
+        if not breaker.allow():
+            raise StoreError("redis circuit open")
+        script = self._scripts.get(name)
+        if script is None:
+            # register_script: EVALSHA, and SCRIPT LOAD only on the first NOSCRIPT.
+            script = self._scripts[name] = client.register_script(_SOURCES[name])
+        try:
+            out = script(keys=self.keys(sid)[:nkeys], args=args)
+        except ResponseError as exc:
+            # The server answered: it is up. A script error is a bug, not an outage.
+            breaker.record_success()
+            raise StoreError(f"redis script {name} failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            breaker.record_failure(exc)
+            log.warning("redis unavailable", extra={"op": name, "error": type(exc).__name__})
+            raise StoreError(f"redis {name}: {type(exc).__name__}") from exc
+        breaker.record_success()
+        return out
+
+    # -- operations -------------------------------------------------------------------
+    def create(self, state: SessionState, *, fs_doc: bool) -> bool:
+        args = [
+            state.owner,
+            state.status,
+            state.seq,
+            repr(state.created_at),
+            repr(state.last_active_at),
+            json.dumps(state.user_info, separators=(",", ":")),
+            self.settings.session_ttl_s,
+            "1" if fs_doc else "0",
+        ]
+        return bool(self._run("create", state.session_id, args, nkeys=1))
+
+    def append(
+        self, sid: str, owner: str | None, msg: StoredMessage, cmid: str | None, now: float
+    ) -> AppendOutcome:
+        s = self.settings
+        ana_tail = ""
+        if msg.role == "assistant":
+            ana_tail = QueryRecord.from_answer(0, msg.mid, None, msg).tail_json()
+        out = self._run(
+            "append",
+            sid,
+            [
+                owner or "",
+                msg.role,
+                msg.tail_json(),
+                cmid or "",
+                s.message_window,
+                s.session_ttl_s,
+                s.summary_interval,
+                s.analytics_buffer_max,
+                repr(now),
+                json.dumps(msg.content, ensure_ascii=False) if msg.role == "user" else "",
+                ana_tail,
+                max(s.summary_interval * 20, s.message_window),
+            ],
+        )
+        status = out[0]
+        if status == "dup":
+            prev = json.loads(out[1])
+            return AppendOutcome("dup", seq=int(prev["seq"]), summary_due=bool(prev.get("summary_due")))
+        if status != "ok":
+            return AppendOutcome(status)
+        res = AppendOutcome("ok", seq=int(out[1]), summary_due=bool(int(out[2])))
+        if res.summary_due:
+            res.previous_summary = json.loads(out[3]) if out[3] else None
+            res.unsummarized = [StoredMessage.from_json(r) for r in out[4]]
+        return res
+
+    def read(self, sid: str, owner: str | None, n: int) -> ReadOutcome:
+        out = self._run("read", sid, [owner or "", n, self.settings.session_ttl_s])
+        if out[0] != "ok":
+            return ReadOutcome(out[0])
+        return ReadOutcome(
+            "ok",
+            session_status=out[1],
+            seq=int(out[2]),
+            messages=[StoredMessage.from_json(r) for r in out[3]],
+            summary=json.loads(out[4]) if out[4] else None,
+            end_result=json.loads(out[5]) if out[5] else None,
+        )
+
+    def meta(self, sid: str) -> dict[str, str] | None:
+        """The session's state hash (one HGETALL), or None if Redis does not know it."""
+        from redis.exceptions import RedisError
+
+        client = self.client()
+        if client is None:
+            raise StoreError("redis not configured")
+        if not redis_client.BREAKER.allow():
+            raise StoreError("redis circuit open")
+        try:
+            h = client.hgetall(self.keys(sid)[0])
+        except (RedisError, OSError) as exc:
+            redis_client.BREAKER.record_failure(exc)
+            raise StoreError(f"redis meta: {type(exc).__name__}") from exc
+        redis_client.BREAKER.record_success()
+        return h or None
+
+    def store_summary(self, sid: str, summary: dict[str, Any]) -> bool:
+        out = self._run(
+            "store_summary",
+            sid,
+            [json.dumps(summary, separators=(",", ":"), ensure_ascii=False), summary["message_count"],
+             self.settings.session_ttl_s],
+        )
+        return bool(out)
+
+    def begin_end(self, sid: str, owner: str | None) -> EndSnapshot:
+        out = self._run("begin_end", sid, [owner or ""])
+        if out[0] == "ended":
+            return EndSnapshot("ended", end_result=json.loads(out[1]) if out[1] else None)
+        if out[0] != "ok":
+            return EndSnapshot(out[0])
+        flat = out[1]
+        meta = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+        return EndSnapshot(
+            "ok",
+            meta=meta,
+            unsummarized=[StoredMessage.from_json(r) for r in out[2]],
+            queries=[QueryRecord.from_json(r) for r in out[3]],
+            summary=json.loads(out[4]) if out[4] else None,
+            messages=[StoredMessage.from_json(r) for r in out[5]],
+        )
+
+    def finish_end(self, sid: str, end_result: dict[str, Any]) -> None:
+        self._run("finish_end", sid, [json.dumps(end_result, separators=(",", ":")), self.settings.session_ttl_s])
+
+    def abort_end(self, sid: str) -> None:
+        self._run("abort_end", sid, [], nkeys=1)
+
+    def import_messages(
+        self, sid: str, messages: list[StoredMessage], queries: list[QueryRecord], cmids: dict[str, int]
+    ) -> int:
+        """Merge messages accepted elsewhere (during an outage) into Redis, by seq."""
+        by_mid = {q.mid: q for q in queries}
+        items = []
+        for m in sorted(messages, key=lambda m: m.seq):
+            item: dict[str, Any] = {"seq": m.seq, "mid": m.mid, "msg": m.to_json()}
+            if m.mid in by_mid:
+                item["ana"] = by_mid[m.mid].to_json()
+            cmid = next((c for c, s in cmids.items() if s == m.seq), None)
+            if cmid:
+                item["cmid"] = cmid
+            items.append(item)
+        if not items:
+            return 0
+        out = self._run("import", sid, [json.dumps(items), self.settings.message_window, self.settings.session_ttl_s])
+        return int(out)
+
+    def ping(self) -> dict[str, Any]:
+        import time
+
+        from redis.exceptions import RedisError
+
+        client = self.client()
+        if client is None:
+            return {"status": "disabled"}
+        breaker = redis_client.BREAKER
+        if not breaker.allow():
+            return {"status": "down", "breaker": "open", "last_error": breaker.last_error}
+        t0 = time.perf_counter()
+        try:
+            client.ping()
+        except (RedisError, OSError) as exc:
+            breaker.record_failure(exc)
+            return {"status": "down", "breaker": breaker.state(), "last_error": type(exc).__name__}
+        breaker.record_success()
+        return {"status": "up", "latency_ms": round((time.perf_counter() - t0) * 1000, 2), "breaker": "closed"}
