@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from shared.errors import StoreError
 from shared.settings import Settings
 from shared.store import firestore_client
+from shared.store.breaker import CircuitBreaker
 from shared.store.base import QueryRecord, SessionState, StoredMessage
 
 log = logging.getLogger("chat_memory.firestore")
@@ -52,8 +53,11 @@ class FsAppend:
 class FirestoreLayer:
     name = "firestore"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, client: Any = None, breaker: CircuitBreaker | None = None) -> None:
         self.settings = settings
+        self._client = client
+        self.breaker = breaker or (CircuitBreaker(settings.redis_breaker_cooldown_s) if client is not None
+                                   else firestore_client.BREAKER)
 
     @property
     def configured(self) -> bool:
@@ -61,13 +65,13 @@ class FirestoreLayer:
 
     # -- plumbing -------------------------------------------------------------------
     def db(self) -> Any:
-        return firestore_client.get_client()
+        return self._client if self._client is not None else firestore_client.get_client()
 
     @contextmanager
     def _guard(self, op: str) -> Iterator[None]:
         if not self.configured:
             raise StoreError("firestore disabled")
-        breaker = firestore_client.BREAKER
+        breaker = self.breaker
         if not breaker.allow():
             raise StoreError("firestore circuit open")
         from google.api_core.exceptions import GoogleAPIError
@@ -335,7 +339,7 @@ class FirestoreLayer:
             with self._guard("ping"):
                 self.db().collection("_health").document("ping").get(**self._kw())
         except StoreError as exc:
-            return {"status": "down", "error": str(exc), "breaker": firestore_client.BREAKER.state()}
+            return {"status": "down", "error": str(exc), "breaker": self.breaker.state()}
         return {"status": "up", "latency_ms": round((time.perf_counter() - t0) * 1000, 2)}
 
 

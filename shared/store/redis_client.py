@@ -31,11 +31,12 @@ def get_client() -> Any:
         return None
     with _lock:
         if _client is None:
-            _client = _build(settings)
+            _client = build(settings)
     return _client
 
 
-def _build(settings: Any) -> Any:
+def build(settings: Any) -> Any:
+    """A new client for these settings (the singleton above is the normal path)."""
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 

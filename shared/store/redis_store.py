@@ -12,8 +12,9 @@ from importlib import resources
 from typing import Any
 
 from shared.errors import StoreError
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from shared.store import redis_client
+from shared.store.breaker import CircuitBreaker
 from shared.store.base import QueryRecord, SessionState, StoredMessage
 
 log = logging.getLogger("chat_memory.redis")
@@ -62,9 +63,15 @@ class EndSnapshot:
 class RedisLayer:
     name = "redis"
 
-    def __init__(self, settings: Settings, client: Any = None) -> None:
+    def __init__(self, settings: Settings, client: Any = None, breaker: CircuitBreaker | None = None) -> None:
         self.settings = settings
         self._client = client
+        self._own = client is not None or settings is not get_settings()
+        # The process-wide client and breaker serve the normal path (one pool per
+        # instance, shared with the rate limiter); a layer built with its own settings
+        # (tests, benchmarks) gets its own.
+        self.breaker = breaker or (CircuitBreaker(settings.redis_breaker_cooldown_s) if self._own
+                                   else redis_client.BREAKER)
         self._scripts: dict[str, Any] = {}
 
     # -- plumbing -------------------------------------------------------------------
@@ -73,6 +80,8 @@ class RedisLayer:
         return self._client is not None or bool(self.settings.redis_url)
 
     def client(self) -> Any:
+        if self._client is None and self._own and self.settings.redis_url:
+            self._client = redis_client.build(self.settings)
         return self._client if self._client is not None else redis_client.get_client()
 
     def keys(self, sid: str) -> list[str]:
@@ -87,7 +96,7 @@ class RedisLayer:
         client = self.client()
         if client is None:
             raise StoreError("redis not configured")
-        breaker = redis_client.BREAKER
+        breaker = self.breaker
         if not breaker.allow():
             raise StoreError("redis circuit open")
         script = self._scripts.get(name)
@@ -178,14 +187,14 @@ class RedisLayer:
         client = self.client()
         if client is None:
             raise StoreError("redis not configured")
-        if not redis_client.BREAKER.allow():
+        if not self.breaker.allow():
             raise StoreError("redis circuit open")
         try:
             h = client.hgetall(self.keys(sid)[0])
         except (RedisError, OSError) as exc:
-            redis_client.BREAKER.record_failure(exc)
+            self.breaker.record_failure(exc)
             raise StoreError(f"redis meta: {type(exc).__name__}") from exc
-        redis_client.BREAKER.record_success()
+        self.breaker.record_success()
         return h or None
 
     def store_summary(self, sid: str, summary: dict[str, Any]) -> bool:
@@ -247,7 +256,7 @@ class RedisLayer:
         client = self.client()
         if client is None:
             return {"status": "disabled"}
-        breaker = redis_client.BREAKER
+        breaker = self.breaker
         if not breaker.allow():
             return {"status": "down", "breaker": "open", "last_error": breaker.last_error}
         t0 = time.perf_counter()

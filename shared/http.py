@@ -1,0 +1,261 @@
+"""The HTTP edge, in one place: method, CORS, size, content type, JSON, auth, rate limit,
+then the handler, then errors to statuses.
+
+Every HTTP function is ``handle(request, handler, method=...)``. A handler gets a parsed
+``Call`` and returns ``(status, body)``; it raises ``ChatMemoryError`` subclasses for
+anything the caller did wrong. This module is the only place an exception becomes an HTTP
+status, and the only place a response is built. Bad input never produces a 500, and no
+stack trace ever leaves the process (it goes to the log, with the request's trace).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flask import Request, Response
+
+from shared import auth, ratelimit
+from shared.errors import (
+    ChatMemoryError,
+    InvalidArgument,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    StoreError,
+    Unavailable,
+)
+from shared.logs import get_logger, log_context, trace_fields
+from shared.models import SESSION_ID_RE
+from shared.settings import get_settings
+
+Method = Literal["GET", "POST"]
+Reply = tuple[int, dict[str, Any]]
+
+# Headers a browser may send cross-origin (asked for in a preflight).
+_CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Cloud-Trace-Context", "traceparent")
+_CORS_MAX_AGE_S = 3600
+# Reply fields worth a place on the request's log line (ids and figures, never content).
+_LOGGED_REPLY_FIELDS = ("session_id", "storage", "durable", "message_count", "status")
+
+log = get_logger("http")
+
+
+@dataclass(slots=True)
+class Call:
+    """What a handler sees: the verified caller and the already-parsed input."""
+
+    uid: str | None
+    body: dict[str, Any]
+    args: Mapping[str, str]
+    log_fields: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Call], Reply]
+
+
+class HttpError(ChatMemoryError):
+    """An edge-only error (405, 415) that has no place in the core's hierarchy."""
+
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.http_status = status
+        self.code = code
+        self.headers = dict(headers or {})
+
+
+def handle(request: Request, handler: Handler, *, method: Method, public: bool = False) -> Response:
+    """Serve one request with ``handler``; never raises."""
+    started = time.perf_counter()
+    name = handler.__name__
+    uid: str | None = None
+    call: Call | None = None
+    with log_context(function=name, **trace_fields(request.headers)):
+        cors = _cors_headers(request, method)
+        try:
+            if request.method == "OPTIONS":
+                response = _preflight(request, method, cors)
+            else:
+                _check_method(request, method)
+                body = _read_json_body(request) if method == "POST" else {}
+                if not public:
+                    uid = auth.authenticate(request.headers)
+                    ratelimit.enforce(uid)
+                call = Call(uid=uid, body=body, args=_single_args(request))
+                with log_context(session_id=_session_id_of(call)):
+                    status, payload = handler(call)
+                call.log_fields.update({k: payload[k] for k in _LOGGED_REPLY_FIELDS if k in payload})
+                response = _json(status, payload)
+        except ChatMemoryError as exc:
+            response = _error_response(exc)
+        except StoreError as exc:
+            # The core should have fallen back or raised Unavailable; a leak is still
+            # an outage, not a client error and not an unexplained 500.
+            log.error("store error reached the edge", exc_info=exc)
+            response = _error_response(Unavailable("storage unavailable"))
+        except Exception as exc:  # noqa: BLE001 - the edge must answer, whatever happened
+            log.error("unhandled error", exc_info=exc)
+            response = _json(500, {"error": {"code": "internal", "message": "internal error"}})
+        response.headers.update(cors)
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        _log_request(request, name, response, started, uid, call)
+    return response
+
+
+# -- request checks ----------------------------------------------------------------------
+
+
+def _check_method(request: Request, method: Method) -> None:
+    if request.method != method:
+        raise HttpError(
+            405, "method_not_allowed", f"use {method}", headers={"Allow": f"{method}, OPTIONS"}
+        )
+
+
+def _read_json_body(request: Request) -> dict[str, Any]:
+    limit = get_settings().max_request_bytes
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    # Read at most limit+1 bytes: a chunked body without Content-Length cannot make
+    # the instance buffer more than that.
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    if not raw.strip():
+        return {}
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise HttpError(415, "unsupported_media_type", "Content-Type must be application/json")
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidArgument("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidArgument("request body must be a JSON object")
+    return body
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; Python's parser would accept them.
+    raise ValueError(name)
+
+
+def _single_args(request: Request) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for key, values in request.args.lists():
+        if len(values) > 1:
+            raise InvalidArgument(f"query parameter {key} given more than once")
+        args[key] = values[0]
+    return args
+
+
+# -- parameters (used by the handlers) -------------------------------------------------------
+
+
+def int_param(args: Mapping[str, str], name: str, *, default: int | None, lo: int, hi: int) -> int | None:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise InvalidArgument(f"{name} must be an integer from {lo} to {hi}")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise InvalidArgument(f"{name} must be an integer from {lo} to {hi}")
+    return value
+
+
+def only_fields(body: Mapping[str, Any], allowed: set[str]) -> None:
+    """Reject unknown fields: a typo (``sessionId``) should fail loudly, not be ignored."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidArgument(f"unknown field: {unknown[0]}")
+
+
+# -- CORS ---------------------------------------------------------------------------------
+
+
+def _cors_headers(request: Request, method: Method) -> dict[str, str]:
+    origin = request.headers.get("Origin")
+    allowed = get_settings().cors_origin_list
+    if "*" in allowed:
+        headers = {"Access-Control-Allow-Origin": "*"}
+    else:
+        # Caches must not serve one origin's answer to another.
+        headers = {"Vary": "Origin"}
+        if origin and origin in allowed:
+            headers["Access-Control-Allow-Origin"] = origin
+    if "Access-Control-Allow-Origin" in headers and request.method != "OPTIONS":
+        headers["Access-Control-Expose-Headers"] = "Retry-After"
+    return headers
+
+
+def _preflight(request: Request, method: Method, cors: dict[str, str]) -> Response:
+    if request.headers.get("Origin") and "Access-Control-Allow-Origin" not in cors:
+        raise PermissionDenied("origin not allowed")
+    response = Response(status=204)
+    response.headers["Allow"] = f"{method}, OPTIONS"
+    if "Access-Control-Allow-Origin" in cors:
+        allow_headers = list(_CORS_ALLOW_HEADERS)
+        if get_settings().auth_disabled:
+            allow_headers.append("X-User-Id")
+        response.headers["Access-Control-Allow-Methods"] = f"{method}, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = ", ".join(allow_headers)
+        response.headers["Access-Control-Max-Age"] = str(_CORS_MAX_AGE_S)
+    return response
+
+
+# -- responses and logs -----------------------------------------------------------------------
+
+
+def _json(status: int, payload: Mapping[str, Any]) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return Response(body, status=status, mimetype="application/json")
+
+
+def _error_response(exc: ChatMemoryError) -> Response:
+    response = _json(exc.http_status, {"error": {"code": exc.code, "message": exc.message}})
+    if isinstance(exc, HttpError):
+        response.headers.update(exc.headers)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    return response
+
+
+def _session_id_of(call: Call) -> str | None:
+    sid = call.body.get("session_id") or call.args.get("session_id")
+    # Only a well-formed id is logged: the field is never a channel for arbitrary text.
+    return sid if isinstance(sid, str) and SESSION_ID_RE.fullmatch(sid) else None
+
+
+def _log_request(
+    request: Request, name: str, response: Response, started: float, uid: str | None, call: Call | None
+) -> None:
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    status = response.status_code
+    fields: dict[str, Any] = {
+        "function": name,
+        "status": status,
+        "latency_ms": latency_ms,
+        "httpRequest": {
+            "requestMethod": request.method,
+            "requestUrl": request.base_url,
+            "status": status,
+            "latency": f"{latency_ms / 1000:.6f}s",
+            "userAgent": request.headers.get("User-Agent", "")[:200],
+        },
+    }
+    if uid:
+        fields["user_id"] = uid
+    if call is not None:
+        fields["session_id"] = _session_id_of(call)
+        fields.update(call.log_fields)
+    if status >= 400 and response.is_json:
+        fields["error_code"] = (response.get_json(silent=True) or {}).get("error", {}).get("code")
+    level = 50 if status >= 500 else 30 if status in (401, 403, 429) else 20
+    log.log(min(level, 40), f"{request.method} {name} {status}", extra=fields)
