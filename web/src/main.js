@@ -1,0 +1,502 @@
+// The chat-memory console: signs in anonymously, holds one session, and shows what the
+// memory service keeps as the conversation goes on. Every piece of user text reaches the
+// DOM through textContent only.
+
+import { initializeApp } from "firebase/app";
+import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
+
+import { ApiError, createApi } from "./api.js";
+import { CANNED_LABEL, cannedReply } from "./canned.js";
+import { resolveConfig } from "./config.js";
+
+const CONTEXT_MAX_MESSAGES = 8;
+const HISTORY_LIMIT = 100;
+const AGENT_ID = "web-console";
+const DRAFT_KEY = "chat-memory.draft";
+const SESSION_KEY = "chat-memory.session";
+
+const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+const el = {};
+for (const id of [
+  "auth-status", "session-id", "session-status", "health", "error-banner", "error-message", "error-retry",
+  "error-dismiss", "transcript", "transcript-empty", "composer", "composer-input", "send-button",
+  "end-session-button", "new-session-button", "status", "message-count", "storage-layer", "durable",
+  "context-storage", "summary-updated", "summary-empty", "summary", "summary-meta", "context-count",
+  "context-messages", "formatted-context", "end-panel", "end-status", "end-reason", "end-message-count",
+  "queries-recorded", "end-summary", "history-meta", "history", "config-note",
+]) {
+  el[id] = $(id);
+}
+
+const state = {
+  api: null,
+  auth: null,
+  uid: null,
+  sessionId: null,
+  ended: false,
+  busy: false,
+  turn: 0, // exchanges completed in this session
+  // A user message offered but not yet acknowledged: a retry reuses its client_message_id,
+  // so the service stores it once however many times we send it.
+  pendingUser: null,
+  // An assistant reply whose user message is stored but which is not stored yet.
+  pendingAssistant: null,
+  transcript: [],
+};
+
+// ---------------------------------------------------------------------------------- helpers
+
+function newId(prefix) {
+  const rand = globalThis.crypto && crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+  return `${prefix}-${rand}`.replace(/[^A-Za-z0-9_.:-]/g, "");
+}
+
+function safeStorage(fn) {
+  try {
+    return fn(window.sessionStorage);
+  } catch {
+    return null; // storage disabled (privacy mode): the page still works
+  }
+}
+
+function setStatus(text) {
+  el.status.textContent = text || "";
+}
+
+function fmtTime(ts) {
+  if (ts === null || ts === undefined) return "";
+  const d = new Date(typeof ts === "number" ? (ts < 1e12 ? ts * 1000 : ts) : ts);
+  return Number.isNaN(d.getTime()) ? String(ts) : d.toLocaleTimeString();
+}
+
+function layerBadge(node, layer) {
+  node.textContent = "";
+  if (!layer) {
+    node.textContent = "—";
+    return;
+  }
+  const span = document.createElement("span");
+  span.className = `layer ${layer}`;
+  span.textContent = layer;
+  node.append(span);
+}
+
+function yesNo(node, value) {
+  node.className = value ? "yes" : "no";
+  node.textContent = value === undefined || value === null ? "—" : value ? "yes" : "no (memory only)";
+}
+
+let retryAction = null;
+
+function showError(err, retry) {
+  const text = err instanceof ApiError ? err.friendly : `Something went wrong: ${(err && err.message) || err}`;
+  el["error-message"].textContent = text;
+  el["error-banner"].dataset.code = err instanceof ApiError ? err.code : "client_error";
+  el["error-banner"].hidden = false;
+  retryAction = retry || null;
+  el["error-retry"].hidden = !retry;
+  setStatus("");
+  if (!(err instanceof ApiError)) console.error(err);
+}
+
+function clearError() {
+  el["error-banner"].hidden = true;
+  el["error-message"].textContent = "";
+  retryAction = null;
+}
+
+el["error-dismiss"].addEventListener("click", clearError);
+el["error-retry"].addEventListener("click", () => {
+  const action = retryAction;
+  clearError();
+  if (action) action();
+});
+
+function updateControls() {
+  const ready = !!state.sessionId && !state.ended;
+  el["composer-input"].disabled = !state.uid || state.ended;
+  el["send-button"].disabled = !ready || state.busy;
+  el["end-session-button"].disabled = !ready || state.busy;
+  el["new-session-button"].hidden = !state.ended;
+  el["composer"].setAttribute("aria-busy", state.busy ? "true" : "false");
+}
+
+// ------------------------------------------------------------------------------- rendering
+
+function renderTranscript() {
+  const list = el.transcript;
+  list.textContent = "";
+  for (const m of state.transcript) {
+    const li = document.createElement("li");
+    li.className = `msg ${m.role}`;
+    li.dataset.testid = "message";
+    li.dataset.role = m.role;
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = m.role === "user" ? "You" : "Assistant ";
+    if (m.role === "assistant" && m.metadata && m.metadata.canned) {
+      const tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = "canned";
+      tag.title = CANNED_LABEL;
+      who.append(tag);
+    }
+    const body = document.createElement("span");
+    body.className = "content";
+    body.textContent = m.content;
+    li.append(who, body);
+    if (m.role === "assistant" && m.metadata) {
+      const meta = document.createElement("span");
+      meta.className = "meta";
+      const md = m.metadata;
+      meta.textContent = `confidence ${md.confidence ?? "?"} · sources ${(md.sources || []).join(", ") || "none"} · collection ${md.collection ?? "?"}`;
+      li.append(meta);
+    }
+    list.append(li);
+  }
+  el["transcript-empty"].hidden = state.transcript.length > 0;
+  list.scrollTop = list.scrollHeight;
+}
+
+function renderMessageList(node, messages) {
+  node.textContent = "";
+  for (const m of messages || []) {
+    const li = document.createElement("li");
+    li.dataset.role = m.role;
+    const role = document.createElement("span");
+    role.className = "role";
+    role.textContent = `${m.role}: `;
+    const content = document.createElement("span");
+    content.textContent = m.content;
+    li.append(role, content);
+    if (m.timestamp) li.title = fmtTime(m.timestamp);
+    node.append(li);
+  }
+}
+
+function renderContext(ctx) {
+  layerBadge(el["context-storage"], ctx.storage);
+  renderMessageList(el["context-messages"], ctx.messages);
+  el["context-count"].textContent = `(${(ctx.messages || []).length} of at most ${CONTEXT_MAX_MESSAGES})`;
+  el["formatted-context"].textContent = ctx.formatted_context || "—";
+  renderSummary(ctx.summary);
+}
+
+function renderSummary(summary) {
+  if (summary && summary.text) {
+    el.summary.hidden = false;
+    el.summary.textContent = summary.text;
+    el["summary-empty"].hidden = true;
+    el["summary-meta"].textContent = `Covers ${summary.message_count} messages · updated ${fmtTime(summary.updated_at)}`;
+  } else {
+    el.summary.hidden = true;
+    el.summary.textContent = "";
+    el["summary-empty"].hidden = false;
+    el["summary-meta"].textContent = "";
+  }
+}
+
+function renderAppend(res) {
+  el["message-count"].textContent = String(res.message_count);
+  layerBadge(el["storage-layer"], res.storage);
+  yesNo(el.durable, res.durable);
+  el["summary-updated"].textContent = res.summary_updated ? "yes" : "no";
+}
+
+function renderSession() {
+  el["session-id"].textContent = state.sessionId || "none yet";
+  const badge = el["session-status"];
+  badge.hidden = !state.sessionId;
+  badge.textContent = state.ended ? "ended" : "active";
+  badge.className = `badge ${state.ended ? "ended" : "active"}`;
+}
+
+function resetPanels() {
+  state.transcript = [];
+  state.turn = 0;
+  state.pendingAssistant = null;
+  state.pendingUser = null;
+  renderTranscript();
+  el["message-count"].textContent = "0";
+  for (const id of ["storage-layer", "durable", "context-storage", "summary-updated"]) {
+    el[id].className = "";
+    el[id].textContent = "—";
+  }
+  renderContext({ storage: null, messages: [], summary: null, formatted_context: "" });
+  el["context-storage"].textContent = "—";
+  el["end-panel"].hidden = true;
+}
+
+// ------------------------------------------------------------------------------- actions
+
+async function withBusy(label, fn) {
+  state.busy = true;
+  updateControls();
+  setStatus(label);
+  try {
+    return await fn();
+  } finally {
+    state.busy = false;
+    updateControls();
+  }
+}
+
+function rememberSession() {
+  safeStorage((s) =>
+    state.sessionId
+      ? s.setItem(SESSION_KEY, JSON.stringify({ uid: state.uid, sessionId: state.sessionId }))
+      : s.removeItem(SESSION_KEY),
+  );
+}
+
+async function startSession() {
+  clearError();
+  try {
+    await withBusy("Creating a session…", async () => {
+      const res = await state.api.createSession({ platform: "web", client: "chat-memory-console" });
+      state.sessionId = res.session_id;
+      state.ended = false;
+      resetPanels();
+      if (res.storage) layerBadge(el["storage-layer"], res.storage);
+      rememberSession();
+      renderSession();
+    });
+    setStatus("Session ready.");
+    el["composer-input"].focus();
+  } catch (e) {
+    showError(e, startSession);
+  }
+}
+
+async function refreshContext() {
+  const ctx = await state.api.getContext(state.sessionId, CONTEXT_MAX_MESSAGES);
+  renderContext(ctx);
+  return ctx;
+}
+
+async function storeAssistant() {
+  const p = state.pendingAssistant;
+  const res = await state.api.appendMessage({
+    session_id: state.sessionId,
+    role: "assistant",
+    content: p.content,
+    metadata: p.metadata,
+    client_message_id: p.cmid,
+  });
+  state.pendingAssistant = null;
+  state.transcript.push({ role: "assistant", content: p.content, metadata: p.metadata });
+  state.turn += 1;
+  renderTranscript();
+  renderAppend(res);
+}
+
+async function send() {
+  if (state.busy || !state.sessionId || state.ended) return;
+  const input = el["composer-input"];
+  const text = input.value;
+  clearError();
+  if (!text.trim() && !state.pendingAssistant) {
+    setStatus("Type a message first.");
+    input.focus();
+    return;
+  }
+  try {
+    await withBusy("Saving…", async () => {
+      // First finish an exchange that an earlier failure left half-stored.
+      if (state.pendingAssistant) {
+        setStatus("Storing the previous reply…");
+        await storeAssistant();
+      }
+      if (text.trim()) {
+        if (!state.pendingUser || state.pendingUser.content !== text) {
+          state.pendingUser = { content: text, cmid: newId("u") };
+        }
+        setStatus("Saving your message…");
+        const res = await state.api.appendMessage({
+          session_id: state.sessionId,
+          role: "user",
+          content: text,
+          client_message_id: state.pendingUser.cmid,
+        });
+        const cmid = state.pendingUser.cmid;
+        state.pendingUser = null;
+        state.transcript.push({ role: "user", content: text });
+        renderTranscript();
+        renderAppend(res);
+        // Stored: only now may the typed text go (unless the user typed more meanwhile).
+        if (input.value === text) input.value = "";
+        safeStorage((s) => s.setItem(DRAFT_KEY, input.value));
+
+        const reply = cannedReply(text, state.turn + 1);
+        state.pendingAssistant = { ...reply, cmid: `a${cmid.slice(1)}` };
+        setStatus("Storing the (canned) assistant reply…");
+        await storeAssistant();
+      }
+      setStatus("Reading the context back…");
+      await refreshContext();
+    });
+    setStatus(`Stored. ${el["message-count"].textContent} messages in this session.`);
+  } catch (e) {
+    if (e instanceof ApiError && e.code === "failed_precondition") markEnded();
+    showError(e, state.ended ? null : send);
+  }
+  updateControls();
+}
+
+function markEnded() {
+  state.ended = true;
+  renderSession();
+  updateControls();
+}
+
+async function endSession() {
+  if (state.busy || !state.sessionId || state.ended) return;
+  clearError();
+  try {
+    const result = await withBusy("Ending the session…", () => state.api.endSession(state.sessionId, AGENT_ID));
+    markEnded();
+    el["end-panel"].hidden = false;
+    el["end-status"].textContent = result.status;
+    el["end-reason"].textContent = result.end_reason || "—";
+    el["end-message-count"].textContent = String(result.message_count);
+    el["queries-recorded"].textContent = String(result.queries_recorded);
+    el["end-summary"].textContent = (result.summary && result.summary.text) || "(no summary)";
+    if (result.summary) renderSummary(result.summary);
+    setStatus("Session ended. Loading its full history…");
+    el["end-panel"].scrollIntoView({ block: "nearest" });
+    await loadHistory();
+  } catch (e) {
+    showError(e, state.ended ? loadHistory : endSession);
+  }
+}
+
+async function loadHistory() {
+  try {
+    const h = await withBusy("Loading history…", () => state.api.getHistory(state.sessionId, HISTORY_LIMIT));
+    renderMessageList(el.history, h.messages);
+    el["history-meta"].textContent = `(${h.messages.length} messages, served by ${h.storage})`;
+    setStatus("Session ended. Analytics written.");
+    return h;
+  } catch (e) {
+    showError(e, loadHistory);
+    return null;
+  }
+}
+
+async function resumeSession(saved) {
+  // After a reload: show the session we had, if it is still ours and still there.
+  try {
+    await withBusy("Restoring your session…", async () => {
+      state.sessionId = saved.sessionId;
+      renderSession();
+      const h = await state.api.getHistory(state.sessionId, HISTORY_LIMIT);
+      state.transcript = h.messages.map((m) => ({ role: m.role, content: m.content, metadata: m.metadata }));
+      state.turn = state.transcript.filter((m) => m.role === "assistant").length;
+      renderTranscript();
+      el["message-count"].textContent = String(h.messages.length);
+      await refreshContext();
+    });
+    setStatus("Session restored.");
+    return true;
+  } catch {
+    state.sessionId = null;
+    rememberSession();
+    renderSession();
+    return false;
+  }
+}
+
+async function checkHealth() {
+  try {
+    const h = await state.api.health();
+    const layers = Object.entries(h.layers || {})
+      .map(([k, v]) => `${k} ${v === true || v === "ok" || (v && v.ok) ? "✓" : "✗"}`)
+      .join(" · ");
+    el.health.textContent = `${h.status}${layers ? ` (${layers})` : ""}`;
+  } catch (e) {
+    el.health.textContent = e instanceof ApiError && e.kind !== "http" ? "unreachable" : `error (${e.code || "?"})`;
+  }
+}
+
+async function signIn() {
+  clearError();
+  el["auth-status"].textContent = "signing in…";
+  try {
+    await state.auth.authStateReady();
+    const user = state.auth.currentUser || (await signInAnonymously(state.auth)).user;
+    state.uid = user.uid;
+    el["auth-status"].textContent = `anonymous · ${user.uid}`;
+    el["auth-status"].dataset.uid = user.uid;
+  } catch (e) {
+    el["auth-status"].textContent = "not signed in";
+    const err = new Error(
+      `Could not sign in anonymously (${(e && e.code) || (e && e.message) || e}). Check the network and that Firebase Auth (or its emulator) is running.`,
+    );
+    el["error-message"].textContent = err.message;
+    el["error-banner"].hidden = false;
+    el["error-banner"].dataset.code = "sign_in_failed";
+    retryAction = () => signIn().then(afterSignIn);
+    el["error-retry"].hidden = false;
+    return false;
+  }
+  updateControls();
+  return true;
+}
+
+async function afterSignIn(ok) {
+  if (!ok) return;
+  const saved = safeStorage((s) => JSON.parse(s.getItem(SESSION_KEY) || "null"));
+  if (saved && saved.uid === state.uid && saved.sessionId && (await resumeSession(saved))) return;
+  await startSession();
+}
+
+// ----------------------------------------------------------------------------------- boot
+
+async function loadFileConfig() {
+  try {
+    const res = await fetch("config.json", { cache: "no-store" });
+    return res.ok ? await res.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+async function boot() {
+  const config = resolveConfig(window.location, await loadFileConfig());
+  el["config-note"].textContent =
+    `Functions: ${config.apiBase}/<name> · Auth: ${config.authEmulatorUrl ? `emulator at ${config.authEmulatorUrl}` : "Firebase Auth"}` +
+    (config.ignoredParams.length ? ` · ignored query parameters: ${config.ignoredParams.join(", ")}` : "");
+
+  const app = initializeApp(config.firebase);
+  state.auth = getAuth(app);
+  if (config.authEmulatorUrl) connectAuthEmulator(state.auth, config.authEmulatorUrl, { disableWarnings: true });
+
+  state.api = createApi({
+    base: config.apiBase,
+    timeoutMs: config.requestTimeoutMs,
+    getToken: async (force) => (state.auth.currentUser ? state.auth.currentUser.getIdToken(force) : null),
+  });
+
+  // The draft survives a reload; it is cleared only once the service stored it.
+  const input = el["composer-input"];
+  input.value = safeStorage((s) => s.getItem(DRAFT_KEY)) || "";
+  input.addEventListener("input", () => safeStorage((s) => s.setItem(DRAFT_KEY, input.value)));
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      send();
+    }
+  });
+  el.composer.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    send();
+  });
+  el["end-session-button"].addEventListener("click", endSession);
+  el["new-session-button"].addEventListener("click", startSession);
+
+  checkHealth();
+  await afterSignIn(await signIn());
+  document.body.dataset.ready = "true";
+}
+
+boot().catch((e) => showError(e));
