@@ -40,7 +40,7 @@ Reply = tuple[int, dict[str, Any]]
 _CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Cloud-Trace-Context", "traceparent")
 _CORS_MAX_AGE_S = 3600
 # Reply fields worth a place on the request's log line (ids and figures, never content).
-_LOGGED_REPLY_FIELDS = ("session_id", "storage", "durable", "message_count", "status")
+_LOGGED_REPLY_FIELDS = ("session_id", "storage", "durable", "message_count")
 
 log = get_logger("http")
 
@@ -97,7 +97,7 @@ def handle(request: Request, handler: Handler, *, method: Method, public: bool =
             # an outage, not a client error and not an unexplained 500.
             log.error("store error reached the edge", exc_info=exc)
             response = _error_response(Unavailable("storage unavailable"))
-        except Exception as exc:  # noqa: BLE001 - the edge must answer, whatever happened
+        except Exception as exc:  # the edge must answer, whatever happened
             log.error("unhandled error", exc_info=exc)
             response = _json(500, {"error": {"code": "internal", "message": "internal error"}})
         response.headers.update(cors)

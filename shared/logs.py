@@ -55,7 +55,9 @@ _TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a
 
 # Per-request fields (trace, function name, ...) merged into every line logged while the
 # request runs, including the core's lines; a ContextVar keeps threads apart.
-_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("chat_memory_log_ctx", default={})
+_context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "chat_memory_log_ctx", default=None
+)
 
 _configured = False
 _configure_lock = threading.Lock()
@@ -69,7 +71,7 @@ class CloudLoggingFormatter(logging.Formatter):
             "time": _rfc3339(record.created),
             "logger": record.name,
         }
-        entry.update(_context.get())
+        entry.update(_context.get() or {})
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRS and not key.startswith("_"):
                 entry[key] = value
@@ -145,7 +147,7 @@ def trace_fields(headers: Mapping[str, str]) -> dict[str, Any]:
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Fields added to every line logged inside the block (this thread only)."""
-    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    token = _context.set({**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
     try:
         yield
     finally:

@@ -1,0 +1,114 @@
+"""chat-memory's Cloud Functions: decorated entry points only.
+
+Each HTTP function is deployed as its own service and is one line: ``handle`` (the HTTP
+edge in ``shared/http.py``) around one handler of ``shared/api.py``. The trigger and the
+schedule convert their event and call the core. Nothing here does I/O at import: the
+Firebase CLI imports this file to discover the functions.
+
+Deploy-time options come from Firebase params (``functions/.env`` or prompted at deploy):
+MIN_INSTANCES (default 0) and, when Redis sits on a private network, VPC_CONNECTOR.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from firebase_functions import https_fn, options, params, scheduler_fn
+
+from shared import api
+from shared.http import handle
+from shared.logs import configure_logging, get_logger
+
+configure_logging()
+log = get_logger("functions")
+
+_TRIGGER_MAX_AGE_S = 24 * 3600
+MIN_INSTANCES = params.IntParam("MIN_INSTANCES", default=0)
+# A Serverless VPC Access connector reaches Memorystore's private IP; read at deploy.
+_VPC: dict[str, Any] = (
+    {
+        "vpc_connector": os.environ["VPC_CONNECTOR"],
+        "vpc_connector_egress_settings": options.VpcEgressSetting.PRIVATE_RANGES_ONLY,
+    }
+    if os.environ.get("VPC_CONNECTOR")
+    else {}
+)
+# Handlers are thread-safe (pooled clients), so one instance serves many requests at once;
+# concurrency above 1 needs a whole CPU.
+_HTTP: dict[str, Any] = {
+    "memory": options.MemoryOption.MB_512,
+    "cpu": 1,
+    "concurrency": 80,
+    "timeout_sec": 30,
+    "min_instances": MIN_INSTANCES,
+    **_VPC,
+}
+
+
+@https_fn.on_request(**_HTTP)
+def create_session(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.create_session, method="POST")
+
+
+@https_fn.on_request(**_HTTP)
+def append_message(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.append_message, method="POST")
+
+
+@https_fn.on_request(**_HTTP)
+def get_context(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.get_context, method="GET")
+
+
+@https_fn.on_request(**_HTTP)
+def get_history(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.get_history, method="GET")
+
+
+@https_fn.on_request(**{**_HTTP, "timeout_sec": 60})
+def end_session(req: https_fn.Request) -> https_fn.Response:
+    # Ending writes the summary and analytics to Firestore in one batch: allow more time.
+    return handle(req, api.end_session, method="POST")
+
+
+@https_fn.on_request(**_HTTP)
+def health(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.health, method="GET", public=True)
+
+
+@scheduler_fn.on_schedule(schedule="every 10 minutes", timeout_sec=300, memory=options.MemoryOption.MB_512, **_VPC)
+def sweep_idle_sessions(event: scheduler_fn.ScheduledEvent) -> None:
+    from shared import sweep
+
+    result = sweep.sweep_idle_sessions()
+    log.info("sweep done", extra={"function": "sweep_idle_sessions", **result})
+
+
+# Every function runs as its own service and FUNCTION_TARGET names the one an instance
+# serves (unset when the CLI discovers them all). firestore_fn imports
+# google.cloud.firestore (~100 ms of cold start), so only the trigger's instances load it.
+if os.environ.get("FUNCTION_TARGET") in (None, "on_session_ended"):
+    from firebase_functions import firestore_fn
+
+    @firestore_fn.on_document_written(document="sessions/{session_id}", retry=True, timeout_sec=120, **_VPC)
+    def on_session_ended(event: firestore_fn.Event[firestore_fn.Change[firestore_fn.DocumentSnapshot | None]]) -> None:
+        # retry=True: a transient failure is delivered again (the handler dedupes on the
+        # event id). A permanent one must not loop for the 7 days of retries: dropped here.
+        from shared.errors import ChatMemoryError
+        from shared.triggers import handle_session_written
+
+        if (datetime.now(UTC) - event.time).total_seconds() > _TRIGGER_MAX_AGE_S:
+            log.error("trigger event too old, dropped", extra={"event_id": event.id})
+            return
+        before, after = event.data.before, event.data.after
+        try:
+            handle_session_written(
+                event.params["session_id"],
+                before.to_dict() if before is not None and before.exists else None,
+                after.to_dict() if after is not None and after.exists else None,
+                event.id,
+            )
+        except ChatMemoryError as exc:
+            log.error("trigger event rejected, dropped", extra={"event_id": event.id, "error_code": exc.code})
