@@ -5,8 +5,9 @@ edge in ``shared/http.py``) around one handler of ``shared/api.py``. The trigger
 schedule convert their event and call the core. Nothing here does I/O at import: the
 Firebase CLI imports this file to discover the functions.
 
-Deploy-time options come from Firebase params (``functions/.env`` or prompted at deploy):
-MIN_INSTANCES (default 0) and, when Redis sits on a private network, VPC_CONNECTOR.
+Deploy-time options are read from the environment when the CLI imports this file
+(``functions/.env`` or the shell): MIN_INSTANCES (default 0) and, when Redis sits on a
+private network, VPC_CONNECTOR.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from firebase_functions import https_fn, options, params, scheduler_fn
+from firebase_functions import https_fn, options, scheduler_fn
 
 from shared import api
 from shared.http import handle
@@ -25,7 +26,8 @@ configure_logging()
 log = get_logger("functions")
 
 _TRIGGER_MAX_AGE_S = 24 * 3600
-MIN_INSTANCES = params.IntParam("MIN_INSTANCES", default=0)
+# Read when the CLI imports this file at deploy (from the shell or functions/.env).
+MIN_INSTANCES = int(os.environ.get("MIN_INSTANCES", "0"))
 # A Serverless VPC Access connector reaches Memorystore's private IP; read at deploy.
 _VPC: dict[str, Any] = (
     {
