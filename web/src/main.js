@@ -23,7 +23,7 @@ for (const id of [
   "end-session-button", "new-session-button", "status", "message-count", "storage-layer", "durable",
   "context-storage", "summary-updated", "summary-empty", "summary", "summary-meta", "context-count",
   "context-messages", "formatted-context", "end-panel", "end-status", "end-reason", "end-message-count",
-  "queries-recorded", "end-summary", "history-meta", "history", "config-note",
+  "queries-recorded", "end-summary", "history-meta", "history", "history-after", "end-reason-row", "config-note",
 ]) {
   el[id] = $(id);
 }
@@ -353,32 +353,41 @@ async function endSession() {
   if (state.busy || !state.sessionId || state.ended) return;
   clearError();
   try {
-    const result = await withBusy("Ending the session…", () => state.api.endSession(state.sessionId, AGENT_ID));
+    const { before, result } = await withBusy("Ending the session…", async () => {
+      // What the memory holds just before the end (after it, the hot copy is released).
+      const held = await state.api.getHistory(state.sessionId, HISTORY_LIMIT);
+      const res = await state.api.endSession(state.sessionId, AGENT_ID);
+      return { before: held, result: res };
+    });
     markEnded();
     el["end-panel"].hidden = false;
     el["end-status"].textContent = result.status;
     el["end-reason"].textContent = result.end_reason || "—";
+    el["end-reason-row"].hidden = !result.end_reason;
     el["end-message-count"].textContent = String(result.message_count);
     el["queries-recorded"].textContent = String(result.queries_recorded);
     el["end-summary"].textContent = (result.summary && result.summary.text) || "(no summary)";
     if (result.summary) renderSummary(result.summary);
-    setStatus("Session ended. Loading its full history…");
+    renderMessageList(el.history, before.messages);
+    el["history-meta"].textContent =
+      `(${before.messages.length} of ${result.message_count} messages, served by ${before.storage}; older ones live on in the summary)`;
     el["end-panel"].scrollIntoView({ block: "nearest" });
-    await loadHistory();
+    await loadHistoryAfter();
   } catch (e) {
-    showError(e, state.ended ? loadHistory : endSession);
+    showError(e, state.ended ? loadHistoryAfter : endSession);
   }
 }
 
-async function loadHistory() {
+async function loadHistoryAfter() {
   try {
-    const h = await withBusy("Loading history…", () => state.api.getHistory(state.sessionId, HISTORY_LIMIT));
-    renderMessageList(el.history, h.messages);
-    el["history-meta"].textContent = `(${h.messages.length} messages, served by ${h.storage})`;
+    const h = await withBusy("Checking what the memory keeps after the end…", () =>
+      state.api.getHistory(state.sessionId, HISTORY_LIMIT),
+    );
+    el["history-after"].textContent = `${h.messages.length} messages (served by ${h.storage})`;
     setStatus("Session ended. Analytics written.");
     return h;
   } catch (e) {
-    showError(e, loadHistory);
+    showError(e, loadHistoryAfter);
     return null;
   }
 }
@@ -406,11 +415,16 @@ async function resumeSession(saved) {
   }
 }
 
+function layerUp(v) {
+  if (v && typeof v === "object") return v.status === "up" || v.status === "ok" || v.ok === true;
+  return v === true || v === "up" || v === "ok";
+}
+
 async function checkHealth() {
   try {
     const h = await state.api.health();
     const layers = Object.entries(h.layers || {})
-      .map(([k, v]) => `${k} ${v === true || v === "ok" || (v && v.ok) ? "✓" : "✗"}`)
+      .map(([k, v]) => `${k} ${layerUp(v) ? "✓" : "✗"}`)
       .join(" · ");
     el.health.textContent = `${h.status}${layers ? ` (${layers})` : ""}`;
   } catch (e) {
