@@ -3,7 +3,7 @@
 The stack (Hosting, Functions, Firestore and Auth emulators, Redis) is started elsewhere
 (`make dev`, or `firebase emulators:exec`); these fixtures only find it:
 
-1. explicit URLs: CHAT_MEMORY_WEB_URL (the page, e.g. the Hosting emulator's
+1. explicit addresses: CHAT_MEMORY_WEB_URL (the page, e.g. the Hosting emulator's
    http://127.0.0.1:5000/), CHAT_MEMORY_FUNCTIONS_URL (the functions' base,
    http://127.0.0.1:5001/demo-chat-memory/us-central1), FIREBASE_AUTH_EMULATOR_HOST and
    FIRESTORE_EMULATOR_HOST (host:port, as firebase-tools sets them);
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
@@ -41,12 +42,23 @@ CHROMIUM_ARGS = [
 
 @dataclass(frozen=True)
 class Stack:
-    page_url: str  # the console, with the query that points it at the Auth emulator
-    functions_url: str | None
+    web_url: str  # the console as Hosting serves it
+    functions_url: str | None  # the functions' own base URL
     auth_url: str  # http://host:port of the Auth emulator
     firestore_host: str | None  # host:port of the Firestore emulator
     project_id: str
-    via: str  # how the page reaches the functions: "hosting" or "direct"
+
+    def page_url(self, api: str = "hosting") -> str:
+        """The console's URL, pointed at the Auth emulator and, for api="direct", at the
+        functions' own URLs (cross-origin, so CORS is exercised) instead of Hosting's /api
+        rewrites (same-origin)."""
+        sep = "&" if "?" in self.web_url else "?"
+        url = f"{self.web_url}{sep}auth_emulator={self.auth_url}"
+        if api == "direct":
+            if not self.functions_url:
+                pytest.fail("the functions' URL is unknown (CHAT_MEMORY_FUNCTIONS_URL or the Emulator Hub)")
+            url += f"&api={self.functions_url}"
+        return url
 
 
 def _hub_emulators(hub: str) -> dict[str, dict]:
@@ -87,17 +99,7 @@ def _find_stack() -> Stack:
             + ". Run it under `make dev` / `firebase emulators:exec --only functions,firestore,auth,hosting`"
             " (which set FIREBASE_EMULATOR_HUB), or set CHAT_MEMORY_WEB_URL and FIREBASE_AUTH_EMULATOR_HOST."
         )
-    auth_url = f"http://{auth}"
-    sep = "&" if "?" in web_url else "?"
-    page_url = f"{web_url}{sep}auth_emulator={auth_url}"
-    via = "hosting"
-    if os.environ.get("CHAT_MEMORY_WEB_API") == "direct":
-        # The page calls the functions' own URLs (cross-origin: CORS) instead of /api rewrites.
-        if not functions_url:
-            pytest.fail("CHAT_MEMORY_WEB_API=direct needs the functions URL (CHAT_MEMORY_FUNCTIONS_URL or the hub)")
-        page_url += f"&api={functions_url}"
-        via = "direct"
-    return Stack(page_url, functions_url, auth_url, firestore, project, via)
+    return Stack(web_url, functions_url, f"http://{auth}", firestore, project)
 
 
 def _ensure_built() -> None:
@@ -108,7 +110,10 @@ def _ensure_built() -> None:
     if dist.exists() and dist.stat().st_mtime >= newest and (WEB / "dist" / "index.html").exists():
         return
     if not (WEB / "node_modules" / ".bin" / "esbuild").exists():
-        pytest.fail("web/dist is missing or stale and web/node_modules is not installed: run `npm --prefix web ci && npm --prefix web run build`")
+        pytest.fail(
+            "web/dist is missing or stale and web/node_modules is not installed: "
+            "run `npm --prefix web ci && npm --prefix web run build`"
+        )
     npm = shutil.which("npm")
     if not npm:
         pytest.fail("web/dist is missing or stale and npm is not on PATH: run `npm --prefix web run build` first")
@@ -141,11 +146,7 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_path: str) -> Iterator[object]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright for Python is missing: pip install -r requirements-dev.txt")
+def browser(chromium_path: str) -> Iterator[Browser]:
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -155,7 +156,7 @@ def browser(chromium_path: str) -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator[object]:
+def page(browser: Browser, artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1360, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(20_000)

@@ -36,6 +36,7 @@ const state = {
   ended: false,
   busy: false,
   turn: 0, // exchanges completed in this session
+  messageCount: 0,
   // A user message offered but not yet acknowledged: a retry reuses its client_message_id,
   // so the service stores it once however many times we send it.
   pendingUser: null,
@@ -197,6 +198,8 @@ function renderSummary(summary) {
 }
 
 function renderAppend(res) {
+  state.messageCount = res.message_count;
+  rememberSession();
   el["message-count"].textContent = String(res.message_count);
   layerBadge(el["storage-layer"], res.storage);
   yesNo(el.durable, res.durable);
@@ -213,6 +216,7 @@ function renderSession() {
 
 function resetPanels() {
   state.transcript = [];
+  state.messageCount = 0;
   state.turn = 0;
   state.pendingAssistant = null;
   state.pendingUser = null;
@@ -244,7 +248,7 @@ async function withBusy(label, fn) {
 function rememberSession() {
   safeStorage((s) =>
     state.sessionId
-      ? s.setItem(SESSION_KEY, JSON.stringify({ uid: state.uid, sessionId: state.sessionId }))
+      ? s.setItem(SESSION_KEY, JSON.stringify({ uid: state.uid, sessionId: state.sessionId, messageCount: state.messageCount }))
       : s.removeItem(SESSION_KEY),
   );
 }
@@ -401,8 +405,11 @@ async function resumeSession(saved) {
       const h = await state.api.getHistory(state.sessionId, HISTORY_LIMIT);
       state.transcript = h.messages.map((m) => ({ role: m.role, content: m.content, metadata: m.metadata }));
       state.turn = state.transcript.filter((m) => m.role === "assistant").length;
+      state.turn = Math.max(state.turn, Math.floor((Number(saved.messageCount) || 0) / 2));
       renderTranscript();
-      el["message-count"].textContent = String(h.messages.length);
+      // The service keeps a window of recent messages: the count we saw last may be larger.
+      state.messageCount = Math.max(h.messages.length, Number(saved.messageCount) || 0);
+      el["message-count"].textContent = String(state.messageCount);
       await refreshContext();
     });
     setStatus("Session restored.");
