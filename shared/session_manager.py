@@ -494,6 +494,8 @@ class SessionManager:
         for q in [*(snap.queries if snap else []), *pq, *mem_q]:
             queries_by_mid.setdefault(q.mid, q)
         queries = sorted(queries_by_mid.values(), key=lambda q: q.seq)
+        _pair_queries(queries, ctx.merge_messages(snap.messages if snap else [], snap.unsummarized if snap else [],
+                                                  pending, mem_msgs))
         all_seqs = [base.seq, *(m.seq for m in unsummarized), *(q.seq for q in queries),
                     int((doc or {}).get("seq_hwm") or 0)]
         message_count = max(all_seqs)
@@ -558,6 +560,17 @@ class SessionManager:
         mem = self.memory.stats()
         ok = redis["status"] in ("up", "disabled") and fs["status"] in ("up", "disabled")
         return {"status": "ok" if ok else "degraded", "layers": {"redis": redis, "firestore": fs, "memory": mem}}
+
+
+def _pair_queries(queries: list[QueryRecord], messages: list[StoredMessage]) -> None:
+    """An answer accepted by one layer may answer a question another layer holds (an
+    outage between the two): pair it with the user message just before it."""
+    by_seq = {m.seq: m for m in messages}
+    for q in queries:
+        if q.query is None:
+            prev = by_seq.get(q.seq - 1)
+            if prev is not None and prev.role == "user":
+                q.query = prev.content
 
 
 def _api_message(m: StoredMessage) -> Message:

@@ -39,6 +39,16 @@ end
 local added = merge(KEYS[2], msgs, tonumber(ARGV[2]))
 merge(KEYS[3], msgs, 0)
 merge(KEYS[4], anas, 0)
+-- The newest message decides what the next assistant answer answers.
+local last = redis.call('LINDEX', KEYS[2], -1)
+if last then
+  local d = cjson.decode(last)
+  if d.role == 'user' then
+    redis.call('HSET', KEYS[1], 'pending_query', cjson.encode(d.content))
+  elseif d.role == 'assistant' then
+    redis.call('HDEL', KEYS[1], 'pending_query')
+  end
+end
 local cur = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 if maxseq > cur then redis.call('HSET', KEYS[1], 'seq', maxseq) end
 for i = 1, 6 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3])) end

@@ -1,0 +1,102 @@
+"""Session end, the trigger's exactly-once user stats, the sweep, Firestore writes."""
+
+from __future__ import annotations
+
+import time
+
+from google.cloud.firestore_v1 import Client
+
+from shared.sweep import sweep_idle_sessions
+from shared.triggers import handle_session_written
+from tests.store.conftest import make_manager
+
+
+class WriteCounter:
+    """Counts document writes at the client: every commit's writes."""
+
+    def __init__(self, client: Client) -> None:
+        self.writes = 0
+        self.reads = 0
+        orig_commit = client._firestore_api.commit
+        orig_get = client._firestore_api.batch_get_documents
+        orig_query = client._firestore_api.run_query
+
+        def commit(request=None, **kw):
+            self.writes += len((request or {}).get("writes", []))
+            return orig_commit(request=request, **kw)
+
+        def batch_get(request=None, **kw):
+            self.reads += len((request or {}).get("documents", []))
+            return orig_get(request=request, **kw)
+
+        def run_query(request=None, **kw):
+            self.reads += 1
+            return orig_query(request=request, **kw)
+
+        client._firestore_api.commit = commit
+        client._firestore_api.batch_get_documents = batch_get
+        client._firestore_api.run_query = run_query
+
+
+def test_session_writes_at_most_four_documents_plus_kb(redis_plain, fs_host, uid):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    client = firestore.Client(project="demo-chat-memory", credentials=AnonymousCredentials())
+    counter = WriteCounter(client)
+    m = make_manager(redis_plain.url, fs_client=client)
+    sid = m.create_session({}, user_id=uid).session_id
+    assert counter.writes == 1
+    for i in range(10):
+        m.add_message(sid, "user", f"q{i}", user_id=uid)
+        m.add_message(sid, "assistant", f"a{i}", {"sources": ["kb_1", "kb_2"]}, user_id=uid)
+    assert counter.writes == 1  # nothing during the conversation
+    m.end_session_with_analytics(sid, user_id=uid)
+    doc = m.firestore.get_session(sid)
+    assert handle_session_written(sid, {"status": "active"}, doc, "evt-1", manager=m)
+    assert counter.writes == 4 + 2  # create, session+analytics, user; + 2 distinct KB entries
+
+
+def test_trigger_counts_once_under_redelivery_and_retried_end(redis_plain, fs_host, uid):
+    m = make_manager(redis_plain.url)
+    sids = []
+    for _ in range(2):
+        sid = m.create_session({}, user_id=uid).session_id
+        m.add_message(sid, "user", "q", user_id=uid)
+        m.add_message(sid, "assistant", "a", {"sources": ["kb_once"]}, user_id=uid)
+        m.end_session_with_analytics(sid, user_id=uid)
+        m.end_session_with_analytics(sid, user_id=uid)  # retried end
+        sids.append(sid)
+    for sid in sids:
+        doc = m.firestore.get_session(sid)
+        results = [handle_session_written(sid, {"status": "active"}, doc, "evt-" + sid, manager=m) for _ in range(3)]
+        assert results == [True, False, False]
+        # a later write to an already-ended document is not a transition
+        assert not handle_session_written(sid, doc, doc, "evt-other", manager=m)
+    db = m.firestore.db()
+    user = db.collection("users").document(uid).get().to_dict()
+    assert (user["total_sessions"], user["total_messages"], user["total_queries"]) == (2, 4, 2)
+    assert user["recent_sessions"] == list(reversed(sids))
+    kb = db.collection("kb_usage").document("kb_once").get().to_dict()
+    assert kb["use_count"] >= 2  # other tests may cite it too; at least ours, exactly once each
+    before = kb["use_count"]
+    handle_session_written(sids[0], {"status": "active"}, m.firestore.get_session(sids[0]), "evt-x", manager=m)
+    assert db.collection("kb_usage").document("kb_once").get().to_dict()["use_count"] == before
+
+
+def test_sweep_ends_idle_sessions_only(redis_plain, fs_host, uid):
+    m = make_manager(redis_plain.url)
+    idle = m.create_session({}, user_id=uid).session_id
+    m.add_message(idle, "user", "hello?", user_id=uid)
+    busy = m.create_session({}, user_id=uid).session_id
+    future = time.time() + m.settings.session_idle_timeout_s + 60
+    # the busy one was active "just now" from the sweep's point of view
+    m.redis.client().hset(f"cm:{{{busy}}}:meta", "last_active_at", repr(future - 10))
+    counts = sweep_idle_sessions(now=future, manager=m)
+    assert counts["ended"] >= 1
+    assert m.firestore.get_session(idle)["status"] == "ended"
+    assert m.firestore.get_session(idle)["end_reason"] == "timeout"
+    assert m.firestore.get_session(busy)["status"] == "active"
+    # a second sweep finds nothing more to do for these
+    sweep_idle_sessions(now=future, manager=m)
+    assert m.firestore.get_session(busy)["status"] == "active"

@@ -1,0 +1,138 @@
+"""Redis killed and restarted, Firestore down, both down: nothing accepted is lost."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from shared.errors import Unavailable
+from tests.store.conftest import dead_firestore_client, make_manager
+
+
+def contents(msgs):
+    return [m.content for m in msgs]
+
+
+def test_redis_killed_mid_conversation_and_restarted(redis_aof, fs_host, uid):
+    m = make_manager(redis_aof.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "before 1", user_id=uid)
+    m.add_message(sid, "assistant", "answer 1", {"sources": ["kb_a"]}, user_id=uid)
+
+    redis_aof.kill()
+    during = [m.add_message(sid, *rc, user_id=uid) for rc in
+              [("user", "during 1"), ("assistant", "answer 2", {"sources": ["kb_b"]}), ("user", "during 2")]]
+    assert {r.storage for r in during} == {"firestore"} and all(r.durable for r in during)
+    ctx = m.get_context_for_llm(sid, user_id=uid)
+    assert ctx.storage == "firestore" and contents(ctx.messages) == ["during 1", "answer 2", "during 2"]
+
+    redis_aof.start()
+    time.sleep(0.3)  # the breaker's cool-down in these tests is 0.2 s
+    after = m.add_message(sid, "assistant", "answer 3", {"sources": ["kb_a"]}, user_id=uid)
+    assert after.storage == "redis"
+    ctx = m.get_context_for_llm(sid, user_id=uid)
+    assert ctx.storage == "redis"
+    assert contents(ctx.messages) == ["before 1", "answer 1", "during 1", "answer 2", "during 2", "answer 3"]
+    assert [x.seq for x in ctx.messages] == [1, 2, 3, 4, 5, 6]
+
+    end = m.end_session_with_analytics(sid, user_id=uid)
+    assert (end.message_count, end.queries_recorded) == (6, 3)
+    queries = m.firestore.read_analytics(sid)
+    assert [(q["query"], q["response"]) for q in queries] == [
+        ("before 1", "answer 1"), ("during 1", "answer 2"), ("during 2", "answer 3")]
+
+
+def test_redis_restarted_empty_session_survives_from_firestore(redis_plain, fs_host, uid):
+    """A Redis without persistence loses its data: the session itself lives on (its
+    document), and whatever was accepted during the outage is still there."""
+    m = make_manager(redis_plain.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "lost with redis's memory", user_id=uid)
+    redis_plain.kill()
+    m.add_message(sid, "user", "kept in firestore", user_id=uid)
+    redis_plain.start()
+    time.sleep(0.3)
+    r = m.add_message(sid, "user", "after", user_id=uid)
+    assert r.storage == "redis" and r.seq == 3
+    assert contents(m.get_history(sid, user_id=uid).messages) == ["kept in firestore", "after"]
+
+
+def test_both_down_memory_fallback_then_merged_back(redis_aof, fs_host, uid):
+    m = make_manager(redis_aof.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "one", user_id=uid)
+    # Firestore "down": this instance's Firestore layer now talks to a dead port.
+    live_fs = m.firestore
+    m.firestore = type(live_fs)(m.settings, client=dead_firestore_client())
+    m.firestore.settings = m.settings.model_copy(update={"firestore_timeout_s": 0.5})
+    redis_aof.kill()
+    t0 = time.perf_counter()
+    r = m.add_message(sid, "user", "two", user_id=uid)
+    assert (r.storage, r.durable, r.seq) == ("memory", False, 2)
+    r = m.add_message(sid, "assistant", "three", {"sources": ["kb_m"]}, user_id=uid)
+    assert (r.storage, r.durable, r.seq) == ("memory", False, 3)
+    ctx = m.get_context_for_llm(sid, user_id=uid)
+    assert ctx.storage == "memory" and ctx.durable is False and contents(ctx.messages) == ["two", "three"]
+    assert time.perf_counter() - t0 < 10
+    # both come back
+    m.firestore = live_fs
+    redis_aof.start()
+    time.sleep(0.3)
+    ctx = m.get_context_for_llm(sid, user_id=uid)
+    assert ctx.storage == "redis" and contents(ctx.messages) == ["one", "two", "three"]
+    end = m.end_session_with_analytics(sid, user_id=uid)
+    assert (end.message_count, end.queries_recorded) == (3, 1)
+
+
+def test_memory_fallback_bounds_and_expiry(uid):
+    now = [1000.0]
+    m = make_manager(None, firestore=False)
+    m.memory._clock = lambda: now[0]
+    m._clock = lambda: now[0]
+    s = m.create_session({}, user_id=uid)
+    assert s.storage == "memory"
+    for i in range(25):
+        m.add_message(s.session_id, "user", f"m{i}", user_id=uid)
+    h = m.get_history(s.session_id, user_id=uid)
+    assert h.storage == "memory" and h.durable is False
+    assert contents(h.messages) == [f"m{i}" for i in range(5, 25)]  # 20 kept
+    now[0] += 1801  # 30 min of silence
+    assert m.memory.clear_expired() == 1
+    with pytest.raises(Exception) as e:
+        m.get_history(s.session_id, user_id=uid)
+    assert type(e.value).__name__ == "NotFound"
+
+
+def test_end_while_firestore_down_is_503_then_written_once(redis_plain, fs_host, uid):
+    m = make_manager(redis_plain.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "q", user_id=uid)
+    m.add_message(sid, "assistant", "a", {"sources": ["kb_1"]}, user_id=uid)
+    live_fs = m.firestore
+    m.firestore = type(live_fs)(m.settings.model_copy(update={"firestore_timeout_s": 0.5}),
+                                client=dead_firestore_client())
+    with pytest.raises(Unavailable):
+        m.end_session_with_analytics(sid, user_id=uid)
+    # the conversation goes on while Firestore is down
+    assert m.add_message(sid, "user", "still here", user_id=uid).storage == "redis"
+    m.firestore = live_fs
+    first = m.end_session_with_analytics(sid, user_id=uid)
+    again = m.end_session_with_analytics(sid, user_id=uid)
+    assert (first.queries_recorded, first.message_count, first.already_ended) == (1, 3, False)
+    assert again.already_ended and again.queries_recorded == 1
+    assert len(m.firestore.read_analytics(sid)) == 1
+
+
+def test_circuit_breaker_bounds_latency_while_redis_is_down(redis_plain, fs_host, uid):
+    m = make_manager(redis_plain.url, redis_breaker_cooldown_s=5.0)
+    sid = m.create_session({}, user_id=uid).session_id
+    redis_plain.kill()
+    m.add_message(sid, "user", "first pays the connect failure", user_id=uid)
+    t0 = time.perf_counter()
+    for i in range(10):
+        m.get_context_for_llm(sid, user_id=uid)
+    # no Redis connect attempt while open: the breaker, not the socket, answers
+    assert m.redis.breaker.state() == "open" and m.redis.breaker.opened_count == 1
+    assert m.redis.breaker.failures == 1
+    assert time.perf_counter() - t0 < 5
