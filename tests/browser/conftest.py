@@ -99,6 +99,7 @@ def _find_stack() -> Stack:
             + ". Run it under `make dev` / `firebase emulators:exec --only functions,firestore,auth,hosting`"
             " (which set FIREBASE_EMULATOR_HUB), or set CHAT_MEMORY_WEB_URL and FIREBASE_AUTH_EMULATOR_HOST."
         )
+    assert web_url and auth  # for mypy: pytest.fail above does not return
     return Stack(web_url, functions_url, f"http://{auth}", firestore, project)
 
 

@@ -15,6 +15,7 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ QUESTIONS = [  # user + canned assistant reply each: 8 messages, past the summar
 ]
 LAST_QUESTION = "One more thing: does the summary keep my earlier questions?"
 
-_FIRESTORE_SCALARS = {
+_FIRESTORE_SCALARS: dict[str, Callable[[Any], Any]] = {
     "integerValue": int,
     "doubleValue": float,
     "stringValue": str,
