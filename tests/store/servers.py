@@ -10,10 +10,15 @@ import time
 from pathlib import Path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(below: int = 55535) -> int:
+    """A free loopback port. Cluster nodes also listen on port + 10000, so stay below 55535."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < below:
+            return port
+    raise RuntimeError("no free port below %d" % below)
 
 
 class RedisServer:
@@ -24,6 +29,7 @@ class RedisServer:
         self.persistent = persistent
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="cm-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.start_args: list[str] = []
 
     @property
     def url(self) -> str:
@@ -33,6 +39,7 @@ class RedisServer:
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--dir", str(self.data_dir)]
         args += ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        args += self.start_args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -63,3 +70,41 @@ class RedisServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+class RedisClusterServers:
+    """Three masters joined into a real Redis Cluster on loopback (no replicas)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="cm-cluster-"))
+        self.nodes: list[RedisServer] = []
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        for i in range(3):
+            d = self.dir / str(i)
+            d.mkdir()
+            srv = RedisServer(data_dir=d)
+            self.nodes.append(srv)
+            srv.start_args = ["--cluster-enabled", "yes", "--cluster-config-file", str(d / "nodes.conf")]
+            srv.start()
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=30,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            out = subprocess.run(["redis-cli", "-p", str(self.nodes[0].port), "cluster", "info"],
+                                 capture_output=True, text=True, timeout=5).stdout
+            if "cluster_state:ok" in out:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("redis cluster did not become ready")
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.stop()

@@ -1,0 +1,38 @@
+"""The same code on a real three-node Redis Cluster (Memorystore for Redis Cluster)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.store.conftest import make_manager
+from tests.store.servers import RedisClusterServers
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterServers]:
+    c = RedisClusterServers()
+    c.start()
+    yield c
+    c.stop()
+
+
+def test_sessions_spread_over_the_cluster_and_work(cluster, fs_host, uid):
+    m = make_manager(cluster.url, redis_cluster=True)
+    client = m.redis.client()
+    sids = [m.create_session({}, user_id=uid).session_id for _ in range(12)]
+    slots = {client.keyslot(m.redis.keys(sid)[0]) for sid in sids}
+    nodes = {client.get_node_from_key(m.redis.keys(sid)[0]).port for sid in sids}
+    assert len(nodes) > 1, "all test sessions landed on one node: the test would not prove anything"
+    for sid in sids:
+        # every key of one session is in one slot (the hash tag), so one script can touch all
+        assert len({client.keyslot(k) for k in m.redis.keys(sid)}) == 1
+        for i in range(6):
+            m.add_message(sid, "user" if i % 2 == 0 else "assistant", f"m{i}", user_id=uid)
+        ctx = m.get_context_for_llm(sid, user_id=uid)
+        assert ctx.storage == "redis" and [x.content for x in ctx.messages] == [f"m{i}" for i in range(6)]
+        assert ctx.summary is not None and ctx.summary.message_count == 5
+    assert len(slots) == len(sids)
+    end = m.end_session_with_analytics(sids[0], user_id=uid)
+    assert (end.message_count, end.queries_recorded) == (6, 3)
