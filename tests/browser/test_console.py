@@ -34,6 +34,7 @@ QUESTIONS = [  # user + canned assistant reply each: 8 messages, past the summar
     "Can I export my chat history as a CSV file?",
     "Why does the sync stop when I switch networks?",
 ]
+AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
 LAST_QUESTION = "One more thing: does the summary keep my earlier questions?"
 
 _FIRESTORE_SCALARS: dict[str, Callable[[Any], Any]] = {
@@ -137,6 +138,7 @@ def _refused_message_keeps_the_text(page: Page, count: int) -> None:
     expect(page.get_by_test_id("error-message")).to_contain_text("refused")
     expect(page.get_by_test_id("composer-input")).to_have_value(too_big)
     expect(page.get_by_test_id("message-count")).to_have_text(str(count))
+    assert _accessibility_violations(page) == []
     page.get_by_test_id("error-dismiss").click()
     expect(banner).to_be_hidden()
 
@@ -213,6 +215,19 @@ def _check_what_was_written(stack, uid: str, session_id: str, count: int, turns:
     assert (stats.get("recent_sessions") or [None])[0] == session_id, stats
 
 
+def _accessibility_violations(page: Page) -> list[dict]:
+    """WCAG 2 A/AA violations found by axe-core (web/package.json pins it), serious or worse."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `npm --prefix web ci`")
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => (await axe.run(document, {runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}))
+              .violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                     targets: v.nodes.map(n => n.target.join(" "))}))"""
+    )
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
 # ------------------------------------------------------------------------------------- tests
 
 
@@ -231,6 +246,8 @@ def test_console_converses_summarises_and_ends(page: Page, stack, artifacts_dir:
     count = _dropped_request_then_retry(page, count)
     turns = len(QUESTIONS) + 1
     _end_the_session(page, count, turns)
+
+    assert _accessibility_violations(page) == []
 
     shot = "console.png" if api == "hosting" else f"console-{api}.png"
     page.screenshot(path=str(artifacts_dir / shot), full_page=True)
