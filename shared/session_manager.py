@@ -199,11 +199,11 @@ class SessionManager:
                     return self._info(st, "firestore")
             except StoreError:
                 pass
-        st = self.memory.state(sid)
-        if st is None:
+        local = self.memory.state(sid)
+        if local is None:
             raise NotFound("no such session")
-        self._check_owner(st.owner, user_id)
-        return self._info(st, "memory")
+        self._check_owner(local.owner, user_id)
+        return self._info(local, "memory")
 
     @staticmethod
     def _info(st: SessionState, storage: str) -> SessionInfo:

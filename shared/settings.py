@@ -55,7 +55,9 @@ class Settings(BaseSettings):
 
     # --- Firestore / Firebase -------------------------------------------------------
     gcp_project: str | None = Field(
-        None, validation_alias=AliasChoices("GCLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCP_PROJECT"), description="Project id (set by Cloud Functions)"
+        None,
+        validation_alias=AliasChoices("GCLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCP_PROJECT"),
+        description="Project id (set by Cloud Functions and the emulators)",
     )
     firestore_enabled: bool = Field(True, description="false: no Firestore layer (tests, local experiments)")
     firestore_timeout_s: float = Field(5.0, gt=0, le=60)

@@ -35,7 +35,7 @@ class StoredMessage:
         )[1:]
 
     def to_json(self) -> str:
-        return '{"seq":%d,%s' % (self.seq, self.tail_json())
+        return f'{{"seq":{self.seq},{self.tail_json()}'
 
     @classmethod
     def from_json(cls, raw: str) -> StoredMessage:
@@ -88,7 +88,7 @@ class QueryRecord:
         )[1:]
 
     def to_json(self) -> str:
-        return '{"seq":%d,"query":%s,%s' % (self.seq, _dumps(self.query), self.tail_json())
+        return f'{{"seq":{self.seq},"query":{_dumps(self.query)},{self.tail_json()}'
 
     @classmethod
     def from_json(cls, raw: str) -> QueryRecord:

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 from shared.errors import StoreError
 from shared.settings import Settings
 from shared.store import firestore_client
-from shared.store.breaker import CircuitBreaker
 from shared.store.base import QueryRecord, SessionState, StoredMessage
+from shared.store.breaker import CircuitBreaker
 
 log = logging.getLogger("chat_memory.firestore")
 

@@ -14,8 +14,8 @@ from typing import Any
 from shared.errors import StoreError
 from shared.settings import Settings, get_settings
 from shared.store import redis_client
-from shared.store.breaker import CircuitBreaker
 from shared.store.base import QueryRecord, SessionState, StoredMessage
+from shared.store.breaker import CircuitBreaker
 
 log = logging.getLogger("chat_memory.redis")
 

@@ -130,7 +130,7 @@ def test_circuit_breaker_bounds_latency_while_redis_is_down(redis_plain, fs_host
     redis_plain.kill()
     m.add_message(sid, "user", "first pays the connect failure", user_id=uid)
     t0 = time.perf_counter()
-    for i in range(10):
+    for _ in range(10):
         m.get_context_for_llm(sid, user_id=uid)
     # no Redis connect attempt while open: the breaker, not the socket, answers
     assert m.redis.breaker.state() == "open" and m.redis.breaker.opened_count == 1

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import redis
 
-from shared.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from shared.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from shared.session_manager import SessionManager
 from shared.settings import Settings
 from shared.store.firestore_store import FirestoreLayer
