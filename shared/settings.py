@@ -19,13 +19,13 @@ class Settings(BaseSettings):
     # --- Redis (Memorystore) -------------------------------------------------------
     redis_url: str | None = Field(None, description="redis:// or rediss:// URL; unset: no Redis layer")
     redis_cluster: bool = Field(False, description="Use the Redis Cluster client (Memorystore for Redis Cluster)")
-    redis_connect_timeout_s: float = Field(0.5, gt=0, le=10)
-    redis_socket_timeout_s: float = Field(0.5, gt=0, le=10)
-    redis_max_connections: int = Field(32, ge=1, le=1000)
+    redis_connect_timeout_s: float = Field(0.5, gt=0, le=10, description="Seconds to open a Redis connection")
+    redis_socket_timeout_s: float = Field(0.5, gt=0, le=10, description="Seconds to wait for a Redis reply")
+    redis_max_connections: int = Field(32, ge=1, le=1000, description="Connection pool size per instance")
     redis_breaker_cooldown_s: float = Field(
         5.0, ge=0, le=300, description="After a Redis failure, skip Redis for this long (per instance)"
     )
-    redis_key_prefix: str = Field("cm", pattern=r"^[a-z][a-z0-9_]{0,15}$")
+    redis_key_prefix: str = Field("cm", pattern=r"^[a-z][a-z0-9_]{0,15}$", description="Prefix of every Redis key")
 
     # --- Windows and lifetimes -----------------------------------------------------
     message_window: int = Field(8, ge=1, le=100, description="Messages kept per session in Redis")
@@ -34,24 +34,26 @@ class Settings(BaseSettings):
     analytics_buffer_max: int = Field(
         1000, ge=10, le=100000, description="Queries buffered per session before appends are refused"
     )
-    fallback_max_messages: int = Field(20, ge=1, le=1000)
-    fallback_ttl_s: int = Field(1800, ge=60)
+    fallback_max_messages: int = Field(20, ge=1, le=1000, description="Messages per session in instance memory")
+    fallback_ttl_s: int = Field(1800, ge=60, description="Instance-memory sessions expire after this much silence")
     fallback_max_sessions: int = Field(10000, ge=1, description="Per-instance memory bound")
     session_idle_timeout_s: int = Field(1800, ge=60, description="The sweep ends sessions idle this long")
-    sweep_batch_size: int = Field(200, ge=1, le=1000)
+    sweep_batch_size: int = Field(200, ge=1, le=1000, description="Sessions examined per sweep run")
 
     # --- Limits ---------------------------------------------------------------------
-    max_content_bytes: int = Field(32 * 1024, ge=1)
-    max_metadata_bytes: int = Field(8 * 1024, ge=2)
-    max_user_info_bytes: int = Field(4 * 1024, ge=2)
-    max_request_bytes: int = Field(64 * 1024, ge=1024)
-    history_max_limit: int = Field(100, ge=1, le=1000)
+    max_content_bytes: int = Field(32 * 1024, ge=1, description="Largest message content (UTF-8 bytes)")
+    max_metadata_bytes: int = Field(8 * 1024, ge=2, description="Largest message metadata (bytes of JSON)")
+    max_user_info_bytes: int = Field(4 * 1024, ge=2, description="Largest user_info at session creation")
+    max_request_bytes: int = Field(64 * 1024, ge=1024, description="Largest HTTP request body (413 above)")
+    history_max_limit: int = Field(
+        100, ge=1, le=1000, description="Largest `limit` of get_history (Redis holds the last MESSAGE_WINDOW)"
+    )
 
     # --- Summarizer -----------------------------------------------------------------
-    summarizer: Literal["extractive", "gemini"] = "extractive"
-    summary_max_chars: int = Field(1200, ge=100, le=20000)
-    gemini_model: str = "gemini-2.5-flash"
-    gemini_timeout_s: float = Field(8.0, gt=0, le=60)
+    summarizer: Literal["extractive", "gemini"] = Field("extractive", description="Rolling-summary engine")
+    summary_max_chars: int = Field(1200, ge=100, le=20000, description="Longest rolling summary")
+    gemini_model: str = Field("gemini-2.5-flash", description="Model for SUMMARIZER=gemini")
+    gemini_timeout_s: float = Field(8.0, gt=0, le=60, description="Gemini call timeout; then extractive")
 
     # --- Firestore / Firebase -------------------------------------------------------
     gcp_project: str | None = Field(
@@ -60,13 +62,13 @@ class Settings(BaseSettings):
         description="Project id (set by Cloud Functions and the emulators)",
     )
     firestore_enabled: bool = Field(True, description="false: no Firestore layer (tests, local experiments)")
-    firestore_timeout_s: float = Field(5.0, gt=0, le=60)
+    firestore_timeout_s: float = Field(5.0, gt=0, le=60, description="Total deadline of one Firestore RPC, retries included")
 
     # --- HTTP edge ------------------------------------------------------------------
     auth_disabled: bool = Field(False, description="LOCAL DEVELOPMENT ONLY: trust X-User-Id / a dev uid")
     cors_origins: str = Field("", description="Comma-separated allowed origins; '*' for any")
     rate_limit_per_minute: int = Field(120, ge=0, description="Requests per user per minute; 0 disables")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @property
     def cors_origin_list(self) -> list[str]:
