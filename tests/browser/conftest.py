@@ -25,10 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
+# The emulator starts one Python worker per function on its first call: allow for cold starts.
+TIMEOUT_MS = 20_000
+expect.set_options(timeout=TIMEOUT_MS)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -160,7 +163,7 @@ def browser(chromium_path: str) -> Iterator[Browser]:
 def page(browser: Browser, artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1360, "height": 1000})
     pg = context.new_page()
-    pg.set_default_timeout(20_000)
+    pg.set_default_timeout(TIMEOUT_MS)
     console: list[str] = []
     pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
     pg.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
