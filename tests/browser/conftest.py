@@ -19,6 +19,8 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,8 +62,33 @@ class Stack:
         if api == "direct":
             if not self.functions_url:
                 pytest.fail("the functions' URL is unknown (CHAT_MEMORY_FUNCTIONS_URL or the Emulator Hub)")
+            self._require_cors()
             url += f"&api={self.functions_url}"
         return url
+
+    def _require_cors(self) -> None:
+        """Fail clearly when the functions do not allow the page's origin (CORS_ORIGINS)."""
+        parts = urllib.parse.urlsplit(self.web_url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        req = urllib.request.Request(
+            f"{self.functions_url}/create_session",
+            method="OPTIONS",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 (loopback)
+                allowed = r.headers.get("Access-Control-Allow-Origin")
+        except urllib.error.HTTPError as exc:
+            allowed = exc.headers.get("Access-Control-Allow-Origin")
+        if allowed not in (origin, "*"):
+            pytest.fail(
+                f"The functions do not allow the page's origin {origin} (preflight answered "
+                f"Access-Control-Allow-Origin={allowed!r}): start the emulators with CORS_ORIGINS={origin}"
+            )
 
 
 def _hub_emulators(hub: str) -> dict[str, dict]:
