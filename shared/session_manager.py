@@ -76,6 +76,7 @@ class SessionManager:
         # Sessions for which this instance accepted messages outside Redis; merged back
         # into Redis on this instance's next successful Redis operation on the session.
         self._reconcile: set[str] = set()
+        self._recoveries_seen = 0
 
     # ------------------------------------------------------------------ helpers
     def _hint(self, sid: str, seq: int | None = None) -> int:
@@ -113,8 +114,32 @@ class SessionManager:
             return local
         return None
 
+    def _check_recovery(self) -> None:
+        """After a Redis outage, learn which sessions hold messages accepted elsewhere.
+
+        Any instance may have accepted messages in Firestore while Redis was down, and the
+        next read may land on another one. So when this instance's breaker is due to probe,
+        it probes before serving; when it sees Redis come back, it scans Firestore once for
+        sessions with outage-held messages and merges each before serving it.
+        """
+        br = self.redis.breaker
+        if br.state() == "half_open":
+            self.redis.ping()  # the probe; records success or failure on the breaker
+        if br.recoveries == self._recoveries_seen:
+            return
+        self._recoveries_seen = br.recoveries
+        self._reconcile.update(self.memory.sessions_with_messages())
+        if self.firestore.configured:
+            try:
+                found = self.firestore.sessions_with_pending()
+            except StoreError:
+                return
+            self._reconcile.update(found)
+            log.info("redis is back: sessions to merge", extra={"count": len(found)})
+
     def _maybe_reconcile(self, sid: str) -> None:
-        """Merge what this instance accepted outside Redis back into Redis (by seq)."""
+        """Merge what was accepted outside Redis back into Redis (by seq)."""
+        self._check_recovery()
         if sid not in self._reconcile:
             return
         msgs: list[StoredMessage] = []
@@ -510,6 +535,7 @@ class SessionManager:
             summary = {"text": text, "message_count": message_count, "updated_at": now}
         kb_sources = sorted({s for q in queries for s in q.sources})
         fields = {
+            "pending_count": 0,
             "status": "ended",
             "ended_at": now,
             "end_reason": reason,

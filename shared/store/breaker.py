@@ -20,6 +20,7 @@ class CircuitBreaker:
         self._probing = False
         self.failures = 0
         self.opened_count = 0
+        self.recoveries = 0  # open -> closed transitions: "the backend came back"
         self.last_error: str | None = None
 
     @property
@@ -42,6 +43,8 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         with self._lock:
+            if self._open_until != 0.0:
+                self.recoveries += 1
             self._open_until = 0.0
             self._probing = False
             self.failures = 0

@@ -187,6 +187,14 @@ class FirestoreLayer:
         with self._guard("append"):
             return self._transactional(work)
 
+    def sessions_with_pending(self, limit: int = 500) -> list[str]:
+        """Sessions holding messages accepted while Redis was down (single-field index)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        with self._guard("pending_scan"):
+            q = self.db().collection("sessions").where(filter=FieldFilter("pending_count", ">", 0)).limit(limit)
+            return [d.id for d in q.stream(timeout=self.settings.firestore_timeout_s)]
+
     def read_pending(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord], dict[str, int]]:
         """Messages accepted here during outages, in seq order, their analytics entries,
         and the client message ids among them."""

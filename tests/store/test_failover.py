@@ -136,3 +136,23 @@ def test_circuit_breaker_bounds_latency_while_redis_is_down(redis_plain, fs_host
     assert m.redis.breaker.state() == "open" and m.redis.breaker.opened_count == 1
     assert m.redis.breaker.failures == 1
     assert time.perf_counter() - t0 < 5
+
+
+def test_another_instance_reads_outage_messages_first_after_recovery(redis_aof, fs_host, uid):
+    """The emulator (and Cloud Functions) run each function in its own instances: the one
+    that accepted messages in Firestore is not the one that serves the next read."""
+    writer = make_manager(redis_aof.url)
+    reader = make_manager(redis_aof.url)
+    sid = writer.create_session({}, user_id=uid).session_id
+    writer.add_message(sid, "user", "before", user_id=uid)
+    assert contents(reader.get_context_for_llm(sid, user_id=uid).messages) == ["before"]
+    redis_aof.kill()
+    writer.add_message(sid, "user", "during", user_id=uid)
+    assert reader.get_context_for_llm(sid, user_id=uid).storage == "firestore"
+    redis_aof.start()
+    time.sleep(0.3)
+    ctx = reader.get_context_for_llm(sid, user_id=uid)  # the reader goes first
+    assert ctx.storage == "redis" and contents(ctx.messages) == ["before", "during"]
+    # and the writer's next append continues after the merged messages
+    assert writer.add_message(sid, "user", "after", user_id=uid).seq == 3
+    assert contents(reader.get_history(sid, user_id=uid).messages) == ["before", "during", "after"]
