@@ -3,8 +3,8 @@
 The stack (Hosting, Functions, Firestore and Auth emulators, Redis) is started elsewhere
 (`make dev`, or `firebase emulators:exec`); these fixtures only find it:
 
-1. explicit addresses: CHAT_MEMORY_WEB_URL (the page, e.g. the Hosting emulator's
-   http://127.0.0.1:5000/), CHAT_MEMORY_FUNCTIONS_URL (the functions' base,
+1. explicit addresses: CM_WEB_URL (the page, e.g. the Hosting emulator's
+   http://127.0.0.1:5000/), CM_FUNCTIONS_URL (the functions' base,
    http://127.0.0.1:5001/demo-chat-memory/us-central1), FIREBASE_AUTH_EMULATOR_HOST and
    FIRESTORE_EMULATOR_HOST (host:port, as firebase-tools sets them);
 2. otherwise the Emulator Hub that `firebase emulators:exec` names in FIREBASE_EMULATOR_HUB,
@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests import harness
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
@@ -61,7 +63,7 @@ class Stack:
         url = f"{self.web_url}{sep}auth_emulator={self.auth_url}"
         if api == "direct":
             if not self.functions_url:
-                pytest.fail("the functions' URL is unknown (CHAT_MEMORY_FUNCTIONS_URL or the Emulator Hub)")
+                pytest.fail("the functions' URL is unknown (CM_FUNCTIONS_URL or the Emulator Hub)")
             self._require_cors()
             url += f"&api={self.functions_url}"
         return url
@@ -104,9 +106,9 @@ def _hostport(info: dict) -> str:
 
 
 def _find_stack() -> Stack:
-    project = os.environ.get("GCLOUD_PROJECT") or os.environ.get("CHAT_MEMORY_PROJECT") or "demo-chat-memory"
-    web_url = os.environ.get("CHAT_MEMORY_WEB_URL")
-    functions_url = os.environ.get("CHAT_MEMORY_FUNCTIONS_URL")
+    project = os.environ.get("GCLOUD_PROJECT") or harness.PROJECT_ID
+    web_url = os.environ.get("CM_WEB_URL") or os.environ.get("CHAT_MEMORY_WEB_URL")
+    functions_url = os.environ.get("CM_FUNCTIONS_URL") or os.environ.get("CHAT_MEMORY_FUNCTIONS_URL")
     auth = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
     firestore = os.environ.get("FIRESTORE_EMULATOR_HOST")
     hub = os.environ.get("FIREBASE_EMULATOR_HUB")
@@ -118,7 +120,7 @@ def _find_stack() -> Stack:
         if not web_url and "hosting" in emus:
             web_url = f"http://{_hostport(emus['hosting'])}/"
         if not functions_url and "functions" in emus:
-            functions_url = f"http://{_hostport(emus['functions'])}/{project}/us-central1"
+            functions_url = f"http://{_hostport(emus['functions'])}/{project}/{harness.REGION}"
         auth = auth or (_hostport(emus["auth"]) if "auth" in emus else None)
         firestore = firestore or (_hostport(emus["firestore"]) if "firestore" in emus else None)
     missing = [n for n, v in (("the page (Hosting)", web_url), ("the Auth emulator", auth)) if not v]
@@ -127,7 +129,7 @@ def _find_stack() -> Stack:
             "The browser test needs the running stack, and could not find "
             + " and ".join(missing)
             + ". Run it under `make dev` / `firebase emulators:exec --only functions,firestore,auth,hosting`"
-            " (which set FIREBASE_EMULATOR_HUB), or set CHAT_MEMORY_WEB_URL and FIREBASE_AUTH_EMULATOR_HOST."
+            " (which set FIREBASE_EMULATOR_HUB), or set CM_WEB_URL and FIREBASE_AUTH_EMULATOR_HOST."
         )
     assert web_url and auth  # for mypy: pytest.fail above does not return
     return Stack(web_url, functions_url, f"http://{auth}", firestore, project)
