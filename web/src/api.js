@@ -61,8 +61,15 @@ export function friendlyMessage(err) {
  * @param {(forceRefresh: boolean) => Promise<string|null>} o.getToken
  * @param {typeof fetch} [o.fetchImpl]
  * @param {number} [o.timeoutMs]
+ * @param {number} [o.retryDelayMs]  pause before the one automatic retry of a read
  */
-export function createApi({ base, getToken, fetchImpl = globalThis.fetch.bind(globalThis), timeoutMs = 15000 }) {
+export function createApi({
+  base,
+  getToken,
+  fetchImpl = globalThis.fetch.bind(globalThis),
+  timeoutMs = 15000,
+  retryDelayMs = 300,
+}) {
   async function once(fn, { method, query, body }, forceRefresh) {
     let url = `${base}/${fn}`;
     if (query) {
@@ -134,8 +141,16 @@ export function createApi({ base, getToken, fetchImpl = globalThis.fetch.bind(gl
     try {
       return await once(fn, opts, false);
     } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
       // A token can expire between two requests: refresh it once and retry.
-      if (e instanceof ApiError && e.status === 401) return once(fn, opts, true);
+      if (e.status === 401) return once(fn, opts, true);
+      // A read is safe to repeat: one quiet retry rides over a dropped connection
+      // (e.g. an instance recycled mid-request). Writes are retried by the user, with
+      // the same client_message_id, so the service stores them once.
+      if (e.kind === "network" && opts.method === "GET") {
+        await new Promise((r) => setTimeout(r, retryDelayMs));
+        return once(fn, opts, false);
+      }
       throw e;
     }
   }

@@ -473,13 +473,26 @@ async function afterSignIn(ok) {
 
 // ----------------------------------------------------------------------------------- boot
 
-async function loadFileConfig() {
+async function fetchJson(path) {
   try {
-    const res = await fetch("config.json", { cache: "no-store" });
+    const res = await fetch(path, { cache: "no-store" });
     return res.ok ? await res.json() : null;
   } catch {
     return null;
   }
+}
+
+async function loadFileConfig() {
+  const file = (await fetchJson("config.json")) || {};
+  if (!file.firebase) {
+    // On Firebase Hosting (and its emulator) the project's web config is at a reserved URL.
+    const init = await fetchJson("/__/firebase/init.json");
+    if (init && init.apiKey && init.projectId) {
+      const { apiKey, authDomain, projectId, appId } = init;
+      file.firebase = { apiKey, authDomain, projectId, ...(appId ? { appId } : {}) };
+    }
+  }
+  return file;
 }
 
 async function boot() {

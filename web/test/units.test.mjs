@@ -82,7 +82,7 @@ test("API: rate limit carries Retry-After; non-JSON errors are handled", async (
 });
 
 test("API: network failure and 401 refresh", async () => {
-  let api = createApi({ base: "/api", getToken: async () => "t", fetchImpl: async () => { throw new TypeError("Failed to fetch"); } });
+  let api = createApi({ base: "/api", getToken: async () => "t", retryDelayMs: 0, fetchImpl: async () => { throw new TypeError("Failed to fetch"); } });
   await assert.rejects(api.health(), (e) => e.kind === "network" && /Nothing was lost/.test(e.friendly));
   const forced = [];
   const f = fakeFetch((url, init, n) => (n === 1 ? json(401, { error: { code: "unauthenticated", message: "expired" } }) : json(200, { ok: 1 })));
@@ -100,4 +100,19 @@ test("canned reply: deterministic, labelled, with kb_ sources", () => {
   assert.match(a.metadata.sources[0], /^kb_[a-z_]+$/);
   assert.ok(a.metadata.confidence >= 0.55 && a.metadata.confidence <= 0.95);
   assert.equal(typeof a.metadata.collection, "string");
+});
+
+test("API: a read is retried once after a dropped connection, a write is not", async () => {
+  const flaky = () => fakeFetch((url, init, n) => {
+    if (n === 1) throw new TypeError("Failed to fetch");
+    return json(200, { ok: n });
+  });
+  let f = flaky();
+  let api = createApi({ base: "/api", getToken: async () => "t", fetchImpl: f, retryDelayMs: 0 });
+  assert.deepEqual(await api.getContext("s", 8), { ok: 2 });
+  assert.equal(f.calls.length, 2);
+  f = flaky();
+  api = createApi({ base: "/api", getToken: async () => "t", fetchImpl: f, retryDelayMs: 0 });
+  await assert.rejects(api.appendMessage({}), (e) => e.kind === "network");
+  assert.equal(f.calls.length, 1);
 });
