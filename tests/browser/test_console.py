@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Route, expect
 
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
 SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 SUMMARY_INTERVAL = 5  # the service's default: a rolling summary every 5 messages
 CONTEXT_WINDOW = 8  # get_context's max_messages as the page asks for it
