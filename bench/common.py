@@ -1,0 +1,185 @@
+"""What every section shares: statistics, the machine, sample payloads, processes it owns."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+FIRESTORE_JAR = Path("/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar")
+PROJECT = "demo-chat-memory"
+
+# Realistic chat turns: a short question, a longer answer citing knowledge-base entries.
+USER_TEXT = "How do I reset the password of my account if I no longer have access to the recovery e-mail?"
+ASSISTANT_TEXT = (
+    "You can reset it from the sign-in page: choose 'Forgot password', then 'I no longer have access to "
+    "this e-mail'. We will ask two questions about your account and send a one-time code to the phone "
+    "number on file. If no phone number is on file, open a support ticket with a photo ID; the team "
+    "answers within one business day. After the reset, sign out of other devices from Settings > "
+    "Security, and add a new recovery e-mail so this does not happen again."
+)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), nearest rank on sorted values."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, round(q / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def summarize_rounds(rounds: list[list[float]]) -> dict[str, Any]:
+    """Per round: median and p99. Reported: the median of the rounds' medians and p99s,
+    and the spread of the round medians (how much repeating changed the answer)."""
+    meds = [statistics.median(r) for r in rounds]
+    p99s = [percentile(r, 99) for r in rounds]
+    return {
+        "median": statistics.median(meds),
+        "p99": statistics.median(p99s),
+        "rounds": len(rounds),
+        "n_per_round": len(rounds[0]) if rounds else 0,
+        "round_medians": [round(m, 1) for m in meds],
+    }
+
+
+def time_ops(fn: Callable[[int], Any], n: int, *, warmup: int, rounds: int) -> dict[str, Any]:
+    """Run fn(i) warmup times untimed, then `rounds` rounds of n timed calls (µs each)."""
+    for i in range(warmup):
+        fn(i)
+    out: list[list[float]] = []
+    i = warmup
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        samples: list[float] = []
+        for _ in range(n):
+            t0 = clock()
+            fn(i)
+            samples.append((clock() - t0) / 1000)
+            i += 1
+        out.append(samples)
+    return summarize_rounds(out)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    redis_version = ""
+    if shutil.which("redis-server"):
+        out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False).stdout
+        redis_version = next((w.split("=", 1)[1] for w in out.split() if w.startswith("v=")), out.strip())
+    from importlib.metadata import version
+
+    def v(pkg: str) -> str:
+        try:
+            return version(pkg)
+        except Exception:  # noqa: BLE001 - a missing package is reported as such
+            return "absent"
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "redis_server": redis_version,
+        "redis_py": v("redis"),
+        "functions_framework": v("functions-framework"),
+        "gunicorn": v("gunicorn"),
+        "firebase_functions": v("firebase-functions"),
+        "google_cloud_firestore": v("google-cloud-firestore"),
+    }
+
+
+def pin(cpu: int) -> Callable[[], None] | None:
+    """A preexec_fn pinning a child to one CPU (None on a one-core machine)."""
+    if (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def free_port() -> int:
+    from tests.store.servers import free_port as fp
+
+    return fp()
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+
+
+class FirestoreEmulator:
+    """The installed Cloud Firestore emulator on a free loopback port, or the one
+    FIRESTORE_EMULATOR_HOST already names. ``skip_reason`` says why there is none."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.host = os.environ.get("FIRESTORE_EMULATOR_HOST", "")
+        self.skip_reason = ""
+
+    def start(self) -> bool:
+        if self.host:
+            return True
+        java = shutil.which("java")
+        if not FIRESTORE_JAR.exists() or not java:
+            self.skip_reason = f"no Firestore emulator: {FIRESTORE_JAR} exists={FIRESTORE_JAR.exists()}, java={java}"
+            return False
+        port = free_port()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        log = open(RESULTS / "firestore-emulator.log", "wb")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [java, "-cp", str(FIRESTORE_JAR), "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+             "--host=127.0.0.1", f"--port={port}"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.skip_reason = f"Firestore emulator exited with {self.proc.returncode} (see results/firestore-emulator.log)"
+                return False
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=0.5) as r:
+                    if r.status == 200:
+                        self.host = f"127.0.0.1:{port}"
+                        return True
+            except OSError:
+                time.sleep(0.2)
+        self.skip_reason = "Firestore emulator did not answer within 60 s"
+        self.stop()
+        return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def python() -> str:
+    return sys.executable

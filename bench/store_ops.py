@@ -1,0 +1,259 @@
+"""Sections 1, 2 and 6: the store in-process against real redis-server processes.
+
+Every operation goes through the product's own code (RedisLayer, SessionManager) on a
+client built by ``shared.store.redis_client.build`` (the product's timeouts and retry);
+the floor (PING) and the straightforward variant (bench/naive.py) use that same client.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from bench import naive
+from bench.common import ASSISTANT_TEXT, PROJECT, USER_TEXT, summarize_rounds
+from shared.session_manager import SessionManager
+from shared.settings import Settings
+from shared.store import redis_client
+from shared.store.base import QueryRecord, StoredMessage
+from shared.store.firestore_store import FirestoreLayer
+from shared.store.redis_store import RedisLayer
+
+MESSAGES_PER_SESSION = 20  # a conversation of 10 turns; then the bench moves to a new session
+UID = "bench-user"
+
+
+def settings_for(url: str, *, cluster: bool = False, firestore: bool = False) -> Settings:
+    return Settings(redis_url=url, redis_cluster=cluster, firestore_enabled=firestore, gcp_project=PROJECT)
+
+
+def manager_for(settings: Settings, client: Any = None, fs_client: Any = None) -> SessionManager:
+    client = client if client is not None else redis_client.build(settings)
+    return SessionManager(settings, redis=RedisLayer(settings, client=client),
+                          firestore=FirestoreLayer(settings, client=fs_client))
+
+
+def turn(k: int) -> tuple[str, str, dict[str, Any] | None, str | None]:
+    """The k-th message of a conversation: (role, content, metadata, client_message_id).
+    Users' messages carry a client message id, as the web console sends; answers cite
+    knowledge-base entries."""
+    if k % 2 == 0:
+        return "user", f"{USER_TEXT} ({k})", None, uuid.uuid4().hex[:20]
+    return "assistant", ASSISTANT_TEXT, {"sources": [f"kb_{k % 3}", "kb_faq"], "confidence": 0.82}, None
+
+
+def conversation(m: SessionManager, n_messages: int = MESSAGES_PER_SESSION) -> str:
+    sid = m.create_session({"platform": "web", "locale": "en"}, user_id=UID).session_id
+    for k in range(n_messages):
+        role, content, md, cmid = turn(k)
+        m.add_message(sid, role, content, md, client_message_id=cmid, user_id=UID)
+    return sid
+
+
+class AppendFeed:
+    """Hands out (sid, k) so that every session gets MESSAGES_PER_SESSION appends, in
+    conversation order, then the next session: the analytics buffer never fills and the
+    rolling summary falls every 5th append as in real use. Sessions are created up
+    front (``ops`` appends' worth), so creation is neither timed nor counted."""
+
+    def __init__(self, m: SessionManager, ops: int = 0, *, live: list[str] | None = None,
+                 per_session: int = MESSAGES_PER_SESSION):
+        self.live = live
+        self.per = per_session
+        n = 0 if live is not None else ops // per_session + 2
+        self.sids = [m.create_session({"platform": "web"}, user_id=UID).session_id for _ in range(n)]
+        self.i = 0
+
+    def next(self) -> tuple[str, int]:
+        self.i += 1
+        if self.live is not None:
+            # live sessions from a prefill: a random one each time, the conversation goes on
+            return random.choice(self.live), self.i
+        j = self.i - 1
+        return self.sids[j // self.per], j % self.per
+
+
+def layer_append_fn(m: SessionManager, feed: AppendFeed) -> Callable[[int], Any]:
+    layer = m.redis
+
+    def op(_i: int) -> Any:
+        sid, k = feed.next()
+        role, content, md, cmid = turn(k)
+        now = time.time()
+        msg = StoredMessage(0, cmid or uuid.uuid4().hex[:20], role, content, now, md)
+        out = layer.append(sid, UID, msg, cmid, now)
+        assert out.status == "ok", out.status
+        return out
+
+    return op
+
+
+def manager_append_fn(m: SessionManager, feed: AppendFeed) -> Callable[[int], Any]:
+    def op(_i: int) -> Any:
+        sid, k = feed.next()
+        role, content, md, cmid = turn(k)
+        return m.add_message(sid, role, content, md, client_message_id=cmid, user_id=UID)
+
+    return op
+
+
+def naive_append_fn(m: SessionManager, feed: AppendFeed) -> Callable[[int], Any]:
+    s = m.settings
+    r = m.redis.client()
+    keys_of = m.redis.keys
+
+    def op(_i: int) -> Any:
+        sid, k = feed.next()
+        role, content, md, cmid = turn(k)
+        now = time.time()
+        msg = StoredMessage(0, cmid or uuid.uuid4().hex[:20], role, content, now, md)
+        ana_tail = QueryRecord.from_answer(0, msg.mid, None, msg).tail_json() if role == "assistant" else ""
+        out = naive.append(
+            r, keys_of(sid), UID, role, msg.tail_json(), cmid or "", window=s.message_window, ttl=s.session_ttl_s,
+            interval=s.summary_interval, ana_max=s.analytics_buffer_max, now=repr(now),
+            content_json=json.dumps(content, ensure_ascii=False) if role == "user" else "", ana_tail=ana_tail,
+            pend_max=max(s.summary_interval * 20, s.message_window),
+        )
+        assert out[0] == "ok", out
+        return out
+
+    return op
+
+
+def read_fns(m: SessionManager, sids: list[str]) -> dict[str, Callable[[int], Any]]:
+    layer = m.redis
+    w = m.settings.message_window
+    ttl = m.settings.session_ttl_s
+    r = layer.client()
+    n = len(sids)
+
+    def layer_read(i: int) -> Any:
+        out = layer.read(sids[i % n], UID, w)
+        assert out.status == "ok"
+        return out
+
+    def manager_read(i: int) -> Any:
+        return m.get_context_for_llm(sids[i % n], user_id=UID)
+
+    def naive_read(i: int) -> Any:
+        return naive.read(r, layer.keys(sids[i % n]), UID, w, ttl)
+
+    return {"layer": layer_read, "manager": manager_read, "naive": naive_read}
+
+
+def interleaved(variants: dict[str, Callable[[int], Any]], n: int, *, warmup: int, rounds: int
+                ) -> dict[str, dict[str, Any]]:
+    """Time each variant in rounds, the rounds interleaved (A B C A B C ...), so slow
+    drift of the machine hits every variant alike. µs per call."""
+    for fn in variants.values():
+        for i in range(warmup):
+            fn(i)
+    samples: dict[str, list[list[float]]] = {k: [] for k in variants}
+    clock = time.perf_counter_ns
+    for r in range(rounds):
+        for name, fn in variants.items():
+            base = warmup + r * n
+            s: list[float] = []
+            for i in range(base, base + n):
+                t0 = clock()
+                fn(i)
+                s.append((clock() - t0) / 1000)
+            samples[name].append(s)
+    return {k: summarize_rounds(v) for k, v in samples.items()}
+
+
+# ---------------------------------------------------------------- section 1
+def section_store(url: str, *, n: int, warmup: int, rounds: int) -> dict[str, Any]:
+    s = settings_for(url)
+    m = manager_for(s)
+    client = m.redis.client()
+    read_sids = [conversation(m) for _ in range(50)]
+    reads = read_fns(m, read_sids)
+    total = warmup + n * rounds
+    variants: dict[str, Callable[[int], Any]] = {
+        "ping": lambda _i: client.ping(),
+        "append (RedisLayer, 1 script)": layer_append_fn(m, AppendFeed(m, total)),
+        "context read (RedisLayer, 1 script)": reads["layer"],
+        "add_message (SessionManager)": manager_append_fn(m, AppendFeed(m, total)),
+        "get_context_for_llm (SessionManager)": reads["manager"],
+        "append, straightforward (1 cmd/step)": naive_append_fn(m, AppendFeed(m, total)),
+        "context read, straightforward": reads["naive"],
+    }
+    res = interleaved(variants, n, warmup=warmup, rounds=rounds)
+    floor = res["ping"]["median"]
+    for v in res.values():
+        v["x_ping"] = round(v["median"] / floor, 2)
+    return {
+        "results": res,
+        "workload": (f"{MESSAGES_PER_SESSION}-message conversations (user {len(USER_TEXT)} chars with a client "
+                     f"message id, assistant {len(ASSISTANT_TEXT)} chars citing 2 KB entries); reads of a full "
+                     f"{s.message_window}-message window plus summary over 50 sessions; a rolling summary every "
+                     f"{s.summary_interval}th append (SessionManager rows include it)"),
+        "client": "redis_client.build(settings): one pooled connection, socket_timeout 0.5 s, decode_responses",
+    }
+
+
+# ---------------------------------------------------------------- section 2
+def _commandstats(admin: Any) -> tuple[dict[str, int], dict[str, float]]:
+    """Calls per command, and server time (µs) per command, since the last RESETSTAT."""
+    info = admin.info("commandstats")
+    calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+    usec = {k.removeprefix("cmdstat_"): float(v["usec"]) for k, v in info.items()}
+    return calls, usec
+
+
+def section_roundtrips(url: str, *, k: int = 100) -> dict[str, Any]:
+    import redis
+
+    from tests.store.test_redis_layer import CountingConnection
+
+    conn_cls: Any = type("BenchCounting", (CountingConnection,), {"sends": 0})
+    s = settings_for(url)
+    pool = redis.ConnectionPool.from_url(url, connection_class=conn_cls, decode_responses=True,
+                                         health_check_interval=0, socket_timeout=s.redis_socket_timeout_s)
+    m = manager_for(s, client=redis.Redis(connection_pool=pool))
+    admin = redis.Redis.from_url(url, decode_responses=True)
+    read_sids = [conversation(m) for _ in range(5)]
+    reads = read_fns(m, read_sids)
+    total = 100 + k
+    ops: dict[str, Callable[[int], Any]] = {
+        "create_session (SessionManager)": lambda _i: m.create_session({"platform": "web"}, user_id=UID),
+        "append (RedisLayer)": layer_append_fn(m, AppendFeed(m, total)),
+        "context read (RedisLayer)": reads["layer"],
+        "add_message (SessionManager; every 5th also stores the summary)": manager_append_fn(m, AppendFeed(m, total)),
+        "get_context_for_llm (SessionManager)": reads["manager"],
+        "append, straightforward": naive_append_fn(m, AppendFeed(m, total)),
+        "context read, straightforward": reads["naive"],
+    }
+    out: dict[str, Any] = {}
+    for name, fn in ops.items():
+        # 100 ops first (scripts loaded; appends start the counted window at a session's
+        # first message, so k=100 counts 5 whole conversations)
+        for i in range(100):
+            fn(i)
+        conn_cls.sends = 0
+        admin.config_resetstat()
+        for i in range(100, 100 + k):
+            fn(i)
+        sends = conn_cls.sends
+        stats, usec = _commandstats(admin)
+        for c in ("config|resetstat", "config", "info"):
+            stats.pop(c, None)
+            usec.pop(c, None)
+        total_cmds = sum(stats.values())
+        # EVALSHA's time includes the commands the script ran; without scripts, the sum.
+        server_us = usec["evalsha"] if "evalsha" in usec else sum(usec.values())
+        out[name] = {
+            "round_trips_per_op": round(sends / k, 2),
+            "commands_per_op": round(total_cmds / k, 2),
+            "server_us_per_op": round(server_us / k, 1),
+            "by_command": {c: round(v / k, 2) for c, v in sorted(stats.items(), key=lambda kv: -kv[1])},
+        }
+    return {"ops": k, "results": out,
+            "note": "round trips = socket sends counted in the client; commands = INFO commandstats deltas "
+                    "(commands run inside Lua scripts included) over the same ops; server µs = commandstats usec "
+                    "(EVALSHA's includes the commands it ran)"}
