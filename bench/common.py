@@ -107,6 +107,25 @@ def machine() -> dict[str, Any]:
     }
 
 
+def busy_probe(seconds: float = 0.5) -> dict[str, Any]:
+    """How busy the machine is while the bench itself sleeps: other processes' load,
+    which this shared machine may carry. Share of all cores in use, from /proc/stat."""
+
+    def snap() -> tuple[int, int]:
+        vals = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        return sum(vals), idle
+
+    try:
+        t1, i1 = snap()
+        time.sleep(seconds)
+        t2, i2 = snap()
+        busy = 1 - (i2 - i1) / max(1, t2 - t1)
+    except (OSError, ValueError, IndexError):
+        return {}
+    return {"busy_pct": round(busy * 100), "loadavg_1m": round(os.getloadavg()[0], 2)}
+
+
 def pin(cpu: int) -> Callable[[], None] | None:
     """A preexec_fn pinning a child to one CPU (None on a one-core machine)."""
     if (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
@@ -151,14 +170,23 @@ class FirestoreEmulator:
         RESULTS.mkdir(parents=True, exist_ok=True)
         log = open(RESULTS / "firestore-emulator.log", "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [java, "-cp", str(FIRESTORE_JAR), "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
-             "--host=127.0.0.1", f"--port={port}"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                java,
+                "-cp",
+                str(FIRESTORE_JAR),
+                "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+                "--host=127.0.0.1",
+                f"--port={port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                self.skip_reason = f"Firestore emulator exited with {self.proc.returncode} (see results/firestore-emulator.log)"
+                self.skip_reason = (
+                    f"Firestore emulator exited with {self.proc.returncode} (see bench/results/firestore-emulator.log)"
+                )
                 return False
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=0.5) as r:

@@ -9,9 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 
-def append(
-    r: Any, keys: list[str], owner: str, role: str, tail: str, cmid: str, *, window: int, ttl: int,
-    interval: int, ana_max: int, now: str, content_json: str, ana_tail: str, pend_max: int,
+def append(  # noqa: PLR0913 - one parameter per ARGV of append.lua, to compare like with like
+    r: Any,
+    keys: list[str],
+    owner: str,
+    role: str,
+    tail: str,
+    cmid: str,
+    *,
+    window: int,
+    ttl: int,
+    interval: int,
+    ana_max: int,
+    now: str,
+    content_json: str,
+    ana_tail: str,
+    pend_max: int,
 ) -> tuple[str, int]:
     meta, msgs, pend, ana, cmids, summ = keys
     if not r.exists(meta):

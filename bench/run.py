@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
-from bench.common import RESULTS, machine  # noqa: E402
+from bench.common import RESULTS, busy_probe, machine  # noqa: E402
 
 SECTIONS = ("store", "roundtrips", "http", "coldstart", "cost", "scale")
 
@@ -75,12 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     from tests.store.servers import RedisServer
 
+    # A SIGTERM (make interrupted, CI timeout) unwinds like Ctrl-C: every server this
+    # run started is stopped by its finally block, none is left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
     redis_srv = RedisServer()
     redis_srv.start()
     try:
         for name in only:
             t0 = time.time()
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+            busy = busy_probe()
             try:
                 out["sections"][name] = run_section(name, redis_srv, size)
             except Exception as exc:  # one broken section must not lose the others' numbers
@@ -89,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 out["sections"][name] = {"error": f"{type(exc).__name__}: {exc}"}
             out["sections"][name]["seconds"] = round(time.time() - t0, 1)
+            out["sections"][name]["machine_busy_before"] = busy
             print(f"[bench] {name} done in {time.time() - t0:.1f} s", file=sys.stderr, flush=True)
     finally:
         redis_srv.stop()
@@ -113,8 +120,13 @@ def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, An
     if name == "http":
         from bench.http_load import section_http
 
-        return section_http(redis_srv.url, requests=size["http_requests"], warmup=size["http_warmup"],
-                            connections=size["http_connections"], rounds=size["rounds"])
+        return section_http(
+            redis_srv.url,
+            requests=size["http_requests"],
+            warmup=size["http_warmup"],
+            connections=size["http_connections"],
+            rounds=size["rounds"],
+        )
     if name == "coldstart":
         from bench.coldstart import section_coldstart
 
@@ -126,8 +138,12 @@ def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, An
     if name == "scale":
         from bench.scale import section_scale
 
-        return section_scale(levels=size["scale_levels"], n=size["scale_n"], rounds=size["rounds"],
-                             cluster_sessions=size["cluster_sessions"])
+        return section_scale(
+            levels=size["scale_levels"],
+            n=size["scale_n"],
+            rounds=size["rounds"],
+            cluster_sessions=size["cluster_sessions"],
+        )
     raise ValueError(name)
 
 

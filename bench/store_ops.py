@@ -33,8 +33,9 @@ def settings_for(url: str, *, cluster: bool = False, firestore: bool = False) ->
 
 def manager_for(settings: Settings, client: Any = None, fs_client: Any = None) -> SessionManager:
     client = client if client is not None else redis_client.build(settings)
-    return SessionManager(settings, redis=RedisLayer(settings, client=client),
-                          firestore=FirestoreLayer(settings, client=fs_client))
+    return SessionManager(
+        settings, redis=RedisLayer(settings, client=client), firestore=FirestoreLayer(settings, client=fs_client)
+    )
 
 
 def turn(k: int) -> tuple[str, str, dict[str, Any] | None, str | None]:
@@ -60,8 +61,9 @@ class AppendFeed:
     rolling summary falls every 5th append as in real use. Sessions are created up
     front (``ops`` appends' worth), so creation is neither timed nor counted."""
 
-    def __init__(self, m: SessionManager, ops: int = 0, *, live: list[str] | None = None,
-                 per_session: int = MESSAGES_PER_SESSION):
+    def __init__(
+        self, m: SessionManager, ops: int = 0, *, live: list[str] | None = None, per_session: int = MESSAGES_PER_SESSION
+    ):
         self.live = live
         self.per = per_session
         n = 0 if live is not None else ops // per_session + 2
@@ -113,9 +115,19 @@ def naive_append_fn(m: SessionManager, feed: AppendFeed) -> Callable[[int], Any]
         msg = StoredMessage(0, cmid or uuid.uuid4().hex[:20], role, content, now, md)
         ana_tail = QueryRecord.from_answer(0, msg.mid, None, msg).tail_json() if role == "assistant" else ""
         out = naive.append(
-            r, keys_of(sid), UID, role, msg.tail_json(), cmid or "", window=s.message_window, ttl=s.session_ttl_s,
-            interval=s.summary_interval, ana_max=s.analytics_buffer_max, now=repr(now),
-            content_json=json.dumps(content, ensure_ascii=False) if role == "user" else "", ana_tail=ana_tail,
+            r,
+            keys_of(sid),
+            UID,
+            role,
+            msg.tail_json(),
+            cmid or "",
+            window=s.message_window,
+            ttl=s.session_ttl_s,
+            interval=s.summary_interval,
+            ana_max=s.analytics_buffer_max,
+            now=repr(now),
+            content_json=json.dumps(content, ensure_ascii=False) if role == "user" else "",
+            ana_tail=ana_tail,
             pend_max=max(s.summary_interval * 20, s.message_window),
         )
         assert out[0] == "ok", out
@@ -145,8 +157,9 @@ def read_fns(m: SessionManager, sids: list[str]) -> dict[str, Callable[[int], An
     return {"layer": layer_read, "manager": manager_read, "naive": naive_read}
 
 
-def interleaved(variants: dict[str, Callable[[int], Any]], n: int, *, warmup: int, rounds: int
-                ) -> dict[str, dict[str, Any]]:
+def interleaved(
+    variants: dict[str, Callable[[int], Any]], n: int, *, warmup: int, rounds: int
+) -> dict[str, dict[str, Any]]:
     """Time each variant in rounds, the rounds interleaved (A B C A B C ...), so slow
     drift of the machine hits every variant alike. µs per call."""
     for fn in variants.values():
@@ -189,10 +202,12 @@ def section_store(url: str, *, n: int, warmup: int, rounds: int) -> dict[str, An
         v["x_ping"] = round(v["median"] / floor, 2)
     return {
         "results": res,
-        "workload": (f"{MESSAGES_PER_SESSION}-message conversations (user {len(USER_TEXT)} chars with a client "
-                     f"message id, assistant {len(ASSISTANT_TEXT)} chars citing 2 KB entries); reads of a full "
-                     f"{s.message_window}-message window plus summary over 50 sessions; a rolling summary every "
-                     f"{s.summary_interval}th append (SessionManager rows include it)"),
+        "workload": (
+            f"{MESSAGES_PER_SESSION}-message conversations (user {len(USER_TEXT)} chars with a client "
+            f"message id, assistant {len(ASSISTANT_TEXT)} chars citing 2 KB entries); reads of a full "
+            f"{s.message_window}-message window plus summary over 50 sessions; a rolling summary every "
+            f"{s.summary_interval}th append (SessionManager rows include it)"
+        ),
         "client": "redis_client.build(settings): one pooled connection, socket_timeout 0.5 s, decode_responses",
     }
 
@@ -213,8 +228,13 @@ def section_roundtrips(url: str, *, k: int = 100) -> dict[str, Any]:
 
     conn_cls: Any = type("BenchCounting", (CountingConnection,), {"sends": 0})
     s = settings_for(url)
-    pool = redis.ConnectionPool.from_url(url, connection_class=conn_cls, decode_responses=True,
-                                         health_check_interval=0, socket_timeout=s.redis_socket_timeout_s)
+    pool = redis.ConnectionPool.from_url(
+        url,
+        connection_class=conn_cls,
+        decode_responses=True,
+        health_check_interval=0,
+        socket_timeout=s.redis_socket_timeout_s,
+    )
     m = manager_for(s, client=redis.Redis(connection_pool=pool))
     admin = redis.Redis.from_url(url, decode_responses=True)
     read_sids = [conversation(m) for _ in range(5)]
@@ -253,7 +273,10 @@ def section_roundtrips(url: str, *, k: int = 100) -> dict[str, Any]:
             "server_us_per_op": round(server_us / k, 1),
             "by_command": {c: round(v / k, 2) for c, v in sorted(stats.items(), key=lambda kv: -kv[1])},
         }
-    return {"ops": k, "results": out,
-            "note": "round trips = socket sends counted in the client; commands = INFO commandstats deltas "
-                    "(commands run inside Lua scripts included) over the same ops; server µs = commandstats usec "
-                    "(EVALSHA's includes the commands it ran)"}
+    return {
+        "ops": k,
+        "results": out,
+        "note": "round trips = socket sends counted in the client; commands = INFO commandstats deltas "
+        "(commands run inside Lua scripts included) over the same ops; server µs = commandstats usec "
+        "(EVALSHA's includes the commands it ran)",
+    }

@@ -1,0 +1,131 @@
+"""Section 5: what one conversation costs. Firestore document reads and writes of a
+20-message session (created, conversed, ended, then the trigger's user stats), counted at
+the client against the Firestore emulator; Redis round trips alongside; Redis memory
+per active session.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from bench.common import PROJECT, FirestoreEmulator
+from bench.store_ops import MESSAGES_PER_SESSION, UID, conversation, manager_for, settings_for, turn
+
+
+def firestore_cost(redis_url: str) -> dict[str, Any]:
+    import redis
+
+    from tests.store.test_redis_layer import CountingConnection
+
+    emu = FirestoreEmulator()
+    if not emu.start():
+        return {"skipped": emu.skip_reason}
+    old = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emu.host
+    try:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import firestore
+
+        from shared.store.firestore_client import bound_rpc_deadlines
+        from shared.triggers import handle_session_written
+        from tests.store.test_end_trigger_sweep import WriteCounter
+
+        client = bound_rpc_deadlines(firestore.Client(project=PROJECT, credentials=AnonymousCredentials()), 5.0)
+        fs = WriteCounter(client)
+        conn_cls: Any = type("CostCounting", (CountingConnection,), {"sends": 0})
+        pool = redis.ConnectionPool.from_url(
+            redis_url, connection_class=conn_cls, decode_responses=True, health_check_interval=0
+        )
+        s = settings_for(redis_url, firestore=True)
+        m = manager_for(s, client=redis.Redis(connection_pool=pool), fs_client=client)
+        # warm-up on another session: every script loaded (a first EVALSHA costs two more
+        # round trips: NOSCRIPT, SCRIPT LOAD), the emulator's first requests paid
+        warm = conversation(m, 6)
+        m.get_context_for_llm(warm, user_id=UID)
+        m.end_session_with_analytics(warm, user_id=UID)
+        phases: dict[str, dict[str, Any]] = {}
+        kb: set[str] = set()
+
+        def phase(name: str, fn: Any) -> Any:
+            r0, w0, c0 = fs.reads, fs.writes, conn_cls.sends
+            t0 = time.perf_counter()
+            out = fn()
+            phases[name] = {
+                "reads": fs.reads - r0,
+                "writes": fs.writes - w0,
+                "redis_round_trips": conn_cls.sends - c0,
+                "ms_on_emulator": round((time.perf_counter() - t0) * 1000, 1),
+            }
+            return out
+
+        sid = phase("create_session", lambda: m.create_session({"platform": "web"}, user_id=UID).session_id)
+
+        def converse() -> None:
+            for k in range(MESSAGES_PER_SESSION):
+                role, content, md, cmid = turn(k)
+                if role == "assistant":
+                    m.get_context_for_llm(sid, user_id=UID)  # the assistant reads before it answers
+                    kb.update(md["sources"] if md else [])
+                m.add_message(sid, role, content, md, client_message_id=cmid, user_id=UID)
+
+        phase(f"{MESSAGES_PER_SESSION} messages + {MESSAGES_PER_SESSION // 2} context reads", converse)
+        phase("end_session_with_analytics", lambda: m.end_session_with_analytics(sid, "agent-1", user_id=UID))
+        # The trigger receives the ended document in its event: not a read in production.
+        uncounted = firestore.Client(project=PROJECT, credentials=AnonymousCredentials())
+        after = uncounted.collection("sessions").document(sid).get().to_dict()
+        phase(
+            "trigger: user stats + KB usage",
+            lambda: handle_session_written(sid, {"status": "active"}, after, f"evt-{sid}", manager=m),
+        )
+        return {
+            "phases": phases,
+            "messages": MESSAGES_PER_SESSION,
+            "kb_entries": len(kb),
+            "total_reads": sum(p["reads"] for p in phases.values()),
+            "total_writes": sum(p["writes"] for p in phases.values()),
+            "total_redis_round_trips": sum(p["redis_round_trips"] for p in phases.values()),
+            "emulator": emu.host,
+        }
+    finally:
+        if old is None:
+            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+        else:
+            os.environ["FIRESTORE_EMULATOR_HOST"] = old
+        emu.stop()
+
+
+def redis_memory(sessions: int) -> dict[str, Any]:
+    from tests.store.servers import RedisServer
+
+    srv = RedisServer()
+    srv.start()
+    try:
+        m = manager_for(settings_for(srv.url))
+        admin = m.redis.client()
+        conversation(m, 2)  # scripts loaded before the baseline
+        base = int(admin.info("memory")["used_memory"])
+        sids = [conversation(m) for _ in range(sessions)]
+        used = int(admin.info("memory")["used_memory"]) - base
+        names = ["meta", "msgs", "pend", "ana", "cmid", "sum"]
+        usage = {
+            f"{n}": int(admin.memory_usage(k, samples=0) or 0)
+            for n, k in zip(names, m.redis.keys(sids[0]), strict=True)
+        }
+        total = sum(usage.values())
+        per = used / sessions
+        return {
+            "sessions": sessions,
+            "messages": MESSAGES_PER_SESSION,
+            "memory_usage_by_key": usage,
+            "memory_usage_total": total,
+            "used_memory_per_session": per,
+            "sessions_per_gb": (1 << 30) / per,
+        }
+    finally:
+        srv.stop()
+
+
+def section_cost(redis_url: str, *, memory_sessions: int) -> dict[str, Any]:
+    return {"firestore": firestore_cost(redis_url), "redis_memory": redis_memory(memory_sessions)}

@@ -1,0 +1,226 @@
+"""Section 3: functions-framework serving one function, a load generator in another
+process (bench/loadgen.py), next to an empty function on the same server.
+
+The server is pinned to CPU 0 and the load generator and redis-server to CPU 1 (on a
+machine with two or more cores), so the function gets one whole CPU, as `cpu: 1` gives
+it in Cloud Functions, and the load generator does not steal it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.common import PROJECT, RESULTS, ROOT, free_port, percentile, pin, python, wait_port
+from bench.store_ops import UID, conversation, manager_for, settings_for
+
+FF = str(Path(python()).parent / "functions-framework")
+
+
+def server_env(redis_url: str, target: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FUNCTION_", "K_"))}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "REDIS_URL": redis_url,
+            "AUTH_DISABLED": "true",
+            "RATE_LIMIT_PER_MINUTE": "0",
+            "FIRESTORE_ENABLED": "false",
+            "GCLOUD_PROJECT": PROJECT,
+            "FUNCTION_TARGET": target,
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    env.pop("FIRESTORE_EMULATOR_HOST", None)
+    return env
+
+
+class FunctionServer:
+    """functions-framework --source S --target T in its own process, logs to a file."""
+
+    def __init__(self, source: Path, target: str, redis_url: str, *, cpu: int | None = 0) -> None:
+        self.source, self.target, self.port = source, target, free_port()
+        self.env = server_env(redis_url, target)
+        self.cpu = cpu
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(RESULTS / f"server-{self.target}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [
+                FF,
+                "--source",
+                str(self.source),
+                "--target",
+                self.target,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            preexec_fn=pin(self.cpu) if self.cpu is not None else None,  # noqa: PLW1509 - affinity only
+        )
+        wait_port(self.port, 60)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def load(
+    port: int, kind: str, sids: list[str], *, requests: int, warmup: int, connections: int, rounds: int
+) -> dict[str, Any]:
+    cmd = [
+        python(),
+        str(ROOT / "bench" / "loadgen.py"),
+        "--port",
+        str(port),
+        "--kind",
+        kind,
+        "--sids",
+        ",".join(sids),
+        "--uid",
+        UID,
+        "--requests",
+        str(requests),
+        "--warmup",
+        str(warmup),
+        "--connections",
+        str(connections),
+        "--rounds",
+        str(rounds),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600, preexec_fn=pin(1))
+    raw = json.loads(res.stdout)
+    rps = [len(r["lat_us"]) / r["wall_s"] for r in raw["rounds"]]
+    p50 = [percentile(r["lat_us"], 50) / 1000 for r in raw["rounds"]]
+    p99 = [percentile(r["lat_us"], 99) / 1000 for r in raw["rounds"]]
+    statuses: dict[str, int] = {}
+    for r in raw["rounds"]:
+        for k, v in r["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    return {
+        "rps": statistics.median(rps),
+        "p50_ms": statistics.median(p50),
+        "p99_ms": statistics.median(p99),
+        "round_rps": [round(x) for x in rps],
+        "statuses": statuses,
+        "errors": sum(v for k, v in statuses.items() if not k.startswith("2")),
+        "reconnects": sum(r["reconnects"] for r in raw["rounds"]),
+        "connections": connections,
+        "requests_per_round": requests,
+    }
+
+
+def _server_kind() -> str:
+    try:
+        import gunicorn  # noqa: F401
+
+        threads = int(os.environ.get("THREADS", str((os.cpu_count() or 1) * 4)))
+        workers = int(os.environ.get("WORKERS", "1"))
+        return f"gunicorn gthread, {workers} worker x {threads} threads (functions-framework defaults)"
+    except ImportError:
+        return "werkzeug (gunicorn not installed)"
+
+
+def section_http(redis_url: str, *, requests: int, warmup: int, connections: int, rounds: int) -> dict[str, Any]:
+    # Sessions for the functions to work on, made in-process through the same Redis.
+    m = manager_for(settings_for(redis_url))
+    read_sids = [conversation(m) for _ in range(20)]
+    # appends: user messages only (no analytics buffer to fill), ~30 per session per round
+    append_sids = [
+        m.create_session({"platform": "web"}, user_id=UID).session_id
+        for _ in range(max(10, (warmup + requests * rounds) // 30))
+    ]
+    redis_pid = _redis_pid(redis_url)
+    if redis_pid and pin(1):
+        os.sched_setaffinity(redis_pid, {1})
+    plan = [
+        ("empty function", ROOT / "bench" / "fns" / "empty_main.py", "empty", "empty", []),
+        ("get_context", ROOT / "functions" / "main.py", "get_context", "get_context", read_sids),
+        ("append_message", ROOT / "functions" / "main.py", "append_message", "append", append_sids),
+    ]
+    results: dict[str, Any] = {}
+    try:
+        for label, source, target, kind, sids in plan:
+            srv = FunctionServer(source, target, redis_url)
+            srv.start()
+            try:
+                _check(srv, kind, sids)
+                results[f"{label}, {connections} connections"] = load(
+                    srv.port, kind, sids, requests=requests, warmup=warmup, connections=connections, rounds=rounds
+                )
+                results[f"{label}, 1 connection"] = load(
+                    srv.port, kind, sids, requests=max(100, requests // 4), warmup=50, connections=1, rounds=rounds
+                )
+            finally:
+                srv.stop()
+    finally:
+        if redis_pid and pin(1):
+            os.sched_setaffinity(redis_pid, set(range(os.cpu_count() or 1)))
+    for key, v in results.items():
+        conns = key.rsplit(", ", 1)[1]
+        floor = results[f"empty function, {conns}"]["rps"]
+        v["vs_empty"] = v["rps"] / floor
+    return {
+        "results": results,
+        "server": _server_kind()
+        + ("; server pinned to CPU 0, load generator and redis-server to CPU 1" if pin(0) else ""),
+        "load": (
+            f"bench/loadgen.py in its own process (closed loop, keep-alive, {connections} or 1 connections), "
+            f"{warmup} warm-up requests then {rounds} rounds of {requests} "
+            f"(1 connection: {max(100, requests // 4)}); "
+            "get_context: 8-message window + summary of 20-message sessions; append_message: user messages "
+            "with a client_message_id, a rolling summary every 5th; AUTH_DISABLED with X-User-Id, "
+            "RATE_LIMIT_PER_MINUTE=0, FIRESTORE_ENABLED=false (the Redis-healthy path touches no Firestore); "
+            "the product's JSON request log on (to a file)"
+        ),
+    }
+
+
+def _redis_pid(url: str) -> int | None:
+    import redis
+
+    try:
+        return int(redis.Redis.from_url(url).info("server")["process_id"])
+    except Exception:  # noqa: BLE001 - pinning is best effort
+        return None
+
+
+def _check(srv: FunctionServer, kind: str, sids: list[str]) -> None:
+    """One request by hand before the load: a wrong setup fails here, loudly."""
+    base = f"http://127.0.0.1:{srv.port}/"
+    if kind == "append":
+        data = json.dumps({"session_id": sids[0], "role": "user", "content": "check"}).encode()
+        req = urllib.request.Request(base, data=data, headers={"X-User-Id": UID, "Content-Type": "application/json"})
+    elif kind == "get_context":
+        req = urllib.request.Request(f"{base}?session_id={sids[0]}", headers={"X-User-Id": UID})
+    else:
+        req = urllib.request.Request(base)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                body = json.loads(r.read())
+                if kind != "empty" and body.get("storage") != "redis":
+                    raise RuntimeError(f"{kind} was not served from redis: {body}")
+                return
+        except ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
