@@ -11,29 +11,35 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import InvalidArgument, Unauthenticated, Unavailable
 from shared.logs import get_logger
 from shared.models import validate_user_id
 from shared.settings import get_settings
 
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
+
+    HeaderMap = Mapping[str, str] | Headers
+
 DEV_USER_ID = "dev-user"
 # Firebase ID tokens are JWTs of about 1 kB; anything far larger is not one.
 _MAX_TOKEN_CHARS = 8192
+_JWT_DOTS = 2  # header.payload.signature
 
 log = get_logger("auth")
 _app_lock = threading.Lock()
 
 
-def authenticate(headers: Mapping[str, str]) -> str:
+def authenticate(headers: HeaderMap) -> str:
     """The verified uid of the caller, or Unauthenticated."""
     if get_settings().auth_disabled:
         return _dev_uid(headers)
     return verify_id_token(bearer_token(headers))
 
 
-def bearer_token(headers: Mapping[str, str]) -> str:
+def bearer_token(headers: HeaderMap) -> str:
     raw = headers.get("Authorization", "")
     scheme, _, token = raw.strip().partition(" ")
     token = token.strip()
@@ -41,7 +47,7 @@ def bearer_token(headers: Mapping[str, str]) -> str:
         raise Unauthenticated("missing Authorization header")
     if scheme.lower() != "bearer" or not token or " " in token:
         raise Unauthenticated("Authorization must be 'Bearer <Firebase ID token>'")
-    if len(token) > _MAX_TOKEN_CHARS or token.count(".") != 2:
+    if len(token) > _MAX_TOKEN_CHARS or token.count(".") != _JWT_DOTS:
         raise Unauthenticated("malformed ID token")
     return token
 
@@ -69,7 +75,7 @@ def verify_id_token(token: str) -> str:
     return uid
 
 
-def _dev_uid(headers: Mapping[str, str]) -> str:
+def _dev_uid(headers: HeaderMap) -> str:
     uid = headers.get("X-User-Id", "").strip() or DEV_USER_ID
     try:
         return validate_user_id(uid)

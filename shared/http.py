@@ -11,10 +11,12 @@ stack trace ever leaves the process (it goes to the log, with the request's trac
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Literal
 
 from flask import Request, Response
@@ -39,6 +41,7 @@ Reply = tuple[int, dict[str, Any]]
 # Headers a browser may send cross-origin (asked for in a preflight).
 _CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Cloud-Trace-Context", "traceparent")
 _CORS_MAX_AGE_S = 3600
+_MAX_INT_DIGITS = 9  # query integers are small; this keeps int() cheap
 # Reply fields worth a place on the request's log line (ids and figures, never content).
 _LOGGED_REPLY_FIELDS = ("session_id", "storage", "durable", "message_count")
 
@@ -112,9 +115,7 @@ def handle(request: Request, handler: Handler, *, method: Method, public: bool =
 
 def _check_method(request: Request, method: Method) -> None:
     if request.method != method:
-        raise HttpError(
-            405, "method_not_allowed", f"use {method}", headers={"Allow": f"{method}, OPTIONS"}
-        )
+        raise HttpError(405, "method_not_allowed", f"use {method}", headers={"Allow": f"{method}, OPTIONS"})
 
 
 def _read_json_body(request: Request) -> dict[str, Any]:
@@ -162,7 +163,7 @@ def int_param(args: Mapping[str, str], name: str, *, default: int | None, lo: in
     raw = args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > _MAX_INT_DIGITS:
         raise InvalidArgument(f"{name} must be an integer from {lo} to {hi}")
     value = int(raw)
     if not lo <= value <= hi:
@@ -255,7 +256,12 @@ def _log_request(
     if call is not None:
         fields["session_id"] = _session_id_of(call)
         fields.update(call.log_fields)
-    if status >= 400 and response.is_json:
+    if status >= HTTPStatus.BAD_REQUEST and response.is_json:
         fields["error_code"] = (response.get_json(silent=True) or {}).get("error", {}).get("code")
-    level = 50 if status >= 500 else 30 if status in (401, 403, 429) else 20
-    log.log(min(level, 40), f"{request.method} {name} {status}", extra=fields)
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        level = logging.ERROR
+    elif status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN, HTTPStatus.TOO_MANY_REQUESTS):
+        level = logging.WARNING
+    else:
+        level = logging.INFO
+    log.log(level, f"{request.method} {name} {status}", extra=fields)

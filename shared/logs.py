@@ -22,9 +22,14 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
+
+    HeaderMap = Mapping[str, str] | Headers
 
 LOGGER_NAME = "chat_memory"
 
@@ -55,9 +60,7 @@ _TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a
 
 # Per-request fields (trace, function name, ...) merged into every line logged while the
 # request runs, including the core's lines; a ContextVar keeps threads apart.
-_context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
-    "chat_memory_log_ctx", default=None
-)
+_context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar("chat_memory_log_ctx", default=None)
 
 _configured = False
 _configure_lock = threading.Lock()
@@ -124,7 +127,7 @@ def get_logger(name: str = "") -> logging.Logger:
     return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
 
 
-def trace_fields(headers: Mapping[str, str]) -> dict[str, Any]:
+def trace_fields(headers: HeaderMap) -> dict[str, Any]:
     """Cloud Logging trace fields from ``X-Cloud-Trace-Context`` (or W3C ``traceparent``)."""
     trace_id = span_id = None
     sampled = False

@@ -99,9 +99,7 @@ def check(uid: str, *, limit: int | None = None) -> Decision:
 def enforce(uid: str) -> Decision:
     decision = check(uid)
     if not decision.allowed:
-        raise RateLimited(
-            f"more than {decision.limit} requests per minute", retry_after_s=decision.retry_after_s
-        )
+        raise RateLimited(f"more than {decision.limit} requests per minute", retry_after_s=decision.retry_after_s)
     return decision
 
 

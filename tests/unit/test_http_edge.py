@@ -120,8 +120,12 @@ def test_end_without_firestore_is_503_not_500():
 
 @pytest.mark.parametrize(
     ("name", "wrong", "allow"),
-    [("create_session", "GET", "POST"), ("get_context", "POST", "GET"), ("end_session", "PUT", "POST"),
-     ("health", "DELETE", "GET")],
+    [
+        ("create_session", "GET", "POST"),
+        ("get_context", "POST", "GET"),
+        ("end_session", "PUT", "POST"),
+        ("health", "DELETE", "GET"),
+    ],
 )
 def test_wrong_method_is_405_with_allow(name, wrong, allow):
     resp = client(name).open("/", method=wrong)
@@ -140,9 +144,7 @@ def test_empty_post_body_counts_as_empty_object():
     assert resp.status_code == 201
 
 
-@pytest.mark.parametrize(
-    "raw", ["{", "[1, 2]", '"s"', "null", '{"a": NaN}', "\xff\xfe", "[" * 100_000 + "]" * 100_000]
-)
+@pytest.mark.parametrize("raw", ["{", "[1, 2]", '"s"', "null", '{"a": NaN}', "\xff\xfe", "[" * 100_000 + "]" * 100_000])
 def test_bad_json_is_400(raw, monkeypatch):
     monkeypatch.setenv("MAX_REQUEST_BYTES", str(1024 * 1024))
     reset_settings()
@@ -159,8 +161,11 @@ def test_body_over_limit_is_413_declared_and_streamed():
     # No Content-Length (chunked, as gunicorn passes it on): the edge reads at most
     # limit+1 bytes and still refuses.
     resp = client("append_message").post(
-        "/", input_stream=io.BytesIO(b" " * 10_000), content_type="application/json",
-        headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True},
+        "/",
+        input_stream=io.BytesIO(b" " * 10_000),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
     )
     assert resp.status_code == 413
 
@@ -199,9 +204,16 @@ def test_bad_append_fields_are_400(body):
 
 @pytest.mark.parametrize(
     "query",
-    ["", "session_id=xyz", f"session_id={SID}&max_messages=0", f"session_id={SID}&max_messages=9",
-     f"session_id={SID}&max_messages=abc", f"session_id={SID}&max_messages=-1",
-     f"session_id={SID}&max_messages=1.5", f"session_id={SID}&session_id={SID}"],
+    [
+        "",
+        "session_id=xyz",
+        f"session_id={SID}&max_messages=0",
+        f"session_id={SID}&max_messages=9",
+        f"session_id={SID}&max_messages=abc",
+        f"session_id={SID}&max_messages=-1",
+        f"session_id={SID}&max_messages=1.5",
+        f"session_id={SID}&session_id={SID}",
+    ],
 )
 def test_bad_context_query_is_400(query):
     resp = client("get_context").get(f"/?{query}")
@@ -224,8 +236,10 @@ def test_max_messages_bounds_the_context():
     assert [m["content"] for m in resp.get_json()["messages"]] == ["m3", "m4"]
 
 
-@pytest.mark.parametrize("body", [{"session_id": SID, "reason": "Done!"}, {"session_id": SID, "agent_id": 3},
-                                  {"session_id": SID, "extra": 1}])
+@pytest.mark.parametrize(
+    "body",
+    [{"session_id": SID, "reason": "Done!"}, {"session_id": SID, "agent_id": 3}, {"session_id": SID, "extra": 1}],
+)
 def test_bad_end_fields_are_400(body):
     resp = client("end_session").post("/", json=body)
     assert resp.status_code == 400
@@ -269,8 +283,11 @@ def test_health_needs_no_token(monkeypatch):
 def test_preflight_from_allowed_origin():
     resp = client("append_message").options(
         "/",
-        headers={"Origin": "https://chat.example.com", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"},
+        headers={
+            "Origin": "https://chat.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
     )
     assert resp.status_code == 204
     assert resp.headers["Access-Control-Allow-Origin"] == "https://chat.example.com"
