@@ -101,9 +101,7 @@ def test_others_cannot_read_a_session(data, who):
 def _query(data, uid, where: bool):
     q: dict = {"from": [{"collectionId": "sessions"}]}
     if where:
-        q["where"] = {
-            "fieldFilter": {"field": {"fieldPath": "owner"}, "op": "EQUAL", "value": {"stringValue": uid}}
-        }
+        q["where"] = {"fieldFilter": {"field": {"fieldPath": "owner"}, "op": "EQUAL", "value": {"stringValue": uid}}}
     return requests.post(f"{data['base']}:runQuery", json={"structuredQuery": q}, headers=_as(uid), timeout=10)
 
 
@@ -137,7 +135,5 @@ def test_no_client_writes(data, path):
 
 
 def test_session_still_intact_after_refused_writes(data):
-    resp = requests.get(
-        f"{data['base']}/sessions/{data['sid']}", headers={"Authorization": "Bearer owner"}, timeout=10
-    )
+    resp = requests.get(f"{data['base']}/sessions/{data['sid']}", headers={"Authorization": "Bearer owner"}, timeout=10)
     assert resp.json()["fields"]["status"]["stringValue"] == "active"
