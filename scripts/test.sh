@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# make test: install what is missing, then run the whole suite against real services:
+#   a dedicated redis-server for the emulated functions (REDIS_URL), and the Functions,
+#   Firestore, Auth and Hosting emulators on free ports (a temporary firebase config), with
+#   pytest run by `firebase emulators:exec`. Then `./deploy.sh --dry-run`.
+#
+# Environment (all optional):
+#   PYTEST_ARGS            extra pytest arguments, e.g. "-k failover -x" (default: whole suite)
+#   CM_TEST_PATHS          what pytest collects (default: tests)
+#   CM_EMULATORS           emulators to start (default: functions,firestore,auth,hosting)
+#   CM_STACK_REDIS_PERSISTENT=1  run the functions' Redis with AOF (a restart keeps data)
+#   CM_SKIP_DRY_RUN=1      do not run ./deploy.sh --dry-run
+#   CM_RUN_CMD             run this instead of pytest in the stack (make bench uses it)
+# Exported to the tests (see tests/harness.py):
+#   CM_FUNCTIONS_URL / CHAT_MEMORY_FUNCTIONS_URL, CHAT_MEMORY_WEB_URL, CM_STACK_REDIS_PORT,
+#   CM_STACK_REDIS_PIDFILE, CM_STACK_REDIS_DIR, CM_STACK_REDIS_PERSISTENT, REDIS_URL (the
+#   functions' Redis), plus what emulators:exec sets (FIRESTORE_EMULATOR_HOST,
+#   FIREBASE_AUTH_EMULATOR_HOST, FIREBASE_EMULATOR_HUB, GCLOUD_PROJECT).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$CM_ROOT"
+T0=$SECONDS
+
+RUN_ID="$$"
+RUN_DIR="$CM_ROOT/.build/test-$RUN_ID"
+export CM_BUNDLE="$RUN_DIR/functions"
+CONFIG="firebase.cm-test-$RUN_ID.json"
+REDIS_PID=""
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -f "$RUN_DIR/redis.pid" ]; then
+    cm_stop_pid "$(cat "$RUN_DIR/redis.pid")"
+  fi
+  [ -n "$REDIS_PID" ] && cm_stop_pid "$REDIS_PID"
+  rm -f "$CM_ROOT/$CONFIG"
+  rm -rf "$RUN_DIR"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1. Installs (idempotent).
+bash scripts/setup.sh
+cm_export_emulator_env
+cm_log "setup done ($((SECONDS - T0)) s)"
+
+# 2. The functions' own Redis, on a free loopback port.
+command -v redis-server >/dev/null || cm_die "redis-server is not installed (Debian: apt-get install -y redis-server)"
+export CM_STACK_REDIS_PORT="$(cm_free_port)"
+export CM_STACK_REDIS_DIR="$RUN_DIR/redis"
+export CM_STACK_REDIS_PIDFILE="$RUN_DIR/redis.pid"
+export CM_STACK_REDIS_PERSISTENT="${CM_STACK_REDIS_PERSISTENT:-0}"
+REDIS_PID="$(cm_start_redis "$CM_STACK_REDIS_PORT" "$CM_STACK_REDIS_DIR" "$CM_STACK_REDIS_PERSISTENT")"
+echo "$REDIS_PID" >"$CM_STACK_REDIS_PIDFILE"
+export REDIS_URL="redis://127.0.0.1:$CM_STACK_REDIS_PORT/0"
+
+# 3. A firebase config with free ports, in the repo root (relative paths resolve there).
+eval "$("$CM_VENV/bin/python" scripts/firebase_config.py "$CONFIG" --bundle "${CM_BUNDLE#"$CM_ROOT/"}")"
+export CM_FUNCTIONS_URL="http://127.0.0.1:$CM_PORT_FUNCTIONS/$CM_PROJECT/us-central1"
+export CHAT_MEMORY_FUNCTIONS_URL="$CM_FUNCTIONS_URL"
+export CHAT_MEMORY_WEB_URL="http://127.0.0.1:$CM_PORT_HOSTING/"
+# The browser test calls the functions cross-origin from the Hosting page too.
+export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$CM_PORT_HOSTING,http://localhost:$CM_PORT_HOSTING}"
+export GCLOUD_PROJECT="$CM_PROJECT"
+
+EMULATORS="${CM_EMULATORS:-functions,firestore,auth,hosting}"
+PYTEST_CMD="${CM_RUN_CMD:-$CM_VENV/bin/python -m pytest ${CM_TEST_PATHS:-tests} ${PYTEST_ARGS:-}}"
+cm_log "Redis for the functions: $REDIS_URL; emulators: $EMULATORS (functions :$CM_PORT_FUNCTIONS, firestore :$CM_PORT_FIRESTORE, auth :$CM_PORT_AUTH, hosting :$CM_PORT_HOSTING)"
+cm_log "running: $PYTEST_CMD"
+
+# 4. The suite, under the emulators. emulators:exec exits with the command's status.
+T1=$SECONDS
+set +e
+"$FIREBASE" emulators:exec --config "$CONFIG" --project "$CM_PROJECT" --only "$EMULATORS" \
+  "$PYTEST_CMD" 2>&1 | tee "$RUN_DIR.emulators.log"
+TEST_RC=${PIPESTATUS[0]}
+set -e
+cm_log "tests: exit $TEST_RC ($((SECONDS - T1)) s)"
+if [ "$TEST_RC" -ne 0 ]; then
+  cm_log "emulator log kept at $RUN_DIR.emulators.log"
+else
+  rm -f "$RUN_DIR.emulators.log"
+fi
+
+# 5. The deploy bundle imports and lists its functions.
+DRY_RC=0
+if [ "${CM_SKIP_DRY_RUN:-0}" != 1 ]; then
+  T2=$SECONDS
+  ./deploy.sh --dry-run || DRY_RC=$?
+  cm_log "deploy.sh --dry-run: exit $DRY_RC ($((SECONDS - T2)) s)"
+fi
+
+cm_log "make test finished in $((SECONDS - T0)) s"
+[ "$TEST_RC" -eq 0 ] && [ "$DRY_RC" -eq 0 ]

@@ -1,0 +1,252 @@
+"""Real services for the tests: redis-server processes (single and a 3-node cluster) and
+the addresses of the emulator stack that ``make test`` starts.
+
+Environment read here (set by ``scripts/test.sh``; ``make dev`` sets the same names):
+- ``CM_FUNCTIONS_URL``: base URL of the emulated functions
+  (default ``http://127.0.0.1:5001/demo-chat-memory/us-central1``).
+- ``CM_STACK_REDIS_PORT``: port of the redis-server the emulated functions use
+  (their ``REDIS_URL``); tests may stop and restart it to simulate an outage.
+- ``CM_STACK_REDIS_PERSISTENT``: "1" if that server was started with AOF persistence.
+- ``FIRESTORE_EMULATOR_HOST``, ``FIREBASE_AUTH_EMULATOR_HOST``, ``FIREBASE_EMULATOR_HUB``:
+  set by ``firebase emulators:exec``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import weakref
+from pathlib import Path
+
+PROJECT_ID = "demo-chat-memory"
+REGION = "us-central1"
+
+_LIVE: weakref.WeakSet[RedisServer] = weakref.WeakSet()
+
+
+def free_port(below: int = 55535) -> int:
+    """A free loopback port. Cluster nodes also listen on port + 10000, so stay below 55535."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < below:
+            return port
+    raise RuntimeError(f"no free loopback port below {below}")
+
+
+def ping(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """A redis-server on loopback that a test may stop, kill and restart on the same port.
+
+    With ``pid_file`` set, a server started by someone else (``make test``'s stack Redis)
+    can be adopted: ``stop()``/``kill()`` signal the pid in that file, ``start()`` starts
+    a new one on the same port (and rewrites the pid file).
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        persistent: bool = False,
+        data_dir: str | Path | None = None,
+        extra_args: list[str] | None = None,
+        pid_file: str | Path | None = None,
+    ) -> None:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed (Debian: apt-get install -y redis-server)")
+        self.port = port or free_port()
+        self.persistent = persistent
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="cm-redis-"))
+        self.extra_args = list(extra_args or [])
+        self.pid_file = Path(pid_file) if pid_file else None
+        self.proc: subprocess.Popen[bytes] | None = None
+        _LIVE.add(self)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def args(self) -> list[str]:
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.data_dir)]
+        if self.persistent:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        args += ["--logfile", str(self.data_dir / "redis.log"), *self.extra_args]
+        return args
+
+    def is_up(self) -> bool:
+        return ping(self.port)
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        if self.is_up():
+            raise RuntimeError(f"something already answers PING on port {self.port}")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.pid_file:
+            self.pid_file.write_text(f"{self.proc.pid}\n")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.is_up():
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        log = self.data_dir / "redis.log"
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise RuntimeError(f"redis-server did not start on port {self.port}:\n{tail}")
+
+    def _pid(self) -> int | None:
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc.pid
+        if self.pid_file and self.pid_file.exists():
+            try:
+                return int(self.pid_file.read_text().strip())
+            except ValueError:
+                return None
+        return None
+
+    def _signal(self, sig: int, timeout: float) -> None:
+        pid = self._pid()
+        if pid is None:
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        if self.proc is not None and self.proc.pid == pid:
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        else:  # not our child: wait until the port stops answering and the pid is gone
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.02)
+            else:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM: redis-server shuts down (no RDB save: --save '')."""
+        self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: the abrupt end of a crashed or partitioned server."""
+        self._signal(signal.SIGKILL, 5.0)
+
+    def restart(self) -> RedisServer:
+        self.stop()
+        return self.start()
+
+    def flushall(self) -> None:
+        subprocess.run(["redis-cli", "-p", str(self.port), "FLUSHALL"], check=True, capture_output=True, timeout=10)
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class RedisCluster:
+    """Three masters joined into a real Redis Cluster on loopback (no replicas)."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+        self.dir = Path(tempfile.mkdtemp(prefix="cm-cluster-"))
+        self.nodes: list[RedisServer] = []
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", n.port) for n in self.nodes]
+
+    def start(self, timeout: float = 30.0) -> RedisCluster:
+        for i in range(self.size):
+            d = self.dir / str(i)
+            d.mkdir()
+            node = RedisServer(
+                data_dir=d,
+                extra_args=["--cluster-enabled", "yes", "--cluster-config-file", str(d / "nodes.conf"),
+                            "--cluster-node-timeout", "2000"],
+            )
+            self.nodes.append(node.start())
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=timeout,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            infos = [
+                subprocess.run(["redis-cli", "-p", str(n.port), "CLUSTER", "INFO"],
+                               capture_output=True, text=True, timeout=5, check=False).stdout
+                for n in self.nodes
+            ]
+            if all("cluster_state:ok" in info for info in infos):
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+
+    def flushall(self) -> None:
+        for n in self.nodes:
+            n.flushall()
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.cleanup()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def functions_base_url() -> str:
+    url = os.environ.get("CM_FUNCTIONS_URL") or os.environ.get("CHAT_MEMORY_FUNCTIONS_URL")
+    return (url or f"http://127.0.0.1:5001/{PROJECT_ID}/{REGION}").rstrip("/")
+
+
+def stack_redis() -> RedisServer | None:
+    """The redis-server the emulated functions use, adopted by port, or None if not set."""
+    port = os.environ.get("CM_STACK_REDIS_PORT")
+    if not port:
+        return None
+    return RedisServer(
+        int(port),
+        persistent=os.environ.get("CM_STACK_REDIS_PERSISTENT") == "1",
+        data_dir=os.environ.get("CM_STACK_REDIS_DIR") or None,
+        pid_file=os.environ.get("CM_STACK_REDIS_PIDFILE") or None,
+    )
+
+
+@atexit.register
+def _cleanup_all() -> None:
+    for srv in list(_LIVE):
+        try:
+            srv.cleanup()
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            pass
