@@ -375,11 +375,9 @@ class SessionManager:
                         out = self.redis.read(sid, user_id, n)
                 if out.status == "forbidden":
                     raise PermissionDenied("this session belongs to another user")
-                if out.status == "ok":
-                    summary = out.summary
-                    if out.session_status == "ended" and out.end_result:
-                        summary = out.end_result.get("summary")
-                    return out.messages or [], summary, "redis", True
+                if out.status == "ok" and out.session_status != "ended":
+                    return out.messages or [], out.summary, "redis", True
+                # ended: the final window and summary live on the session document
             except StoreError:
                 pass
         if self.firestore.configured:
@@ -387,6 +385,9 @@ class SessionManager:
                 doc = self.firestore.get_session(sid)
                 if doc is not None:
                     self._check_owner(doc.get("owner", ""), user_id)
+                    if doc.get("status") == "ended":
+                        final = [StoredMessage(**m) for m in doc.get("final_messages") or []]
+                        return final[-n:] if n else [], doc.get("summary"), "firestore", True
                     pending, _, _ = self.firestore.read_pending(sid)
                     mem = self.memory.snapshot(sid)
                     msgs = ctx.merge_messages(pending, mem[0] if mem else [])
@@ -519,8 +520,9 @@ class SessionManager:
         for q in [*(snap.queries if snap else []), *pq, *mem_q]:
             queries_by_mid.setdefault(q.mid, q)
         queries = sorted(queries_by_mid.values(), key=lambda q: q.seq)
-        _pair_queries(queries, ctx.merge_messages(snap.messages if snap else [], snap.unsummarized if snap else [],
-                                                  pending, mem_msgs))
+        everything = ctx.merge_messages(snap.messages if snap else [], snap.unsummarized if snap else [],
+                                        pending, mem_msgs)
+        _pair_queries(queries, everything)
         all_seqs = [base.seq, *(m.seq for m in unsummarized), *(q.seq for q in queries),
                     int((doc or {}).get("seq_hwm") or 0)]
         message_count = max(all_seqs)
@@ -544,6 +546,8 @@ class SessionManager:
             "queries_recorded": len(queries),
             "summary": summary,
             "kb_sources": kb_sources,
+            # the last window, so history and context still answer after the caches go
+            "final_messages": [m.to_dict() for m in everything[-self.settings.message_window:]],
             "last_active_at": max(base.last_active_at, *(m.timestamp for m in unsummarized)) if unsummarized
             else base.last_active_at,
         }
@@ -569,6 +573,24 @@ class SessionManager:
         self.memory.drop(sid)
         self._reconcile.discard(sid)
         return result
+
+    # ------------------------------------------------------------------ user stats
+    def get_user_stats(self, user_id: str) -> dict[str, Any]:
+        """The caller's own totals and recent sessions, as the trigger wrote them."""
+        uid = validate_user_id(user_id)
+        try:
+            doc = self.firestore.get_user(uid)
+        except StoreError as exc:
+            raise Unavailable("user stats are unavailable; try again shortly") from exc
+        doc = doc or {}
+        return {
+            "user_id": uid,
+            "total_sessions": int(doc.get("total_sessions") or 0),
+            "total_messages": int(doc.get("total_messages") or 0),
+            "total_queries": int(doc.get("total_queries") or 0),
+            "last_active_at": doc.get("last_active_at"),
+            "recent_sessions": list(doc.get("recent_sessions") or []),
+        }
 
     # ------------------------------------------------------------------ sweep support
     def last_activity(self, sid: str) -> float | None:

@@ -125,6 +125,11 @@ class FirestoreLayer:
             snap = self._session_ref(sid).get(**self._kw())
         return snap.to_dict() if snap.exists else None
 
+    def get_user(self, uid: str) -> dict[str, Any] | None:
+        with self._guard("get_user"):
+            snap = self.db().collection("users").document(uid).get(**self._kw())
+        return snap.to_dict() if snap.exists else None
+
     @staticmethod
     def state_from_doc(doc: dict[str, Any]) -> SessionState:
         status = doc.get("status", "active")

@@ -100,3 +100,20 @@ def test_sweep_ends_idle_sessions_only(redis_plain, fs_host, uid):
     # a second sweep finds nothing more to do for these
     sweep_idle_sessions(now=future, manager=m)
     assert m.firestore.get_session(busy)["status"] == "active"
+
+
+def test_history_and_stats_after_the_end(redis_plain, fs_host, uid):
+    m = make_manager(redis_plain.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    for i in range(6):
+        m.add_message(sid, "user", f"q{i}", user_id=uid)
+        m.add_message(sid, "assistant", f"a{i}", user_id=uid)
+    m.end_session_with_analytics(sid, user_id=uid)
+    h = m.get_history(sid, user_id=uid)
+    assert [x.content for x in h.messages] == ["q2", "a2", "q3", "a3", "q4", "a4", "q5", "a5"]
+    ctx = m.get_context_for_llm(sid, user_id=uid)
+    assert ctx.summary is not None and ctx.summary.message_count == 12 and len(ctx.messages) == 8
+    assert m.get_user_stats(uid)["total_sessions"] == 0  # the trigger has not run here
+    handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), "e", manager=m)
+    stats = m.get_user_stats(uid)
+    assert (stats["total_sessions"], stats["total_messages"], stats["recent_sessions"]) == (1, 12, [sid])
