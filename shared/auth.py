@@ -93,3 +93,17 @@ def _app() -> Any:
         except ValueError:
             project = get_settings().gcp_project
             return firebase_admin.initialize_app(options={"projectId": project} if project else None)
+
+
+def reset_auth() -> None:
+    """For tests: drop the firebase_admin default app, so a changed project is picked up."""
+    import sys
+
+    firebase_admin = sys.modules.get("firebase_admin")
+    if firebase_admin is None:
+        return  # never imported: nothing cached
+    with _app_lock:
+        try:
+            firebase_admin.delete_app(firebase_admin.get_app())
+        except ValueError:
+            pass

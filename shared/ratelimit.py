@@ -119,3 +119,9 @@ def _script(client: Any) -> Any:
             if script is None:
                 script = _scripts[key] = client.register_script(_SCRIPT)
     return script
+
+
+def reset_limiter() -> None:
+    """For tests: forget registered scripts (a new Redis client registers anew)."""
+    with _script_lock:
+        _scripts.clear()

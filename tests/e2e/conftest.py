@@ -1,13 +1,7 @@
-"""End-to-end fixtures: the emulated functions over HTTP, real Auth emulator tokens, the
-Firestore emulator's REST API, and control of the Redis the functions use.
-
-Where the stack comes from: the environment that ``firebase emulators:exec`` (or the infra
-harness) sets — FUNCTIONS_EMULATOR_HOST, FIREBASE_AUTH_EMULATOR_HOST,
-FIRESTORE_EMULATOR_HOST, and REDIS_URL (the functions' Redis). E2E_FUNCTIONS_URL overrides
-the functions' base URL. Without them these tests are skipped, not faked.
-
-``redis_control`` stops and restarts that Redis (same port, empty, as after a failover).
-The infra harness may override this fixture with its own handle.
+"""End-to-end fixtures on top of the shared harness (tests/conftest.py): the emulated
+functions over HTTP (``functions_base_url``), real Auth emulator tokens
+(``auth_emulator_host``), the Firestore emulator's REST API (``firestore_emulator``), and
+the functions' own Redis (``stack_redis``) for outages.
 """
 
 from __future__ import annotations
@@ -19,23 +13,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 import requests
 
 PROJECT = os.environ.get("GCLOUD_PROJECT", "demo-chat-memory")
-REGION = "us-central1"
-
-
-def _base_url() -> str | None:
-    if url := os.environ.get("E2E_FUNCTIONS_URL"):
-        return url.rstrip("/")
-    if host := os.environ.get("FUNCTIONS_EMULATOR_HOST"):
-        host = host.removeprefix("http://")
-        return f"http://{host}/{PROJECT}/{REGION}"
-    return None
 
 
 @dataclass
@@ -76,12 +60,9 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def api() -> Api:
-    base = _base_url()
-    if not base:
-        pytest.skip("no emulated functions (FUNCTIONS_EMULATOR_HOST or E2E_FUNCTIONS_URL)")
-    api = Api(base)
-    # The emulator loads Python functions lazily: wait until health answers.
+def api(functions_base_url: str) -> Api:
+    api = Api(functions_base_url)
+    # The emulator starts a Python function's process on its first request: wait for one.
     deadline = time.time() + 90
     while True:
         try:
@@ -90,15 +71,13 @@ def api() -> Api:
         except requests.RequestException:
             pass
         if time.time() > deadline:
-            pytest.fail("the emulated health function did not answer within 90 s")
+            pytest.fail(f"the emulated health function at {functions_base_url} did not answer within 90 s")
         time.sleep(1)
 
 
 @pytest.fixture
-def new_user():
-    host = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
-    if not host:
-        pytest.skip("no Auth emulator (FIREBASE_AUTH_EMULATOR_HOST)")
+def new_user(auth_emulator_host: str):
+    host = auth_emulator_host
 
     def make() -> User:
         r = requests.post(
@@ -157,98 +136,46 @@ def _value(v: dict[str, Any]) -> Any:
     return raw
 
 
-@pytest.fixture(scope="session")
-def firestore() -> Firestore:
-    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    if not host:
-        pytest.skip("no Firestore emulator (FIRESTORE_EMULATOR_HOST)")
-    return Firestore(host)
+@pytest.fixture
+def firestore(firestore_emulator: str) -> Firestore:
+    return Firestore(firestore_emulator)
 
 
-class RedisControl:
-    """Stop and restart the functions' Redis on its port: an outage, not a data loss.
+class RedisOutage:
+    """Take the functions' Redis away and bring it back on the same port.
 
-    stop() saves a snapshot into the server's own dir and shuts it down; start() brings a
-    server back on the same port from that snapshot, as a Memorystore instance coming
-    back after maintenance would.
+    stop() first asks the server to SAVE a snapshot into its --dir, so start() brings it
+    back with its data: an outage (maintenance, a network partition), not a data loss.
     """
 
-    def __init__(self, url: str) -> None:
-        u = urlparse(url)
-        self.host, self.port = u.hostname or "127.0.0.1", u.port or 6379
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.dir: str | None = None
-        self.dbfilename = "dump.rdb"
-
-    def _cli(self, *args: str) -> str:
-        r = subprocess.run(
-            ["redis-cli", "-h", self.host, "-p", str(self.port), *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        return r.stdout
+    def __init__(self, srv: Any) -> None:
+        self.srv = srv
 
     def stop(self) -> None:
-        self.dir = self._cli("config", "get", "dir").split()[-1]
-        self.dbfilename = self._cli("config", "get", "dbfilename").split()[-1]
-        self._cli("shutdown", "save")
-        if self.proc is not None:
-            self.proc.wait(timeout=10)
-            self.proc = None
-        self._wait(up=False)
+        def cli(*cmd: str) -> list[str]:
+            out = subprocess.run(
+                ["redis-cli", "-p", str(self.srv.port), *cmd], capture_output=True, text=True, timeout=30, check=True
+            ).stdout
+            return out.split()
+
+        assert cli("SAVE") == ["OK"]
+        # The harness restarts the server with --dir data_dir: put the snapshot there
+        # (``dir`` is a protected setting in Redis 7, so it cannot be changed live).
+        src = Path(cli("CONFIG", "GET", "dir")[-1]) / cli("CONFIG", "GET", "dbfilename")[-1]
+        dst = Path(self.srv.data_dir) / "dump.rdb"
+        if src.resolve() != dst.resolve():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        self.srv.stop()
+        assert not self.srv.is_up()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                self.host,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dbfilename",
-                self.dbfilename,
-                *(["--dir", self.dir] if self.dir else []),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self._wait(up=True)
-
-    def _wait(self, up: bool) -> None:
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            r = subprocess.run(
-                ["redis-cli", "-h", self.host, "-p", str(self.port), "ping"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=False,
-            )
-            if (r.stdout.strip() == "PONG") == up:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"redis on {self.port} did not go {'up' if up else 'down'}")
+        self.srv.start()
 
 
 @pytest.fixture
-def redis_control() -> Iterator[RedisControl]:
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        pytest.skip("REDIS_URL (the functions' Redis) is not set")
-    ctl = RedisControl(url)
-    yield ctl
-    # A test that failed between stop() and start() must not leave the stack without Redis.
-    try:
-        ctl._wait(up=True)
-    except AssertionError:
-        ctl.start()
+def redis_outage(stack_redis: Any) -> RedisOutage:
+    return RedisOutage(stack_redis)
 
 
 @pytest.fixture
@@ -260,6 +187,7 @@ def core_env(monkeypatch) -> Iterator[None]:
 
     monkeypatch.setenv("GCLOUD_PROJECT", PROJECT)
     monkeypatch.delenv("FIRESTORE_ENABLED", raising=False)
+    assert os.environ.get("REDIS_URL"), "REDIS_URL (the functions' Redis) must be set for in-process core calls"
     for reset in (reset_settings, reset_manager, redis_client.reset_client, firestore_client.reset_client):
         reset()
     yield

@@ -356,12 +356,12 @@ def test_sweep_ends_idle_sessions(api: Api, user: User, firestore, core_env):
     assert api.append(user, sid, "hello?").status_code == 409
 
 
-def test_redis_outage_mid_conversation(api: Api, user: User, redis_control):
+def test_redis_outage_mid_conversation(api: Api, user: User, redis_outage):
     sid = api.create(user)
     for i in range(3):
         assert contract(api.append(user, sid, f"before-{i}"), "append_message", 201)["storage"] == "redis"
 
-    redis_control.stop()
+    redis_outage.stop()
     try:
         during = []
         for i in range(3):
@@ -373,7 +373,7 @@ def test_redis_outage_mid_conversation(api: Api, user: User, redis_control):
         health = contract(api.get("health"), "health", 200)
         assert health["status"] == "degraded"
     finally:
-        redis_control.start()
+        redis_outage.start()
 
     # Redis is back (after the breaker's cool-down): nothing is lost, order is kept. The
     # client retries with one client_message_id, as a real client should.

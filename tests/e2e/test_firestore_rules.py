@@ -21,10 +21,6 @@ import requests
 RULES = Path(__file__).resolve().parents[2] / "firestore.rules"
 PROJECT = os.environ.get("GCLOUD_PROJECT", "demo-chat-memory")
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("FIRESTORE_EMULATOR_HOST"), reason="needs the Firestore emulator (FIRESTORE_EMULATOR_HOST)"
-)
-
 
 def _b64(obj: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
@@ -45,9 +41,9 @@ def mock_token(uid: str) -> str:
     return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
 
 
-@pytest.fixture(scope="module")
-def fs():
-    host = os.environ["FIRESTORE_EMULATOR_HOST"]
+@pytest.fixture
+def fs(firestore_emulator: str):
+    host = firestore_emulator
     base = f"http://{host}/v1/projects/{PROJECT}/databases/(default)/documents"
     # Load this repo's rules into the emulator (admin endpoint of the emulator).
     resp = requests.put(
@@ -73,7 +69,7 @@ def _as(uid: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {mock_token(uid)}"} if uid else {}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def data(fs):
     alice, bob = f"alice{uuid.uuid4().hex[:8]}", f"bob{uuid.uuid4().hex[:8]}"
     sid = uuid.uuid4().hex
