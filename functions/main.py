@@ -89,7 +89,7 @@ def sweep_idle_sessions(event: scheduler_fn.ScheduledEvent) -> None:
 # Every function runs as its own service and FUNCTION_TARGET names the one an instance
 # serves (unset when the CLI discovers them all). firestore_fn imports
 # google.cloud.firestore (~100 ms of cold start), so only the trigger's instances load it.
-if os.environ.get("FUNCTION_TARGET") in (None, "on_session_ended"):
+if os.environ.get("FUNCTION_TARGET") in (None, "", "on_session_ended"):
     from firebase_functions import firestore_fn
 
     @firestore_fn.on_document_written(document="sessions/{session_id}", timeout_sec=120, **_VPC)
