@@ -12,7 +12,7 @@ import subprocess
 import time
 from typing import Any
 
-from bench.common import ROOT, free_port, pin, python
+from bench.common import ROOT, free_port, pin, proc_cpu_ms, python
 from bench.http_load import FF, server_env
 from bench.store_ops import UID, conversation, manager_for, settings_for
 
@@ -41,7 +41,8 @@ def _first_answer(port: int, request: bytes, proc: subprocess.Popen[bytes], time
     raise RuntimeError("no answer")
 
 
-def one_cold_start(source: str, target: str, redis_url: str, request: bytes) -> float:
+def one_cold_start(source: str, target: str, redis_url: str, request: bytes) -> tuple[float, float]:
+    """(wall ms, CPU ms of the server's processes) from exec to the first full answer."""
     port = free_port()
     env = server_env(redis_url, target)
     t0 = time.perf_counter()
@@ -56,9 +57,10 @@ def one_cold_start(source: str, target: str, redis_url: str, request: bytes) -> 
     try:
         status = _first_answer(port, request.replace(b"PORT", str(port).encode()), proc)
         ms = (time.perf_counter() - t0) * 1000
+        cpu = proc_cpu_ms(proc.pid)
         if status != 200:
             raise RuntimeError(f"{target}: first answer was {status}")
-        return ms
+        return ms, cpu
     finally:
         proc.terminate()
         try:
@@ -146,9 +148,12 @@ def section_coldstart(redis_url: str, *, runs: int) -> dict[str, Any]:
         ),
     }
     samples: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(runs):  # interleaved, so drift hits every variant alike
         for name, (source, target, req) in variants.items():
-            samples[name].append(one_cold_start(source, target, redis_url, req.encode()))
+            wall, used = one_cold_start(source, target, redis_url, req.encode())
+            samples[name].append(wall)
+            cpu[name].append(used)
     results = {
         k: {
             "median_ms": statistics.median(v),
@@ -156,6 +161,7 @@ def section_coldstart(redis_url: str, *, runs: int) -> dict[str, Any]:
             "max_ms": max(v),
             "runs": len(v),
             "all_ms": [round(x) for x in v],
+            "cpu_median_ms": statistics.median(cpu[k]),
         }
         for k, v in samples.items()
     }

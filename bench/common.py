@@ -40,12 +40,20 @@ def percentile(values: Sequence[float], q: float) -> float:
     return s[k]
 
 
-def summarize_rounds(rounds: list[list[float]]) -> dict[str, Any]:
+def summarize_rounds(
+    rounds: list[list[float]], cpu: list[float] | None = None, server_cpu: list[float] | None = None
+) -> dict[str, Any]:
     """Per round: median and p99. Reported: the median of the rounds' medians and p99s,
-    and the spread of the round medians (how much repeating changed the answer)."""
+    and the spread of the round medians (how much repeating changed the answer); with
+    the CPU µs per op of this thread (``cpu``) and of redis-server (``server_cpu``)."""
     meds = [statistics.median(r) for r in rounds]
     p99s = [percentile(r, 99) for r in rounds]
-    return {
+    extra: dict[str, Any] = {}
+    if cpu:
+        extra["cpu_us"] = statistics.median(cpu)
+    if server_cpu:
+        extra["server_cpu_us"] = statistics.median(server_cpu)
+    return extra | {
         "median": statistics.median(meds),
         "p99": statistics.median(p99s),
         "rounds": len(rounds),
@@ -124,6 +132,30 @@ def busy_probe(seconds: float = 0.5) -> dict[str, Any]:
     except (OSError, ValueError, IndexError):
         return {}
     return {"busy_pct": round(busy * 100), "loadavg_1m": round(os.getloadavg()[0], 2)}
+
+
+_TICK_MS = 1000 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 10.0
+
+
+def proc_cpu_ms(pid: int, *, descendants: bool = True) -> float:
+    """CPU time (user + system, ms) used so far by a live process and its live
+    descendants, from /proc (tick resolution, 10 ms). 0.0 where /proc is missing.
+    CPU time, unlike wall time, barely moves when other processes load the machine."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) * _TICK_MS
+            if descendants:
+                for task in Path(f"/proc/{p}/task").iterdir():
+                    kids = (task / "children").read_text().split()
+                    todo.extend(int(k) for k in kids)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def pin(cpu: int) -> Callable[[], None] | None:

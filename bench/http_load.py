@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.common import PROJECT, RESULTS, ROOT, free_port, percentile, pin, python, wait_port
-from bench.store_ops import UID, conversation, manager_for, settings_for
+from bench.common import PROJECT, RESULTS, ROOT, free_port, percentile, pin, proc_cpu_ms, python, wait_port
+from bench.store_ops import UID, conversation, manager_for, redis_pid, settings_for
 
 FF = str(Path(python()).parent / "functions-framework")
 
@@ -72,6 +72,10 @@ class FunctionServer:
         )
         wait_port(self.port, 60)
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -83,7 +87,15 @@ class FunctionServer:
 
 
 def load(
-    port: int, kind: str, sids: list[str], *, requests: int, warmup: int, connections: int, rounds: int
+    port: int,
+    kind: str,
+    sids: list[str],
+    *,
+    requests: int,
+    warmup: int,
+    connections: int,
+    rounds: int,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     cmd = [
         python(),
@@ -105,7 +117,10 @@ def load(
         "--rounds",
         str(rounds),
     ]
+    c0 = proc_cpu_ms(server_pid) if server_pid else 0.0
     res = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600, preexec_fn=pin(1))
+    # the server's CPU (gunicorn master + worker) per request, warm-up included
+    cpu_us = (proc_cpu_ms(server_pid) - c0) * 1000 / (warmup + requests * rounds) if server_pid else None
     raw = json.loads(res.stdout)
     rps = [len(r["lat_us"]) / r["wall_s"] for r in raw["rounds"]]
     p50 = [percentile(r["lat_us"], 50) / 1000 for r in raw["rounds"]]
@@ -116,6 +131,7 @@ def load(
             statuses[k] = statuses.get(k, 0) + v
     return {
         "rps": statistics.median(rps),
+        "server_cpu_us_per_req": cpu_us,
         "p50_ms": statistics.median(p50),
         "p99_ms": statistics.median(p99),
         "round_rps": [round(x) for x in rps],
@@ -147,9 +163,9 @@ def section_http(redis_url: str, *, requests: int, warmup: int, connections: int
         m.create_session({"platform": "web"}, user_id=UID).session_id
         for _ in range(max(10, (warmup + requests * rounds) // 30))
     ]
-    redis_pid = _redis_pid(redis_url)
-    if redis_pid and pin(1):
-        os.sched_setaffinity(redis_pid, {1})
+    rpid = redis_pid(redis_url)
+    if rpid and pin(1):
+        os.sched_setaffinity(rpid, {1})
     plan = [
         ("empty function", ROOT / "bench" / "fns" / "empty_main.py", "empty", "empty", []),
         ("get_context", ROOT / "functions" / "main.py", "get_context", "get_context", read_sids),
@@ -163,20 +179,37 @@ def section_http(redis_url: str, *, requests: int, warmup: int, connections: int
             try:
                 _check(srv, kind, sids)
                 results[f"{label}, {connections} connections"] = load(
-                    srv.port, kind, sids, requests=requests, warmup=warmup, connections=connections, rounds=rounds
+                    srv.port,
+                    kind,
+                    sids,
+                    requests=requests,
+                    warmup=warmup,
+                    connections=connections,
+                    rounds=rounds,
+                    server_pid=srv.pid,
                 )
                 results[f"{label}, 1 connection"] = load(
-                    srv.port, kind, sids, requests=max(100, requests // 4), warmup=50, connections=1, rounds=rounds
+                    srv.port,
+                    kind,
+                    sids,
+                    requests=max(100, requests // 4),
+                    warmup=50,
+                    connections=1,
+                    rounds=rounds,
+                    server_pid=srv.pid,
                 )
             finally:
                 srv.stop()
     finally:
-        if redis_pid and pin(1):
-            os.sched_setaffinity(redis_pid, set(range(os.cpu_count() or 1)))
+        if rpid and pin(1):
+            os.sched_setaffinity(rpid, set(range(os.cpu_count() or 1)))
     for key, v in results.items():
         conns = key.rsplit(", ", 1)[1]
         floor = results[f"empty function, {conns}"]["rps"]
         v["vs_empty"] = v["rps"] / floor
+        cpu_floor = results[f"empty function, {conns}"].get("server_cpu_us_per_req")
+        if cpu_floor and v.get("server_cpu_us_per_req"):
+            v["cpu_vs_empty"] = v["server_cpu_us_per_req"] / cpu_floor
     return {
         "results": results,
         "server": _server_kind()
@@ -191,15 +224,6 @@ def section_http(redis_url: str, *, requests: int, warmup: int, connections: int
             "the product's JSON request log on (to a file)"
         ),
     }
-
-
-def _redis_pid(url: str) -> int | None:
-    import redis
-
-    try:
-        return int(redis.Redis.from_url(url).info("server")["process_id"])
-    except Exception:  # noqa: BLE001 - pinning is best effort
-        return None
 
 
 def _check(srv: FunctionServer, kind: str, sids: list[str]) -> None:

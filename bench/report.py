@@ -27,23 +27,15 @@ def render(out: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}; redis-server {m['redis_server']}, "
         f"redis-py {m['redis_py']}; functions-framework {m['functions_framework']} on gunicorn {m['gunicorn']}.",
     ]
-    sec = out["sections"]
-    for name, fn in (
-        ("store", _store),
-        ("roundtrips", _roundtrips),
-        ("http", _http),
-        ("coldstart", _coldstart),
-        ("cost", _cost),
-        ("scale", _scale),
-    ):
-        if name not in sec:
+    renderers = {"store": _store, "roundtrips": _roundtrips, "http": _http, "coldstart": _coldstart,
+                 "cost": _cost, "scale": _scale}  # fmt: skip
+    for name, fn in renderers.items():
+        if name not in out["sections"]:
             continue
+        s = out["sections"][name]
         parts.append("")
-        s = sec[name]
         if "error" in s:
             parts.append(f"### {name}: FAILED: {s['error']}")
-        elif s.get("skipped"):
-            parts.append(f"### {name}: skipped: {s['skipped']}")
         else:
             parts.append(fn(s))
         b = s.get("machine_busy_before") or {}
@@ -62,16 +54,18 @@ def _store(s: dict[str, Any]) -> str:
             _f(v["median"], 1),
             _f(v["p99"], 1),
             f"{v['x_ping']:.2f}x",
+            _f(v.get("cpu_us"), 1),
+            _f(v.get("server_cpu_us"), 1),
             " / ".join(_f(x, 1) for x in v["round_medians"]),
         ]
         for k, v in s["results"].items()
     ]
     n = next(iter(s["results"].values()))
+    head = ["operation", "median µs", "p99 µs", "median vs PING", "client CPU µs/op", "redis CPU µs/op",
+            "round medians µs"]  # fmt: skip
     return (
         f"### 1. Store operations in-process, local redis-server ({n['rounds']} rounds x {n['n_per_round']} ops, "
-        f"after warm-up)\n\n"
-        + _table(["operation", "median µs", "p99 µs", "vs PING", "round medians µs"], rows)
-        + f"\n\nWorkload: {s['workload']}."
+        f"after warm-up)\n\n" + _table(head, rows) + f"\n\nWorkload: {s['workload']}."
     )
 
 
@@ -80,45 +74,47 @@ def _roundtrips(s: dict[str, Any]) -> str:
     for k, v in s["results"].items():
         top = ", ".join(f"{c} {n:g}" for c, n in list(v["by_command"].items())[:8])
         rows.append([k, _f(v["round_trips_per_op"], 2), _f(v["commands_per_op"], 2), _f(v["server_us_per_op"], 1), top])
-    return f"### 2. Round trips and commands per operation (counted over {s['ops']} ops)\n\n" + _table(
-        ["operation", "round trips/op", "commands/op", "server µs/op", "commands/op by name (top 8)"], rows
-    )
+    head = ["operation", "round trips/op", "commands/op", "server µs/op", "commands/op by name (top 8)"]
+    return f"### 2. Round trips and commands per operation (counted over {s['ops']} ops)\n\n" + _table(head, rows)
 
 
 def _http(s: dict[str, Any]) -> str:
-    rows = []
-    for k, v in s["results"].items():
-        rows.append(
-            [
-                k,
-                _f(v["rps"], 0),
-                _f(v["p50_ms"], 2),
-                _f(v["p99_ms"], 2),
-                f"{v['vs_empty']:.0%}",
-                _f(v["errors"]),
-                " / ".join(_f(x, 0) for x in v["round_rps"]),
-            ]
-        )
+    rows = [
+        [
+            k,
+            _f(v["rps"], 0),
+            _f(v["p50_ms"], 2),
+            _f(v["p99_ms"], 2),
+            f"{v['vs_empty']:.0%}",
+            _f(v.get("server_cpu_us_per_req"), 0),
+            f"{v['cpu_vs_empty']:.2f}x" if v.get("cpu_vs_empty") else "-",
+            _f(v["errors"]),
+            " / ".join(_f(x, 0) for x in v["round_rps"]),
+        ]
+        for k, v in s["results"].items()
+    ]
+    head = ["function", "req/s", "p50 ms", "p99 ms", "req/s vs empty", "server CPU µs/req", "CPU vs empty",
+            "non-2xx", "round req/s"]  # fmt: skip
     return (
         f"### 3. Through HTTP: functions-framework, one instance ({s['server']})\n\n"
-        + _table(["function", "req/s", "p50 ms", "p99 ms", "of empty's req/s", "non-2xx", "round req/s"], rows)
+        + _table(head, rows)
         + f"\n\nLoad: {s['load']}."
     )
 
 
 def _coldstart(s: dict[str, Any]) -> str:
     rows = [
-        [k, _f(v["median_ms"], 0), _f(v["min_ms"], 0), _f(v["max_ms"], 0), v["runs"]] for k, v in s["results"].items()
+        [k, _f(v["median_ms"], 0), _f(v["min_ms"], 0), _f(v["max_ms"], 0), _f(v.get("cpu_median_ms"), 0), v["runs"]]
+        for k, v in s["results"].items()
     ]
-    txt = f"### 4. Cold start: fresh process to first answered request (median of {s['runs']} runs)\n\n" + _table(
-        ["variant", "median ms", "min ms", "max ms", "runs"], rows
-    )
+    head = ["variant", "wall ms (median)", "min", "max", "server CPU ms (median)", "runs"]
+    txt = f"### 4. Cold start: fresh process to first answered request ({s['runs']} runs each)\n\n" + _table(head, rows)
     imp = s.get("imports")
     if imp:
         txt += (
             f"\n\nWhat the lazy path avoids: importing {', '.join(imp['modules'])} after the get_context path "
-            f"is loaded costs a median {imp['median_ms']:.0f} ms more ({imp['runs']} fresh processes); "
-            f"{imp['extra_modules']} more modules. Biggest by -X importtime (cumulative): "
+            f"is loaded costs a median {imp['median_ms']:.0f} ms more ({imp['runs']} fresh processes), "
+            f"{imp['extra_modules']} more modules. Largest by -X importtime (cumulative): "
             + ", ".join(f"{n} {ms:.0f} ms" for n, ms in imp["top"])
             + "."
         )
@@ -133,13 +129,13 @@ def _cost(s: dict[str, Any]) -> str:
     elif fs:
         rows = [[ph, v["reads"], v["writes"], v["redis_round_trips"]] for ph, v in fs["phases"].items()]
         rows.append(["**total**", fs["total_reads"], fs["total_writes"], fs["total_redis_round_trips"]])
+        target = 4 + fs["kb_entries"]
         parts.append(
             f"\nFirestore documents for one {fs['messages']}-message session citing {fs['kb_entries']} "
-            f"distinct KB entries (counted at the client; emulator):\n\n"
+            "distinct KB entries (counted at the client, against the emulator):\n\n"
             + _table(["phase", "doc reads", "doc writes", "Redis round trips"], rows)
-            + f"\n\nTarget: writes <= 4 + {fs['kb_entries']} = {4 + fs['kb_entries']}: "
-            + ("met" if fs["total_writes"] <= 4 + fs["kb_entries"] else "**NOT met**")
-            + "."
+            + f"\n\nTarget: writes <= 4 + {fs['kb_entries']} = {target}: "
+            + ("met." if fs["total_writes"] <= target else "**NOT met**.")
         )
     mem = s.get("redis_memory")
     if mem:
@@ -155,36 +151,26 @@ def _cost(s: dict[str, Any]) -> str:
 
 
 def _scale(s: dict[str, Any]) -> str:
-    rows = []
-    for v in s["results"]:
-        rows.append(
-            [
-                v["where"],
-                _f(v["live_sessions"]),
-                _f(v["ping"]["median"], 1),
-                _f(v["append"]["median"], 1),
-                _f(v["append"]["p99"], 1),
-                _f(v["read"]["median"], 1),
-                _f(v["read"]["p99"], 1),
-                _f(v["used_memory_mb"], 1),
-                _f(v.get("prefill_s"), 1),
-            ]
-        )
+    rows = [
+        [
+            v["where"],
+            _f(v["live_sessions"]),
+            _f(v["ping"]["median"], 1),
+            _f(v["append"]["median"], 1),
+            _f(v["append"]["p99"], 1),
+            _f(v["append"].get("server_cpu_us"), 1),
+            _f(v["read"]["median"], 1),
+            _f(v["read"]["p99"], 1),
+            _f(v["read"].get("server_cpu_us"), 1),
+            _f(v["used_memory_mb"], 1),
+            _f(v.get("prefill_s"), 1),
+        ]
+        for v in s["results"]
+    ]
+    head = ["redis", "live sessions", "PING µs", "append µs", "append p99", "append redis CPU µs", "read µs",
+            "read p99", "read redis CPU µs", "used_memory MB", "prefill s"]  # fmt: skip
     return (
         "### 6. Scale: RedisLayer append / context read with N live sessions\n\n"
-        + _table(
-            [
-                "redis",
-                "live sessions",
-                "PING µs",
-                "append µs",
-                "append p99",
-                "read µs",
-                "read p99",
-                "used_memory MB",
-                "prefill s",
-            ],
-            rows,
-        )
+        + _table(head, rows)
         + f"\n\nPrefill: {s['prefill']}."
     )

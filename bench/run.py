@@ -37,7 +37,7 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "store_n": (3000, 300),
     "store_warmup": (500, 100),
     "rounds": (3, 2),
-    "roundtrip_ops": (100, 100),
+    "roundtrip_ops": (500, 100),
     "http_requests": (4000, 400),
     "http_warmup": (500, 100),
     "http_connections": (8, 8),

@@ -65,6 +65,8 @@ def prefill(url: str, cluster: bool, tpl: tuple[list[str], list[bytes]], count: 
 
 
 def measure(url: str, cluster: bool, live: list[str], *, n: int, rounds: int) -> dict[str, Any]:
+    from bench.store_ops import redis_cpu
+
     m = manager_for(settings_for(url, cluster=cluster))
     client = m.redis.client()
     layer = m.redis
@@ -89,6 +91,7 @@ def measure(url: str, cluster: bool, live: list[str], *, n: int, rounds: int) ->
         n,
         warmup=max(200, n // 10),
         rounds=rounds,
+        server_cpu=redis_cpu(client, cluster),
     )
     return res
 

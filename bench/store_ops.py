@@ -158,25 +158,63 @@ def read_fns(m: SessionManager, sids: list[str]) -> dict[str, Callable[[int], An
 
 
 def interleaved(
-    variants: dict[str, Callable[[int], Any]], n: int, *, warmup: int, rounds: int
+    variants: dict[str, Callable[[int], Any]],
+    n: int,
+    *,
+    warmup: int,
+    rounds: int,
+    server_cpu: Callable[[], float] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Time each variant in rounds, the rounds interleaved (A B C A B C ...), so slow
-    drift of the machine hits every variant alike. µs per call."""
+    drift of the machine hits every variant alike. Wall µs per call; and per round the
+    CPU µs per call of this thread and of Redis (``server_cpu``: its CPU seconds so far),
+    which other load on a shared machine moves far less than wall time."""
     for fn in variants.values():
         for i in range(warmup):
             fn(i)
     samples: dict[str, list[list[float]]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    srv: dict[str, list[float]] = {k: [] for k in variants}
     clock = time.perf_counter_ns
     for r in range(rounds):
         for name, fn in variants.items():
             base = warmup + r * n
             s: list[float] = []
+            c0 = time.thread_time_ns()
+            s0 = server_cpu() if server_cpu else 0.0
             for i in range(base, base + n):
                 t0 = clock()
                 fn(i)
                 s.append((clock() - t0) / 1000)
+            cpu[name].append((time.thread_time_ns() - c0) / 1000 / n)
+            if server_cpu:
+                srv[name].append((server_cpu() - s0) * 1e6 / n)
             samples[name].append(s)
-    return {k: summarize_rounds(v) for k, v in samples.items()}
+    return {k: summarize_rounds(v, cpu[k], srv[k]) for k, v in samples.items()}
+
+
+def redis_pid(url: str) -> int | None:
+    """The local redis-server's pid, or None."""
+    import redis
+
+    try:
+        return int(redis.Redis.from_url(url).info("server")["process_id"])
+    except Exception:  # noqa: BLE001 - used for CPU pinning, best effort
+        return None
+
+
+def redis_cpu(client: Any, cluster: bool = False) -> Callable[[], float]:
+    """CPU seconds Redis has used so far (INFO cpu: getrusage, µs resolution), summed
+    over the primaries of a cluster. The INFO call itself costs a few µs per round."""
+
+    def read() -> float:
+        if cluster:
+            info = client.info("cpu", target_nodes=client.PRIMARIES)
+            return sum(float(v["used_cpu_sys"]) + float(v["used_cpu_user"]) for v in info.values())
+        info = client.info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+    return read
 
 
 # ---------------------------------------------------------------- section 1
@@ -196,7 +234,7 @@ def section_store(url: str, *, n: int, warmup: int, rounds: int) -> dict[str, An
         "append, straightforward (1 cmd/step)": naive_append_fn(m, AppendFeed(m, total)),
         "context read, straightforward": reads["naive"],
     }
-    res = interleaved(variants, n, warmup=warmup, rounds=rounds)
+    res = interleaved(variants, n, warmup=warmup, rounds=rounds, server_cpu=redis_cpu(client))
     floor = res["ping"]["median"]
     for v in res.values():
         v["x_ping"] = round(v["median"] / floor, 2)
