@@ -62,7 +62,7 @@ e = json.load(open(sys.argv[1])).get("emulators", {})
 print(*(e.get(k, {}).get("port", d) for k, d in (("functions", 5001), ("firestore", 8080), ("auth", 9099), ("hosting", 5000))))
 EOF
 )
-export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$HOST_PORT,http://localhost:$HOST_PORT}"
+export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$HOST_PORT,http://localhost:$HOST_PORT,http://localhost:5173}"
 for p in "$FN_PORT" "$FS_PORT" "$AUTH_PORT" "$HOST_PORT"; do
   cm_port_in_use "$p" && cm_die "port $p is already in use (another make dev?). Stop it, or use CM_DEV_CONFIG with other ports."
 done

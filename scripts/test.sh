@@ -34,6 +34,7 @@ cleanup() {
     cm_stop_pid "$(cat "$RUN_DIR/redis.pid")"
   fi
   [ -n "$REDIS_PID" ] && cm_stop_pid "$REDIS_PID"
+  [ -n "${FB_PID:-}" ] && kill -INT "$FB_PID" 2>/dev/null && wait "$FB_PID" 2>/dev/null
   rm -f "$CM_ROOT/$CONFIG"
   rm -rf "$RUN_DIR"
   exit "$rc"
@@ -62,7 +63,8 @@ export CM_FUNCTIONS_URL="http://127.0.0.1:$CM_PORT_FUNCTIONS/$CM_PROJECT/us-cent
 export CHAT_MEMORY_FUNCTIONS_URL="$CM_FUNCTIONS_URL"
 export CHAT_MEMORY_WEB_URL="http://127.0.0.1:$CM_PORT_HOSTING/"
 # The browser test calls the functions cross-origin from the Hosting page too.
-export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$CM_PORT_HOSTING,http://localhost:$CM_PORT_HOSTING}"
+# (and tests/e2e checks CORS with the web dev server's origin http://localhost:5173).
+export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$CM_PORT_HOSTING,http://localhost:$CM_PORT_HOSTING,http://localhost:5173}"
 export GCLOUD_PROJECT="$CM_PROJECT"
 
 EMULATORS="${CM_EMULATORS:-functions,firestore,auth,hosting}"
@@ -71,17 +73,28 @@ cm_log "Redis for the functions: $REDIS_URL; emulators: $EMULATORS (functions :$
 cm_log "running: $PYTEST_CMD"
 
 # 4. The suite, under the emulators. emulators:exec exits with the command's status.
+#    The emulators' own log goes to a file (shown in part on failure); pytest's output is
+#    followed live.
 T1=$SECONDS
+EMU_LOG="$CM_ROOT/.build/test-$RUN_ID.emulators.log"
+PY_LOG="$RUN_DIR/pytest.log"
+: >"$PY_LOG"
 set +e
 "$FIREBASE" emulators:exec --config "$CONFIG" --project "$CM_PROJECT" --only "$EMULATORS" \
-  "$PYTEST_CMD" 2>&1 | tee "$RUN_DIR.emulators.log"
-TEST_RC=${PIPESTATUS[0]}
+  "$PYTEST_CMD >'$PY_LOG' 2>&1" >"$EMU_LOG" 2>&1 </dev/null &
+FB_PID=$!
+tail -n +1 -f --pid="$FB_PID" "$PY_LOG" &
+TAIL_PID=$!
+wait "$FB_PID"
+TEST_RC=$?
+wait "$TAIL_PID" 2>/dev/null
 set -e
 cm_log "tests: exit $TEST_RC ($((SECONDS - T1)) s)"
 if [ "$TEST_RC" -ne 0 ]; then
-  cm_log "emulator log kept at $RUN_DIR.emulators.log"
+  cm_log "last lines of the emulators' log (all of it: $EMU_LOG):"
+  grep -v '^\s*$' "$EMU_LOG" | tail -n "${CM_EMU_LOG_LINES:-60}" >&2
 else
-  rm -f "$RUN_DIR.emulators.log"
+  rm -f "$EMU_LOG"
 fi
 
 # 5. The deploy bundle imports and lists its functions.
