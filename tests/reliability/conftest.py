@@ -1,0 +1,303 @@
+"""Reliability suite (issue 5): the running functions under the Emulator Suite, with the
+stack's real redis-server and Firestore emulator made to fail, plus fuzzing.
+
+Every scenario records its figures in ``REPORT``; they are printed at the end of the
+session (whatever ``-s`` says) and written to ``artifacts/reliability.json``.
+
+Size: ``CM_RELIABILITY_SCALE`` (default 1, the CI size) multiplies sessions, messages and
+fuzzing examples.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests import harness
+
+ROOT = Path(__file__).resolve().parents[2]
+SCALE = float(os.environ.get("CM_RELIABILITY_SCALE", "1") or 1)
+ARTIFACT = ROOT / "artifacts" / "reliability.json"
+
+
+def scaled(n: int, minimum: int = 1) -> int:
+    return max(minimum, round(n * SCALE))
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    scenario: str
+    name: str
+    value: Any
+    target: str = ""
+    ok: bool | None = None  # None: informational
+
+
+@dataclass
+class Report:
+    figures: list[Figure] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, scenario: str, name: str, value: Any, target: str = "", ok: bool | None = None) -> None:
+        with self.lock:
+            self.figures = [f for f in self.figures if (f.scenario, f.name) != (scenario, name)]
+            self.figures.append(Figure(scenario, name, value, target, ok))
+
+
+REPORT = Report()
+
+
+@pytest.fixture(scope="session")
+def report() -> Report:
+    return REPORT
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
+    if not REPORT.figures:
+        return
+    tr = terminalreporter
+    tr.write_sep("=", "chat-memory reliability figures")
+    width = max(len(f"{f.scenario}: {f.name}") for f in REPORT.figures)
+    for f in REPORT.figures:
+        mark = "" if f.ok is None else ("  ok" if f.ok else "  MISSED")
+        target = f"  (target {f.target})" if f.target else ""
+        tr.write_line(f"{f'{f.scenario}: {f.name}':<{width}}  {f.value}{target}{mark}")
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    ARTIFACT.write_text(json.dumps({
+        "scale": SCALE,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": os.environ.get("CM_RELIABILITY_COMMAND", "make reliability"),
+        "figures": [f.__dict__ for f in REPORT.figures],
+    }, indent=2, default=str) + "\n")
+    tr.write_line(f"written to {ARTIFACT.relative_to(ROOT)}")
+
+
+# -- HTTP client with real Auth-emulator users -------------------------------------------------
+
+
+@dataclass
+class User:
+    uid: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    latency_s: float
+    text: str
+    headers: dict[str, str]
+
+
+class Api:
+    """The emulated functions over HTTP. One ``requests.Session`` per thread."""
+
+    def __init__(self, base_url: str, auth_host: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth_host = auth_host
+        self._local = threading.local()
+
+    @property
+    def http(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = self._local.session = requests.Session()
+        return s
+
+    def new_user(self) -> User:
+        r = self.http.post(
+            f"http://{self.auth_host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=any",
+            json={"returnSecureToken": True}, timeout=10,
+        )
+        r.raise_for_status()
+        data = r.json()
+        return User(data["localId"], data["idToken"])
+
+    def call(self, method: str, fn: str, *, user: User | None = None, json_body: Any = None,
+             params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+             data: Any = None, timeout: float = 40.0) -> Reply:
+        h = dict(user.headers if user else {})
+        h.update(headers or {})
+        t0 = time.perf_counter()
+        r = self.http.request(method, f"{self.base_url}/{fn}", json=json_body, params=params, headers=h,
+                              data=data, timeout=timeout)
+        latency = time.perf_counter() - t0
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        return Reply(r.status_code, body, latency, r.text, dict(r.headers))
+
+    # the contract, one helper per function
+    def create(self, user: User, user_info: dict[str, Any] | None = None) -> Reply:
+        return self.call("POST", "create_session", user=user, json_body={"user_info": user_info or {"platform": "rel"}})
+
+    def append(self, user: User, sid: str, role: str, content: str, metadata: dict[str, Any] | None = None,
+               cmid: str | None = None) -> Reply:
+        body: dict[str, Any] = {"session_id": sid, "role": role, "content": content}
+        if metadata is not None:
+            body["metadata"] = metadata
+        if cmid is not None:
+            body["client_message_id"] = cmid
+        return self.call("POST", "append_message", user=user, json_body=body)
+
+    def context(self, user: User, sid: str, n: int = 8) -> Reply:
+        return self.call("GET", "get_context", user=user, params={"session_id": sid, "max_messages": n})
+
+    def history(self, user: User, sid: str, limit: int | None = None) -> Reply:
+        params: dict[str, Any] = {"session_id": sid}
+        if limit:
+            params["limit"] = limit
+        return self.call("GET", "get_history", user=user, params=params)
+
+    def end(self, user: User, sid: str, agent_id: str | None = "agent-rel") -> Reply:
+        body: dict[str, Any] = {"session_id": sid}
+        if agent_id:
+            body["agent_id"] = agent_id
+        return self.call("POST", "end_session", user=user, json_body=body)
+
+    def new_session(self, user: User) -> str:
+        r = self.create(user)
+        assert r.status == 201, r.text
+        return str(r.body["session_id"])
+
+
+@pytest.fixture(scope="session")
+def api(functions_base_url: str, auth_emulator_host: str) -> Api:
+    return Api(functions_base_url, auth_emulator_host)
+
+
+def warm_up(api: Api, parallel: int) -> float:
+    """Start ``parallel`` workers of each HTTP function, so cold starts (2-3 s each under the
+    Functions emulator, one Python worker per concurrent request) do not count as latency."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t0 = time.perf_counter()
+    users = [api.new_user() for _ in range(parallel)]
+
+    def one(u: User) -> None:
+        sid = api.new_session(u)
+        api.append(u, sid, "user", "warm up")
+        api.context(u, sid)
+        api.history(u, sid)
+        api.end(u, sid)
+        api.call("GET", "health")
+
+    for _ in range(2):  # a second round finds the workers idle and warm
+        with ThreadPoolExecutor(parallel) as ex:
+            list(ex.map(one, users))
+    return time.perf_counter() - t0
+
+
+_warm: dict[int, float] = {}
+
+
+@pytest.fixture(scope="session")
+def warm(api: Api) -> Any:
+    def ensure(parallel: int) -> float:
+        if _warm.get(parallel) is None and not any(p >= parallel for p in _warm):
+            _warm[parallel] = warm_up(api, parallel)
+        return _warm.get(parallel, 0.0)
+
+    return ensure
+
+
+# -- Firestore emulator, read from the test process ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fsdb() -> Any:
+    """A Firestore client on the stack's emulator (reads for assertions)."""
+    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    if not host:
+        pytest.fail("FIRESTORE_EMULATOR_HOST is not set: run with `make reliability` / `make test`")
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    return firestore.Client(project=os.environ.get("GCLOUD_PROJECT") or harness.PROJECT_ID,
+                            credentials=AnonymousCredentials())
+
+
+def doc(db: Any, path: str) -> dict[str, Any] | None:
+    snap = db.document(path).get(timeout=10)
+    return snap.to_dict() if snap.exists else None
+
+
+def poll(fn: Any, timeout: float, interval: float = 0.25) -> Any:
+    """Call ``fn`` until it returns a truthy value or ``timeout`` passes; returns the last value."""
+    deadline = time.monotonic() + timeout
+    value = fn()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = fn()
+    return value
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+def b64(data: dict[str, Any] | bytes) -> str:
+    raw = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def forge(claims: dict[str, Any], header: dict[str, Any] | None = None, signature: str = "") -> str:
+    return f"{b64(header or {'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}.{signature}"
+
+
+def p99(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, math.ceil(0.99 * len(s)) - 1)]
+
+
+@pytest.fixture(scope="module")
+def stack_redis_module() -> Iterator[harness.RedisServer]:
+    """The stack's Redis, restarted with AOF (appendfsync always) for the duration of a test,
+    as Memorystore with persistence: a kill and restart keeps what Redis had accepted.
+    Put back as the stack runs it afterwards."""
+    stack_redis = harness.stack_redis()
+    if stack_redis is None:
+        pytest.fail("CM_STACK_REDIS_PORT is not set: run with `make reliability` / `make test`")
+    assert stack_redis is not None
+    was_persistent = stack_redis.persistent
+    if not was_persistent:
+        stack_redis.stop()
+        stack_redis.persistent = True
+        stack_redis.start()
+    yield stack_redis
+    if not was_persistent:
+        if stack_redis.is_up():
+            stack_redis.stop()
+        stack_redis.persistent = False
+    if not stack_redis.is_up():
+        stack_redis.start()
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line("markers", "reliability: issue 5's fault, load, duplicate-event and hostile-input scenarios")
