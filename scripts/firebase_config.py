@@ -16,18 +16,20 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+MAX_PORT = 55535  # Redis Cluster nodes use port + 10000
 EMULATORS = ("functions", "firestore", "auth", "hosting", "hub", "logging", "eventarc", "tasks")
 
 
 def free_ports(n: int) -> list[int]:
-    socks, ports = [], []
+    socks: list[socket.socket] = []
+    ports: list[int] = []
     try:
         while len(ports) < n:
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)
             port = s.getsockname()[1]
-            if port < 55535:
+            if port < MAX_PORT:
                 ports.append(port)
     finally:
         for s in socks:

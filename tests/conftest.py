@@ -149,4 +149,3 @@ def stack_redis() -> Iterator[harness.RedisServer]:
     yield srv
     if not srv.is_up():
         srv.start()
-

@@ -83,7 +83,17 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def args(self) -> list[str]:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.data_dir)]
+        args = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.data_dir),
+        ]
         if self.persistent:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
@@ -194,20 +204,40 @@ class RedisCluster:
             d.mkdir()
             node = RedisServer(
                 data_dir=d,
-                extra_args=["--cluster-enabled", "yes", "--cluster-config-file", str(d / "nodes.conf"),
-                            "--cluster-node-timeout", "2000"],
+                extra_args=[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(d / "nodes.conf"),
+                    "--cluster-node-timeout",
+                    "2000",
+                ],
             )
             self.nodes.append(node.start())
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=timeout,
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{n.port}" for n in self.nodes],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             infos = [
-                subprocess.run(["redis-cli", "-p", str(n.port), "CLUSTER", "INFO"],
-                               capture_output=True, text=True, timeout=5, check=False).stdout
+                subprocess.run(
+                    ["redis-cli", "-p", str(n.port), "CLUSTER", "INFO"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                    check=False,
+                ).stdout
                 for n in self.nodes
             ]
             if all("cluster_state:ok" in info for info in infos):
