@@ -9,7 +9,6 @@ unsigned tokens by itself.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,6 @@ _MAX_TOKEN_CHARS = 8192
 _JWT_DOTS = 2  # header.payload.signature
 
 log = get_logger("auth")
-_app_lock = threading.Lock()
 
 
 def authenticate(headers: HeaderMap) -> str:
@@ -84,26 +82,13 @@ def _dev_uid(headers: HeaderMap) -> str:
 
 
 def _app() -> Any:
-    """The default firebase_admin app, created once per instance (thread-safe)."""
-    import firebase_admin
+    from shared.firebase_app import get_app
 
-    with _app_lock:
-        try:
-            return firebase_admin.get_app()
-        except ValueError:
-            project = get_settings().gcp_project
-            return firebase_admin.initialize_app(options={"projectId": project} if project else None)
+    return get_app()
 
 
 def reset_auth() -> None:
     """For tests: drop the firebase_admin default app, so a changed project is picked up."""
-    import sys
+    from shared.firebase_app import reset_app
 
-    firebase_admin = sys.modules.get("firebase_admin")
-    if firebase_admin is None:
-        return  # never imported: nothing cached
-    with _app_lock:
-        try:
-            firebase_admin.delete_app(firebase_admin.get_app())
-        except ValueError:
-            pass
+    reset_app()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.settings import Settings, get_settings
 from shared.store.base import StoredMessage
@@ -58,9 +58,9 @@ class GeminiSummarizer:
     def __init__(self, settings: Settings, fallback: ExtractiveSummarizer) -> None:
         self.settings = settings
         self.fallback = fallback
-        self._client = None
+        self._client: Any = None
 
-    def _get_client(self):  # type: ignore[no-untyped-def]
+    def _get_client(self) -> Any:
         if self._client is None:
             from google import genai
             from google.genai import types

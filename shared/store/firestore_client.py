@@ -41,12 +41,11 @@ def _build() -> Any:
 
         client = firestore.Client(project=project_id(), credentials=AnonymousCredentials())
     else:
-        import firebase_admin
         from firebase_admin import firestore as admin_firestore
 
-        if not firebase_admin._apps:
-            firebase_admin.initialize_app(options={"projectId": project_id()})
-        client = admin_firestore.client()
+        from shared.firebase_app import get_app
+
+        client = admin_firestore.client(app=get_app())
     return bound_rpc_deadlines(client, get_settings().firestore_timeout_s)
 
 
