@@ -105,7 +105,7 @@ class Reply:
     body: Any
     latency_s: float
     text: str
-    headers: dict[str, str]
+    headers: Any  # case-insensitive (requests' CaseInsensitiveDict)
 
 
 class Api:
@@ -145,7 +145,7 @@ class Api:
             body = r.json()
         except ValueError:
             body = None
-        return Reply(r.status_code, body, latency, r.text, dict(r.headers))
+        return Reply(r.status_code, body, latency, r.text, r.headers)
 
     # the contract, one helper per function
     def create(self, user: User, user_info: dict[str, Any] | None = None) -> Reply:

@@ -1,0 +1,240 @@
+"""Scenario 6: bad tokens, other users' sessions and rate-limit bursts, over HTTP.
+
+Figure: requests that got data (or changed data) they should not — target 0.
+
+Under the Auth emulator firebase-admin accepts unsigned tokens by design and checks no
+signature (``_token_gen.verify_id_token``: ``if emulated: verified_claims = payload``);
+a forged *signature* is therefore checked in-process with the emulator switched off:
+the token must never yield a uid.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reliability.conftest import Api, Report, b64, forge, jwt_claims
+
+pytestmark = [pytest.mark.reliability]
+
+SCENARIO = "auth and isolation"
+SECRET = "the secret of alice " + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def alice(api: Api) -> tuple[Any, str]:
+    user = api.new_user()
+    sid = api.new_session(user)
+    assert api.append(user, sid, "user", SECRET).status == 201
+    return user, sid
+
+
+def leaked(reply: Any) -> bool:
+    return 200 <= reply.status < 300 or SECRET in reply.text
+
+
+def bad_tokens(api: Api) -> dict[str, str | None]:
+    real = api.new_user().token
+    claims = jwt_claims(real)
+    now = int(time.time())
+    other = "demo-other-project"
+    return {
+        "missing": None,
+        "empty bearer": "Bearer ",
+        "not bearer": f"Basic {real}",
+        "garbage": "Bearer not-a-token",
+        "two parts": "Bearer abc.def",
+        "garbage three parts": "Bearer aaa.bbb.ccc",
+        "json garbage payload": f"Bearer {b64({'alg': 'none'})}.{b64(b'not json')}.",
+        "over 8192 chars": "Bearer " + "a" * 4500 + "." + "b" * 4500 + ".c",
+        "wrong project aud+iss": "Bearer " + forge(claims | {"aud": other, "iss": f"https://securetoken.google.com/{other}"}),
+        "wrong project aud": "Bearer " + forge(claims | {"aud": other}),
+        "wrong issuer": "Bearer " + forge(claims | {"iss": "https://evil.example.com/demo-chat-memory"}),
+        "custom token audience": "Bearer " + forge(claims | {
+            "aud": "https://identitytoolkit.googleapis.com/google.identity.identitytoolkit.v1.IdentityToolkit"}),
+        "no sub": "Bearer " + forge({k: v for k, v in claims.items() if k not in ("sub", "user_id")}),
+        "empty sub": "Bearer " + forge(claims | {"sub": ""}),
+        "long sub": "Bearer " + forge(claims | {"sub": "x" * 200}),
+        "expired": "Bearer " + forge(claims | {"iat": now - 7200, "auth_time": now - 7200, "exp": now - 3600}),
+    }
+
+
+def test_bad_tokens_get_nothing(api: Api, alice: tuple[Any, str], report: Report) -> None:
+    _, sid = alice
+    results: dict[str, list[int]] = {}
+    leaks: list[str] = []
+    for name, header in bad_tokens(api).items():
+        headers = {} if header is None else {"Authorization": header}
+        calls = [
+            api.call("GET", "get_context", params={"session_id": sid}, headers=headers),
+            api.call("GET", "get_history", params={"session_id": sid}, headers=headers),
+            api.call("POST", "append_message", json_body={"session_id": sid, "role": "user", "content": "x"},
+                     headers=headers),
+            api.call("POST", "create_session", json_body={}, headers=headers),
+            api.call("POST", "end_session", json_body={"session_id": sid}, headers=headers),
+        ]
+        results[name] = [c.status for c in calls]
+        leaks += [f"{name}: {c.status}" for c in calls if leaked(c)]
+    # 431: the emulator's HTTP server refuses a header that large before the function runs.
+    not_401 = {k: v for k, v in results.items()
+               if any(s != 401 and not (k == "over 8192 chars" and s == 431) for s in v)}
+    report.add(SCENARIO, "bad-token requests", sum(len(v) for v in results.values()))
+    report.add(SCENARIO, "bad-token requests not answered 401", sum(s != 401 for v in not_401.values() for s in v),
+               "0", not not_401)
+    report.add(SCENARIO, "bad-token requests that got or changed data", len(leaks), "0", not leaks)
+    # The expired token is the known hole under the emulator (see test_expired_token_is_refused).
+    expired_only = {k: v for k, v in not_401.items() if k != "expired"}
+    assert not expired_only, expired_only
+    assert not [x for x in leaks if not x.startswith("expired")], leaks
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (emulator stack): an expired ID token is accepted. firebase-admin skips every time check when "
+    "FIREBASE_AUTH_EMULATOR_HOST is set and shared/auth.py verify_id_token has no exp check of its own"))
+def test_expired_token_is_refused(api: Api, alice: tuple[Any, str]) -> None:
+    victim, sid = alice
+    claims = jwt_claims(victim.token)
+    now = int(time.time())
+    token = forge(claims | {"iat": now - 7200, "auth_time": now - 7200, "exp": now - 3600})
+    r = api.call("GET", "get_context", params={"session_id": sid}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status == 401, f"{r.status} {r.text[:200]}"
+
+
+_FORGED_CHECK = r"""
+import base64, json
+from shared import auth
+from shared.errors import ChatMemoryError
+
+def b64(d):
+    return base64.urlsafe_b64encode(d if isinstance(d, bytes) else json.dumps(d).encode()).rstrip(b"=").decode()
+
+claims = json.loads(%r)
+for name, header, sig in [("forged RS256", {"alg": "RS256", "kid": "0" * 40, "typ": "JWT"}, b64(b"\x01" * 256)),
+                          ("unsigned", {"alg": "none", "typ": "JWT"}, "")]:
+    try:
+        print(name + "|ACCEPTED " + str(auth.verify_id_token(f"{b64(header)}.{b64(claims)}.{sig}")))
+    except ChatMemoryError as exc:
+        print(name + "|" + type(exc).__name__)
+"""
+
+
+def test_forged_signature_never_yields_a_uid(api: Api, tmp_path: Any, report: Report) -> None:
+    """Production verification (no Auth emulator, in a subprocess): an RS256 token with a
+    made-up key id and signature for a real uid, and the emulator's unsigned kind, never
+    yield a uid. Offline, Google's certificates cannot be fetched: the forged one is 503
+    (``Unavailable``), never accepted. firebase-admin needs Application Default Credentials
+    to build its auth client: a throwaway service-account key file serves (nothing is signed
+    with it)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    creds = tmp_path / "sa.json"
+    creds.write_text(json.dumps({
+        "type": "service_account", "project_id": "demo-chat-memory", "private_key_id": "0" * 40,
+        "private_key": pem, "client_email": "rel@demo-chat-memory.iam.gserviceaccount.com", "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token"}))
+    claims = jwt_claims(api.new_user().token)
+    env = {k: v for k, v in os.environ.items() if k != "FIREBASE_AUTH_EMULATOR_HOST"}
+    env |= {"GOOGLE_APPLICATION_CREDENTIALS": str(creds), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", _FORGED_CHECK % json.dumps(claims)], env=env, capture_output=True,
+                         text=True, timeout=60, check=False)
+    lines = dict(line.split("|", 1) for line in out.stdout.splitlines() if "|" in line)
+    accepted = [k for k, v in lines.items() if v.startswith("ACCEPTED")]
+    report.add(SCENARIO, "forged-signature tokens accepted (production verification)", len(accepted), "0",
+               not accepted and len(lines) == 2)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert lines == {"forged RS256": "Unavailable", "unsigned": "Unauthenticated"}, out.stdout
+
+
+def test_rate_limit_burst(api: Api, report: Report) -> None:
+    """A dedicated user bursts past RATE_LIMIT_PER_MINUTE from several connections (so
+    several instances): exactly the limit gets through, the rest is 429 with Retry-After."""
+    import os
+
+    limit = int(os.environ.get("RATE_LIMIT_PER_MINUTE") or 120)
+    if limit <= 0:
+        pytest.skip("RATE_LIMIT_PER_MINUTE=0: the limiter is off in this stack")
+    user = api.new_user()
+    missing = uuid.uuid4().hex  # a well-formed id of no session: 404 when let through
+    total = limit + 30
+
+    def one(_: int) -> tuple[int, str | None]:
+        r = api.context(user, missing)
+        return r.status, r.headers.get("Retry-After")
+
+    with ThreadPoolExecutor(6) as ex:
+        out = list(ex.map(one, range(total)))
+    passed = sum(1 for s, _ in out if s != 429)
+    limited = [ra for s, ra in out if s == 429]
+    other = sorted({s for s, _ in out} - {404, 429})
+    report.add(SCENARIO, f"burst of {total} requests: let through", passed, f"{limit} (RATE_LIMIT_PER_MINUTE)",
+               passed == limit)
+    report.add(SCENARIO, "429 answers without Retry-After", sum(1 for ra in limited if not ra), "0",
+               all(limited))
+    assert not other, other
+    assert passed == limit, (passed, len(limited))
+    assert all(ra and int(ra) >= 1 for ra in limited)
+    # Another user is not limited by this one's burst.
+    assert api.context(api.new_user(), missing).status == 404
+
+
+def test_other_users_session(api: Api, alice: tuple[Any, str], stack_redis: Any, report: Report) -> None:
+    owner, sid = alice
+    mallory = api.new_user()
+    leaks: list[str] = []
+    statuses: list[int] = []
+
+    def attempts(tag: str) -> None:
+        calls = [
+            api.context(mallory, sid),
+            api.history(mallory, sid),
+            api.append(mallory, sid, "user", f"mallory was here {tag}"),
+            api.append(mallory, sid, "assistant", f"mallory answer {tag}", {"sources": ["kb_mallory"]}),
+            api.end(mallory, sid),
+        ]
+        for c in calls:
+            statuses.append(c.status)
+            if leaked(c):
+                leaks.append(f"{tag}: {c.status} {c.text[:100]}")
+
+    attempts("redis up")
+    # The Firestore path checks the owner too: the same with the functions' Redis down.
+    stack_redis.kill()
+    try:
+        time.sleep(0.2)
+        attempts("redis down")
+    finally:
+        stack_redis.start()
+    time.sleep(0.5)
+    attempts("redis back")
+    # The owner still sees their conversation, untouched, and the session is still active.
+    ctx = None
+    for _ in range(20):
+        ctx = api.context(owner, sid)
+        if ctx.status == 200:
+            break
+        time.sleep(0.5)
+    assert ctx is not None and ctx.status == 200, ctx and ctx.text
+    contents = [m["content"] for m in ctx.body["messages"]]
+    if any("mallory" in c for c in contents):
+        leaks.append("mallory's message was stored in alice's session")
+    assert api.append(owner, sid, "user", "still mine").status == 201, "the session was ended by another user"
+    not_403 = [s for s in statuses if s != 403]
+    report.add(SCENARIO, "cross-user requests (Redis up, down, back)", len(statuses))
+    report.add(SCENARIO, "cross-user requests not answered 403", len(not_403), "0", not not_403)
+    report.add(SCENARIO, "cross-user requests that got or changed data", len(leaks), "0", not leaks)
+    assert not leaks, leaks
+    assert not not_403, statuses
