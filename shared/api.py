@@ -8,15 +8,11 @@ and ``openapi.yaml``: keep the three in step.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from shared.errors import InvalidArgument
 from shared.http import Call, Reply, int_param, only_fields
 from shared.models import Context, Message, Summary, validate_session_id
 from shared.settings import get_settings
-
-_REASON_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 def _manager() -> Any:
@@ -87,12 +83,9 @@ def end_session(call: Call) -> Reply:
     body = call.body
     only_fields(body, {"session_id", "agent_id", "reason"})
     sid = validate_session_id(body.get("session_id"))
+    # agent_id and reason are validated by the core (one rule, one place)
     reason = body.get("reason", "completed")
-    if not isinstance(reason, str) or not _REASON_RE.fullmatch(reason):
-        raise InvalidArgument("reason must be 1-32 characters of [a-z0-9_], starting with a letter")
     agent_id = body.get("agent_id")
-    if agent_id is not None and not isinstance(agent_id, str):
-        raise InvalidArgument("agent_id must be a string")
     res = _manager().end_session_with_analytics(sid, agent_id, reason, user_id=call.uid)
     return 200, {
         "session_id": res.session_id,

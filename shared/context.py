@@ -46,9 +46,7 @@ def format_context(messages: Sequence[StoredMessage], summary: dict[str, Any] | 
     if summary and summary.get("text"):
         parts.append("Summary of the earlier conversation:\n" + summary["text"])
     if messages:
-        parts.append(
-            "Recent messages:\n" + "\n".join(f"{_LABEL.get(m.role, m.role)}: {m.content}" for m in messages)
-        )
+        parts.append("Recent messages:\n" + "\n".join(f"{_LABEL.get(m.role, m.role)}: {m.content}" for m in messages))
     return "\n\n".join(parts)
 
 

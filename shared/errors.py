@@ -71,4 +71,9 @@ class StoreError(Exception):
     """Raised by a storage layer when its backend fails (network, timeout, server).
 
     The orchestrator catches it and falls to the next layer; it never reaches a caller.
+    ``layer`` says which backend failed ("redis" or "firestore").
     """
+
+    def __init__(self, message: str, *, layer: str = "") -> None:
+        super().__init__(message)
+        self.layer = layer

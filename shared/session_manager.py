@@ -50,6 +50,7 @@ from shared.summarizer import Summarizer, build_summarizer
 log = logging.getLogger("chat_memory.session")
 _REASON_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _HINTS_MAX = 10_000
+MAX_TOKEN_BUDGET = 1_000_000
 
 
 class SessionManager:
@@ -138,31 +139,44 @@ class SessionManager:
             log.info("redis is back: sessions to merge", extra={"count": len(found)})
 
     def _maybe_reconcile(self, sid: str) -> None:
-        """Merge what was accepted outside Redis back into Redis (by seq)."""
+        """Merge what was accepted outside Redis back into Redis, if anything may be."""
         self._check_recovery()
-        if sid not in self._reconcile:
-            return
+        if sid in self._reconcile:
+            try:
+                self._merge_into_redis(sid)
+            except StoreError as exc:
+                if exc.layer == "redis":
+                    raise
+                # Firestore is down: Redis still serves; merge on a later operation.
+
+    def _merge_into_redis(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:
+        """Append to Redis, renumbered and exactly once, the messages of ``sid`` held by
+        Firestore (outage path) and by this instance's memory. Returns what Firestore held.
+        Raises StoreError (with its layer) if a backend is down."""
         msgs: list[StoredMessage] = []
         queries: list[QueryRecord] = []
-        cmids: dict[str, int] = {}
         if self.firestore.configured:
-            try:
-                msgs, queries, cmids = self.firestore.read_pending(sid)
-            except StoreError:
-                return  # try again on a later operation; end_session reads them anyway
+            msgs, queries, _ = self.firestore.read_pending(sid)
+        pending = (list(msgs), list(queries))
         snap = self.memory.snapshot(sid)
-        if snap is not None:
+        mem_state = self.memory.state(sid)
+        if snap is not None and mem_state is not None and snap[0]:
             meta = self.redis.meta(sid)
-            mem_state = self.memory.state(sid)
-            if meta is not None and mem_state is not None and meta.get("owner") == mem_state.owner:
-                msgs = ctx.merge_messages(msgs, snap[0])
-                queries = queries + [q for q in snap[1] if q.mid not in {x.mid for x in queries}]
-                cmids = cmids | snap[2]
+            # Memory took messages without being able to check the owner: only merge them
+            # into a session that really is the caller's.
+            if meta is not None and meta.get("owner") == mem_state.owner:
+                msgs = msgs + [m for m in snap[0] if m.mid not in {x.mid for x in msgs}]
+                queries = queries + snap[1]
         if msgs:
-            added = self.redis.import_messages(sid, msgs, queries, cmids)
-            log.info("merged messages back into redis", extra={"session_id": sid, "count": added})
+            out = self.redis.import_messages(sid, msgs, queries)
+            if out.added < 0:
+                return pending  # Redis does not know the session (yet): nothing merged
+            if out.due_seq:
+                self._roll_summary(sid, out.due_seq, out.previous_summary, out.unsummarized or [], self._clock())
+            log.info("merged messages back into redis", extra={"session_id": sid, "count": out.added})
         self._reconcile.discard(sid)
         self.memory.drop_messages(sid)
+        return pending
 
     # ------------------------------------------------------------------ create / get
     def create_session(self, user_info: dict[str, Any] | None = None, *, user_id: str | None = None) -> SessionInfo:
@@ -192,8 +206,14 @@ class SessionManager:
             self.memory.create(state, local_only=True)
         log.info("session created", extra={"session_id": sid, "storage": storage, "user_id": uid})
         return SessionInfo(
-            session_id=sid, user_id=uid, status="active", created_at=now, last_active_at=now,
-            message_count=0, user_info=info, storage=storage,  # type: ignore[arg-type]
+            session_id=sid,
+            user_id=uid,
+            status="active",
+            created_at=now,
+            last_active_at=now,
+            message_count=0,
+            user_info=info,
+            storage=storage,  # type: ignore[arg-type]
         )
 
     def get_session(self, session_id: str, *, user_id: str | None = None) -> SessionInfo:
@@ -206,12 +226,14 @@ class SessionManager:
                     import json
 
                     return SessionInfo(
-                        session_id=sid, user_id=meta.get("owner", ""),
+                        session_id=sid,
+                        user_id=meta.get("owner", ""),
                         status="ended" if meta.get("status") == "ended" else "active",
                         created_at=float(meta.get("created_at") or 0),
                         last_active_at=float(meta.get("last_active_at") or 0),
                         message_count=int(meta.get("seq") or 0),
-                        user_info=json.loads(meta.get("user_info") or "{}"), storage="redis",
+                        user_info=json.loads(meta.get("user_info") or "{}"),
+                        storage="redis",
                     )
             except StoreError:
                 pass
@@ -233,9 +255,14 @@ class SessionManager:
     @staticmethod
     def _info(st: SessionState, storage: str) -> SessionInfo:
         return SessionInfo(
-            session_id=st.session_id, user_id=st.owner, status="ended" if st.status == "ended" else "active",
-            created_at=st.created_at, last_active_at=st.last_active_at, message_count=st.seq,
-            user_info=st.user_info, storage=storage,  # type: ignore[arg-type]
+            session_id=st.session_id,
+            user_id=st.owner,
+            status="ended" if st.status == "ended" else "active",
+            created_at=st.created_at,
+            last_active_at=st.last_active_at,
+            message_count=st.seq,
+            user_info=st.user_info,
+            storage=storage,  # type: ignore[arg-type]
         )
 
     # ------------------------------------------------------------------ append
@@ -253,7 +280,7 @@ class SessionManager:
         m = parse_message(role, content, metadata, client_message_id)
         cmid = m.client_message_id
         now = self._clock()
-        msg = StoredMessage(0, cmid or uuid.uuid4().hex[:20], m.role, m.content, now, m.metadata)
+        msg = StoredMessage(0, cmid or "s-" + uuid.uuid4().hex[:20], m.role, m.content, now, m.metadata)
 
         if self.redis.configured:
             try:
@@ -271,7 +298,7 @@ class SessionManager:
         self, sid: str, msg: StoredMessage, cmid: str | None, user_id: str | None, now: float
     ) -> AppendResult:
         self._maybe_reconcile(sid)
-        out = self.redis.append(sid, user_id, msg, cmid, now)
+        out = self.redis.append(sid, user_id, msg, now)
         if out.status == "missing":
             state = self._hydrate(sid)
             if state is None:
@@ -280,7 +307,7 @@ class SessionManager:
             if state.status != "active":
                 raise FailedPrecondition("session has ended")
             self._maybe_reconcile(sid)
-            out = self.redis.append(sid, user_id, msg, cmid, now)
+            out = self.redis.append(sid, user_id, msg, now)
         self._raise_for(out.status)
         self._hint(sid, out.seq)
         updated = False
@@ -288,10 +315,25 @@ class SessionManager:
             updated = self._roll_summary(sid, out.seq, out.previous_summary, out.unsummarized or [], now)
         elif out.status == "dup":
             updated = out.summary_due
-        log.info("message appended", extra={"session_id": sid, "storage": "redis", "seq": out.seq,
-                                            "role": msg.role, "duplicate": out.status == "dup"})
-        return AppendResult(session_id=sid, seq=out.seq, message_count=out.seq, summary_updated=updated,
-                            storage="redis", durable=True, duplicate=out.status == "dup")
+        log.info(
+            "message appended",
+            extra={
+                "session_id": sid,
+                "storage": "redis",
+                "seq": out.seq,
+                "role": msg.role,
+                "duplicate": out.status == "dup",
+            },
+        )
+        return AppendResult(
+            session_id=sid,
+            seq=out.seq,
+            message_count=out.seq,
+            summary_updated=updated,
+            storage="redis",
+            durable=True,
+            duplicate=out.status == "dup",
+        )
 
     @staticmethod
     def _raise_for(status: str) -> None:
@@ -305,7 +347,7 @@ class SessionManager:
             raise FailedPrecondition("session has ended")
         if status == "full":
             raise FailedPrecondition("the session's analytics buffer is full; end the session and start a new one")
-        raise StoreError(f"unexpected store answer {status!r}")
+        raise StoreError(f"unexpected store answer {status!r}", layer="redis")
 
     def _roll_summary(
         self, sid: str, seq: int, previous: dict[str, Any] | None, unsummarized: list[StoredMessage], now: float
@@ -329,13 +371,20 @@ class SessionManager:
         out = self.firestore.append(sid, user_id, msg, cmid, self._hint(sid), base=local)
         if out.status == "missing" and local is None:
             # Unknown to Firestore; Redis may know it but is down: keep it here, not lost.
-            raise StoreError("session unknown to firestore")
+            raise StoreError("session unknown to firestore", layer="firestore")
         self._raise_for(out.status)
         self._hint(sid, out.seq)
         self._reconcile.add(sid)
         log.info("message appended", extra={"session_id": sid, "storage": "firestore", "seq": out.seq})
-        return AppendResult(session_id=sid, seq=out.seq, message_count=out.seq, summary_updated=False,
-                            storage="firestore", durable=True, duplicate=out.status == "dup")
+        return AppendResult(
+            session_id=sid,
+            seq=out.seq,
+            message_count=out.seq,
+            summary_updated=False,
+            storage="firestore",
+            durable=True,
+            duplicate=out.status == "dup",
+        )
 
     def _append_memory(self, sid: str, msg: StoredMessage, cmid: str | None, user_id: str | None) -> AppendResult:
         state = self.memory.state(sid)
@@ -344,8 +393,7 @@ class SessionManager:
             # caller (merged back only if the owner matches once a store is back), flagged
             # as not durable, rather than fail the request.
             now = self._clock()
-            self.memory.create(SessionState(sid, user_id or "", "active", now, now, self._hint(sid)),
-                               local_only=False)
+            self.memory.create(SessionState(sid, user_id or "", "active", now, now, self._hint(sid)), local_only=False)
         else:
             self._check_owner(state.owner, user_id)
         status, seq = self.memory.append(sid, msg, cmid, self._hint(sid))
@@ -353,8 +401,15 @@ class SessionManager:
         self._hint(sid, seq)
         self._reconcile.add(sid)
         log.warning("message kept in instance memory only", extra={"session_id": sid, "seq": seq})
-        return AppendResult(session_id=sid, seq=seq, message_count=seq, summary_updated=False,
-                            storage="memory", durable=False, duplicate=status == "dup")
+        return AppendResult(
+            session_id=sid,
+            seq=seq,
+            message_count=seq,
+            summary_updated=False,
+            storage="memory",
+            durable=False,
+            duplicate=status == "dup",
+        )
 
     # ------------------------------------------------------------------ reads
     def _read(
@@ -363,35 +418,16 @@ class SessionManager:
         """Last ``n`` messages and the summary: (messages, summary, layer, durable)."""
         if self.redis.configured:
             try:
-                self._maybe_reconcile(sid)
-                out = self.redis.read(sid, user_id, n)
-                if out.status == "missing":
-                    state = self._hydrate(sid)
-                    if state is None:
-                        raise NotFound("no such session")
-                    self._check_owner(state.owner, user_id)
-                    if state.status == "active":
-                        self._maybe_reconcile(sid)
-                        out = self.redis.read(sid, user_id, n)
-                if out.status == "forbidden":
-                    raise PermissionDenied("this session belongs to another user")
-                if out.status == "ok" and out.session_status != "ended":
-                    return out.messages or [], out.summary, "redis", True
-                # ended: the final window and summary live on the session document
+                got = self._read_redis(sid, n, user_id)
+                if got is not None:
+                    return got[0], got[1], "redis", True
             except StoreError:
                 pass
         if self.firestore.configured:
             try:
                 doc = self.firestore.get_session(sid)
                 if doc is not None:
-                    self._check_owner(doc.get("owner", ""), user_id)
-                    if doc.get("status") == "ended":
-                        final = [StoredMessage(**m) for m in doc.get("final_messages") or []]
-                        return final[-n:] if n else [], doc.get("summary"), "firestore", True
-                    pending, _, _ = self.firestore.read_pending(sid)
-                    mem = self.memory.snapshot(sid)
-                    msgs = ctx.merge_messages(pending, mem[0] if mem else [])
-                    return msgs[-n:] if n else [], doc.get("summary"), "firestore", True
+                    return self._read_firestore(sid, doc, n, user_id)
             except StoreError:
                 pass
         state = self.memory.state(sid)
@@ -403,12 +439,55 @@ class SessionManager:
         self._check_owner(state.owner, user_id)
         return snap[0][-n:] if n else [], None, "memory", False
 
+    def _read_redis(
+        self, sid: str, n: int, user_id: str | None
+    ) -> tuple[list[StoredMessage], dict[str, Any] | None] | None:
+        """None when Redis cannot answer for this session (ended: see the document)."""
+        self._maybe_reconcile(sid)
+        seen = self.redis.breaker.recoveries
+        out = self.redis.read(sid, user_id, n)
+        if self.redis.breaker.recoveries != seen:
+            # A connection was re-established during the read: Redis may have been away,
+            # and messages accepted elsewhere meanwhile. Merge, then read again.
+            self._maybe_reconcile(sid)
+            out = self.redis.read(sid, user_id, n)
+        if out.status == "missing":
+            state = self._hydrate(sid)
+            if state is None:
+                raise NotFound("no such session")
+            self._check_owner(state.owner, user_id)
+            if state.status != "active":
+                return None
+            self._maybe_reconcile(sid)
+            out = self.redis.read(sid, user_id, n)
+        if out.status == "forbidden":
+            raise PermissionDenied("this session belongs to another user")
+        if out.status == "ok" and out.session_status != "ended":
+            return out.messages or [], out.summary
+        return None  # ended: the final window and summary live on the session document
+
+    def _read_firestore(
+        self, sid: str, doc: dict[str, Any], n: int, user_id: str | None
+    ) -> tuple[list[StoredMessage], dict[str, Any] | None, str, bool]:
+        self._check_owner(doc.get("owner", ""), user_id)
+        if doc.get("status") == "ended":
+            msgs = [StoredMessage(**m) for m in doc.get("final_messages") or []]
+        else:
+            pending, _, _ = self.firestore.read_pending(sid)
+            mem = self.memory.snapshot(sid)
+            msgs = ctx.merge_messages(pending, mem[0] if mem else [])
+        return msgs[-n:] if n else [], doc.get("summary"), "firestore", True
+
     def get_history(self, session_id: str, limit: int | None = None, *, user_id: str | None = None) -> History:
         sid = validate_session_id(session_id)
         limit = self._bounded(limit, "limit", self.settings.history_max_limit, self.settings.history_max_limit)
         msgs, _, layer, durable = self._read(sid, limit, user_id)
-        return History(session_id=sid, messages=[_api_message(m) for m in msgs], storage=layer,  # type: ignore[arg-type]
-                       durable=durable)
+        return History(
+            session_id=sid,
+            messages=[_api_message(m) for m in msgs],
+            storage=layer,  # type: ignore[arg-type]
+            durable=durable,
+        )
 
     def get_context_for_llm(
         self,
@@ -421,9 +500,8 @@ class SessionManager:
         sid = validate_session_id(session_id)
         w = self.settings.message_window
         n = self._bounded(max_messages, "max_messages", w, w)
-        if token_budget is not None and (not isinstance(token_budget, int) or isinstance(token_budget, bool)
-                                         or not 1 <= token_budget <= 1_000_000):
-            raise InvalidArgument("token_budget must be an integer from 1 to 1000000")
+        if token_budget is not None:
+            self._bounded(token_budget, "token_budget", MAX_TOKEN_BUDGET, MAX_TOKEN_BUDGET)
         msgs, summary, layer, durable = self._read(sid, n, user_id)
         text = summary.get("text") if summary else None
         msgs = ctx.fit_budget(msgs, text, token_budget)
@@ -455,21 +533,25 @@ class SessionManager:
         *,
         user_id: str | None = None,
     ) -> EndResult:
-        sid = validate_session_id(session_id)
-        if agent_id is not None and (not isinstance(agent_id, str) or not AGENT_ID_RE.fullmatch(agent_id)):
-            raise InvalidArgument("agent_id must be 1-128 characters of [A-Za-z0-9_.:@-]")
-        if not isinstance(reason, str) or not _REASON_RE.fullmatch(reason):
-            raise InvalidArgument("reason must match [a-z][a-z0-9_]{0,31}")
+        sid = _validate_end_args(session_id, agent_id, reason)
         if not self.firestore.configured:
             raise Unavailable("session end needs Firestore, which is not configured")
 
+        # Everything accepted outside Redis goes into Redis first (renumbered, exactly
+        # once), so the snapshot below holds every message. The end needs Firestore anyway:
+        # if it is down, answer 503 before touching anything.
         snap = None
-        if self.redis.configured:
-            try:
-                self._maybe_reconcile(sid)
+        pending: tuple[list[StoredMessage], list[QueryRecord]] | None = None
+        try:
+            if self.redis.configured:
+                self._check_recovery()
+                pending = self._merge_into_redis(sid)
                 snap = self.redis.begin_end(sid, user_id)
-            except StoreError:
-                snap = None
+        except StoreError as exc:
+            if exc.layer != "redis":
+                log.warning("session end deferred: firestore unavailable", extra={"session_id": sid})
+                raise Unavailable("Firestore is unavailable; the session is kept, retry the end later") from exc
+            snap = None  # Redis is down: end from Firestore and memory
         if snap is not None:
             if snap.status == "forbidden":
                 raise PermissionDenied("this session belongs to another user")
@@ -478,7 +560,7 @@ class SessionManager:
             if snap.status != "ok":
                 snap = None
         try:
-            return self._end(sid, agent_id, reason, user_id, snap)
+            return self._end(sid, agent_id, reason, user_id, snap, pending)
         except StoreError as exc:
             if snap is not None:
                 try:
@@ -488,13 +570,24 @@ class SessionManager:
             log.warning("session end deferred: firestore unavailable", extra={"session_id": sid})
             raise Unavailable("Firestore is unavailable; the session is kept, retry the end later") from exc
 
-    def _end(self, sid: str, agent_id: str | None, reason: str, user_id: str | None, snap: Any) -> EndResult:
+    def _end(
+        self,
+        sid: str,
+        agent_id: str | None,
+        reason: str,
+        user_id: str | None,
+        snap: Any,
+        held: tuple[list[StoredMessage], list[QueryRecord]] | None,
+    ) -> EndResult:
         doc = self.firestore.get_session(sid)
         if doc is not None:
             self._check_owner(doc.get("owner", ""), user_id)
             if doc.get("status") == "ended":
                 return self._finish(sid, doc, already=True)
-        pending, pq, _ = self.firestore.read_pending(sid) if doc is not None else ([], [], {})
+        if held is None:
+            pending, pq, _ = self.firestore.read_pending(sid) if doc is not None else ([], [], {})
+        else:
+            pending, pq = held
         mem = self.memory.snapshot(sid)
         mem_state = self.memory.state(sid)
         if snap is None and doc is None and mem_state is None:
@@ -502,8 +595,14 @@ class SessionManager:
 
         if snap is not None:
             meta = snap.meta
-            base = SessionState(sid, meta.get("owner", ""), "active", float(meta.get("created_at") or 0),
-                                float(meta.get("last_active_at") or 0), int(meta.get("seq") or 0))
+            base = SessionState(
+                sid,
+                meta.get("owner", ""),
+                "active",
+                float(meta.get("created_at") or 0),
+                float(meta.get("last_active_at") or 0),
+                int(meta.get("seq") or 0),
+            )
         elif doc is not None:
             base = FirestoreLayer.state_from_doc(doc)
         else:
@@ -514,17 +613,22 @@ class SessionManager:
         mem_msgs, mem_q = (mem[0], mem[1]) if mem and mem_state and mem_state.owner == base.owner else ([], [])
         previous = (snap.summary if snap else None) or (doc or {}).get("summary")
         covered = int(previous.get("message_count", 0)) if previous else 0
-        unsummarized = [m for m in ctx.merge_messages(snap.unsummarized if snap else [], pending, mem_msgs)
-                        if m.seq > covered]
+        unsummarized = [
+            m for m in ctx.merge_messages(snap.unsummarized if snap else [], pending, mem_msgs) if m.seq > covered
+        ]
         queries_by_mid: dict[str, QueryRecord] = {}
         for q in [*(snap.queries if snap else []), *pq, *mem_q]:
             queries_by_mid.setdefault(q.mid, q)
         queries = sorted(queries_by_mid.values(), key=lambda q: q.seq)
-        everything = ctx.merge_messages(snap.messages if snap else [], snap.unsummarized if snap else [],
-                                        pending, mem_msgs)
+        everything = ctx.merge_messages(
+            snap.messages if snap else [], snap.unsummarized if snap else [], pending, mem_msgs
+        )
         _pair_queries(queries, everything)
-        all_seqs = [base.seq, *(m.seq for m in unsummarized), *(q.seq for q in queries),
-                    int((doc or {}).get("seq_hwm") or 0)]
+        all_seqs = [base.seq, *(m.seq for m in unsummarized), *(q.seq for q in queries)]
+        if snap is None:
+            # Redis is down: the outage path's high-water mark is the best count there is.
+            # With a snapshot, Redis' count (after the merge above) is the true one.
+            all_seqs.append(int((doc or {}).get("seq_hwm") or 0))
         message_count = max(all_seqs)
         now = self._clock()
 
@@ -547,13 +651,16 @@ class SessionManager:
             "summary": summary,
             "kb_sources": kb_sources,
             # the last window, so history and context still answer after the caches go
-            "final_messages": [m.to_dict() for m in everything[-self.settings.message_window:]],
-            "last_active_at": max(base.last_active_at, *(m.timestamp for m in unsummarized)) if unsummarized
+            "final_messages": [m.to_dict() for m in everything[-self.settings.message_window :]],
+            "last_active_at": max(base.last_active_at, *(m.timestamp for m in unsummarized))
+            if unsummarized
             else base.last_active_at,
         }
         already, after = self.firestore.end_session(sid, base, fields, queries, has_pending=bool(pending))
-        log.info("session ended", extra={"session_id": sid, "queries": len(queries), "reason": reason,
-                                         "already_ended": already})
+        log.info(
+            "session ended",
+            extra={"session_id": sid, "queries": len(queries), "reason": reason, "already_ended": already},
+        )
         return self._finish(sid, after, already=already)
 
     def _finish(self, sid: str, doc: dict[str, Any], *, already: bool) -> EndResult:
@@ -610,6 +717,15 @@ class SessionManager:
         return {"status": "ok" if ok else "degraded", "layers": {"redis": redis, "firestore": fs, "memory": mem}}
 
 
+def _validate_end_args(session_id: object, agent_id: object, reason: object) -> str:
+    sid = validate_session_id(session_id)
+    if agent_id is not None and (not isinstance(agent_id, str) or not AGENT_ID_RE.fullmatch(agent_id)):
+        raise InvalidArgument("agent_id must be 1-128 characters of [A-Za-z0-9_.:@-]")
+    if not isinstance(reason, str) or not _REASON_RE.fullmatch(reason):
+        raise InvalidArgument("reason must be 1-32 characters of [a-z0-9_], starting with a letter")
+    return sid
+
+
 def _pair_queries(queries: list[QueryRecord], messages: list[StoredMessage]) -> None:
     """An answer accepted by one layer may answer a question another layer holds (an
     outage between the two): pair it with the user message just before it."""
@@ -622,8 +738,13 @@ def _pair_queries(queries: list[QueryRecord], messages: list[StoredMessage]) -> 
 
 
 def _api_message(m: StoredMessage) -> Message:
-    return Message(seq=m.seq, role=m.role, content=m.content, timestamp=m.timestamp,  # type: ignore[arg-type]
-                   metadata=m.metadata)
+    return Message(
+        seq=m.seq,
+        role=m.role,
+        content=m.content,
+        timestamp=m.timestamp,  # type: ignore[arg-type]
+        metadata=m.metadata,
+    )
 
 
 _manager: SessionManager | None = None

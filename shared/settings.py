@@ -62,7 +62,9 @@ class Settings(BaseSettings):
         description="Project id (set by Cloud Functions and the emulators)",
     )
     firestore_enabled: bool = Field(True, description="false: no Firestore layer (tests, local experiments)")
-    firestore_timeout_s: float = Field(5.0, gt=0, le=60, description="Total deadline of one Firestore RPC, retries included")
+    firestore_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Total deadline of one Firestore RPC, retries included"
+    )
 
     # --- HTTP edge ------------------------------------------------------------------
     auth_disabled: bool = Field(False, description="LOCAL DEVELOPMENT ONLY: trust X-User-Id / a dev uid")

@@ -122,9 +122,7 @@ class QueryRecord:
         }
 
     @classmethod
-    def from_answer(
-        cls, seq: int, mid: str, query: str | None, msg: StoredMessage
-    ) -> QueryRecord:
+    def from_answer(cls, seq: int, mid: str, query: str | None, msg: StoredMessage) -> QueryRecord:
         md = msg.metadata or {}
         conf = md.get("confidence")
         sources = md.get("sources")

@@ -49,6 +49,11 @@ class CircuitBreaker:
             self._probing = False
             self.failures = 0
 
+    def note_reconnect(self) -> None:
+        """A connection had to be re-established: the backend may have been away."""
+        with self._lock:
+            self.recoveries += 1
+
     def record_failure(self, error: BaseException | str | None = None) -> None:
         with self._lock:
             self.failures += 1

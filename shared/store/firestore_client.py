@@ -63,15 +63,17 @@ def bound_rpc_deadlines(client: Any, seconds: float) -> Any:
     from google.api_core.retry import Retry, if_exception_type
 
     retry = Retry(
-        initial=0.05, maximum=0.5, multiplier=2, timeout=seconds,
-        predicate=if_exception_type(core_exc.ServiceUnavailable, core_exc.DeadlineExceeded,
-                                    core_exc.InternalServerError),
+        initial=0.05,
+        maximum=0.5,
+        multiplier=2,
+        timeout=seconds,
+        predicate=if_exception_type(
+            core_exc.ServiceUnavailable, core_exc.DeadlineExceeded, core_exc.InternalServerError
+        ),
     )
     transport = client._firestore_api._transport
     for raw in list(transport._wrapped_methods):
-        transport._wrapped_methods[raw] = gapic_v1.method.wrap_method(
-            raw, default_retry=retry, default_timeout=seconds
-        )
+        transport._wrapped_methods[raw] = gapic_v1.method.wrap_method(raw, default_retry=retry, default_timeout=seconds)
     return client
 
 

@@ -56,8 +56,9 @@ class FirestoreLayer:
     def __init__(self, settings: Settings, client: Any = None, breaker: CircuitBreaker | None = None) -> None:
         self.settings = settings
         self._client = client
-        self.breaker = breaker or (CircuitBreaker(settings.redis_breaker_cooldown_s) if client is not None
-                                   else firestore_client.BREAKER)
+        self.breaker = breaker or (
+            CircuitBreaker(settings.redis_breaker_cooldown_s) if client is not None else firestore_client.BREAKER
+        )
 
     @property
     def configured(self) -> bool:
@@ -70,10 +71,10 @@ class FirestoreLayer:
     @contextmanager
     def _guard(self, op: str) -> Iterator[None]:
         if not self.configured:
-            raise StoreError("firestore disabled")
+            raise StoreError("firestore disabled", layer="firestore")
         breaker = self.breaker
         if not breaker.allow():
-            raise StoreError("firestore circuit open")
+            raise StoreError("firestore circuit open", layer="firestore")
         from google.api_core.exceptions import GoogleAPIError
 
         try:
@@ -81,11 +82,11 @@ class FirestoreLayer:
         except (GoogleAPIError, OSError) as exc:
             breaker.record_failure(exc)
             log.warning("firestore unavailable", extra={"op": op, "error": type(exc).__name__})
-            raise StoreError(f"firestore {op}: {type(exc).__name__}") from exc
+            raise StoreError(f"firestore {op}: {type(exc).__name__}", layer="firestore") from exc
         except ValueError as exc:
             # google-cloud-firestore raises ValueError when a transaction gives up.
             breaker.record_failure(exc)
-            raise StoreError(f"firestore {op}: {exc}") from exc
+            raise StoreError(f"firestore {op}: {exc}", layer="firestore") from exc
         breaker.record_success()
 
     def _kw(self) -> dict[str, Any]:
@@ -139,13 +140,20 @@ class FirestoreLayer:
             status=status if status in ("active", "ending", "ended") else "active",
             created_at=float(doc.get("created_at") or 0),
             last_active_at=float(doc.get("last_active_at") or doc.get("created_at") or 0),
-            seq=int(max(doc.get("seq_hwm") or 0, doc.get("message_count") or 0)),
+            # Outage-held messages are merged into Redis with fresh numbers: the session's
+            # own count is what came before them.
+            seq=int(max((doc.get("seq_hwm") or 0) - (doc.get("pending_count") or 0), doc.get("message_count") or 0)),
             user_info=dict(doc.get("user_info") or {}),
         )
 
     # -- the outage path: messages while Redis is down ---------------------------------
     def append(
-        self, sid: str, owner: str | None, msg: StoredMessage, cmid: str | None, seq_hint: int,
+        self,
+        sid: str,
+        owner: str | None,
+        msg: StoredMessage,
+        cmid: str | None,
+        seq_hint: int,
         base: SessionState | None = None,
     ) -> FsAppend:
         """Accept a message durably while Redis is down (two writes; outage path only).
@@ -165,16 +173,22 @@ class FirestoreLayer:
                 return FsAppend("missing")
             if doc is None:
                 assert base is not None
-                doc = {"session_id": sid, "owner": base.owner, "status": "active",
-                       "created_at": base.created_at, "user_info": base.user_info, "message_count": 0}
+                doc = {
+                    "session_id": sid,
+                    "owner": base.owner,
+                    "status": "active",
+                    "created_at": base.created_at,
+                    "user_info": base.user_info,
+                    "message_count": 0,
+                }
             if owner and doc.get("owner") != owner:
                 return FsAppend("forbidden")
             if doc.get("status") != "active":
                 return FsAppend("ended")
-            if cmid:
-                prev = pend.document(cmid).get(transaction=tx)
-                if prev.exists:
-                    return FsAppend("dup", seq=int(prev.get("seq")))
+            # exactly once per message id (the client's, or one a retried call reuses)
+            prev = pend.document(msg.mid).get(transaction=tx)
+            if prev.exists:
+                return FsAppend("dup", seq=int(prev.get("seq")))
             seq = max(int(doc.get("seq_hwm") or 0), int(doc.get("message_count") or 0), seq_hint) + 1
             rec = msg.to_dict() | {"seq": seq, "cmid": cmid}
             if msg.role == "assistant":
@@ -186,7 +200,7 @@ class FirestoreLayer:
                 "pending_query": msg.content if msg.role == "user" else None,
             }
             tx.set(ref, update)
-            tx.set(pend.document(cmid or msg.mid), rec)
+            tx.set(pend.document(msg.mid), rec)
             return FsAppend("ok", seq=seq)
 
         with self._guard("append"):
@@ -210,8 +224,14 @@ class FirestoreLayer:
         cmids: dict[str, int] = {}
         for d in docs:
             r = d.to_dict()
-            m = StoredMessage(seq=int(r["seq"]), mid=r["mid"], role=r["role"], content=r["content"],
-                              timestamp=float(r["timestamp"]), metadata=r.get("metadata"))
+            m = StoredMessage(
+                seq=int(r["seq"]),
+                mid=r["mid"],
+                role=r["role"],
+                content=r["content"],
+                timestamp=float(r["timestamp"]),
+                metadata=r.get("metadata"),
+            )
             msgs.append(m)
             if r.get("cmid"):
                 cmids[r["cmid"]] = m.seq
@@ -223,7 +243,11 @@ class FirestoreLayer:
 
     # -- session end: one batch ----------------------------------------------------------
     def end_session(
-        self, sid: str, base: SessionState, fields: dict[str, Any], queries: list[QueryRecord],
+        self,
+        sid: str,
+        base: SessionState,
+        fields: dict[str, Any],
+        queries: list[QueryRecord],
         has_pending: bool,
     ) -> tuple[bool, dict[str, Any]]:
         """Mark the session ended and write its analytics, once.
@@ -250,20 +274,27 @@ class FirestoreLayer:
                 if doc is not None and doc.get("status") == "ended":
                     return True, doc
                 if doc is None:
-                    doc = {"session_id": sid, "owner": base.owner, "created_at": base.created_at,
-                           "user_info": base.user_info}
+                    doc = {
+                        "session_id": sid,
+                        "owner": base.owner,
+                        "created_at": base.created_at,
+                        "user_info": base.user_info,
+                    }
                 after = doc | fields | {"status": "ended"}
                 after.pop("pending_query", None)
                 tx.set(ref, after)
-                tx.set(ana_ref, {
-                    "session_id": sid,
-                    "user_id": after["owner"],
-                    "agent_id": fields.get("agent_id"),
-                    "ended_at": fields.get("ended_at"),
-                    "query_count": len(entries),
-                    "parts": len(parts),
-                    "queries": parts[0] if parts else [],
-                })
+                tx.set(
+                    ana_ref,
+                    {
+                        "session_id": sid,
+                        "user_id": after["owner"],
+                        "agent_id": fields.get("agent_id"),
+                        "ended_at": fields.get("ended_at"),
+                        "query_count": len(entries),
+                        "parts": len(parts),
+                        "queries": parts[0] if parts else [],
+                    },
+                )
                 if has_pending:
                     for d in ref.collection("pending").list_documents():
                         tx.delete(d)
@@ -306,20 +337,26 @@ class FirestoreLayer:
             if sid in counted:
                 return False
             recent = [s for s in (user.get("recent_sessions") or []) if s != sid]
-            tx.set(uref, {
-                "user_id": uid,
-                "total_sessions": int(user.get("total_sessions") or 0) + 1,
-                "total_messages": int(user.get("total_messages") or 0) + int(session.get("message_count") or 0),
-                "total_queries": int(user.get("total_queries") or 0) + int(session.get("queries_recorded") or 0),
-                "last_active_at": max(float(user.get("last_active_at") or 0), ended_at),
-                "recent_sessions": ([sid] + recent)[:RECENT_SESSIONS],
-                "counted_sessions": ([sid] + counted)[:COUNTED_LEDGER],
-            })
+            tx.set(
+                uref,
+                {
+                    "user_id": uid,
+                    "total_sessions": int(user.get("total_sessions") or 0) + 1,
+                    "total_messages": int(user.get("total_messages") or 0) + int(session.get("message_count") or 0),
+                    "total_queries": int(user.get("total_queries") or 0) + int(session.get("queries_recorded") or 0),
+                    "last_active_at": max(float(user.get("last_active_at") or 0), ended_at),
+                    "recent_sessions": ([sid] + recent)[:RECENT_SESSIONS],
+                    "counted_sessions": ([sid] + counted)[:COUNTED_LEDGER],
+                },
+            )
             for entry in kb:
                 tx.set(
                     self.db().collection("kb_usage").document(entry),
-                    {"entry_id": kb_names.get(entry, entry), "use_count": firestore.Increment(1),
-                     "last_used_at": ended_at},
+                    {
+                        "entry_id": kb_names.get(entry, entry),
+                        "use_count": firestore.Increment(1),
+                        "last_used_at": ended_at,
+                    },
                     merge=True,
                 )
             return True
@@ -334,7 +371,8 @@ class FirestoreLayer:
 
         with self._guard("sweep_query"):
             q = (
-                self.db().collection("sessions")
+                self.db()
+                .collection("sessions")
                 .where(filter=FieldFilter("status", "==", "active"))
                 .where(filter=FieldFilter("created_at", "<", cutoff))
                 .order_by("created_at")

@@ -64,8 +64,9 @@ class MemoryLayer:
         with self._lock:
             s = self._sessions.get(state.session_id)
             if s is None:
-                s = _MemSession(state=state, messages=deque(maxlen=self.settings.fallback_max_messages),
-                                local_only=local_only)
+                s = _MemSession(
+                    state=state, messages=deque(maxlen=self.settings.fallback_max_messages), local_only=local_only
+                )
                 self._sessions[state.session_id] = s
             self._touch(state.session_id, s)
             while len(self._sessions) > self.settings.fallback_max_sessions:

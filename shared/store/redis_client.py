@@ -18,6 +18,26 @@ _client: Any = None
 BREAKER = CircuitBreaker(cooldown_s=get_settings().redis_breaker_cooldown_s)
 
 
+def _tracking_connection_class() -> Any:
+    """A redis-py Connection that tells the breaker when a pooled connection had to be
+    re-established. That happens when Redis restarted or failed over: an instance that
+    had no traffic during the outage (so its breaker never opened) still learns that
+    messages may have been accepted elsewhere meanwhile (see SessionManager._check_recovery).
+    """
+    import redis
+
+    class TrackingConnection(redis.Connection):
+        breaker: CircuitBreaker = BREAKER
+
+        def on_connect_check_health(self, check_health: bool = True) -> None:
+            super().on_connect_check_health(check_health=check_health)
+            if getattr(self, "_cm_connected_before", False):
+                self.breaker.note_reconnect()
+            self._cm_connected_before = True
+
+    return TrackingConnection
+
+
 def get_client() -> Any:
     """The Redis (or RedisCluster) client, or None when no Redis is configured.
 
@@ -35,7 +55,7 @@ def get_client() -> Any:
     return _client
 
 
-def build(settings: Any) -> Any:
+def build(settings: Any, breaker: CircuitBreaker | None = None) -> Any:
     """A new client for these settings (the singleton above is the normal path)."""
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -55,7 +75,11 @@ def build(settings: Any) -> Any:
         return RedisCluster.from_url(settings.redis_url, **common)
     import redis
 
-    return redis.Redis.from_url(settings.redis_url, max_connections=settings.redis_max_connections, **common)
+    conn_cls = _tracking_connection_class()
+    conn_cls.breaker = breaker or BREAKER
+    return redis.Redis.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections, connection_class=conn_cls, **common
+    )
 
 
 def reset_client() -> None:

@@ -40,6 +40,14 @@ class AppendOutcome:
 
 
 @dataclass(slots=True)
+class ImportOutcome:
+    added: int  # -1: Redis does not know the session
+    due_seq: int = 0  # the last rolling-summary claim the merge made, if any
+    previous_summary: dict[str, Any] | None = None
+    unsummarized: list[StoredMessage] | None = None
+
+
+@dataclass(slots=True)
 class ReadOutcome:
     status: str  # ok | missing | forbidden
     session_status: str = ""
@@ -70,8 +78,9 @@ class RedisLayer:
         # The process-wide client and breaker serve the normal path (one pool per
         # instance, shared with the rate limiter); a layer built with its own settings
         # (tests, benchmarks) gets its own.
-        self.breaker = breaker or (CircuitBreaker(settings.redis_breaker_cooldown_s) if self._own
-                                   else redis_client.BREAKER)
+        self.breaker = breaker or (
+            CircuitBreaker(settings.redis_breaker_cooldown_s) if self._own else redis_client.BREAKER
+        )
         self._scripts: dict[str, Any] = {}
 
     # -- plumbing -------------------------------------------------------------------
@@ -81,7 +90,7 @@ class RedisLayer:
 
     def client(self) -> Any:
         if self._client is None and self._own and self.settings.redis_url:
-            self._client = redis_client.build(self.settings)
+            self._client = redis_client.build(self.settings, self.breaker)
         return self._client if self._client is not None else redis_client.get_client()
 
     def keys(self, sid: str) -> list[str]:
@@ -95,10 +104,10 @@ class RedisLayer:
 
         client = self.client()
         if client is None:
-            raise StoreError("redis not configured")
+            raise StoreError("redis not configured", layer="redis")
         breaker = self.breaker
         if not breaker.allow():
-            raise StoreError("redis circuit open")
+            raise StoreError("redis circuit open", layer="redis")
         script = self._scripts.get(name)
         if script is None:
             # register_script: EVALSHA, and SCRIPT LOAD only on the first NOSCRIPT.
@@ -108,11 +117,11 @@ class RedisLayer:
         except ResponseError as exc:
             # The server answered: it is up. A script error is a bug, not an outage.
             breaker.record_success()
-            raise StoreError(f"redis script {name} failed: {exc}") from exc
+            raise StoreError(f"redis script {name} failed: {exc}", layer="redis") from exc
         except (RedisError, OSError) as exc:
             breaker.record_failure(exc)
             log.warning("redis unavailable", extra={"op": name, "error": type(exc).__name__})
-            raise StoreError(f"redis {name}: {type(exc).__name__}") from exc
+            raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis") from exc
         breaker.record_success()
         return out
 
@@ -130,9 +139,8 @@ class RedisLayer:
         ]
         return bool(self._run("create", state.session_id, args, nkeys=1))
 
-    def append(
-        self, sid: str, owner: str | None, msg: StoredMessage, cmid: str | None, now: float
-    ) -> AppendOutcome:
+    def append(self, sid: str, owner: str | None, msg: StoredMessage, now: float) -> AppendOutcome:
+        """Append one message (exactly once per ``msg.mid``, the client message id when given)."""
         s = self.settings
         ana_tail = ""
         if msg.role == "assistant":
@@ -144,7 +152,7 @@ class RedisLayer:
                 owner or "",
                 msg.role,
                 msg.tail_json(),
-                cmid or "",
+                msg.mid,
                 s.message_window,
                 s.session_ttl_s,
                 s.summary_interval,
@@ -186,14 +194,14 @@ class RedisLayer:
 
         client = self.client()
         if client is None:
-            raise StoreError("redis not configured")
+            raise StoreError("redis not configured", layer="redis")
         if not self.breaker.allow():
-            raise StoreError("redis circuit open")
+            raise StoreError("redis circuit open", layer="redis")
         try:
             h = client.hgetall(self.keys(sid)[0])
         except (RedisError, OSError) as exc:
             self.breaker.record_failure(exc)
-            raise StoreError(f"redis meta: {type(exc).__name__}") from exc
+            raise StoreError(f"redis meta: {type(exc).__name__}", layer="redis") from exc
         self.breaker.record_success()
         return h or None
 
@@ -201,8 +209,11 @@ class RedisLayer:
         out = self._run(
             "store_summary",
             sid,
-            [json.dumps(summary, separators=(",", ":"), ensure_ascii=False), summary["message_count"],
-             self.settings.session_ttl_s],
+            [
+                json.dumps(summary, separators=(",", ":"), ensure_ascii=False),
+                summary["message_count"],
+                self.settings.session_ttl_s,
+            ],
         )
         return bool(out)
 
@@ -229,24 +240,42 @@ class RedisLayer:
     def abort_end(self, sid: str) -> None:
         self._run("abort_end", sid, [], nkeys=1)
 
-    def import_messages(
-        self, sid: str, messages: list[StoredMessage], queries: list[QueryRecord], cmids: dict[str, int]
-    ) -> int:
-        """Merge messages accepted elsewhere (during an outage) into Redis, by seq."""
+    def import_messages(self, sid: str, messages: list[StoredMessage], queries: list[QueryRecord]) -> ImportOutcome:
+        """Append messages accepted elsewhere (during an outage), renumbered, exactly once
+        per message id. ``messages`` in acceptance order. Returns the last summary claim."""
+        s = self.settings
         by_mid = {q.mid: q for q in queries}
         items = []
-        for m in sorted(messages, key=lambda m: m.seq):
-            item: dict[str, Any] = {"seq": m.seq, "mid": m.mid, "msg": m.to_json()}
-            if m.mid in by_mid:
-                item["ana"] = by_mid[m.mid].to_json()
-            cmid = next((c for c, s in cmids.items() if s == m.seq), None)
-            if cmid:
-                item["cmid"] = cmid
+        for m in messages:
+            item: dict[str, Any] = {"mid": m.mid, "role": m.role, "tail": m.tail_json()}
+            if m.role == "user":
+                item["content_json"] = json.dumps(m.content, ensure_ascii=False)
+            elif m.role == "assistant":
+                q = by_mid.get(m.mid) or QueryRecord.from_answer(0, m.mid, None, m)
+                item["ana_tail"] = q.tail_json()
+                if q.query is not None:
+                    item["query_json"] = json.dumps(q.query, ensure_ascii=False)
             items.append(item)
         if not items:
-            return 0
-        out = self._run("import", sid, [json.dumps(items), self.settings.message_window, self.settings.session_ttl_s])
-        return int(out)
+            return ImportOutcome(0)
+        out = self._run(
+            "import",
+            sid,
+            [
+                json.dumps(items, ensure_ascii=False),
+                s.message_window,
+                s.session_ttl_s,
+                s.summary_interval,
+                max(s.summary_interval * 20, s.message_window),
+            ],
+        )
+        if int(out[0]) < 0:
+            return ImportOutcome(-1)
+        res = ImportOutcome(int(out[0]), due_seq=int(out[1]))
+        if res.due_seq:
+            res.previous_summary = json.loads(out[2]) if out[2] else None
+            res.unsummarized = [StoredMessage.from_json(r) for r in out[3]]
+        return res
 
     def ping(self) -> dict[str, Any]:
         import time

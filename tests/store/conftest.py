@@ -39,15 +39,22 @@ def redis_plain() -> Iterator[RedisServer]:
 def fs_host() -> str:
     host = os.environ.get("FIRESTORE_EMULATOR_HOST")
     if not host:
-        pytest.fail("FIRESTORE_EMULATOR_HOST is not set: run the tests through `make test` "
-                    "(firebase emulators:exec starts the Firestore emulator)")
+        pytest.fail(
+            "FIRESTORE_EMULATOR_HOST is not set: run the tests through `make test` "
+            "(firebase emulators:exec starts the Firestore emulator)"
+        )
     return host
 
 
-def make_manager(redis_url: str | None, *, firestore: bool = True, fs_client: Any = None, **overrides: Any
-                 ) -> SessionManager:
-    values: dict[str, Any] = {"redis_url": redis_url, "firestore_enabled": firestore, "redis_breaker_cooldown_s": 0.2,
-                              "gcp_project": os.environ.get("GCLOUD_PROJECT", "demo-chat-memory")}
+def make_manager(
+    redis_url: str | None, *, firestore: bool = True, fs_client: Any = None, **overrides: Any
+) -> SessionManager:
+    values: dict[str, Any] = {
+        "redis_url": redis_url,
+        "firestore_enabled": firestore,
+        "redis_breaker_cooldown_s": 0.2,
+        "gcp_project": os.environ.get("GCLOUD_PROJECT", "demo-chat-memory"),
+    }
     settings = Settings(**(values | overrides))
     return SessionManager(settings, redis=RedisLayer(settings), firestore=FirestoreLayer(settings, client=fs_client))
 

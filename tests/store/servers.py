@@ -36,8 +36,17 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--dir", str(self.data_dir)]
+        args = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.data_dir),
+        ]
         args += ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
         args += self.start_args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -92,14 +101,28 @@ class RedisClusterServers:
             srv.start_args = ["--cluster-enabled", "yes", "--cluster-config-file", str(d / "nodes.conf")]
             srv.start()
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=30,
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{n.port}" for n in self.nodes],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            out = subprocess.run(["redis-cli", "-p", str(self.nodes[0].port), "cluster", "info"],
-                                 capture_output=True, text=True, timeout=5, check=False).stdout
+            out = subprocess.run(
+                ["redis-cli", "-p", str(self.nodes[0].port), "cluster", "info"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            ).stdout
             if "cluster_state:ok" in out:
                 return
             time.sleep(0.2)

@@ -50,5 +50,6 @@ def test_analytics_buffer_is_read_by_another_instance(redis_plain, fs_host, uid)
     assert (end.queries_recorded, end.message_count) == (6, 12)
     rows = m.firestore.read_analytics(sid)
     assert [(q["query"], q["response"], q["sources"]) for q in rows] == [
-        (f"question {i}", f"answer {i}", [f"kb_{i}"]) for i in range(6)]
+        (f"question {i}", f"answer {i}", [f"kb_{i}"]) for i in range(6)
+    ]
     assert all(q["confidence"] == 0.5 and q["collection"] == "faq" for q in rows)

@@ -21,8 +21,10 @@ def test_redis_killed_mid_conversation_and_restarted(redis_aof, fs_host, uid):
     m.add_message(sid, "assistant", "answer 1", {"sources": ["kb_a"]}, user_id=uid)
 
     redis_aof.kill()
-    during = [m.add_message(sid, *rc, user_id=uid) for rc in
-              [("user", "during 1"), ("assistant", "answer 2", {"sources": ["kb_b"]}), ("user", "during 2")]]
+    during = [
+        m.add_message(sid, *rc, user_id=uid)
+        for rc in [("user", "during 1"), ("assistant", "answer 2", {"sources": ["kb_b"]}), ("user", "during 2")]
+    ]
     assert {r.storage for r in during} == {"firestore"} and all(r.durable for r in during)
     ctx = m.get_context_for_llm(sid, user_id=uid)
     assert ctx.storage == "firestore" and contents(ctx.messages) == ["during 1", "answer 2", "during 2"]
@@ -40,7 +42,10 @@ def test_redis_killed_mid_conversation_and_restarted(redis_aof, fs_host, uid):
     assert (end.message_count, end.queries_recorded) == (6, 3)
     queries = m.firestore.read_analytics(sid)
     assert [(q["query"], q["response"]) for q in queries] == [
-        ("before 1", "answer 1"), ("during 1", "answer 2"), ("during 2", "answer 3")]
+        ("before 1", "answer 1"),
+        ("during 1", "answer 2"),
+        ("during 2", "answer 3"),
+    ]
 
 
 def test_redis_restarted_empty_session_survives_from_firestore(redis_plain, fs_host, uid):
@@ -110,8 +115,9 @@ def test_end_while_firestore_down_is_503_then_written_once(redis_plain, fs_host,
     m.add_message(sid, "user", "q", user_id=uid)
     m.add_message(sid, "assistant", "a", {"sources": ["kb_1"]}, user_id=uid)
     live_fs = m.firestore
-    m.firestore = type(live_fs)(m.settings.model_copy(update={"firestore_timeout_s": 0.5}),
-                                client=dead_firestore_client())
+    m.firestore = type(live_fs)(
+        m.settings.model_copy(update={"firestore_timeout_s": 0.5}), client=dead_firestore_client()
+    )
     with pytest.raises(Unavailable):
         m.end_session_with_analytics(sid, user_id=uid)
     # the conversation goes on while Firestore is down
@@ -156,3 +162,38 @@ def test_another_instance_reads_outage_messages_first_after_recovery(redis_aof, 
     # and the writer's next append continues after the merged messages
     assert writer.add_message(sid, "user", "after", user_id=uid).seq == 3
     assert contents(reader.get_history(sid, user_id=uid).messages) == ["before", "during", "after"]
+
+
+def test_reader_without_traffic_during_the_outage_still_merges(redis_aof, fs_host, uid):
+    """Its breaker never opened; only its pooled connection, re-established after the
+    restart, tells it that Redis was away."""
+    writer = make_manager(redis_aof.url)
+    reader = make_manager(redis_aof.url)
+    sid = writer.create_session({}, user_id=uid).session_id
+    writer.add_message(sid, "user", "before", user_id=uid)
+    assert contents(reader.get_context_for_llm(sid, user_id=uid).messages) == ["before"]  # pooled conn
+    redis_aof.kill()
+    assert writer.add_message(sid, "assistant", "during", user_id=uid).storage == "firestore"
+    redis_aof.start()
+    ctx = reader.get_context_for_llm(sid, user_id=uid)
+    assert reader.redis.breaker.opened_count == 0  # it never saw a failure
+    assert ctx.storage == "redis" and contents(ctx.messages) == ["before", "during"]
+    assert [m.seq for m in ctx.messages] == [1, 2]
+
+
+def test_retried_append_after_a_lost_reply_is_stored_once(redis_aof, fs_host, uid):
+    """A request retried with the same message id (as redis-py does after a timeout, or a
+    client with client_message_id) is stored once, on Redis and across layers."""
+    m = make_manager(redis_aof.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    first = m.add_message(sid, "user", "once", client_message_id="cm-1", user_id=uid)
+    redis_aof.kill()
+    # Redis went away after answering: the client retries, this time Firestore takes it
+    again = m.add_message(sid, "user", "once", client_message_id="cm-1", user_id=uid)
+    assert again.storage == "firestore"
+    redis_aof.start()
+    time.sleep(0.3)
+    ctx = m.get_context_for_llm(sid, user_id=uid)
+    assert contents(ctx.messages) == ["once"] and first.seq == 1
+    end = m.end_session_with_analytics(sid, user_id=uid)
+    assert end.message_count == 1

@@ -29,8 +29,7 @@ class CountingConnection(redis.Connection):
 
 def counting_manager(url: str) -> tuple[SessionManager, type[CountingConnection]]:
     conn_cls = type("C", (CountingConnection,), {"sends": 0})
-    pool = redis.ConnectionPool.from_url(url, connection_class=conn_cls, decode_responses=True,
-                                         health_check_interval=0)
+    pool = redis.ConnectionPool.from_url(url, connection_class=conn_cls, decode_responses=True, health_check_interval=0)
     client = redis.Redis(connection_pool=pool)
     s = Settings(redis_url=url, firestore_enabled=False)
     return SessionManager(s, redis=RedisLayer(s, client=client), firestore=FirestoreLayer(s)), conn_cls
@@ -151,8 +150,12 @@ def test_bad_input_never_reaches_redis(redis_plain, uid):
     before = {k: r.type(k) for k in r.keys("*")}
     bad_ids = ["../../etc", "*", f"{sid}}}:meta", sid.upper(), sid + "x", "", "{" + sid[1:], "a" * 32 + "\x00"]
     for bad in bad_ids:
-        for call in (lambda b=bad: m.add_message(b, "user", "x"), lambda b=bad: m.get_context_for_llm(b),
-                     lambda b=bad: m.get_history(b), lambda b=bad: m.end_session_with_analytics(b)):
+        for call in (
+            lambda b=bad: m.add_message(b, "user", "x"),
+            lambda b=bad: m.get_context_for_llm(b),
+            lambda b=bad: m.get_history(b),
+            lambda b=bad: m.end_session_with_analytics(b),
+        ):
             try:
                 call()
             except InvalidArgument:

@@ -25,6 +25,11 @@ def converse(redis_url: str, uid: str, turns: int) -> str:
     sid = m.create_session({"platform": "test"}, user_id=uid).session_id
     for i in range(turns):
         m.add_message(sid, "user", f"question {i}", user_id=uid)
-        m.add_message(sid, "assistant", f"answer {i}", {"confidence": 0.5, "sources": [f"kb_{i}"],
-                                                        "collection": "faq"}, user_id=uid)
+        m.add_message(
+            sid,
+            "assistant",
+            f"answer {i}",
+            {"confidence": 0.5, "sources": [f"kb_{i}"], "collection": "faq"},
+            user_id=uid,
+        )
     return sid

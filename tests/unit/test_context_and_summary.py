@@ -97,8 +97,14 @@ def test_analytics_split_never_drops_entries():
 
 
 def test_query_record_from_answer_extracts_metadata():
-    m = StoredMessage(4, "m4", "assistant", "answer", 1.0,
-                      {"confidence": 0.8, "sources": ["kb_1", 2], "collection": "faq", "extra": 1})
+    m = StoredMessage(
+        4,
+        "m4",
+        "assistant",
+        "answer",
+        1.0,
+        {"confidence": 0.8, "sources": ["kb_1", 2], "collection": "faq", "extra": 1},
+    )
     q = QueryRecord.from_answer(4, "m4", "question", m)
     assert (q.confidence, q.sources, q.collection, q.metadata) == (0.8, ["kb_1", "2"], "faq", {"extra": 1})
     assert QueryRecord.from_json(q.to_json()) == q

@@ -11,8 +11,18 @@ GOOD_SID = "0123456789abcdef0123456789abcdef"
 @pytest.mark.parametrize(
     "sid",
     [
-        None, 42, "", "short", GOOD_SID.upper(), GOOD_SID + "0", "../" + GOOD_SID[3:], "{" + GOOD_SID[1:],
-        GOOD_SID[:-1] + "*", GOOD_SID[:-1] + "/", GOOD_SID[:-1] + "\n", " " + GOOD_SID[1:],
+        None,
+        42,
+        "",
+        "short",
+        GOOD_SID.upper(),
+        GOOD_SID + "0",
+        "../" + GOOD_SID[3:],
+        "{" + GOOD_SID[1:],
+        GOOD_SID[:-1] + "*",
+        GOOD_SID[:-1] + "/",
+        GOOD_SID[:-1] + "\n",
+        " " + GOOD_SID[1:],
     ],
 )
 def test_session_id_strict_format(sid):

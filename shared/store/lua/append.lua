@@ -1,16 +1,17 @@
 -- One append = this script = one round trip.
 -- KEYS: 1 meta, 2 msgs, 3 pend, 4 ana, 5 cmid, 6 sum
 -- ARGV: 1 owner ('' = no check), 2 role, 3 message tail (JSON after '{"seq":N,'),
---       4 client message id ('' = none), 5 window, 6 ttl, 7 summary interval,
+--       4 message id (the client message id when given), 5 window, 6 ttl, 7 summary interval,
 --       8 analytics max, 9 now, 10 content as a JSON string, 11 analytics tail, 12 pend max
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local m = redis.call('HMGET', KEYS[1], 'owner', 'status')
 if ARGV[1] ~= '' and m[1] ~= ARGV[1] then return {'forbidden'} end
 if m[2] ~= 'active' then return {'ended', m[2] or ''} end
-if ARGV[4] ~= '' then
-  local prev = redis.call('HGET', KEYS[5], ARGV[4])
-  if prev then return {'dup', prev} end
-end
+-- Exactly once per message id: a client retry with the same client_message_id, a
+-- redis-py retry after a lost reply, or a merge after an outage all find it here.
+local idkey = 'mid:' .. ARGV[4]
+local prev = redis.call('HGET', KEYS[5], idkey)
+if prev then return {'dup', prev} end
 if ARGV[2] == 'assistant' and redis.call('LLEN', KEYS[4]) >= tonumber(ARGV[8]) then
   return {'full'}
 end
@@ -34,9 +35,7 @@ redis.call('HSET', KEYS[1], 'last_active_at', ARGV[9])
 -- sequence number itself, assigned atomically here, so no other instance can claim it.
 local due = 0
 if seq % tonumber(ARGV[7]) == 0 then due = 1 end
-if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[5], ARGV[4], '{"seq":' .. seq .. ',"summary_due":' .. due .. '}')
-end
+redis.call('HSET', KEYS[5], idkey, '{"seq":' .. seq .. ',"summary_due":' .. due .. '}')
 for i = 1, 6 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[6])) end
 if due == 1 then
   return {'ok', seq, due, redis.call('GET', KEYS[6]) or '', redis.call('LRANGE', KEYS[3], 0, -1)}

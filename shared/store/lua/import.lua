@@ -1,55 +1,39 @@
--- Bring messages accepted by another layer during a Redis outage back into Redis,
--- merged by sequence number, skipping any already present (by message id).
+-- Bring messages accepted by another layer during a Redis outage into Redis.
+-- Their numbers there only ordered them among themselves (no layer but Redis knew the
+-- session's sequence during the outage), so each is appended here as append.lua would,
+-- with a fresh sequence number after everything Redis holds: acceptance order is pre-outage
+-- messages, outage messages, then later ones. A 'mid:' marker in the cmid hash makes the
+-- merge exactly-once per message (the 'mid:' field append.lua also keeps), whichever
+-- instance does it, however often.
 -- KEYS: 1 meta, 2 msgs, 3 pend, 4 ana, 5 cmid, 6 sum
--- ARGV: 1 JSON array of {"seq","mid","msg","ana"?,"cmid"?} sorted by seq, 2 window, 3 ttl
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+-- ARGV: 1 JSON array of {mid, role, tail, content_json?, ana_tail?, query_json?}
+--       in their acceptance order; 2 window, 3 ttl, 4 summary interval, 5 pend max
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local items = cjson.decode(ARGV[1])
-local function seq_of(s) return tonumber(string.match(s, '^{"seq":(%d+),')) end
-local function merge(key, add, cap)
-  local cur = redis.call('LRANGE', key, 0, -1)
-  local seen = {}
-  for _, s in ipairs(cur) do seen[string.match(s, '"mid":"([^"]*)"') or s] = true end
-  local all = {}
-  for _, s in ipairs(cur) do table.insert(all, s) end
-  local n = 0
-  for _, s in ipairs(add) do
-    local mid = string.match(s, '"mid":"([^"]*)"') or s
-    if not seen[mid] then table.insert(all, s); seen[mid] = true; n = n + 1 end
-  end
-  if n == 0 then return 0 end
-  table.sort(all, function(a, b) return seq_of(a) < seq_of(b) end)
-  if cap > 0 and #all > cap then
-    local keep = {}
-    for i = #all - cap + 1, #all do table.insert(keep, all[i]) end
-    all = keep
-  end
-  redis.call('DEL', key)
-  redis.call('RPUSH', key, unpack(all))
-  return n
-end
-local msgs, anas, maxseq = {}, {}, 0
+local added, due = 0, 0
 for _, it in ipairs(items) do
-  table.insert(msgs, it.msg)
-  if it.ana then table.insert(anas, it.ana) end
-  if it.cmid then
-    redis.call('HSETNX', KEYS[5], it.cmid, '{"seq":' .. it.seq .. ',"summary_due":0}')
-  end
-  if it.seq > maxseq then maxseq = it.seq end
-end
-local added = merge(KEYS[2], msgs, tonumber(ARGV[2]))
-merge(KEYS[3], msgs, 0)
-merge(KEYS[4], anas, 0)
--- The newest message decides what the next assistant answer answers.
-local last = redis.call('LINDEX', KEYS[2], -1)
-if last then
-  local d = cjson.decode(last)
-  if d.role == 'user' then
-    redis.call('HSET', KEYS[1], 'pending_query', cjson.encode(d.content))
-  elseif d.role == 'assistant' then
-    redis.call('HDEL', KEYS[1], 'pending_query')
+  if redis.call('HEXISTS', KEYS[5], 'mid:' .. it.mid) == 0 then
+    local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+    redis.call('HSET', KEYS[5], 'mid:' .. it.mid, '{"seq":' .. seq .. ',"summary_due":0}')
+    local msg = '{"seq":' .. seq .. ',' .. it.tail
+    redis.call('RPUSH', KEYS[2], msg)
+    redis.call('RPUSH', KEYS[3], msg)
+    if it.role == 'user' then
+      redis.call('HSET', KEYS[1], 'pending_query', it.content_json)
+    elseif it.role == 'assistant' then
+      local q = it.query_json
+      if type(q) ~= 'string' then q = redis.call('HGET', KEYS[1], 'pending_query') or 'null' end
+      redis.call('RPUSH', KEYS[4], '{"seq":' .. seq .. ',"query":' .. q .. ',' .. it.ana_tail)
+      redis.call('HDEL', KEYS[1], 'pending_query')
+    end
+    if seq % tonumber(ARGV[4]) == 0 then due = seq end
+    added = added + 1
   end
 end
-local cur = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-if maxseq > cur then redis.call('HSET', KEYS[1], 'seq', maxseq) end
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[5]), -1)
 for i = 1, 6 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3])) end
-return added
+if due > 0 then
+  return {added, due, redis.call('GET', KEYS[6]) or '', redis.call('LRANGE', KEYS[3], 0, -1)}
+end
+return {added, 0}
