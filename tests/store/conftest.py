@@ -1,10 +1,9 @@
-"""Fixtures for the store tests: real redis-server processes and the Firestore emulator."""
+"""Helpers for the store tests (the redis-server and emulator fixtures are tests/conftest.py's)."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,36 +13,6 @@ from shared.settings import Settings
 from shared.store.firestore_client import bound_rpc_deadlines
 from shared.store.firestore_store import FirestoreLayer
 from shared.store.redis_store import RedisLayer
-from tests.store.servers import RedisServer
-
-
-@pytest.fixture
-def redis_aof(tmp_path) -> Iterator[RedisServer]:
-    """A redis-server with AOF persistence (as Memorystore with persistence): a kill and
-    restart keeps its data, so an outage test checks the merge, not data loss."""
-    srv = RedisServer(persistent=True, data_dir=tmp_path)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def redis_plain() -> Iterator[RedisServer]:
-    srv = RedisServer()
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def fs_host() -> str:
-    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    if not host:
-        pytest.fail(
-            "FIRESTORE_EMULATOR_HOST is not set: run the tests through `make test` "
-            "(firebase emulators:exec starts the Firestore emulator)"
-        )
-    return host
 
 
 def make_manager(

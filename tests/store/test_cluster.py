@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tests.store.conftest import make_manager
-from tests.store.servers import RedisClusterServers
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterServers]:
-    c = RedisClusterServers()
-    c.start()
-    yield c
-    c.stop()
-
-
-def test_sessions_spread_over_the_cluster_and_work(cluster, fs_host, uid):
-    m = make_manager(cluster.url, redis_cluster=True)
+def test_sessions_spread_over_the_cluster_and_work(redis_cluster, firestore_emulator, uid):
+    m = make_manager(redis_cluster.url, redis_cluster=True)
     client = m.redis.client()
     sids = [m.create_session({}, user_id=uid).session_id for _ in range(12)]
     slots = {client.keyslot(m.redis.keys(sid)[0]) for sid in sids}

@@ -9,8 +9,8 @@ from tests.store import workers
 from tests.store.conftest import make_manager
 
 
-def test_concurrent_appends_from_threads_exactly_once_summaries(redis_plain, uid):
-    m = make_manager(redis_plain.url, firestore=False)
+def test_concurrent_appends_from_threads_exactly_once_summaries(redis_server, uid):
+    m = make_manager(redis_server.url, firestore=False)
     sid = m.create_session({}, user_id=uid).session_id
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda i: m.add_message(sid, "user", f"t{i}", user_id=uid), range(80)))
@@ -24,12 +24,12 @@ def test_concurrent_appends_from_threads_exactly_once_summaries(redis_plain, uid
     assert sum(r.summary_updated for r in results) <= 16
 
 
-def test_concurrent_appends_from_processes(redis_plain, uid):
-    m = make_manager(redis_plain.url, firestore=False)
+def test_concurrent_appends_from_processes(redis_server, uid):
+    m = make_manager(redis_server.url, firestore=False)
     sid = m.create_session({}, user_id=uid).session_id
     ctx = mp.get_context("spawn")
     with ctx.Pool(3) as pool:
-        parts = pool.starmap(workers.append_many, [(redis_plain.url, sid, uid, w, 20) for w in range(3)])
+        parts = pool.starmap(workers.append_many, [(redis_server.url, sid, uid, w, 20) for w in range(3)])
     seqs = sorted(s for p in parts for s, _ in p)
     assert seqs == list(range(1, 61))
     summaries = [s for p in parts for s, updated in p if updated]
@@ -40,12 +40,12 @@ def test_concurrent_appends_from_processes(redis_plain, uid):
     assert [x.seq for x in hist] == list(range(53, 61))
 
 
-def test_analytics_buffer_is_read_by_another_instance(redis_plain, fs_host, uid):
+def test_analytics_buffer_is_read_by_another_instance(redis_server, firestore_emulator, uid):
     """One process converses, this one ends the session: the buffer lives in Redis."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
-        sid = pool.apply(workers.converse, (redis_plain.url, uid, 6))
-    m = make_manager(redis_plain.url)
+        sid = pool.apply(workers.converse, (redis_server.url, uid, 6))
+    m = make_manager(redis_server.url)
     end = m.end_session_with_analytics(sid, "agent-7", user_id=uid)
     assert (end.queries_recorded, end.message_count) == (6, 12)
     rows = m.firestore.read_analytics(sid)

@@ -38,13 +38,13 @@ class WriteCounter:
         client._firestore_api.run_query = run_query
 
 
-def test_session_writes_at_most_four_documents_plus_kb(redis_plain, fs_host, uid):
+def test_session_writes_at_most_four_documents_plus_kb(redis_server, firestore_emulator, uid):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
 
     client = firestore.Client(project="demo-chat-memory", credentials=AnonymousCredentials())
     counter = WriteCounter(client)
-    m = make_manager(redis_plain.url, fs_client=client)
+    m = make_manager(redis_server.url, fs_client=client)
     sid = m.create_session({}, user_id=uid).session_id
     assert counter.writes == 1
     for i in range(10):
@@ -57,8 +57,8 @@ def test_session_writes_at_most_four_documents_plus_kb(redis_plain, fs_host, uid
     assert counter.writes == 4 + 2  # create, session+analytics, user; + 2 distinct KB entries
 
 
-def test_trigger_counts_once_under_redelivery_and_retried_end(redis_plain, fs_host, uid):
-    m = make_manager(redis_plain.url)
+def test_trigger_counts_once_under_redelivery_and_retried_end(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
     sids = []
     for _ in range(2):
         sid = m.create_session({}, user_id=uid).session_id
@@ -84,8 +84,8 @@ def test_trigger_counts_once_under_redelivery_and_retried_end(redis_plain, fs_ho
     assert db.collection("kb_usage").document("kb_once").get().to_dict()["use_count"] == before
 
 
-def test_sweep_ends_idle_sessions_only(redis_plain, fs_host, uid):
-    m = make_manager(redis_plain.url)
+def test_sweep_ends_idle_sessions_only(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
     idle = m.create_session({}, user_id=uid).session_id
     m.add_message(idle, "user", "hello?", user_id=uid)
     busy = m.create_session({}, user_id=uid).session_id
@@ -102,8 +102,8 @@ def test_sweep_ends_idle_sessions_only(redis_plain, fs_host, uid):
     assert m.firestore.get_session(busy)["status"] == "active"
 
 
-def test_history_and_stats_after_the_end(redis_plain, fs_host, uid):
-    m = make_manager(redis_plain.url)
+def test_history_and_stats_after_the_end(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
     sid = m.create_session({}, user_id=uid).session_id
     for i in range(6):
         m.add_message(sid, "user", f"q{i}", user_id=uid)

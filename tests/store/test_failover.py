@@ -14,13 +14,13 @@ def contents(msgs):
     return [m.content for m in msgs]
 
 
-def test_redis_killed_mid_conversation_and_restarted(redis_aof, fs_host, uid):
-    m = make_manager(redis_aof.url)
+def test_redis_killed_mid_conversation_and_restarted(redis_server_persistent, firestore_emulator, uid):
+    m = make_manager(redis_server_persistent.url)
     sid = m.create_session({}, user_id=uid).session_id
     m.add_message(sid, "user", "before 1", user_id=uid)
     m.add_message(sid, "assistant", "answer 1", {"sources": ["kb_a"]}, user_id=uid)
 
-    redis_aof.kill()
+    redis_server_persistent.kill()
     during = [
         m.add_message(sid, *rc, user_id=uid)
         for rc in [("user", "during 1"), ("assistant", "answer 2", {"sources": ["kb_b"]}), ("user", "during 2")]
@@ -29,7 +29,7 @@ def test_redis_killed_mid_conversation_and_restarted(redis_aof, fs_host, uid):
     ctx = m.get_context_for_llm(sid, user_id=uid)
     assert ctx.storage == "firestore" and contents(ctx.messages) == ["during 1", "answer 2", "during 2"]
 
-    redis_aof.start()
+    redis_server_persistent.start()
     time.sleep(0.3)  # the breaker's cool-down in these tests is 0.2 s
     after = m.add_message(sid, "assistant", "answer 3", {"sources": ["kb_a"]}, user_id=uid)
     assert after.storage == "redis"
@@ -48,30 +48,30 @@ def test_redis_killed_mid_conversation_and_restarted(redis_aof, fs_host, uid):
     ]
 
 
-def test_redis_restarted_empty_session_survives_from_firestore(redis_plain, fs_host, uid):
+def test_redis_restarted_empty_session_survives_from_firestore(redis_server, firestore_emulator, uid):
     """A Redis without persistence loses its data: the session itself lives on (its
     document), and whatever was accepted during the outage is still there."""
-    m = make_manager(redis_plain.url)
+    m = make_manager(redis_server.url)
     sid = m.create_session({}, user_id=uid).session_id
     m.add_message(sid, "user", "lost with redis's memory", user_id=uid)
-    redis_plain.kill()
+    redis_server.kill()
     m.add_message(sid, "user", "kept in firestore", user_id=uid)
-    redis_plain.start()
+    redis_server.start()
     time.sleep(0.3)
     r = m.add_message(sid, "user", "after", user_id=uid)
     assert r.storage == "redis" and r.seq == 3
     assert contents(m.get_history(sid, user_id=uid).messages) == ["kept in firestore", "after"]
 
 
-def test_both_down_memory_fallback_then_merged_back(redis_aof, fs_host, uid):
-    m = make_manager(redis_aof.url)
+def test_both_down_memory_fallback_then_merged_back(redis_server_persistent, firestore_emulator, uid):
+    m = make_manager(redis_server_persistent.url)
     sid = m.create_session({}, user_id=uid).session_id
     m.add_message(sid, "user", "one", user_id=uid)
     # Firestore "down": this instance's Firestore layer now talks to a dead port.
     live_fs = m.firestore
     m.firestore = type(live_fs)(m.settings, client=dead_firestore_client())
     m.firestore.settings = m.settings.model_copy(update={"firestore_timeout_s": 0.5})
-    redis_aof.kill()
+    redis_server_persistent.kill()
     t0 = time.perf_counter()
     r = m.add_message(sid, "user", "two", user_id=uid)
     assert (r.storage, r.durable, r.seq) == ("memory", False, 2)
@@ -82,7 +82,7 @@ def test_both_down_memory_fallback_then_merged_back(redis_aof, fs_host, uid):
     assert time.perf_counter() - t0 < 10
     # both come back
     m.firestore = live_fs
-    redis_aof.start()
+    redis_server_persistent.start()
     time.sleep(0.3)
     ctx = m.get_context_for_llm(sid, user_id=uid)
     assert ctx.storage == "redis" and contents(ctx.messages) == ["one", "two", "three"]
@@ -109,8 +109,8 @@ def test_memory_fallback_bounds_and_expiry(uid):
     assert type(e.value).__name__ == "NotFound"
 
 
-def test_end_while_firestore_down_is_503_then_written_once(redis_plain, fs_host, uid):
-    m = make_manager(redis_plain.url)
+def test_end_while_firestore_down_is_503_then_written_once(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
     sid = m.create_session({}, user_id=uid).session_id
     m.add_message(sid, "user", "q", user_id=uid)
     m.add_message(sid, "assistant", "a", {"sources": ["kb_1"]}, user_id=uid)
@@ -130,10 +130,10 @@ def test_end_while_firestore_down_is_503_then_written_once(redis_plain, fs_host,
     assert len(m.firestore.read_analytics(sid)) == 1
 
 
-def test_circuit_breaker_bounds_latency_while_redis_is_down(redis_plain, fs_host, uid):
-    m = make_manager(redis_plain.url, redis_breaker_cooldown_s=5.0)
+def test_circuit_breaker_bounds_latency_while_redis_is_down(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url, redis_breaker_cooldown_s=5.0)
     sid = m.create_session({}, user_id=uid).session_id
-    redis_plain.kill()
+    redis_server.kill()
     m.add_message(sid, "user", "first pays the connect failure", user_id=uid)
     t0 = time.perf_counter()
     for _ in range(10):
@@ -144,18 +144,18 @@ def test_circuit_breaker_bounds_latency_while_redis_is_down(redis_plain, fs_host
     assert time.perf_counter() - t0 < 5
 
 
-def test_another_instance_reads_outage_messages_first_after_recovery(redis_aof, fs_host, uid):
+def test_another_instance_reads_outage_messages_first_after_recovery(redis_server_persistent, firestore_emulator, uid):
     """The emulator (and Cloud Functions) run each function in its own instances: the one
     that accepted messages in Firestore is not the one that serves the next read."""
-    writer = make_manager(redis_aof.url)
-    reader = make_manager(redis_aof.url)
+    writer = make_manager(redis_server_persistent.url)
+    reader = make_manager(redis_server_persistent.url)
     sid = writer.create_session({}, user_id=uid).session_id
     writer.add_message(sid, "user", "before", user_id=uid)
     assert contents(reader.get_context_for_llm(sid, user_id=uid).messages) == ["before"]
-    redis_aof.kill()
+    redis_server_persistent.kill()
     writer.add_message(sid, "user", "during", user_id=uid)
     assert reader.get_context_for_llm(sid, user_id=uid).storage == "firestore"
-    redis_aof.start()
+    redis_server_persistent.start()
     time.sleep(0.3)
     ctx = reader.get_context_for_llm(sid, user_id=uid)  # the reader goes first
     assert ctx.storage == "redis" and contents(ctx.messages) == ["before", "during"]
@@ -164,34 +164,34 @@ def test_another_instance_reads_outage_messages_first_after_recovery(redis_aof, 
     assert contents(reader.get_history(sid, user_id=uid).messages) == ["before", "during", "after"]
 
 
-def test_reader_without_traffic_during_the_outage_still_merges(redis_aof, fs_host, uid):
+def test_reader_without_traffic_during_the_outage_still_merges(redis_server_persistent, firestore_emulator, uid):
     """Its breaker never opened; only its pooled connection, re-established after the
     restart, tells it that Redis was away."""
-    writer = make_manager(redis_aof.url)
-    reader = make_manager(redis_aof.url)
+    writer = make_manager(redis_server_persistent.url)
+    reader = make_manager(redis_server_persistent.url)
     sid = writer.create_session({}, user_id=uid).session_id
     writer.add_message(sid, "user", "before", user_id=uid)
     assert contents(reader.get_context_for_llm(sid, user_id=uid).messages) == ["before"]  # pooled conn
-    redis_aof.kill()
+    redis_server_persistent.kill()
     assert writer.add_message(sid, "assistant", "during", user_id=uid).storage == "firestore"
-    redis_aof.start()
+    redis_server_persistent.start()
     ctx = reader.get_context_for_llm(sid, user_id=uid)
     assert reader.redis.breaker.opened_count == 0  # it never saw a failure
     assert ctx.storage == "redis" and contents(ctx.messages) == ["before", "during"]
     assert [m.seq for m in ctx.messages] == [1, 2]
 
 
-def test_retried_append_after_a_lost_reply_is_stored_once(redis_aof, fs_host, uid):
+def test_retried_append_after_a_lost_reply_is_stored_once(redis_server_persistent, firestore_emulator, uid):
     """A request retried with the same message id (as redis-py does after a timeout, or a
     client with client_message_id) is stored once, on Redis and across layers."""
-    m = make_manager(redis_aof.url)
+    m = make_manager(redis_server_persistent.url)
     sid = m.create_session({}, user_id=uid).session_id
     first = m.add_message(sid, "user", "once", client_message_id="cm-1", user_id=uid)
-    redis_aof.kill()
+    redis_server_persistent.kill()
     # Redis went away after answering: the client retries, this time Firestore takes it
     again = m.add_message(sid, "user", "once", client_message_id="cm-1", user_id=uid)
     assert again.storage == "firestore"
-    redis_aof.start()
+    redis_server_persistent.start()
     time.sleep(0.3)
     ctx = m.get_context_for_llm(sid, user_id=uid)
     assert contents(ctx.messages) == ["once"] and first.seq == 1

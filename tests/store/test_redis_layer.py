@@ -35,8 +35,8 @@ def counting_manager(url: str) -> tuple[SessionManager, type[CountingConnection]
     return SessionManager(s, redis=RedisLayer(s, client=client), firestore=FirestoreLayer(s)), conn_cls
 
 
-def test_one_round_trip_per_append_and_per_read(redis_plain, uid):
-    m, conn = counting_manager(redis_plain.url)
+def test_one_round_trip_per_append_and_per_read(redis_server, uid):
+    m, conn = counting_manager(redis_server.url)
     sid = m.create_session({}, user_id=uid).session_id
     # first use of each script loads it (EVALSHA -> NOSCRIPT -> SCRIPT LOAD -> EVALSHA)
     for _ in range(5):
@@ -55,8 +55,8 @@ def test_one_round_trip_per_append_and_per_read(redis_plain, uid):
         assert conn.sends == 1
 
 
-def test_window_ttl_and_sliding_expiry(redis_plain, uid):
-    m = make_manager(redis_plain.url, firestore=False)
+def test_window_ttl_and_sliding_expiry(redis_server, uid):
+    m = make_manager(redis_server.url, firestore=False)
     sid = m.create_session({"platform": "web"}, user_id=uid).session_id
     for i in range(1, 13):
         m.add_message(sid, "user", f"m{i}")
@@ -64,7 +64,7 @@ def test_window_ttl_and_sliding_expiry(redis_plain, uid):
     assert [x.content for x in ctx.messages] == [f"m{i}" for i in range(5, 13)]  # the last 8
     assert [x.seq for x in ctx.messages] == list(range(5, 13))
     assert len(m.get_context_for_llm(sid, 3).messages) == 3
-    r = redis.Redis.from_url(redis_plain.url)
+    r = redis.Redis.from_url(redis_server.url)
     keys = [k.decode() for k in r.keys(f"cm:{{{sid}}}:*")]
     assert keys and all(7100 < r.ttl(k) <= 7200 for k in keys), {k: r.ttl(k) for k in keys}
     assert r.llen(f"cm:{{{sid}}}:msgs") == 8
@@ -75,8 +75,8 @@ def test_window_ttl_and_sliding_expiry(redis_plain, uid):
     assert all(r.ttl(k) > 7100 for k in keys)
 
 
-def test_summary_every_five_messages_covers_exact_seq(redis_plain, uid):
-    m = make_manager(redis_plain.url, firestore=False)
+def test_summary_every_five_messages_covers_exact_seq(redis_server, uid):
+    m = make_manager(redis_server.url, firestore=False)
     sid = m.create_session({}, user_id=uid).session_id
     flags = [m.add_message(sid, "user", f"Message {i}. Tail.").summary_updated for i in range(1, 16)]
     assert [i for i, f in enumerate(flags, 1) if f] == [5, 10, 15]
@@ -85,7 +85,7 @@ def test_summary_every_five_messages_covers_exact_seq(redis_plain, uid):
     assert "Message 15." in s.text and "Message 1." in s.text
 
 
-def test_summary_failure_never_fails_append_and_next_claim_covers_the_gap(redis_plain, uid):
+def test_summary_failure_never_fails_append_and_next_claim_covers_the_gap(redis_server, uid):
     class Flaky:
         name = "flaky"
         calls = 0
@@ -96,7 +96,7 @@ def test_summary_failure_never_fails_append_and_next_claim_covers_the_gap(redis_
                 raise RuntimeError("model down")
             return "covered: " + ",".join(str(x.seq) for x in messages)
 
-    s = Settings(redis_url=redis_plain.url, firestore_enabled=False)
+    s = Settings(redis_url=redis_server.url, firestore_enabled=False)
     m = SessionManager(s, redis=RedisLayer(s), firestore=FirestoreLayer(s), summarizer=Flaky())
     sid = m.create_session({}, user_id=uid).session_id
     results = [m.add_message(sid, "user", f"x{i}") for i in range(1, 11)]
@@ -105,8 +105,8 @@ def test_summary_failure_never_fails_append_and_next_claim_covers_the_gap(redis_
     assert m.get_context_for_llm(sid).summary.text == "covered: " + ",".join(str(i) for i in range(1, 11))
 
 
-def test_idempotent_append_with_client_message_id(redis_plain, uid):
-    m = make_manager(redis_plain.url, firestore=False)
+def test_idempotent_append_with_client_message_id(redis_server, uid):
+    m = make_manager(redis_server.url, firestore=False)
     sid = m.create_session({}, user_id=uid).session_id
     a = m.add_message(sid, "user", "hello", client_message_id="c-1", user_id=uid)
     b = m.add_message(sid, "user", "hello", client_message_id="c-1", user_id=uid)
@@ -118,8 +118,8 @@ def test_idempotent_append_with_client_message_id(redis_plain, uid):
     assert len(snap.queries) == 1 and snap.queries[0].query == "hello"
 
 
-def test_ownership_and_unknown_sessions(redis_plain, uid):
-    m = make_manager(redis_plain.url, firestore=False)
+def test_ownership_and_unknown_sessions(redis_server, uid):
+    m = make_manager(redis_server.url, firestore=False)
     sid = m.create_session({}, user_id=uid).session_id
     m.add_message(sid, "user", "private")
     for call in (
@@ -143,10 +143,10 @@ def test_ownership_and_unknown_sessions(redis_plain, uid):
         raise AssertionError("unknown session accepted with Redis up and the session unknown")
 
 
-def test_bad_input_never_reaches_redis(redis_plain, uid):
-    m = make_manager(redis_plain.url, firestore=False)
+def test_bad_input_never_reaches_redis(redis_server, uid):
+    m = make_manager(redis_server.url, firestore=False)
     sid = m.create_session({}, user_id=uid).session_id
-    r = redis.Redis.from_url(redis_plain.url)
+    r = redis.Redis.from_url(redis_server.url)
     before = {k: r.type(k) for k in r.keys("*")}
     bad_ids = ["../../etc", "*", f"{sid}}}:meta", sid.upper(), sid + "x", "", "{" + sid[1:], "a" * 32 + "\x00"]
     for bad in bad_ids:
@@ -176,8 +176,8 @@ def test_bad_input_never_reaches_redis(redis_plain, uid):
     assert {k: r.type(k) for k in r.keys("*")} == before
 
 
-def test_append_after_end_is_refused(redis_plain, fs_host, uid):
-    m = make_manager(redis_plain.url)
+def test_append_after_end_is_refused(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
     sid = m.create_session({}, user_id=uid).session_id
     m.add_message(sid, "user", "bye")
     m.end_session_with_analytics(sid, user_id=uid)
