@@ -166,7 +166,7 @@ def pin(cpu: int) -> Callable[[], None] | None:
 
 
 def free_port() -> int:
-    from tests.store.servers import free_port as fp
+    from tests.harness import free_port as fp
 
     return fp()
 

@@ -97,7 +97,7 @@ def firestore_cost(redis_url: str) -> dict[str, Any]:
 
 
 def redis_memory(sessions: int) -> dict[str, Any]:
-    from tests.store.servers import RedisServer
+    from tests.harness import RedisServer
 
     srv = RedisServer()
     srv.start()

@@ -15,7 +15,7 @@ def append(  # noqa: PLR0913 - one parameter per ARGV of append.lua, to compare 
     owner: str,
     role: str,
     tail: str,
-    cmid: str,
+    mid: str,
     *,
     window: int,
     ttl: int,
@@ -34,7 +34,8 @@ def append(  # noqa: PLR0913 - one parameter per ARGV of append.lua, to compare 
         return "forbidden", 0
     if status != "active":
         return "ended", 0
-    if cmid and r.hget(cmids, cmid):
+    idkey = f"mid:{mid}"  # exactly once per message id, as append.lua
+    if r.hget(cmids, idkey):
         return "dup", 0
     if role == "assistant" and r.llen(ana) >= ana_max:
         return "full", 0
@@ -52,8 +53,7 @@ def append(  # noqa: PLR0913 - one parameter per ARGV of append.lua, to compare 
         r.hdel(meta, "pending_query")
     r.hset(meta, "last_active_at", now)
     due = 1 if seq % interval == 0 else 0
-    if cmid:
-        r.hset(cmids, cmid, f'{{"seq":{seq},"summary_due":{due}}}')
+    r.hset(cmids, idkey, f'{{"seq":{seq},"summary_due":{due}}}')
     for k in keys:
         r.expire(k, ttl)
     if due:

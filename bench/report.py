@@ -114,10 +114,11 @@ def _coldstart(s: dict[str, Any]) -> str:
         txt += (
             f"\n\nWhat the lazy path avoids: importing {', '.join(imp['modules'])} after the get_context path "
             f"is loaded costs a median {imp['median_ms']:.0f} ms more ({imp['runs']} fresh processes), "
-            f"{imp['extra_modules']} more modules. Largest by -X importtime (cumulative): "
-            + ", ".join(f"{n} {ms:.0f} ms" for n, ms in imp["top"])
-            + "."
+            f"{imp['extra_modules']} more modules. What they pull in, largest first (-X importtime, cumulative, "
+            "nested entries overlap): " + ", ".join(f"{n} {ms:.0f} ms" for n, ms in imp["top"]) + "."
         )
+        if imp.get("firebase_admin_already_loaded"):
+            txt += " firebase_admin itself is already imported by firebase_functions on the lazy path."
     return txt
 
 

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": size,
         "sections": {},
     }
-    from tests.store.servers import RedisServer
+    from tests.harness import RedisServer
 
     # A SIGTERM (make interrupted, CI timeout) unwinds like Ctrl-C: every server this
     # run started is stopped by its finally block, none is left behind.

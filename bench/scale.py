@@ -105,7 +105,7 @@ def _used_mb(url: str, cluster: bool) -> float:
 
 
 def section_scale(*, levels: tuple[int, ...], n: int, rounds: int, cluster_sessions: int) -> dict[str, Any]:
-    from tests.store.servers import RedisClusterServers, RedisServer
+    from tests.harness import RedisCluster, RedisServer
 
     results: list[dict[str, Any]] = []
     srv = RedisServer()
@@ -129,7 +129,7 @@ def section_scale(*, levels: tuple[int, ...], n: int, rounds: int, cluster_sessi
             )
     finally:
         srv.stop()
-    cl = RedisClusterServers()
+    cl = RedisCluster()
     t_cluster = time.perf_counter()
     try:
         cl.start()

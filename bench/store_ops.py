@@ -87,7 +87,7 @@ def layer_append_fn(m: SessionManager, feed: AppendFeed) -> Callable[[int], Any]
         role, content, md, cmid = turn(k)
         now = time.time()
         msg = StoredMessage(0, cmid or uuid.uuid4().hex[:20], role, content, now, md)
-        out = layer.append(sid, UID, msg, cmid, now)
+        out = layer.append(sid, UID, msg, now)
         assert out.status == "ok", out.status
         return out
 
@@ -120,7 +120,7 @@ def naive_append_fn(m: SessionManager, feed: AppendFeed) -> Callable[[int], Any]
             UID,
             role,
             msg.tail_json(),
-            cmid or "",
+            msg.mid,
             window=s.message_window,
             ttl=s.session_ttl_s,
             interval=s.summary_interval,
