@@ -74,6 +74,11 @@ def end_session(req: https_fn.Request) -> https_fn.Response:
 
 
 @https_fn.on_request(**_HTTP)
+def get_user_stats(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.get_user_stats, method="GET")
+
+
+@https_fn.on_request(**_HTTP)
 def health(req: https_fn.Request) -> https_fn.Response:
     return handle(req, api.health, method="GET", public=True)
 

@@ -96,6 +96,10 @@ def end_session(call: Call) -> Reply:
     }
 
 
+def get_user_stats(call: Call) -> Reply:
+    return 200, _manager().get_user_stats(call.uid)
+
+
 def health(call: Call) -> Reply:
     report = _manager().health()
     return 200, {"status": report["status"], "layers": report["layers"]}

@@ -48,6 +48,7 @@ def test_spec_lists_every_function():
         "/get_context",
         "/get_history",
         "/end_session",
+        "/get_user_stats",
         "/health",
     }
 
@@ -105,6 +106,11 @@ def test_conversation_round_trip(api: Api, user: User, firestore):
     assert stats["recent_sessions"][0] == sid
     kb = firestore.wait_for(f"kb_usage/{kb_doc_id(source)}", lambda d: d.get("use_count") == 1)
     assert kb["entry_id"] == source
+
+    # ... and the caller reads its own stats over HTTP.
+    mine = contract(api.get("get_user_stats", None, user), "get_user_stats", 200)
+    assert (mine["user_id"], mine["total_sessions"], mine["total_queries"]) == (user.uid, 1, 1)
+    assert mine["recent_sessions"] == [sid]
 
 
 # -- idempotency and repeats ------------------------------------------------------------------
