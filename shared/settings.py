@@ -38,7 +38,13 @@ class Settings(BaseSettings):
     fallback_ttl_s: int = Field(1800, ge=60, description="Instance-memory sessions expire after this much silence")
     fallback_max_sessions: int = Field(10000, ge=1, description="Per-instance memory bound")
     session_idle_timeout_s: int = Field(1800, ge=60, description="The sweep ends sessions idle this long")
-    sweep_batch_size: int = Field(200, ge=1, le=1000, description="Sessions examined per sweep run")
+    stats_repair_window_s: int = Field(
+        3600, ge=0, description="The sweep re-applies user stats for sessions ended this recently; 0: off"
+    )
+    sweep_batch_size: int = Field(200, ge=1, le=1000, description="Sessions read per page by the sweep")
+    sweep_max_sessions: int = Field(
+        20000, ge=1, description="Sessions examined per sweep run (each of its two scans), at most"
+    )
 
     # --- Limits ---------------------------------------------------------------------
     max_content_bytes: int = Field(32 * 1024, ge=1, description="Largest message content (UTF-8 bytes)")

@@ -365,20 +365,40 @@ class FirestoreLayer:
             return self._transactional(work)
 
     # -- the sweep ----------------------------------------------------------------------------
-    def active_sessions_before(self, cutoff: float, limit: int) -> list[dict[str, Any]]:
-        """Active sessions created before ``cutoff`` (needs the status+created_at index)."""
+    def active_sessions_before(self, cutoff: float, page: int, max_docs: int) -> Iterator[dict[str, Any]]:
+        """Active sessions created before ``cutoff`` (index: status + created_at)."""
+        return self._paged("sweep_query", self._sessions_where("active", "created_at", "<", cutoff), page, max_docs)
+
+    def sessions_ended_since(self, since: float, page: int, max_docs: int) -> Iterator[dict[str, Any]]:
+        """Sessions ended at or after ``since`` (index: status + ended_at)."""
+        return self._paged("repair_query", self._sessions_where("ended", "ended_at", ">=", since), page, max_docs)
+
+    def _sessions_where(self, status: str, field: str, op: str, value: float) -> Any:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        with self._guard("sweep_query"):
-            q = (
-                self.db()
-                .collection("sessions")
-                .where(filter=FieldFilter("status", "==", "active"))
-                .where(filter=FieldFilter("created_at", "<", cutoff))
-                .order_by("created_at")
-                .limit(limit)
-            )
-            return [d.to_dict() for d in q.stream(timeout=self.settings.firestore_timeout_s)]
+        return (
+            self.db()
+            .collection("sessions")
+            .where(filter=FieldFilter("status", "==", status))
+            .where(filter=FieldFilter(field, op, value))
+            .order_by(field)
+        )
+
+    def _paged(self, op: str, query: Any, page: int, max_docs: int) -> Iterator[dict[str, Any]]:
+        """Every match, a page at a time (a cursor, not an offset), up to ``max_docs``: a
+        fixed 'first N' would let long-lived matches at the head starve the rest."""
+        last = None
+        seen = 0
+        while seen < max_docs:
+            q = query.start_after(last) if last is not None else query
+            with self._guard(op):
+                docs = list(q.limit(min(page, max_docs - seen)).stream(timeout=self.settings.firestore_timeout_s))
+            for d in docs:
+                yield d.to_dict()
+            seen += len(docs)
+            if len(docs) < page:
+                return
+            last = docs[-1]
 
     def ping(self) -> dict[str, Any]:
         import time

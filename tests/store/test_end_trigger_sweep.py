@@ -117,3 +117,18 @@ def test_history_and_stats_after_the_end(redis_server, firestore_emulator, uid):
     handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), "e", manager=m)
     stats = m.get_user_stats(uid)
     assert (stats["total_sessions"], stats["total_messages"], stats["recent_sessions"]) == (1, 12, [sid])
+
+
+def test_sweep_repairs_stats_a_failed_trigger_missed(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "q", user_id=uid)
+    m.add_message(sid, "assistant", "a", {"sources": ["kb_repair"]}, user_id=uid)
+    m.end_session_with_analytics(sid, user_id=uid)
+    # the trigger "failed": nothing was counted. The next sweep counts it, once.
+    assert sweep_idle_sessions(manager=m)["stats_repaired"] >= 1
+    sweep_idle_sessions(manager=m)
+    stats = m.get_user_stats(uid)
+    assert (stats["total_sessions"], stats["total_queries"]) == (1, 1)
+    # and the real trigger arriving late counts nothing more
+    assert not handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), "late", manager=m)
