@@ -48,24 +48,30 @@ def render(out: dict[str, Any]) -> str:
 
 
 def _store(s: dict[str, Any]) -> str:
-    rows = [
-        [
-            k,
-            _f(v["median"], 1),
-            _f(v["p99"], 1),
-            f"{v['x_ping']:.2f}x",
-            _f(v.get("cpu_us"), 1),
-            _f(v.get("server_cpu_us"), 1),
-            " / ".join(_f(x, 1) for x in v["round_medians"]),
-        ]
-        for k, v in s["results"].items()
-    ]
-    n = next(iter(s["results"].values()))
     head = ["operation", "median µs", "p99 µs", "median vs PING", "client CPU µs/op", "redis CPU µs/op",
             "round medians µs"]  # fmt: skip
+    parts = []
+    for place, res in s["placements"].items():
+        rows = [
+            [
+                k,
+                _f(v["median"], 1),
+                _f(v["p99"], 1),
+                f"{v['x_ping']:.2f}x",
+                _f(v.get("cpu_us"), 1),
+                _f(v.get("server_cpu_us"), 1),
+                " / ".join(_f(x, 1) for x in v["round_medians"]),
+            ]
+            for k, v in res.items()
+        ]
+        n = next(iter(res.values()))
+        parts.append(
+            f"{place} ({n['rounds']} rounds x {n['n_per_round']} ops, after warm-up):\n\n" + _table(head, rows)
+        )
     return (
-        f"### 1. Store operations in-process, local redis-server ({n['rounds']} rounds x {n['n_per_round']} ops, "
-        f"after warm-up)\n\n" + _table(head, rows) + f"\n\nWorkload: {s['workload']}."
+        "### 1. Store operations in-process, local redis-server\n\n"
+        + "\n\n".join(parts)
+        + f"\n\nWorkload: {s['workload']}."
     )
 
 

@@ -34,8 +34,8 @@ SECTIONS = ("store", "roundtrips", "http", "coldstart", "cost", "scale")
 
 # Sizes: (full, quick)
 SIZES: dict[str, tuple[Any, Any]] = {
-    "store_n": (3000, 300),
-    "store_warmup": (500, 100),
+    "store_n": (3000, 200),
+    "store_warmup": (500, 50),
     "rounds": (3, 2),
     "roundtrip_ops": (500, 100),
     "http_requests": (4000, 400),

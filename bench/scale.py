@@ -8,18 +8,22 @@ every live session is byte for byte what the store writes, in a few seconds.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
 from typing import Any
 
 from bench.store_ops import (
+    PLACEMENTS,
     UID,
     AppendFeed,
     conversation,
     interleaved,
     layer_append_fn,
     manager_for,
+    placement,
+    redis_pid,
     settings_for,
 )
 
@@ -112,12 +116,14 @@ def section_scale(*, levels: tuple[int, ...], n: int, rounds: int, cluster_sessi
     srv.start()
     try:
         tpl = template(srv.url)
+        pid = redis_pid(srv.url) if (os.cpu_count() or 1) >= 2 else None
         live: list[str] = []
         for level in levels:
             t0 = time.perf_counter()
             live += prefill(srv.url, False, tpl, level - len(live), "cm")
             took = time.perf_counter() - t0
-            r = measure(srv.url, False, live, n=n, rounds=rounds)
+            with placement(pid, *PLACEMENTS["client and redis-server on two cores"]):
+                r = measure(srv.url, False, live, n=n, rounds=rounds)
             results.append(
                 {
                     "where": "single node",
@@ -157,6 +163,7 @@ def section_scale(*, levels: tuple[int, ...], n: int, rounds: int, cluster_sessi
             f"one 20-message session written by the store, its 6 keys DUMPed and RESTOREd under new ids "
             f"(pipelines of {BATCH} sessions); appends and reads go to a random live session; "
             f"{rounds} interleaved rounds of {n} ops each after warm-up; cluster: RedisCluster client "
-            f"(the product's REDIS_CLUSTER=true), PING to one node"
+            f"(the product's REDIS_CLUSTER=true), PING to one node; single node: client on CPU 0, "
+            f"redis-server on CPU 1 (cluster nodes unpinned)"
         ),
     }
