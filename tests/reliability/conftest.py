@@ -77,12 +77,19 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
         target = f"  (target {f.target})" if f.target else ""
         tr.write_line(f"{f'{f.scenario}: {f.name}':<{width}}  {f.value}{target}{mark}")
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    ARTIFACT.write_text(json.dumps({
-        "scale": SCALE,
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": os.environ.get("CM_RELIABILITY_COMMAND", "make reliability"),
-        "figures": [f.__dict__ for f in REPORT.figures],
-    }, indent=2, default=str) + "\n")
+    ARTIFACT.write_text(
+        json.dumps(
+            {
+                "scale": SCALE,
+                "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "command": os.environ.get("CM_RELIABILITY_COMMAND", "make reliability"),
+                "figures": [f.__dict__ for f in REPORT.figures],
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     tr.write_line(f"written to {ARTIFACT.relative_to(ROOT)}")
 
 
@@ -126,20 +133,31 @@ class Api:
     def new_user(self) -> User:
         r = self.http.post(
             f"http://{self.auth_host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=any",
-            json={"returnSecureToken": True}, timeout=10,
+            json={"returnSecureToken": True},
+            timeout=10,
         )
         r.raise_for_status()
         data = r.json()
         return User(data["localId"], data["idToken"])
 
-    def call(self, method: str, fn: str, *, user: User | None = None, json_body: Any = None,
-             params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-             data: Any = None, timeout: float = 40.0) -> Reply:
+    def call(
+        self,
+        method: str,
+        fn: str,
+        *,
+        user: User | None = None,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        data: Any = None,
+        timeout: float = 40.0,
+    ) -> Reply:
         h = dict(user.headers if user else {})
         h.update(headers or {})
         t0 = time.perf_counter()
-        r = self.http.request(method, f"{self.base_url}/{fn}", json=json_body, params=params, headers=h,
-                              data=data, timeout=timeout)
+        r = self.http.request(
+            method, f"{self.base_url}/{fn}", json=json_body, params=params, headers=h, data=data, timeout=timeout
+        )
         latency = time.perf_counter() - t0
         try:
             body = r.json()
@@ -151,8 +169,15 @@ class Api:
     def create(self, user: User, user_info: dict[str, Any] | None = None) -> Reply:
         return self.call("POST", "create_session", user=user, json_body={"user_info": user_info or {"platform": "rel"}})
 
-    def append(self, user: User, sid: str, role: str, content: str, metadata: dict[str, Any] | None = None,
-               cmid: str | None = None) -> Reply:
+    def append(
+        self,
+        user: User,
+        sid: str,
+        role: str,
+        content: str,
+        metadata: dict[str, Any] | None = None,
+        cmid: str | None = None,
+    ) -> Reply:
         body: dict[str, Any] = {"session_id": sid, "role": role, "content": content}
         if metadata is not None:
             body["metadata"] = metadata
@@ -233,8 +258,9 @@ def fsdb() -> Any:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
 
-    return firestore.Client(project=os.environ.get("GCLOUD_PROJECT") or harness.PROJECT_ID,
-                            credentials=AnonymousCredentials())
+    return firestore.Client(
+        project=os.environ.get("GCLOUD_PROJECT") or harness.PROJECT_ID, credentials=AnonymousCredentials()
+    )
 
 
 def doc(db: Any, path: str) -> dict[str, Any] | None:
@@ -300,4 +326,6 @@ def stack_redis_module() -> Iterator[harness.RedisServer]:
 
 
 def pytest_configure(config: Any) -> None:
-    config.addinivalue_line("markers", "reliability: issue 5's fault, load, duplicate-event and hostile-input scenarios")
+    config.addinivalue_line(
+        "markers", "reliability: issue 5's fault, load, duplicate-event and hostile-input scenarios"
+    )

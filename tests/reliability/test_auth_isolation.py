@@ -52,11 +52,15 @@ def bad_tokens(api: Api) -> dict[str, str | None]:
         "garbage three parts": "Bearer aaa.bbb.ccc",
         "json garbage payload": f"Bearer {b64({'alg': 'none'})}.{b64(b'not json')}.",
         "over 8192 chars": "Bearer " + "a" * 4500 + "." + "b" * 4500 + ".c",
-        "wrong project aud+iss": "Bearer " + forge(claims | {"aud": other, "iss": f"https://securetoken.google.com/{other}"}),
+        "wrong project aud+iss": "Bearer "
+        + forge(claims | {"aud": other, "iss": f"https://securetoken.google.com/{other}"}),
         "wrong project aud": "Bearer " + forge(claims | {"aud": other}),
         "wrong issuer": "Bearer " + forge(claims | {"iss": "https://evil.example.com/demo-chat-memory"}),
-        "custom token audience": "Bearer " + forge(claims | {
-            "aud": "https://identitytoolkit.googleapis.com/google.identity.identitytoolkit.v1.IdentityToolkit"}),
+        "custom token audience": "Bearer "
+        + forge(
+            claims
+            | {"aud": "https://identitytoolkit.googleapis.com/google.identity.identitytoolkit.v1.IdentityToolkit"}
+        ),
         "no sub": "Bearer " + forge({k: v for k, v in claims.items() if k not in ("sub", "user_id")}),
         "empty sub": "Bearer " + forge(claims | {"sub": ""}),
         "long sub": "Bearer " + forge(claims | {"sub": "x" * 200}),
@@ -73,19 +77,26 @@ def test_bad_tokens_get_nothing(api: Api, alice: tuple[Any, str], report: Report
         calls = [
             api.call("GET", "get_context", params={"session_id": sid}, headers=headers),
             api.call("GET", "get_history", params={"session_id": sid}, headers=headers),
-            api.call("POST", "append_message", json_body={"session_id": sid, "role": "user", "content": "x"},
-                     headers=headers),
+            api.call(
+                "POST", "append_message", json_body={"session_id": sid, "role": "user", "content": "x"}, headers=headers
+            ),
             api.call("POST", "create_session", json_body={}, headers=headers),
             api.call("POST", "end_session", json_body={"session_id": sid}, headers=headers),
         ]
         results[name] = [c.status for c in calls]
         leaks += [f"{name}: {c.status}" for c in calls if leaked(c)]
     # 431: the emulator's HTTP server refuses a header that large before the function runs.
-    not_401 = {k: v for k, v in results.items()
-               if any(s != 401 and not (k == "over 8192 chars" and s == 431) for s in v)}
+    not_401 = {
+        k: v for k, v in results.items() if any(s != 401 and not (k == "over 8192 chars" and s == 431) for s in v)
+    }
     report.add(SCENARIO, "bad-token requests", sum(len(v) for v in results.values()))
-    report.add(SCENARIO, "bad-token requests not answered 401", sum(s != 401 for v in not_401.values() for s in v),
-               "0", not not_401)
+    report.add(
+        SCENARIO,
+        "bad-token requests not answered 401",
+        sum(s != 401 for v in not_401.values() for s in v),
+        "0",
+        not not_401,
+    )
     report.add(SCENARIO, "bad-token requests that got or changed data", len(leaks), "0", not leaks)
     # The expired token is the known hole under the emulator (see test_expired_token_is_refused).
     expired_only = {k: v for k, v in not_401.items() if k != "expired"}
@@ -93,9 +104,13 @@ def test_bad_tokens_get_nothing(api: Api, alice: tuple[Any, str], report: Report
     assert not [x for x in leaks if not x.startswith("expired")], leaks
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (emulator stack): an expired ID token is accepted. firebase-admin skips every time check when "
-    "FIREBASE_AUTH_EMULATOR_HOST is set and shared/auth.py verify_id_token has no exp check of its own"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG (emulator stack): an expired ID token is accepted. firebase-admin skips every time check when "
+        "FIREBASE_AUTH_EMULATOR_HOST is set and shared/auth.py verify_id_token has no exp check of its own"
+    ),
+)
 def test_expired_token_is_refused(api: Api, alice: tuple[Any, str]) -> None:
     victim, sid = alice
     claims = jwt_claims(victim.token)
@@ -139,22 +154,43 @@ def test_forged_signature_never_yields_a_uid(api: Api, tmp_path: Any, report: Re
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     creds = tmp_path / "sa.json"
-    creds.write_text(json.dumps({
-        "type": "service_account", "project_id": "demo-chat-memory", "private_key_id": "0" * 40,
-        "private_key": pem, "client_email": "rel@demo-chat-memory.iam.gserviceaccount.com", "client_id": "1",
-        "token_uri": "https://oauth2.googleapis.com/token"}))
+    creds.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "demo-chat-memory",
+                "private_key_id": "0" * 40,
+                "private_key": pem,
+                "client_email": "rel@demo-chat-memory.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
     claims = jwt_claims(api.new_user().token)
     env = {k: v for k, v in os.environ.items() if k != "FIREBASE_AUTH_EMULATOR_HOST"}
     env |= {"GOOGLE_APPLICATION_CREDENTIALS": str(creds), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    out = subprocess.run([sys.executable, "-c", _FORGED_CHECK % json.dumps(claims)], env=env, capture_output=True,
-                         text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", _FORGED_CHECK % json.dumps(claims)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     lines = dict(line.split("|", 1) for line in out.stdout.splitlines() if "|" in line)
     accepted = [k for k, v in lines.items() if v.startswith("ACCEPTED")]
-    report.add(SCENARIO, "forged-signature tokens accepted (production verification)", len(accepted), "0",
-               not accepted and len(lines) == 2)
+    report.add(
+        SCENARIO,
+        "forged-signature tokens accepted (production verification)",
+        len(accepted),
+        "0",
+        not accepted and len(lines) == 2,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert lines == {"forged RS256": "Unavailable", "unsigned": "Unauthenticated"}, out.stdout
 
@@ -180,10 +216,10 @@ def test_rate_limit_burst(api: Api, report: Report) -> None:
     passed = sum(1 for s, _ in out if s != 429)
     limited = [ra for s, ra in out if s == 429]
     other = sorted({s for s, _ in out} - {404, 429})
-    report.add(SCENARIO, f"burst of {total} requests: let through", passed, f"{limit} (RATE_LIMIT_PER_MINUTE)",
-               passed == limit)
-    report.add(SCENARIO, "429 answers without Retry-After", sum(1 for ra in limited if not ra), "0",
-               all(limited))
+    report.add(
+        SCENARIO, f"burst of {total} requests: let through", passed, f"{limit} (RATE_LIMIT_PER_MINUTE)", passed == limit
+    )
+    report.add(SCENARIO, "429 answers without Retry-After", sum(1 for ra in limited if not ra), "0", all(limited))
     assert not other, other
     assert passed == limit, (passed, len(limited))
     assert all(ra and int(ra) >= 1 for ra in limited)

@@ -29,11 +29,19 @@ def _worker(args: tuple[str, str, str, str, int, int]) -> list[tuple[str, int, i
     out = []
     for i in range(count):
         content = f"p{proc} m{i}: answer."
-        r = api.append(user, sid, "assistant", content, {"sources": [f"kb_cc_{proc}"], "confidence": 0.5},
-                       cmid=f"p{proc}-m{i}")
+        r = api.append(
+            user, sid, "assistant", content, {"sources": [f"kb_cc_{proc}"], "confidence": 0.5}, cmid=f"p{proc}-m{i}"
+        )
         body = r.body or {}
-        out.append((content, r.status, int(body.get("message_count") or 0), bool(body.get("summary_updated")),
-                    r.text[:200] if r.status != 201 else ""))
+        out.append(
+            (
+                content,
+                r.status,
+                int(body.get("message_count") or 0),
+                bool(body.get("summary_updated")),
+                r.text[:200] if r.status != 201 else "",
+            )
+        )
     return out
 
 
@@ -62,7 +70,8 @@ def test_parallel_appends_across_processes(api: Api, warm: Any, fsdb: Any, repor
     s = SCENARIO
     report.add(s, "size", f"{procs} processes x {per} appends")
     report.add(s, "appends failed", len(failed), "0", not failed)
-    report.add(s, "seq unique and contiguous 1..N", seqs == list(range(1, n + 1)), "True", seqs == list(range(1, n + 1)))
+    contiguous = seqs == list(range(1, n + 1))
+    report.add(s, "seq unique and contiguous 1..N", contiguous, "True", contiguous)
     report.add(s, "each process' messages in the order it sent them", per_proc_ordered, "True", per_proc_ordered)
     count = (end.body or {}).get("message_count")
     report.add(s, "message_count at end", count, str(n), count == n)

@@ -41,7 +41,7 @@ def converse(api: Api, user: Any, sid: str, kb: list[str], pairs: int) -> None:
         assert api.append(user, sid, "assistant", f"answer {i}.", meta).status == 201
 
 
-def test_session_end_counted_once(api: Api, fsdb: Any, report: Report) -> None:
+def test_session_end_counted_once(api: Api, fsdb: Any, report: Report) -> None:  # noqa: PLR0915
     from shared.errors import StoreError
     from shared.triggers import handle_session_written
 
@@ -85,6 +85,7 @@ def test_session_end_counted_once(api: Api, fsdb: Any, report: Report) -> None:
             (None, after, f"evt-{uuid.uuid4().hex}"),  # out of order: seen as a create
             (before, before, f"evt-{uuid.uuid4().hex}"),  # an older active->active write, late
         ]
+
         def deliver(d: tuple[Any, Any, str], sid: str = sid) -> int:
             try:
                 return int(handle_session_written(sid, *d))
@@ -131,14 +132,29 @@ def test_session_end_counted_once(api: Api, fsdb: Any, report: Report) -> None:
     if u2 != u:
         over.append("a retried end after the trigger changed users/{uid}")
 
-    report.add(SCENARIO, "end_session calls (3 concurrent + 2 retries per session) not 200",
-               sum(1 for s in end_statuses if s != 200), "0", all(s == 200 for s in end_statuses))
+    report.add(
+        SCENARIO,
+        "end_session calls (3 concurrent + 2 retries per session) not 200",
+        sum(1 for s in end_statuses if s != 200),
+        "0",
+        all(s == 200 for s in end_statuses),
+    )
     report.add(SCENARIO, "deliveries per session (real trigger + in-process)", "1 + 8")
     report.add(SCENARIO, "in-process deliveries that failed on contention (retryable)", len(failed_deliveries))
-    report.add(SCENARIO, "8 deliveries (4 at once), real trigger off: times counted", in_process_applied[0], "1",
-               in_process_applied[0] == 1)
-    report.add(SCENARIO, "8 deliveries racing the real trigger: times counted in-process", in_process_applied[1],
-               "0 or 1", in_process_applied[1] <= 1)
+    report.add(
+        SCENARIO,
+        "8 deliveries (4 at once), real trigger off: times counted",
+        in_process_applied[0],
+        "1",
+        in_process_applied[0] == 1,
+    )
+    report.add(
+        SCENARIO,
+        "8 deliveries racing the real trigger: times counted in-process",
+        in_process_applied[1],
+        "0 or 1",
+        in_process_applied[1] <= 1,
+    )
     report.add(SCENARIO, "counters wrong (user totals, history, KB)", len(over), "0", not over)
     assert all(s == 200 for s in end_statuses), end_statuses
     assert in_process_applied[0] == 1 and in_process_applied[1] <= 1, in_process_applied

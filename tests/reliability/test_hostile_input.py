@@ -18,6 +18,7 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,19 +72,29 @@ FUZZ = Fuzz()
 
 
 @pytest.fixture(scope="module")
-def fuzz(api: Api) -> Fuzz:
+def fuzz(api: Api) -> Iterator[Fuzz]:
     FUZZ.api = api
     yield FUZZ
     REPORT.add(SCENARIO, "schemathesis requests", FUZZ.requests)
     REPORT.add(SCENARIO, "statuses seen", dict(sorted(FUZZ.statuses.items())))
-    REPORT.add(SCENARIO, "5xx answers", sum(v for k, v in FUZZ.statuses.items() if k >= 500), "0",
-               not any(k >= 500 for k in FUZZ.statuses))
+    REPORT.add(
+        SCENARIO,
+        "5xx answers",
+        sum(v for k, v in FUZZ.statuses.items() if k >= 500),
+        "0",
+        not any(k >= 500 for k in FUZZ.statuses),
+    )
     REPORT.add(SCENARIO, "bodies with a stack trace", len(FUZZ.traces), "0", not FUZZ.traces)
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 def test_schemathesis(case: Any, fuzz: Fuzz, functions_base_url: str) -> None:
     user, sid, n = fuzz.next()
     if n % 2 == 0:
@@ -99,35 +110,69 @@ def test_schemathesis(case: Any, fuzz: Fuzz, functions_base_url: str) -> None:
         if TRACE.search(response.text or ""):
             fuzz.traces.append(f"{case.operation.label} {response.status_code}: {response.text[:200]}")
     assert not TRACE.search(response.text or ""), response.text[:500]
-    case.validate_response(response, checks=[sc.not_a_server_error, sc.status_code_conformance,
-                                             sc.content_type_conformance, sc.response_schema_conformance])
+    case.validate_response(
+        response,
+        checks=[
+            sc.not_a_server_error,
+            sc.status_code_conformance,
+            sc.content_type_conformance,
+            sc.response_schema_conformance,
+        ],
+    )
 
 
 # -- the store API under hypothesis ----------------------------------------------------------
 
 INJECTIONS = [
-    "", " ", "*", "..", "../sessions", "a/b", "{x}", "}{", "cm:{x}:meta", "x\r\nFLUSHALL", "%2e%2e",
-    "0" * 31, "0" * 33, "A" * 32, "g" * 32, "0" * 32 + "\n", "0" * 32 + "}", "{" + "0" * 30 + "}",
-    "0" * 16 + "/" + "0" * 15, "sessions/" + "0" * 32, "\x00" * 32, "０" * 32,
+    "",
+    " ",
+    "*",
+    "..",
+    "../sessions",
+    "a/b",
+    "{x}",
+    "}{",
+    "cm:{x}:meta",
+    "x\r\nFLUSHALL",
+    "%2e%2e",
+    "0" * 31,
+    "0" * 33,
+    "A" * 32,
+    "g" * 32,
+    "0" * 32 + "\n",
+    "0" * 32 + "}",
+    "{" + "0" * 30 + "}",
+    "0" * 16 + "/" + "0" * 15,
+    "sessions/" + "0" * 32,
+    "\x00" * 32,
+    "０" * 32,
 ]
-session_ids = st.one_of(st.sampled_from(INJECTIONS), st.text(max_size=80), st.from_regex(r"[0-9a-f]{32}", fullmatch=True))
+session_ids = st.one_of(
+    st.sampled_from(INJECTIONS), st.text(max_size=80), st.from_regex(r"[0-9a-f]{32}", fullmatch=True)
+)
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=40))
-json_any = st.recursive(json_leaf, lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=10), c, max_size=4)),
-                        max_leaves=12)
+json_any = st.recursive(
+    json_leaf,
+    lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=10), c, max_size=4)),
+    max_leaves=12,
+)
 anything = st.one_of(json_any, st.binary(max_size=20), st.tuples(st.integers()))
 KEY_RE = re.compile(r"^cm:(\{[0-9a-f]{32}\}:(meta|msgs|pend|ana|cmid|sum|end)|rl:\{[A-Za-z0-9_.:@-]{1,128}\}:\d+)$")
 
 
 @pytest.fixture(scope="module")
-def store(fsdb: Any) -> Any:
+def store(fsdb: Any) -> Iterator[Any]:
     from shared.session_manager import SessionManager
     from shared.settings import Settings
     from shared.store.firestore_store import FirestoreLayer
     from shared.store.redis_store import RedisLayer
 
     srv = harness.RedisServer().start()
-    st_ = Settings(redis_url=srv.url, redis_breaker_cooldown_s=0.2,
-                   gcp_project=os.environ.get("GCLOUD_PROJECT", harness.PROJECT_ID))
+    st_ = Settings(
+        redis_url=srv.url,
+        redis_breaker_cooldown_s=0.2,
+        gcp_project=os.environ.get("GCLOUD_PROJECT", harness.PROJECT_ID),
+    )
     manager = SessionManager(st_, redis=RedisLayer(st_), firestore=FirestoreLayer(st_))
     uid = "fuzz-" + uuid.uuid4().hex[:8]
     real = manager.create_session({"platform": "fuzz"}, user_id=uid).session_id
@@ -148,13 +193,22 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> None:
         STORE_CALLS["refused"] += 1
 
 
-@settings(max_examples=max(30, round(150 * SCALE)), deadline=None, suppress_health_check=list(HealthCheck))
-@given(sid=session_ids, role=st.one_of(st.sampled_from(["user", "assistant", "system"]), anything),
-       content=st.one_of(st.text(max_size=200), anything), metadata=st.one_of(st.none(), json_any, anything),
-       cmid=st.one_of(st.none(), st.text(max_size=140), anything), n=st.one_of(st.none(), st.integers(), anything),
-       user_info=st.one_of(st.none(), json_any, anything), use_real=st.booleans())
-def test_store_api_never_raises_anything_else(store: Any, sid: Any, role: Any, content: Any, metadata: Any,
-                                              cmid: Any, n: Any, user_info: Any, use_real: bool) -> None:
+@settings(
+    max_examples=max(30, round(150 * SCALE)), deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
+@given(
+    sid=session_ids,
+    role=st.one_of(st.sampled_from(["user", "assistant", "system"]), anything),
+    content=st.one_of(st.text(max_size=200), anything),
+    metadata=st.one_of(st.none(), json_any, anything),
+    cmid=st.one_of(st.none(), st.text(max_size=140), anything),
+    n=st.one_of(st.none(), st.integers(), anything),
+    user_info=st.one_of(st.none(), json_any, anything),
+    use_real=st.booleans(),
+)
+def test_store_api_never_raises_anything_else(
+    store: Any, sid: Any, role: Any, content: Any, metadata: Any, cmid: Any, n: Any, user_info: Any, use_real: bool
+) -> None:
     manager, _, uid, real = store
     target = real if use_real else sid
     _call(manager.add_message, target, role, content, metadata, client_message_id=cmid, user_id=uid)
@@ -179,8 +233,11 @@ def test_no_injected_key_or_document(store: Any, fsdb: Any, report: Report) -> N
     injected = [k for k in keys for i in INJECTIONS if i and i not in ("..",) and i in k and not KEY_RE.fullmatch(k)]
     docs = [d.id for d in fsdb.collection("sessions").list_documents(page_size=500)]
     bad_docs = [d for d in docs if not re.fullmatch(r"[0-9a-f]{32}", d)]
-    report.add(SCENARIO, "store API calls (hypothesis): succeeded / refused with ChatMemoryError",
-               f"{STORE_CALLS['ok']} / {STORE_CALLS['refused']}")
+    report.add(
+        SCENARIO,
+        "store API calls (hypothesis): succeeded / refused with ChatMemoryError",
+        f"{STORE_CALLS['ok']} / {STORE_CALLS['refused']}",
+    )
     report.add(SCENARIO, "Redis keys outside the strict shape", len(bad), "0", not bad)
     report.add(SCENARIO, "session documents with a foreign id", len(bad_docs), "0", not bad_docs)
     assert keys, "the fuzzed store wrote nothing at all"
@@ -196,22 +253,57 @@ def test_size_limits(api: Api, report: Report) -> None:
     user = api.new_user()
     sid = api.new_session(user)
     cases = [
-        ("content at 32 KiB (UTF-8, 2-byte chars)", api.call(
-            "POST", "append_message", user=user, headers={"Content-Type": "application/json"},
-            data=json.dumps({"session_id": sid, "role": "user", "content": "é" * 16384}, ensure_ascii=False).encode()),
-         201),
-        ("content 32 KiB + 1 byte (UTF-8)", api.call(
-            "POST", "append_message", user=user, headers={"Content-Type": "application/json"},
-            data=json.dumps({"session_id": sid, "role": "user", "content": "é" * 16384 + "a"},
-                            ensure_ascii=False).encode()), 413),
+        (
+            "content at 32 KiB (UTF-8, 2-byte chars)",
+            api.call(
+                "POST",
+                "append_message",
+                user=user,
+                headers={"Content-Type": "application/json"},
+                data=json.dumps(
+                    {"session_id": sid, "role": "user", "content": "é" * 16384}, ensure_ascii=False
+                ).encode(),
+            ),
+            201,
+        ),
+        (
+            "content 32 KiB + 1 byte (UTF-8)",
+            api.call(
+                "POST",
+                "append_message",
+                user=user,
+                headers={"Content-Type": "application/json"},
+                data=json.dumps(
+                    {"session_id": sid, "role": "user", "content": "é" * 16384 + "a"}, ensure_ascii=False
+                ).encode(),
+            ),
+            413,
+        ),
         ("content 32 KiB + 1", api.append(user, sid, "user", "a" * 32769), 413),
         ("metadata over 8 KiB", api.append(user, sid, "assistant", "x", {"blob": "a" * 8200}), 413),
         ("user_info over 4 KiB", api.create(user, {"blob": "a" * 4200}), 413),
-        ("body over 64 KiB", api.call("POST", "append_message", user=user, data=b"{" + b" " * 70000 + b"}",
-                                      headers={"Content-Type": "application/json"}), 413),
-        ("chunked body over 64 KiB", api.call("POST", "append_message", user=user,
-                                              data=iter([b'{"session_id": "' + b"a" * 40000, b"b" * 40000 + b'"}']),
-                                              headers={"Content-Type": "application/json"}), 413),
+        (
+            "body over 64 KiB",
+            api.call(
+                "POST",
+                "append_message",
+                user=user,
+                data=b"{" + b" " * 70000 + b"}",
+                headers={"Content-Type": "application/json"},
+            ),
+            413,
+        ),
+        (
+            "chunked body over 64 KiB",
+            api.call(
+                "POST",
+                "append_message",
+                user=user,
+                data=iter([b'{"session_id": "' + b"a" * 40000, b"b" * 40000 + b'"}']),
+                headers={"Content-Type": "application/json"},
+            ),
+            413,
+        ),
     ]
     wrong = {name: (r.status, r.text[:120]) for name, r, want in cases if r.status != want}
     report.add(SCENARIO, "size limits not enforced as documented", len(wrong), "0", not wrong)

@@ -14,7 +14,6 @@ down"); that case is ``test_redis_restarted_empty`` below.
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -78,8 +77,9 @@ def drive(api: Api, run: Run, messages: int, start: float, interval: float, offs
             run.failures.append(f"context {i}: {c.status} {c.text[:120]}")
 
 
-def run_outage(api: Api, redis: Any, fsdb: Any, *, sessions: int, messages: int, duration: float,
-               down_at: float, down_for: float) -> dict[str, Any]:
+def run_outage(  # noqa: PLR0915 - one scenario, read top to bottom
+    api: Api, redis: Any, fsdb: Any, *, sessions: int, messages: int, duration: float, down_at: float, down_for: float
+) -> dict[str, Any]:
     users = [api.new_user() for _ in range(sessions)]
     runs = [Run(u, api.new_session(u)) for u in users]
     interval = duration / messages
@@ -96,8 +96,9 @@ def run_outage(api: Api, redis: Any, fsdb: Any, *, sessions: int, messages: int,
 
     with ThreadPoolExecutor(sessions + 1) as ex:
         chaos_f = ex.submit(chaos)
-        futures = [ex.submit(drive, api, r, messages, start, interval, interval * k / sessions)
-                   for k, r in enumerate(runs)]
+        futures = [
+            ex.submit(drive, api, r, messages, start, interval, interval * k / sessions) for k, r in enumerate(runs)
+        ]
         for f in futures:
             f.result()
         chaos_f.result()
@@ -126,8 +127,9 @@ def run_outage(api: Api, redis: Any, fsdb: Any, *, sessions: int, messages: int,
         last = [s.content for s in r.accepted[-WINDOW:]]
         missing_ctx.extend(f"{r.sid[:8]} {c!r}" for c in last if c not in got)
         if got != last:
-            out_of_order.append(f"{r.sid[:8]}: context {[c.split()[2] for c in got]} "
-                                f"!= accepted {[c.split()[2] for c in last]}")
+            out_of_order.append(
+                f"{r.sid[:8]}: context {[c.split()[2] for c in got]} != accepted {[c.split()[2] for c in last]}"
+            )
         end = api.end(r.user, r.sid)
         if end.status != 200:
             ends_failed.append(f"{r.sid[:8]}: {end.status} {end.text[:120]}")
@@ -147,10 +149,19 @@ def run_outage(api: Api, redis: Any, fsdb: Any, *, sessions: int, messages: int,
     accepted = sum(len(r.accepted) for r in runs)
     return {
         "requests": len(samples) + sum(1 for f in failures if "Error" in f),
-        "failures": failures, "accepted": accepted, "missing_ctx": missing_ctx, "missing_ana": missing_ana,
-        "seq_dupes": seq_dupes, "out_of_order": out_of_order, "ends_failed": ends_failed, "stats_wrong": stats_wrong,
-        "p99_down_ms": round(p99(during) * 1000, 1), "max_down_ms": round(max(during, default=0) * 1000, 1),
-        "requests_down": len(during), "first_redis_s": first_redis, "all_redis_s": round(last_other, 2),
+        "failures": failures,
+        "accepted": accepted,
+        "missing_ctx": missing_ctx,
+        "missing_ana": missing_ana,
+        "seq_dupes": seq_dupes,
+        "out_of_order": out_of_order,
+        "ends_failed": ends_failed,
+        "stats_wrong": stats_wrong,
+        "p99_down_ms": round(p99(during) * 1000, 1),
+        "max_down_ms": round(max(during, default=0) * 1000, 1),
+        "requests_down": len(during),
+        "first_redis_s": first_redis,
+        "all_redis_s": round(last_other, 2),
         "non_redis_answers": sum(1 for _, _, _, st in samples if st != "redis"),
     }
 
@@ -159,27 +170,46 @@ def run_outage(api: Api, redis: Any, fsdb: Any, *, sessions: int, messages: int,
 def outage(api: Api, warm: Any, fsdb: Any, stack_redis_module: Any, report: Report) -> dict[str, Any]:
     sessions, messages = scaled(8, 2), scaled(20, 10)
     warm(sessions)
-    out = run_outage(api, stack_redis_module, fsdb, sessions=sessions, messages=messages,
-                     duration=max(16.0, messages * 0.8), down_at=4.0, down_for=7.0)
+    out = run_outage(
+        api,
+        stack_redis_module,
+        fsdb,
+        sessions=sessions,
+        messages=messages,
+        duration=max(16.0, messages * 0.8),
+        down_at=4.0,
+        down_for=7.0,
+    )
     s = SCENARIO
     report.add(s, "size", f"{sessions} sessions x {messages} messages, Redis down 7 s (SIGKILL, AOF restart)")
     report.add(s, "requests", out["requests"])
     report.add(s, "requests failed", len(out["failures"]), "0", not out["failures"])
-    report.add(s, "accepted messages missing from context (last 8)", len(out["missing_ctx"]), "0",
-               not out["missing_ctx"])
+    report.add(
+        s, "accepted messages missing from context (last 8)", len(out["missing_ctx"]), "0", not out["missing_ctx"]
+    )
     report.add(s, "accepted answers missing from analytics", len(out["missing_ana"]), "0", not out["missing_ana"])
     report.add(s, "sessions counted != once in user stats", len(out["stats_wrong"]), "0", not out["stats_wrong"])
     report.add(s, "sessions with a duplicated seq", len(out["seq_dupes"]), "0", not out["seq_dupes"])
-    report.add(s, "sessions whose final context is not the last 8 in acceptance order", len(out["out_of_order"]),
-               "0", not out["out_of_order"])
+    report.add(
+        s,
+        "sessions whose final context is not the last 8 in acceptance order",
+        len(out["out_of_order"]),
+        "0",
+        not out["out_of_order"],
+    )
     report.add(s, "answers not from redis (outage)", out["non_redis_answers"])
     report.add(s, "requests while Redis down", out["requests_down"])
     report.add(s, "p99 latency while Redis down (ms)", out["p99_down_ms"], "< 1000", out["p99_down_ms"] < 1000)
     report.add(s, "max latency while Redis down (ms)", out["max_down_ms"])
     first = out["first_redis_s"]
     report.add(s, "first storage=redis answer after restart (s)", None if first is None else round(first, 2))
-    report.add(s, "last non-redis answer after restart (s)", out["all_redis_s"], "<= 7 (cool-down 5 s + 2 s)",
-               out["all_redis_s"] <= 7.0)
+    report.add(
+        s,
+        "last non-redis answer after restart (s)",
+        out["all_redis_s"],
+        "<= 7 (cool-down 5 s + 2 s)",
+        out["all_redis_s"] <= 7.0,
+    )
     return out
 
 
@@ -206,19 +236,27 @@ def test_answers_return_to_redis_after_restart(outage: dict[str, Any]) -> None:
 
 # Not strict: whether it shows depends on which emulator worker serves which request; the
 # deterministic, strict reproduction is test_outage_append_on_another_instance_continues_the_seq.
-@pytest.mark.xfail(strict=False, reason=(
-    "BUG: an instance that did not serve a session's last appends numbers its outage (Firestore) "
-    "appends from its own stale seq hint, so seqs repeat and the merged window is out of acceptance "
-    "order (shared/session_manager.py _append_firestore / firestore_store.append)"))
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "BUG: an instance that did not serve a session's last appends numbers its outage (Firestore) "
+        "appends from its own stale seq hint, so seqs repeat and the merged window is out of acceptance "
+        "order (shared/session_manager.py _append_firestore / firestore_store.append)"
+    ),
+)
 def test_seq_unique_and_context_in_acceptance_order(outage: dict[str, Any]) -> None:
     assert not outage["seq_dupes"], outage["seq_dupes"]
     assert not outage["out_of_order"], outage["out_of_order"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: outage appends on an instance that did not serve the session's earlier appends reuse seqs "
-    "Redis already gave out (the seq continues from the per-instance hint; the Firestore document's "
-    "message_count is not written while Redis is healthy)"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: outage appends on an instance that did not serve the session's earlier appends reuse seqs "
+        "Redis already gave out (the seq continues from the per-instance hint; the Firestore document's "
+        "message_count is not written while Redis is healthy)"
+    ),
+)
 def test_outage_append_on_another_instance_continues_the_seq(firestore_emulator: str, tmp_path: Any) -> None:
     """Deterministic form of the duplicate seq the HTTP scenario sees now and then: two
     instances (two managers, each with its own Redis client and breaker) on a real
@@ -234,9 +272,13 @@ def test_outage_append_on_another_instance_continues_the_seq(firestore_emulator:
 
     srv = RedisServer(persistent=True, data_dir=tmp_path / "redis").start()
     try:
+
         def instance() -> SessionManager:
-            st = Settings(redis_url=srv.url, redis_breaker_cooldown_s=0.2,
-                          gcp_project=os.environ.get("GCLOUD_PROJECT", "demo-chat-memory"))
+            st = Settings(
+                redis_url=srv.url,
+                redis_breaker_cooldown_s=0.2,
+                gcp_project=os.environ.get("GCLOUD_PROJECT", "demo-chat-memory"),
+            )
             return SessionManager(st, redis=RedisLayer(st), firestore=FirestoreLayer(st))
 
         a, b = instance(), instance()
