@@ -71,9 +71,12 @@ class StoreError(Exception):
     """Raised by a storage layer when its backend fails (network, timeout, server).
 
     The orchestrator catches it and falls to the next layer; it never reaches a caller.
-    ``layer`` says which backend failed ("redis" or "firestore").
+    ``layer`` says which backend failed ("redis" or "firestore"); ``retryable`` marks the
+    first connection error after a healthy period (a pooled connection that died with a
+    Redis restart): the caller merges what other layers accepted, then retries once.
     """
 
-    def __init__(self, message: str, *, layer: str = "") -> None:
+    def __init__(self, message: str, *, layer: str = "", retryable: bool = False) -> None:
         super().__init__(message)
         self.layer = layer
+        self.retryable = retryable

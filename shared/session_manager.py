@@ -15,7 +15,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from shared import context as ctx
 from shared.errors import (
@@ -48,6 +49,7 @@ from shared.store.redis_store import RedisLayer
 from shared.summarizer import Summarizer, build_summarizer
 
 log = logging.getLogger("chat_memory.session")
+T = TypeVar("T")
 _REASON_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _HINTS_MAX = 10_000
 MAX_TOKEN_BUDGET = 1_000_000
@@ -114,6 +116,17 @@ class SessionManager:
             self._reconcile.add(sid)
             return local
         return None
+
+    @staticmethod
+    def _redis_op(fn: Callable[[], T]) -> T:
+        """Run a Redis-path operation; after a connection error that may only mean Redis
+        restarted, run it once more (it begins by merging what other layers accepted)."""
+        try:
+            return fn()
+        except StoreError as exc:
+            if not exc.retryable:
+                raise
+            return fn()
 
     def _check_recovery(self) -> None:
         """After a Redis outage, learn which sessions hold messages accepted elsewhere.
@@ -284,7 +297,7 @@ class SessionManager:
 
         if self.redis.configured:
             try:
-                return self._append_redis(sid, msg, cmid, user_id, now)
+                return self._redis_op(lambda: self._append_redis(sid, msg, cmid, user_id, now))
             except StoreError:
                 pass
         if self.firestore.configured:
@@ -418,7 +431,7 @@ class SessionManager:
         """Last ``n`` messages and the summary: (messages, summary, layer, durable)."""
         if self.redis.configured:
             try:
-                got = self._read_redis(sid, n, user_id)
+                got = self._redis_op(lambda: self._read_redis(sid, n, user_id))
                 if got is not None:
                     return got[0], got[1], "redis", True
             except StoreError:
@@ -444,13 +457,7 @@ class SessionManager:
     ) -> tuple[list[StoredMessage], dict[str, Any] | None] | None:
         """None when Redis cannot answer for this session (ended: see the document)."""
         self._maybe_reconcile(sid)
-        seen = self.redis.breaker.recoveries
         out = self.redis.read(sid, user_id, n)
-        if self.redis.breaker.recoveries != seen:
-            # A connection was re-established during the read: Redis may have been away,
-            # and messages accepted elsewhere meanwhile. Merge, then read again.
-            self._maybe_reconcile(sid)
-            out = self.redis.read(sid, user_id, n)
         if out.status == "missing":
             state = self._hydrate(sid)
             if state is None:
@@ -544,9 +551,12 @@ class SessionManager:
         pending: tuple[list[StoredMessage], list[QueryRecord]] | None = None
         try:
             if self.redis.configured:
-                self._check_recovery()
-                pending = self._merge_into_redis(sid)
-                snap = self.redis.begin_end(sid, user_id)
+
+                def merge_and_snapshot() -> Any:
+                    self._check_recovery()
+                    return self._merge_into_redis(sid), self.redis.begin_end(sid, user_id)
+
+                pending, snap = self._redis_op(merge_and_snapshot)
         except StoreError as exc:
             if exc.layer != "redis":
                 log.warning("session end deferred: firestore unavailable", extra={"session_id": sid})

@@ -21,6 +21,9 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_count = 0
         self.recoveries = 0  # open -> closed transitions: "the backend came back"
+        # A connection error was forgiven once (maybe a dead pooled connection): the next
+        # failure before a success is a real one.
+        self.suspect = False
         self.last_error: str | None = None
 
     @property
@@ -46,13 +49,16 @@ class CircuitBreaker:
             if self._open_until != 0.0:
                 self.recoveries += 1
             self._open_until = 0.0
+            self.suspect = False
             self._probing = False
             self.failures = 0
 
     def note_reconnect(self) -> None:
-        """A connection had to be re-established: the backend may have been away."""
+        """A pooled connection failed while all was well: the backend may have restarted
+        (so it may have been away), or may be going down (the next failure will say)."""
         with self._lock:
             self.recoveries += 1
+            self.suspect = True
 
     def record_failure(self, error: BaseException | str | None = None) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ everything on this instance that talks to Redis.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -18,24 +19,37 @@ _client: Any = None
 BREAKER = CircuitBreaker(cooldown_s=get_settings().redis_breaker_cooldown_s)
 
 
-def _tracking_connection_class() -> Any:
-    """A redis-py Connection that tells the breaker when a pooled connection had to be
-    re-established. That happens when Redis restarted or failed over: an instance that
-    had no traffic during the outage (so its breaker never opened) still learns that
-    messages may have been accepted elsewhere meanwhile (see SessionManager._check_recovery).
+def _connection_class() -> Any:
+    """A redis-py Connection that refuses, once, to serve a command over a connection it
+    had to re-establish. The pool re-connects a socket the server closed silently (in
+    get_connection), so a Redis restart would otherwise go unnoticed by an instance that
+    had no traffic during the outage; failing once lets the layer merge what other
+    layers accepted meanwhile, then retry (see RedisLayer._run).
     """
     import redis
 
-    class TrackingConnection(redis.Connection):
-        breaker: CircuitBreaker = BREAKER
+    reconnected = reconnected_error()
 
+    class ReconnectAwareConnection(redis.Connection):
         def on_connect_check_health(self, check_health: bool = True) -> None:
             super().on_connect_check_health(check_health=check_health)
             if getattr(self, "_cm_connected_before", False):
-                self.breaker.note_reconnect()
+                self._cm_connected_before = False  # once per re-connect
+                raise reconnected("re-connected to Redis")
             self._cm_connected_before = True
 
-    return TrackingConnection
+    return ReconnectAwareConnection
+
+
+@functools.cache
+def reconnected_error() -> type[Exception]:
+    """The error a re-established connection raises once (a redis ConnectionError)."""
+    import redis
+
+    class Reconnected(redis.exceptions.ConnectionError):
+        pass
+
+    return Reconnected
 
 
 def get_client() -> Any:
@@ -55,7 +69,7 @@ def get_client() -> Any:
     return _client
 
 
-def build(settings: Any, breaker: CircuitBreaker | None = None) -> Any:
+def build(settings: Any) -> Any:
     """A new client for these settings (the singleton above is the normal path)."""
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -63,10 +77,12 @@ def build(settings: Any, breaker: CircuitBreaker | None = None) -> Any:
     common: dict[str, Any] = {
         "socket_timeout": settings.redis_socket_timeout_s,
         "socket_connect_timeout": settings.redis_connect_timeout_s,
-        # One quick retry on a broken pooled connection (e.g. after a Redis restart),
-        # no backoff: the breaker, not sleeping, is what protects latency.
-        "retry": Retry(NoBackoff(), 1),
-        "health_check_interval": 30,
+        # No silent reconnect-and-retry inside redis-py: a connection that died with a
+        # Redis restart must surface, so the layer can merge what was accepted elsewhere
+        # meanwhile before retrying (RedisLayer._run, SessionManager._redis_op). No health
+        # check PING either, for the same reason (and it would be a second round trip).
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": 0,
         "decode_responses": True,
     }
     if settings.redis_cluster:
@@ -75,10 +91,11 @@ def build(settings: Any, breaker: CircuitBreaker | None = None) -> Any:
         return RedisCluster.from_url(settings.redis_url, **common)
     import redis
 
-    conn_cls = _tracking_connection_class()
-    conn_cls.breaker = breaker or BREAKER
     return redis.Redis.from_url(
-        settings.redis_url, max_connections=settings.redis_max_connections, connection_class=conn_cls, **common
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        connection_class=_connection_class(),
+        **common,
     )
 
 

@@ -90,7 +90,7 @@ class RedisLayer:
 
     def client(self) -> Any:
         if self._client is None and self._own and self.settings.redis_url:
-            self._client = redis_client.build(self.settings, self.breaker)
+            self._client = redis_client.build(self.settings)
         return self._client if self._client is not None else redis_client.get_client()
 
     def keys(self, sid: str) -> list[str]:
@@ -100,6 +100,7 @@ class RedisLayer:
         return [f"{base}:meta", f"{base}:msgs", f"{base}:pend", f"{base}:ana", f"{base}:cmid", f"{base}:sum"]
 
     def _run(self, name: str, sid: str, args: list[Any], nkeys: int = 6) -> Any:
+        from redis import exceptions as rexc
         from redis.exceptions import RedisError, ResponseError
 
         client = self.client()
@@ -119,11 +120,31 @@ class RedisLayer:
             breaker.record_success()
             raise StoreError(f"redis script {name} failed: {exc}", layer="redis") from exc
         except (RedisError, OSError) as exc:
+            reconnected = isinstance(exc, redis_client.reconnected_error())
+            if reconnected or (
+                breaker.state() == "closed"
+                and not breaker.suspect
+                and isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError)
+            ):
+                # First failure after a healthy period: maybe just a pooled connection that
+                # died with a Redis restart or failover. Not yet an outage: the caller
+                # merges what other layers may hold, then retries once (appends are
+                # exactly once per message id, so a retry is safe).
+                breaker.note_reconnect()
+                raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis", retryable=True) from exc
             breaker.record_failure(exc)
             log.warning("redis unavailable", extra={"op": name, "error": type(exc).__name__})
             raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis") from exc
         breaker.record_success()
         return out
+
+    def _once_more_if_reconnected(self, fn: Any) -> Any:
+        """For idempotent single commands: a re-established connection is not a failure."""
+        try:
+            return fn()
+        except redis_client.reconnected_error():
+            self.breaker.note_reconnect()
+            return fn()
 
     # -- operations -------------------------------------------------------------------
     def create(self, state: SessionState, *, fs_doc: bool) -> bool:
@@ -198,7 +219,7 @@ class RedisLayer:
         if not self.breaker.allow():
             raise StoreError("redis circuit open", layer="redis")
         try:
-            h = client.hgetall(self.keys(sid)[0])
+            h = self._once_more_if_reconnected(lambda: client.hgetall(self.keys(sid)[0]))
         except (RedisError, OSError) as exc:
             self.breaker.record_failure(exc)
             raise StoreError(f"redis meta: {type(exc).__name__}", layer="redis") from exc
@@ -290,7 +311,7 @@ class RedisLayer:
             return {"status": "down", "breaker": "open", "last_error": breaker.last_error}
         t0 = time.perf_counter()
         try:
-            client.ping()
+            self._once_more_if_reconnected(client.ping)
         except (RedisError, OSError) as exc:
             breaker.record_failure(exc)
             return {"status": "down", "breaker": breaker.state(), "last_error": type(exc).__name__}
