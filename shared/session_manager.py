@@ -436,17 +436,19 @@ class SessionManager:
                     return got[0], got[1], "redis", True
             except StoreError:
                 pass
+        known_missing = not self.firestore.configured
         if self.firestore.configured:
             try:
                 doc = self.firestore.get_session(sid)
                 if doc is not None:
                     return self._read_firestore(sid, doc, n, user_id)
+                known_missing = True  # the durable record says: no such session
             except StoreError:
                 pass
         state = self.memory.state(sid)
         snap = self.memory.snapshot(sid)
         if state is None or snap is None:
-            if not self.redis.configured and not self.firestore.configured:
+            if known_missing:
                 raise NotFound("no such session")
             raise Unavailable("session storage is unavailable; try again shortly")
         self._check_owner(state.owner, user_id)

@@ -104,13 +104,6 @@ def test_bad_tokens_get_nothing(api: Api, alice: tuple[Any, str], report: Report
     assert not [x for x in leaks if not x.startswith("expired")], leaks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (emulator stack): an expired ID token is accepted. firebase-admin skips every time check when "
-        "FIREBASE_AUTH_EMULATOR_HOST is set and shared/auth.py verify_id_token has no exp check of its own"
-    ),
-)
 def test_expired_token_is_refused(api: Api, alice: tuple[Any, str]) -> None:
     victim, sid = alice
     claims = jwt_claims(victim.token)

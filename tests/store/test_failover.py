@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shared.errors import Unavailable
+from shared.errors import NotFound, Unavailable
 from tests.store.conftest import dead_firestore_client, make_manager
 
 
@@ -197,3 +197,15 @@ def test_retried_append_after_a_lost_reply_is_stored_once(redis_server_persisten
     assert contents(ctx.messages) == ["once"] and first.seq == 1
     end = m.end_session_with_analytics(sid, user_id=uid)
     assert end.message_count == 1
+
+
+def test_unknown_session_is_404_not_503_while_redis_is_down(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
+    redis_server.kill()
+    with pytest.raises(NotFound):
+        m.get_context_for_llm("e" * 32, user_id=uid)
+    m.firestore = type(m.firestore)(
+        m.settings.model_copy(update={"firestore_timeout_s": 0.5}), client=dead_firestore_client()
+    )
+    with pytest.raises(Unavailable):  # neither store can say: honest 503
+        m.get_context_for_llm("e" * 32, user_id=uid)
