@@ -2,7 +2,7 @@
 # Deploy chat-memory to a Firebase / Google Cloud project.
 #
 #   ./deploy.sh --project my-project [--region europe-west1] [--vpc-connector redis-conn] \
-#               [--redis-url-file path | --redis-url-stdin] [--only functions,firestore,hosting]
+#               [--redis-url-file path | --redis-url-stdin | --redis-secret] [--only functions,firestore,hosting]
 #   ./deploy.sh --dry-run      # no cloud: build the bundle, install its requirements into a
 #                              # fresh venv, import main and list the functions it would deploy
 #
@@ -12,8 +12,9 @@
 #      functions/main.py reads when the CLI imports it: VPC_CONNECTOR (Serverless VPC Access
 #      connector that reaches Memorystore's private IP), MIN_INSTANCES, FUNCTIONS_REGION;
 #   3. with --redis-url-file/--redis-url-stdin, stores the Memorystore URL in Secret Manager
-#      as the secret REDIS_URL (`firebase functions:secrets:set`); the functions read it
-#      when they declare secrets=["REDIS_URL"] (functions/main.py);
+#      as the secret REDIS_URL (`firebase functions:secrets:set`) and sets REDIS_URL_SECRET=1,
+#      so functions/main.py declares secrets=["REDIS_URL"] (--redis-secret: the secret already
+#      exists, declare it without setting it);
 #   4. `firebase deploy --only functions,firestore:rules,firestore:indexes,hosting`:
 #      Firestore rules (firestore.rules) and indexes (firestore.indexes.json) from
 #      firebase.json; the sweep's schedule is the `on_schedule` of sweep_idle_sessions
@@ -32,6 +33,7 @@ VPC="${VPC_CONNECTOR:-}"
 MIN_INST="${MIN_INSTANCES:-0}"
 ONLY="${CM_DEPLOY_ONLY:-functions,firestore:rules,firestore:indexes,hosting}"
 REDIS_URL_SOURCE=""
+USE_SECRET="${REDIS_URL_SECRET:-0}"
 
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
     --min-instances) MIN_INST="$2"; shift ;;
     --redis-url-file) REDIS_URL_SOURCE="$2"; shift ;;
     --redis-url-stdin) REDIS_URL_SOURCE="-" ;;
+    --redis-secret) USE_SECRET=1 ;;
     --only) ONLY="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; cm_die "unknown argument: $1" ;;
@@ -82,7 +85,7 @@ if [ "$DRY_RUN" = 1 ]; then
   # emulator variables, and only the deploy-time settings.
   cm_log "dry-run: importing main from the bundle; functions it would deploy to ${PROJECT:-<project>} ($REGION):"
   (cd "$DRY/functions" && env -i PATH="/usr/bin:/bin" HOME="$DRY" LANG=C.UTF-8 \
-    ${VPC:+VPC_CONNECTOR="$VPC"} MIN_INSTANCES="$MIN_INST" FUNCTIONS_REGION="$REGION" \
+    ${VPC:+VPC_CONNECTOR="$VPC"} MIN_INSTANCES="$MIN_INST" FUNCTIONS_REGION="$REGION" REDIS_URL_SECRET=1 \
     "$DRY/venv/bin/python" "$CM_ROOT/scripts/list_functions.py" .) || cm_die "dry-run: the bundle does not import"
   cm_log "dry-run: would run: firebase deploy --project ${PROJECT:-<project>} --only $ONLY --non-interactive"
   rm -rf "$DRY"
@@ -101,7 +104,9 @@ ENV_FILE="$CM_BUNDLE/.env.$PROJECT"
 {
   echo "FUNCTIONS_REGION=$REGION"
   echo "MIN_INSTANCES=$MIN_INST"
-  [ -n "$VPC" ] && echo "VPC_CONNECTOR=$VPC"
+  if [ -n "$VPC" ]; then echo "VPC_CONNECTOR=$VPC"; fi
+  if [ -n "$REDIS_URL_SOURCE" ] || [ "$USE_SECRET" = 1 ]; then echo "REDIS_URL_SECRET=1"; fi
+  true # (a false test as the block's last command would end the script under set -e)
 } >"$ENV_FILE"
 [ -n "$VPC" ] || cm_log "WARNING: no --vpc-connector: the functions cannot reach a Memorystore private IP (they fall back to Firestore)"
 

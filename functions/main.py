@@ -35,6 +35,10 @@ _VPC: dict[str, Any] = (
     if os.environ.get("VPC_CONNECTOR")
     else {}
 )
+# REDIS_URL from Secret Manager: deploy.sh sets REDIS_URL_SECRET=1 (in the bundle's
+# .env.<project>, read by the CLI at discovery) once it has stored the secret. Unset under
+# the emulator, which takes REDIS_URL from the environment instead.
+_SECRETS: dict[str, Any] = {"secrets": ["REDIS_URL"]} if os.environ.get("REDIS_URL_SECRET") == "1" else {}
 # Handlers are thread-safe (pooled clients), so one instance serves many requests at once;
 # concurrency above 1 needs a whole CPU.
 _HTTP: dict[str, Any] = {
@@ -44,6 +48,7 @@ _HTTP: dict[str, Any] = {
     "timeout_sec": 30,
     "min_instances": MIN_INSTANCES,
     **_VPC,
+    **_SECRETS,
 }
 
 
@@ -83,7 +88,9 @@ def health(req: https_fn.Request) -> https_fn.Response:
     return handle(req, api.health, method="GET", public=True)
 
 
-@scheduler_fn.on_schedule(schedule="every 10 minutes", timeout_sec=300, memory=options.MemoryOption.MB_512, **_VPC)
+@scheduler_fn.on_schedule(
+    schedule="every 10 minutes", timeout_sec=300, memory=options.MemoryOption.MB_512, **_VPC, **_SECRETS
+)
 def sweep_idle_sessions(event: scheduler_fn.ScheduledEvent) -> None:
     from shared import sweep
 
@@ -97,7 +104,7 @@ def sweep_idle_sessions(event: scheduler_fn.ScheduledEvent) -> None:
 if os.environ.get("FUNCTION_TARGET") in (None, "", "on_session_ended"):
     from firebase_functions import firestore_fn
 
-    @firestore_fn.on_document_written(document="sessions/{session_id}", timeout_sec=120, **_VPC)
+    @firestore_fn.on_document_written(document="sessions/{session_id}", timeout_sec=120, **_VPC, **_SECRETS)
     def on_session_ended(event: firestore_fn.Event[firestore_fn.Change[firestore_fn.DocumentSnapshot | None]]) -> None:
         # Every write of a session document arrives here (the core acts only on the turn
         # to "ended"). Delivery is at least once: the core dedupes on the event id.
