@@ -17,19 +17,20 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$CM_ROOT"
 
-# Symlinked bundle: edits to functions/ and shared/ reach the emulator, which reloads.
-bash scripts/setup.sh --link
+bash scripts/setup.sh
 cm_export_emulator_env
 
 CONFIG="${CM_DEV_CONFIG:-firebase.json}"
 REDIS_PID=""
 FB_PID=""
+WATCH_PID=""
 RUN_DIR="$CM_ROOT/.build/dev-$$"
 mkdir -p "$RUN_DIR"
 
 cleanup() {
   trap - EXIT INT TERM
   [ -n "$FB_PID" ] && { cm_log "stopping the emulators ..."; kill -INT "$FB_PID" 2>/dev/null || true; wait "$FB_PID" 2>/dev/null || true; }
+  [ -n "$WATCH_PID" ] && cm_stop_pid "$WATCH_PID"
   [ -n "$REDIS_PID" ] && { cm_log "stopping redis-server (pid $REDIS_PID) ..."; cm_stop_pid "$REDIS_PID"; }
   rm -rf "$RUN_DIR"
 }
@@ -68,13 +69,16 @@ for p in "$FN_PORT" "$FS_PORT" "$AUTH_PORT" "$HOST_PORT"; do
 done
 
 FN_URL="http://127.0.0.1:$FN_PORT/$CM_PROJECT/us-central1"
+# Keep the staged bundle in sync with functions/ and shared/: the emulator reloads on change.
+"$CM_VENV/bin/python" scripts/stage.py --out "$CM_BUNDLE" --watch >/dev/null &
+WATCH_PID=$!
 "$FIREBASE" emulators:start --config "$CONFIG" --project "$CM_PROJECT" --only "${CM_EMULATORS:-functions,firestore,auth,hosting}" &
 FB_PID=$!
 
 # Wait for the functions to answer, then print the URLs and a curl that works.
 for _ in $(seq 1 240); do
   kill -0 "$FB_PID" 2>/dev/null || cm_die "the emulators exited"
-  curl -s -o /dev/null "$FN_URL/health" && break
+  curl -s -o /dev/null --max-time 5 "$FN_URL/health" && break
   sleep 0.5
 done
 cat >&2 <<EOF

