@@ -50,6 +50,15 @@ def ping(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
         return False
 
 
+def _running(pid: int) -> bool:
+    """True while pid is a live process (a zombie, exited but not yet reaped, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 class RedisServer:
     """A redis-server on loopback that a test may stop, kill and restart on the same port.
 
@@ -146,12 +155,10 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        else:  # not our child: wait until the port stops answering and the pid is gone
+        else:  # not our child (adopted by pid file): wait until it has exited
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
+                if not _running(pid):
                     break
                 time.sleep(0.02)
             else:
