@@ -80,8 +80,9 @@ def check(uid: str, *, limit: int | None = None) -> Decision:
     now = time.time()
     window_index, elapsed = divmod(now, WINDOW_S)
     try:
-        allowed, count, retry = _script(client)(
-            keys=_keys(uid, int(window_index)), args=[limit, WINDOW_S, repr(elapsed)]
+        # Idempotent enough to repeat: a refused first attempt never reached the server.
+        allowed, count, retry = redis_client.once_more_if_reconnected(
+            lambda: _script(client)(keys=_keys(uid, int(window_index)), args=[limit, WINDOW_S, repr(elapsed)])
         )
     except ResponseError as exc:
         # Redis answered: it is up; a script error is our bug. Allow, and say so.

@@ -563,7 +563,12 @@ class SessionManager:
             if exc.layer != "redis":
                 log.warning("session end deferred: firestore unavailable", extra={"session_id": sid})
                 raise Unavailable("Firestore is unavailable; the session is kept, retry the end later") from exc
-            snap = None  # Redis is down: end from Firestore and memory
+            # Redis holds this session's buffered analytics and recent messages: ending
+            # without them would lose them silently. Keep the session; a retried end (or
+            # the sweep) completes once Redis answers. (A Redis that answers but lost the
+            # session is another case: the end then goes on from Firestore.)
+            log.warning("session end deferred: redis unavailable", extra={"session_id": sid})
+            raise Unavailable("Redis is unavailable; the session is kept, retry the end later") from exc
         if snap is not None:
             if snap.status == "forbidden":
                 raise PermissionDenied("this session belongs to another user")

@@ -14,6 +14,7 @@ Environment read here (set by ``scripts/test.sh``; ``make dev`` sets the same na
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -21,7 +22,9 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 PROJECT_ID = "demo-chat-memory"
@@ -287,3 +290,25 @@ def _cleanup_all() -> None:
             srv.cleanup()
         except Exception:  # noqa: BLE001 - best effort at interpreter exit
             pass
+
+
+@contextlib.contextmanager
+def background_triggers_off() -> Iterator[None]:
+    """Turn the Functions emulator's background triggers off for a block (Emulator Hub REST
+    API), so a test can play the trigger's part itself; always turned back on. Outside
+    `firebase emulators:exec` (no hub) there is no emulated trigger and nothing to do."""
+    hub = os.environ.get("FIREBASE_EMULATOR_HUB")
+    if not hub:
+        yield
+        return
+
+    def put(verb: str) -> None:
+        req = urllib.request.Request(f"http://{hub}/functions/{verb}BackgroundTriggers", method="PUT")
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback hub
+            resp.read()
+
+    put("disable")
+    try:
+        yield
+    finally:
+        put("enable")

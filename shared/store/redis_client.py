@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from shared.settings import get_settings
 from shared.store.breaker import CircuitBreaker
 
+T = TypeVar("T")
 _lock = threading.Lock()
 _client: Any = None
 BREAKER = CircuitBreaker(cooldown_s=get_settings().redis_breaker_cooldown_s)
@@ -39,6 +41,17 @@ def _connection_class() -> Any:
             self._cm_connected_before = True
 
     return ReconnectAwareConnection
+
+
+def once_more_if_reconnected(fn: Callable[[], T], breaker: CircuitBreaker | None = None) -> T:
+    """Run an idempotent Redis call; if it only met a re-established connection, note that
+    on the breaker (the session manager merges before serving: Redis may have restarted)
+    and run it again at once. A re-established connection is not a failure."""
+    try:
+        return fn()
+    except reconnected_error():
+        (breaker or BREAKER).note_reconnect()
+        return fn()
 
 
 @functools.cache

@@ -139,12 +139,7 @@ class RedisLayer:
         return out
 
     def _once_more_if_reconnected(self, fn: Any) -> Any:
-        """For idempotent single commands: a re-established connection is not a failure."""
-        try:
-            return fn()
-        except redis_client.reconnected_error():
-            self.breaker.note_reconnect()
-            return fn()
+        return redis_client.once_more_if_reconnected(fn, self.breaker)
 
     # -- operations -------------------------------------------------------------------
     def create(self, state: SessionState, *, fs_doc: bool) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from shared.settings import Settings
 from shared.store.firestore_client import bound_rpc_deadlines
 from shared.store.firestore_store import FirestoreLayer
 from shared.store.redis_store import RedisLayer
+from tests.harness import background_triggers_off
 
 
 def make_manager(
@@ -53,3 +55,10 @@ def dead_firestore_client() -> Any:
 @pytest.fixture
 def uid() -> str:
     return "u-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def no_emulated_trigger() -> Iterator[None]:
+    """These tests play the Firestore trigger's part themselves: keep the emulated one out."""
+    with background_triggers_off():
+        yield

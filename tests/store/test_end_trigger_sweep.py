@@ -38,7 +38,7 @@ class WriteCounter:
         client._firestore_api.run_query = run_query
 
 
-def test_session_writes_at_most_four_documents_plus_kb(redis_server, firestore_emulator, uid):
+def test_session_writes_at_most_four_documents_plus_kb(redis_server, firestore_emulator, uid, no_emulated_trigger):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
 
@@ -57,7 +57,9 @@ def test_session_writes_at_most_four_documents_plus_kb(redis_server, firestore_e
     assert counter.writes == 4 + 2  # create, session+analytics, user; + 2 distinct KB entries
 
 
-def test_trigger_counts_once_under_redelivery_and_retried_end(redis_server, firestore_emulator, uid):
+def test_trigger_counts_once_under_redelivery_and_retried_end(
+    redis_server, firestore_emulator, uid, no_emulated_trigger
+):
     m = make_manager(redis_server.url)
     sids = []
     for _ in range(2):
@@ -84,7 +86,7 @@ def test_trigger_counts_once_under_redelivery_and_retried_end(redis_server, fire
     assert db.collection("kb_usage").document("kb_once").get().to_dict()["use_count"] == before
 
 
-def test_sweep_ends_idle_sessions_only(redis_server, firestore_emulator, uid):
+def test_sweep_ends_idle_sessions_only(redis_server, firestore_emulator, uid, no_emulated_trigger):
     m = make_manager(redis_server.url)
     idle = m.create_session({}, user_id=uid).session_id
     m.add_message(idle, "user", "hello?", user_id=uid)
@@ -102,7 +104,7 @@ def test_sweep_ends_idle_sessions_only(redis_server, firestore_emulator, uid):
     assert m.firestore.get_session(busy)["status"] == "active"
 
 
-def test_history_and_stats_after_the_end(redis_server, firestore_emulator, uid):
+def test_history_and_stats_after_the_end(redis_server, firestore_emulator, uid, no_emulated_trigger):
     m = make_manager(redis_server.url)
     sid = m.create_session({}, user_id=uid).session_id
     for i in range(6):
@@ -119,7 +121,7 @@ def test_history_and_stats_after_the_end(redis_server, firestore_emulator, uid):
     assert (stats["total_sessions"], stats["total_messages"], stats["recent_sessions"]) == (1, 12, [sid])
 
 
-def test_sweep_repairs_stats_a_failed_trigger_missed(redis_server, firestore_emulator, uid):
+def test_sweep_repairs_stats_a_failed_trigger_missed(redis_server, firestore_emulator, uid, no_emulated_trigger):
     m = make_manager(redis_server.url)
     sid = m.create_session({}, user_id=uid).session_id
     m.add_message(sid, "user", "q", user_id=uid)

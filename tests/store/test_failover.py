@@ -209,3 +209,21 @@ def test_unknown_session_is_404_not_503_while_redis_is_down(redis_server, firest
     )
     with pytest.raises(Unavailable):  # neither store can say: honest 503
         m.get_context_for_llm("e" * 32, user_id=uid)
+
+
+def test_end_while_redis_is_down_is_503_and_loses_nothing(redis_server_persistent, firestore_emulator, uid):
+    m = make_manager(redis_server_persistent.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "q1", user_id=uid)
+    m.add_message(sid, "assistant", "a1", {"sources": ["kb_1"]}, user_id=uid)
+    redis_server_persistent.kill()
+    m.add_message(sid, "user", "q2", user_id=uid)
+    m.add_message(sid, "assistant", "a2", user_id=uid)
+    with pytest.raises(Unavailable):
+        m.end_session_with_analytics(sid, user_id=uid)
+    assert m.firestore.get_session(sid)["status"] == "active"
+    redis_server_persistent.start()
+    time.sleep(0.3)
+    end = m.end_session_with_analytics(sid, user_id=uid)
+    assert (end.message_count, end.queries_recorded) == (4, 2)
+    assert [(q["query"], q["response"]) for q in m.firestore.read_analytics(sid)] == [("q1", "a1"), ("q2", "a2")]
