@@ -26,6 +26,8 @@ log = get_logger("functions")
 
 # Read when the CLI imports this file at deploy (from the shell or functions/.env).
 MIN_INSTANCES = int(os.environ.get("MIN_INSTANCES", "0"))
+# deploy.sh --region; Hosting's rewrites in firebase.json name the region too.
+options.set_global_options(region=os.environ.get("FUNCTIONS_REGION") or "us-central1")
 # A Serverless VPC Access connector reaches Memorystore's private IP; read at deploy.
 _VPC: dict[str, Any] = (
     {
