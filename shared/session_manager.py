@@ -338,15 +338,7 @@ class SessionManager:
                 "duplicate": out.status == "dup",
             },
         )
-        return AppendResult(
-            session_id=sid,
-            seq=out.seq,
-            message_count=out.seq,
-            summary_updated=updated,
-            storage="redis",
-            durable=True,
-            duplicate=out.status == "dup",
-        )
+        return _appended(sid, out.seq, "redis", summary_updated=updated, duplicate=out.status == "dup")
 
     @staticmethod
     def _raise_for(status: str) -> None:
@@ -389,15 +381,7 @@ class SessionManager:
         self._hint(sid, out.seq)
         self._reconcile.add(sid)
         log.info("message appended", extra={"session_id": sid, "storage": "firestore", "seq": out.seq})
-        return AppendResult(
-            session_id=sid,
-            seq=out.seq,
-            message_count=out.seq,
-            summary_updated=False,
-            storage="firestore",
-            durable=True,
-            duplicate=out.status == "dup",
-        )
+        return _appended(sid, out.seq, "firestore", duplicate=out.status == "dup")
 
     def _append_memory(self, sid: str, msg: StoredMessage, cmid: str | None, user_id: str | None) -> AppendResult:
         state = self.memory.state(sid)
@@ -414,15 +398,7 @@ class SessionManager:
         self._hint(sid, seq)
         self._reconcile.add(sid)
         log.warning("message kept in instance memory only", extra={"session_id": sid, "seq": seq})
-        return AppendResult(
-            session_id=sid,
-            seq=seq,
-            message_count=seq,
-            summary_updated=False,
-            storage="memory",
-            durable=False,
-            duplicate=status == "dup",
-        )
+        return _appended(sid, seq, "memory", durable=False, duplicate=status == "dup")
 
     # ------------------------------------------------------------------ reads
     def _read(
@@ -732,6 +708,20 @@ class SessionManager:
         mem = self.memory.stats()
         ok = redis["status"] in ("up", "disabled") and fs["status"] in ("up", "disabled")
         return {"status": "ok" if ok else "degraded", "layers": {"redis": redis, "firestore": fs, "memory": mem}}
+
+
+def _appended(
+    sid: str, seq: int, storage: str, *, summary_updated: bool = False, durable: bool = True, duplicate: bool = False
+) -> AppendResult:
+    return AppendResult(
+        session_id=sid,
+        seq=seq,
+        message_count=seq,
+        summary_updated=summary_updated,
+        storage=storage,  # type: ignore[arg-type]
+        durable=durable,
+        duplicate=duplicate,
+    )
 
 
 def _validate_end_args(session_id: object, agent_id: object, reason: object) -> str:

@@ -24,15 +24,9 @@ class StoredMessage:
     def tail_json(self) -> str:
         """JSON of everything but seq, without the opening brace (the Lua script adds
         ``{"seq":N,`` in front once it has assigned the number)."""
-        return _dumps(
-            {
-                "mid": self.mid,
-                "role": self.role,
-                "content": self.content,
-                "timestamp": self.timestamp,
-                "metadata": self.metadata,
-            }
-        )[1:]
+        d = self.to_dict()
+        del d["seq"]
+        return _dumps(d)[1:]
 
     def to_json(self) -> str:
         return f'{{"seq":{self.seq},{self.tail_json()}'
@@ -75,17 +69,11 @@ class QueryRecord:
     metadata: dict[str, Any] | None = None
 
     def tail_json(self) -> str:
-        return _dumps(
-            {
-                "mid": self.mid,
-                "response": self.response,
-                "confidence": self.confidence,
-                "sources": self.sources,
-                "collection": self.collection,
-                "timestamp": self.timestamp,
-                "metadata": self.metadata,
-            }
-        )[1:]
+        """JSON of everything but seq and query, without the opening brace (the Lua
+        script puts ``{"seq":N,"query":Q,`` in front)."""
+        d = self.to_dict()
+        del d["seq"], d["query"]
+        return _dumps(d)[1:]
 
     def to_json(self) -> str:
         return f'{{"seq":{self.seq},"query":{_dumps(self.query)},{self.tail_json()}'
