@@ -192,6 +192,10 @@ def _end_the_session(page: Page, count: int, turns: int) -> None:
     expect(page.get_by_test_id("send-button")).to_be_disabled()
     expect(page.get_by_test_id("new-session-button")).to_be_visible()
     expect(page.get_by_test_id("status")).to_contain_text("Analytics written")
+    # The user stats the trigger wrote, read back over HTTP (get_user_stats) by the page.
+    expect(page.get_by_test_id("user-stats-status")).to_have_text("counted.", timeout=30_000)
+    expect(page.get_by_test_id("stats-messages")).to_have_text(str(count))
+    expect(page.get_by_test_id("stats-queries")).to_have_text(str(turns))
 
 
 def _check_what_was_written(stack, uid: str, session_id: str, count: int, turns: int) -> None:

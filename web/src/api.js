@@ -163,6 +163,7 @@ export function createApi({
     getHistory: (sessionId, limit) => call("get_history", { method: "GET", query: { session_id: sessionId, limit } }),
     endSession: (sessionId, agentId) =>
       call("end_session", { method: "POST", body: agentId ? { session_id: sessionId, agent_id: agentId } : { session_id: sessionId } }),
+    getUserStats: () => call("get_user_stats", { method: "GET" }),
     health: () => call("health", { method: "GET" }),
   };
 }

@@ -24,6 +24,7 @@ for (const id of [
   "context-storage", "summary-updated", "summary-empty", "summary", "summary-meta", "context-count",
   "context-messages", "formatted-context", "end-panel", "end-status", "end-reason", "end-message-count",
   "queries-recorded", "end-summary", "history-meta", "history", "history-after", "end-reason-row", "config-note",
+  "user-stats-status", "stats-sessions", "stats-messages", "stats-queries", "stats-recent",
 ]) {
   el[id] = $(id);
 }
@@ -377,6 +378,7 @@ async function endSession() {
       `(${before.messages.length} of ${result.message_count} messages, served by ${before.storage}; older ones live on in the summary)`;
     el["end-panel"].scrollIntoView({ block: "nearest" });
     await loadHistoryAfter();
+    await loadUserStats();
   } catch (e) {
     showError(e, state.ended ? loadHistoryAfter : endSession);
   }
@@ -394,6 +396,30 @@ async function loadHistoryAfter() {
     showError(e, loadHistoryAfter);
     return null;
   }
+}
+
+// The trigger runs after the end, asynchronously: poll a few times until it has counted
+// this session (it appears in recent_sessions), then show the totals.
+async function loadUserStats(attempts = 15) {
+  for (let i = 0; i < attempts; i++) {
+    try {
+      const s = await state.api.getUserStats();
+      if ((s.recent_sessions || []).includes(state.sessionId)) {
+        el["stats-sessions"].textContent = String(s.total_sessions);
+        el["stats-messages"].textContent = String(s.total_messages);
+        el["stats-queries"].textContent = String(s.total_queries);
+        el["stats-recent"].textContent = `${s.recent_sessions.length} (newest: this one)`;
+        el["user-stats-status"].textContent = "counted.";
+        return s;
+      }
+    } catch (e) {
+      el["user-stats-status"].textContent = `could not read them (${e.message || e}).`;
+      return null;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  el["user-stats-status"].textContent = "not counted yet (the trigger may be slow); reload later.";
+  return null;
 }
 
 async function resumeSession(saved) {
