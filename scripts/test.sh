@@ -64,6 +64,9 @@ export CHAT_MEMORY_FUNCTIONS_URL="$CM_FUNCTIONS_URL"
 export CHAT_MEMORY_WEB_URL="http://127.0.0.1:$CM_PORT_HOSTING/"
 # The browser test calls the functions cross-origin from the Hosting page too.
 # (and tests/e2e checks CORS with the web dev server's origin http://localhost:5173).
+# A short breaker cool-down: after a test restarts the functions' Redis, every emulated
+# instance is back on Redis within a second, so the next test does not inherit fallbacks.
+export REDIS_BREAKER_COOLDOWN_S="${REDIS_BREAKER_COOLDOWN_S:-1}"
 export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$CM_PORT_HOSTING,http://localhost:$CM_PORT_HOSTING,http://localhost:5173}"
 export GCLOUD_PROJECT="$CM_PROJECT"
 

@@ -539,12 +539,7 @@ class SessionManager:
             if exc.layer != "redis":
                 log.warning("session end deferred: firestore unavailable", extra={"session_id": sid})
                 raise Unavailable("Firestore is unavailable; the session is kept, retry the end later") from exc
-            # Redis holds this session's buffered analytics and recent messages: ending
-            # without them would lose them silently. Keep the session; a retried end (or
-            # the sweep) completes once Redis answers. (A Redis that answers but lost the
-            # session is another case: the end then goes on from Firestore.)
-            log.warning("session end deferred: redis unavailable", extra={"session_id": sid})
-            raise Unavailable("Redis is unavailable; the session is kept, retry the end later") from exc
+            return self._end_while_redis_is_down(sid, user_id, exc)
         if snap is not None:
             if snap.status == "forbidden":
                 raise PermissionDenied("this session belongs to another user")
@@ -562,6 +557,23 @@ class SessionManager:
                     pass  # stays 'ending': a retried end or the sweep finishes it
             log.warning("session end deferred: firestore unavailable", extra={"session_id": sid})
             raise Unavailable("Firestore is unavailable; the session is kept, retry the end later") from exc
+
+    def _end_while_redis_is_down(self, sid: str, user_id: str | None, exc: StoreError) -> EndResult:
+        """Redis holds this session's buffered analytics and recent messages: ending without
+        them would lose them silently. Keep the session (503); a retried end, or the sweep,
+        completes once Redis answers. (A Redis that answers but lost the session is another
+        case: the end then goes on from Firestore.) Ownership and an earlier end are still
+        answered from the session document."""
+        try:
+            doc = self.firestore.get_session(sid)
+        except StoreError:
+            doc = None
+        if doc is not None:
+            self._check_owner(doc.get("owner", ""), user_id)
+            if doc.get("status") == "ended":
+                return self._finish(sid, doc, already=True)
+        log.warning("session end deferred: redis unavailable", extra={"session_id": sid})
+        raise Unavailable("Redis is unavailable; the session is kept, retry the end later") from exc
 
     def _end(
         self,

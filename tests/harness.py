@@ -312,3 +312,10 @@ def background_triggers_off() -> Iterator[None]:
         yield
     finally:
         put("enable")
+
+
+def settle_after_redis_restart() -> None:
+    """Wait until every emulated instance's Redis breaker may have closed again (the stack
+    runs with REDIS_BREAKER_COOLDOWN_S, 1 s under make test), so what a test does next is
+    not served by a fallback layer left over from the outage it caused."""
+    time.sleep(float(os.environ.get("REDIS_BREAKER_COOLDOWN_S") or 5) + 0.5)

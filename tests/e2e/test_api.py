@@ -20,6 +20,7 @@ import yaml
 
 from shared.store.firestore_store import kb_doc_id
 from tests.e2e.conftest import Api, User, cmid
+from tests.harness import settle_after_redis_restart
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
 GOOD_SID = "0123456789abcdef0123456789abcdef"
@@ -402,3 +403,4 @@ def test_redis_outage_mid_conversation(api: Api, user: User, redis_outage):
     expected = [f"before-{i}" for i in range(3)] + [f"during-{i}" for i in range(3)] + ["after-0"]
     assert contents == expected, contents
     assert [m["content"] for m in ctx["messages"]] == expected[-len(ctx["messages"]) :]
+    settle_after_redis_restart()  # every instance back on Redis before the next test

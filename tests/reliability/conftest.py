@@ -316,6 +316,7 @@ def stack_redis_module() -> Iterator[harness.RedisServer]:
         stack_redis.stop()
         stack_redis.persistent = True
         stack_redis.start()
+        harness.settle_after_redis_restart()
     yield stack_redis
     if not was_persistent:
         if stack_redis.is_up():
@@ -323,6 +324,7 @@ def stack_redis_module() -> Iterator[harness.RedisServer]:
         stack_redis.persistent = False
     if not stack_redis.is_up():
         stack_redis.start()
+    harness.settle_after_redis_restart()
 
 
 def pytest_configure(config: Any) -> None:

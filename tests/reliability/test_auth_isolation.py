@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness import settle_after_redis_restart
 from tests.reliability.conftest import Api, Report, b64, forge, jwt_claims
 
 pytestmark = [pytest.mark.reliability]
@@ -261,6 +262,7 @@ def test_other_users_session(api: Api, alice: tuple[Any, str], stack_redis: Any,
     if any("mallory" in c for c in contents):
         leaks.append("mallory's message was stored in alice's session")
     assert api.append(owner, sid, "user", "still mine").status == 201, "the session was ended by another user"
+    settle_after_redis_restart()
     not_403 = [s for s in statuses if s != 403]
     report.add(SCENARIO, "cross-user requests (Redis up, down, back)", len(statuses))
     report.add(SCENARIO, "cross-user requests not answered 403", len(not_403), "0", not not_403)
