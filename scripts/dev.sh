@@ -30,6 +30,7 @@ mkdir -p "$RUN_DIR"
 cleanup() {
   trap - EXIT INT TERM
   [ -n "$FB_PID" ] && { cm_log "stopping the emulators ..."; kill -INT "$FB_PID" 2>/dev/null || true; wait "$FB_PID" 2>/dev/null || true; }
+  cm_reap_workers "${CM_BUNDLE:-}"
   [ -n "$WATCH_PID" ] && cm_stop_pid "$WATCH_PID"
   [ -n "$REDIS_PID" ] && { cm_log "stopping redis-server (pid $REDIS_PID) ..."; cm_stop_pid "$REDIS_PID"; }
   rm -rf "$RUN_DIR"

@@ -35,6 +35,7 @@ cleanup() {
   fi
   [ -n "$REDIS_PID" ] && cm_stop_pid "$REDIS_PID"
   [ -n "${FB_PID:-}" ] && kill -INT "$FB_PID" 2>/dev/null && wait "$FB_PID" 2>/dev/null
+  cm_reap_workers "$CM_BUNDLE"
   rm -f "$CM_ROOT/$CONFIG"
   rm -rf "$RUN_DIR"
   exit "$rc"

@@ -151,6 +151,14 @@ class SessionManager:
             self._reconcile.update(found)
             log.info("redis is back: sessions to merge", extra={"count": len(found)})
 
+    def _hydrate_owned(self, sid: str, user_id: str | None) -> SessionState:
+        """_hydrate, for a caller who must own the session (NotFound / PermissionDenied)."""
+        state = self._hydrate(sid)
+        if state is None:
+            raise NotFound("no such session")
+        self._check_owner(state.owner, user_id)
+        return state
+
     def _maybe_reconcile(self, sid: str) -> None:
         """Merge what was accepted outside Redis back into Redis, if anything may be."""
         self._check_recovery()
@@ -313,11 +321,7 @@ class SessionManager:
         self._maybe_reconcile(sid)
         out = self.redis.append(sid, user_id, msg, now)
         if out.status == "missing":
-            state = self._hydrate(sid)
-            if state is None:
-                raise NotFound("no such session")
-            self._check_owner(state.owner, user_id)
-            if state.status != "active":
+            if self._hydrate_owned(sid, user_id).status != "active":
                 raise FailedPrecondition("session has ended")
             self._maybe_reconcile(sid)
             out = self.redis.append(sid, user_id, msg, now)
@@ -437,11 +441,7 @@ class SessionManager:
         self._maybe_reconcile(sid)
         out = self.redis.read(sid, user_id, n)
         if out.status == "missing":
-            state = self._hydrate(sid)
-            if state is None:
-                raise NotFound("no such session")
-            self._check_owner(state.owner, user_id)
-            if state.status != "active":
+            if self._hydrate_owned(sid, user_id).status != "active":
                 return None
             self._maybe_reconcile(sid)
             out = self.redis.read(sid, user_id, n)

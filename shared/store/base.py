@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 SessionStatus = Literal["active", "ending", "ended"]
@@ -44,14 +44,7 @@ class StoredMessage:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "mid": self.mid,
-            "role": self.role,
-            "content": self.content,
-            "timestamp": self.timestamp,
-            "metadata": self.metadata,
-        }
+        return asdict(self)  # fields in JSON order
 
 
 @dataclass(slots=True)
@@ -97,17 +90,7 @@ class QueryRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "mid": self.mid,
-            "query": self.query,
-            "response": self.response,
-            "confidence": self.confidence,
-            "sources": self.sources,
-            "collection": self.collection,
-            "timestamp": self.timestamp,
-            "metadata": self.metadata,
-        }
+        return asdict(self)  # fields in JSON order
 
     @classmethod
     def from_answer(cls, seq: int, mid: str, query: str | None, msg: StoredMessage) -> QueryRecord:
