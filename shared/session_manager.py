@@ -80,6 +80,8 @@ class SessionManager:
         # into Redis on this instance's next successful Redis operation on the session.
         self._reconcile: set[str] = set()
         self._recoveries_seen = 0
+        # When this instance last saw Redis come back (monotonic seconds; None: never).
+        self._recovered_at: float | None = None
 
     # ------------------------------------------------------------------ helpers
     def _hint(self, sid: str, seq: int | None = None) -> int:
@@ -142,6 +144,7 @@ class SessionManager:
         if br.recoveries == self._recoveries_seen:
             return
         self._recoveries_seen = br.recoveries
+        self._recovered_at = time.monotonic()
         self._reconcile.update(self.memory.sessions_with_messages())
         if self.firestore.configured:
             try:
@@ -159,10 +162,18 @@ class SessionManager:
         self._check_owner(state.owner, user_id)
         return state
 
+    def _in_recovery_window(self) -> bool:
+        """Right after Redis came back, other instances may still be inside their breaker's
+        cool-down and accept messages in Firestore after our one-time scan: for that long
+        (and a margin), every operation on a session merges its Firestore-held messages."""
+        if self._recovered_at is None:
+            return False
+        return time.monotonic() - self._recovered_at < 2 * self.settings.redis_breaker_cooldown_s + 1.0
+
     def _maybe_reconcile(self, sid: str) -> None:
         """Merge what was accepted outside Redis back into Redis, if anything may be."""
         self._check_recovery()
-        if sid in self._reconcile:
+        if sid in self._reconcile or self._in_recovery_window():
             try:
                 self._merge_into_redis(sid)
             except StoreError as exc:

@@ -227,3 +227,24 @@ def test_end_while_redis_is_down_is_503_and_loses_nothing(redis_server_persisten
     end = m.end_session_with_analytics(sid, user_id=uid)
     assert (end.message_count, end.queries_recorded) == (4, 2)
     assert [(q["query"], q["response"]) for q in m.firestore.read_analytics(sid)] == [("q1", "a1"), ("q2", "a2")]
+
+
+def test_messages_written_elsewhere_just_after_recovery_are_read(redis_server_persistent, firestore_emulator, uid):
+    """The reader sees Redis come back and scans once; a writer still inside its longer
+    breaker cool-down then accepts one more message in Firestore. The reader's next read,
+    within its recovery window, still merges it."""
+    reader = make_manager(redis_server_persistent.url)  # cool-down 0.2 s
+    writer = make_manager(redis_server_persistent.url, redis_breaker_cooldown_s=30.0)
+    sid = writer.create_session({}, user_id=uid).session_id
+    writer.add_message(sid, "user", "before", user_id=uid)
+    redis_server_persistent.kill()
+    assert writer.add_message(sid, "assistant", "during", user_id=uid).storage == "firestore"
+    assert reader.get_context_for_llm(sid, user_id=uid).storage == "firestore"
+    redis_server_persistent.start()
+    time.sleep(0.3)
+    assert contents(reader.get_context_for_llm(sid, user_id=uid).messages) == ["before", "during"]
+    # the writer's breaker is still open: this one goes to Firestore after the reader's scan
+    assert writer.add_message(sid, "user", "late", user_id=uid).storage == "firestore"
+    ctx = reader.get_context_for_llm(sid, user_id=uid)
+    assert ctx.storage == "redis" and contents(ctx.messages) == ["before", "during", "late"]
+    assert [m.seq for m in ctx.messages] == [1, 2, 3]
