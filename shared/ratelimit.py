@@ -82,7 +82,8 @@ def check(uid: str, *, limit: int | None = None) -> Decision:
     try:
         # Idempotent enough to repeat: a refused first attempt never reached the server.
         allowed, count, retry = redis_client.once_more_if_reconnected(
-            lambda: _script(client)(keys=_keys(uid, int(window_index)), args=[limit, WINDOW_S, repr(elapsed)])
+            lambda: _script(client)(keys=_keys(uid, int(window_index)), args=[limit, WINDOW_S, repr(elapsed)]),
+            client=client,
         )
     except ResponseError as exc:
         # Redis answered: it is up; a script error is our bug. Allow, and say so.

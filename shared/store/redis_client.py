@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,26 +32,55 @@ def _connection_class() -> Any:
     import redis
 
     reconnected = reconnected_error()
+    lock = threading.Lock()
+    last = [0.0]  # per client (one class per client): one signal per restart, not per socket
+
+    def first_signal() -> bool:
+        with lock:
+            now = time.monotonic()
+            if now - last[0] < _SIGNAL_QUIET_S:
+                return False
+            last[0] = now
+            return True
 
     class ReconnectAwareConnection(redis.Connection):
         def on_connect_check_health(self, check_health: bool = True) -> None:
             super().on_connect_check_health(check_health=check_health)
-            if getattr(self, "_cm_connected_before", False):
-                self._cm_connected_before = False  # once per re-connect
+            if getattr(self, "_cm_connected_before", False) and first_signal():
+                self._cm_connected_before = False  # this object: once per re-connect
                 raise reconnected("re-connected to Redis")
             self._cm_connected_before = True
 
     return ReconnectAwareConnection
 
 
-def once_more_if_reconnected(fn: Callable[[], T], breaker: CircuitBreaker | None = None) -> T:
-    """Run an idempotent Redis call; if it only met a re-established connection, note that
-    on the breaker (the session manager merges before serving: Redis may have restarted)
-    and run it again at once. A re-established connection is not a failure."""
+# After a restart every pooled connection re-connects; one signal per restart is enough.
+_SIGNAL_QUIET_S = 2.0
+
+
+def drop_pooled_connections(client: Any) -> None:
+    """Close every pooled socket: after a restart the others are dead too, and each would
+    otherwise fail one request in turn (and the second failure opens the breaker)."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.disconnect()
+
+
+def once_more_if_reconnected(fn: Callable[[], T], breaker: CircuitBreaker | None = None, client: Any = None) -> T:
+    """Run an idempotent Redis call. If it only met a re-established connection, or the
+    first connection error after a healthy period (a pooled socket that died with a Redis
+    restart), note that on the breaker (the session manager merges before serving: Redis
+    may have been away), drop the other pooled sockets, and run it again at once."""
+    from redis import exceptions as rexc
+
+    br = breaker or BREAKER
     try:
         return fn()
-    except reconnected_error():
-        (breaker or BREAKER).note_reconnect()
+    except (rexc.ConnectionError, rexc.TimeoutError) as exc:
+        if not isinstance(exc, reconnected_error()) and (br.state() != "closed" or br.suspect):
+            raise
+        br.note_reconnect()
+        drop_pooled_connections(client if client is not None else _client)
         return fn()
 
 

@@ -131,6 +131,7 @@ class RedisLayer:
                 # merges what other layers may hold, then retries once (appends are
                 # exactly once per message id, so a retry is safe).
                 breaker.note_reconnect()
+                redis_client.drop_pooled_connections(client)
                 raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis", retryable=True) from exc
             breaker.record_failure(exc)
             log.warning("redis unavailable", extra={"op": name, "error": type(exc).__name__})
@@ -139,7 +140,7 @@ class RedisLayer:
         return out
 
     def _once_more_if_reconnected(self, fn: Any) -> Any:
-        return redis_client.once_more_if_reconnected(fn, self.breaker)
+        return redis_client.once_more_if_reconnected(fn, self.breaker, self.client())
 
     # -- operations -------------------------------------------------------------------
     def create(self, state: SessionState, *, fs_doc: bool) -> bool:
