@@ -9,6 +9,7 @@ Functions serve Python over WSGI.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -188,7 +189,7 @@ class SessionManager:
         msgs: list[StoredMessage] = []
         queries: list[QueryRecord] = []
         if self.firestore.configured:
-            msgs, queries, _ = self.firestore.read_pending(sid)
+            msgs, queries = self.firestore.read_pending(sid)
         pending = (list(msgs), list(queries))
         snap = self.memory.snapshot(sid)
         mem_state = self.memory.state(sid)
@@ -255,8 +256,6 @@ class SessionManager:
                 meta = self.redis.meta(sid)
                 if meta:
                     self._check_owner(meta.get("owner", ""), user_id)
-                    import json
-
                     return SessionInfo(
                         session_id=sid,
                         user_id=meta.get("owner", ""),
@@ -469,7 +468,7 @@ class SessionManager:
         if doc.get("status") == "ended":
             msgs = [StoredMessage(**m) for m in doc.get("final_messages") or []]
         else:
-            pending, _, _ = self.firestore.read_pending(sid)
+            pending, _ = self.firestore.read_pending(sid)
             mem = self.memory.snapshot(sid)
             msgs = ctx.merge_messages(pending, mem[0] if mem else [])
         return msgs[-n:] if n else [], doc.get("summary"), "firestore", True
@@ -601,7 +600,7 @@ class SessionManager:
             if doc.get("status") == "ended":
                 return self._finish(sid, doc, already=True)
         if held is None:
-            pending, pq, _ = self.firestore.read_pending(sid) if doc is not None else ([], [], {})
+            pending, pq = self.firestore.read_pending(sid) if doc is not None else ([], [])
         else:
             pending, pq = held
         mem = self.memory.snapshot(sid)

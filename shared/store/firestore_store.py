@@ -214,14 +214,12 @@ class FirestoreLayer:
             q = self.db().collection("sessions").where(filter=FieldFilter("pending_count", ">", 0)).limit(limit)
             return [d.id for d in q.stream(timeout=self.settings.firestore_timeout_s)]
 
-    def read_pending(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord], dict[str, int]]:
-        """Messages accepted here during outages, in seq order, their analytics entries,
-        and the client message ids among them."""
+    def read_pending(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:
+        """Messages accepted here during outages, in seq order, and their analytics entries."""
         with self._guard("read_pending"):
             docs = list(self._session_ref(sid).collection("pending").stream(timeout=self.settings.firestore_timeout_s))
         msgs: list[StoredMessage] = []
         queries: list[QueryRecord] = []
-        cmids: dict[str, int] = {}
         for d in docs:
             r = d.to_dict()
             m = StoredMessage(
@@ -233,13 +231,11 @@ class FirestoreLayer:
                 metadata=r.get("metadata"),
             )
             msgs.append(m)
-            if r.get("cmid"):
-                cmids[r["cmid"]] = m.seq
             if m.role == "assistant":
                 queries.append(QueryRecord.from_answer(m.seq, m.mid, r.get("query"), m))
         msgs.sort(key=lambda m: m.seq)
         queries.sort(key=lambda q: q.seq)
-        return msgs, queries, cmids
+        return msgs, queries
 
     # -- session end: one batch ----------------------------------------------------------
     def end_session(

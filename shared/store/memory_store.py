@@ -107,12 +107,12 @@ class MemoryLayer:
             self._touch(sid, s)
             return "ok", seq
 
-    def snapshot(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord], dict[str, int]] | None:
+    def snapshot(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]] | None:
         with self._lock:
             s = self._get(sid)
             if s is None:
                 return None
-            return list(s.messages), list(s.queries), dict(s.cmids)
+            return list(s.messages), list(s.queries)
 
     def mark_ended(self, sid: str) -> None:
         with self._lock:
