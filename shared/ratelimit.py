@@ -91,7 +91,7 @@ def check(uid: str, *, limit: int | None = None) -> Decision:
         log.error("rate limit script failed", extra={"error": str(exc)[:200]})
         return Decision(True, limit, 0, enforced=False)
     except (RedisError, OSError) as exc:
-        redis_client.BREAKER.record_failure(exc)
+        redis_client.record_outage(redis_client.BREAKER, client, exc)
         log.warning("rate limit skipped: redis unavailable", extra={"error": type(exc).__name__})
         return Decision(True, limit, 0, enforced=False)
     redis_client.BREAKER.record_success()

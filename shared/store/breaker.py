@@ -18,6 +18,7 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._open_until = 0.0
         self._probing = False
+        self._probe_started = 0.0
         self.failures = 0
         self.opened_count = 0
         self.recoveries = 0  # open -> closed transitions: "the backend came back"
@@ -39,9 +40,15 @@ class CircuitBreaker:
         with self._lock:
             if self._open_until == 0.0:
                 return True
-            if self._clock() < self._open_until or self._probing:
+            now = self._clock()
+            if now < self._open_until:
+                return False
+            # A probe that never reported (its caller died or lost the result) must not
+            # wedge the breaker: after one more cool-down, another caller may probe.
+            if self._probing and now < self._probe_started + self.cooldown_s:
                 return False
             self._probing = True
+            self._probe_started = now
             return True
 
     def record_success(self) -> None:

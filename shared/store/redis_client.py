@@ -66,6 +66,14 @@ def drop_pooled_connections(client: Any) -> None:
         pool.disconnect()
 
 
+def record_outage(breaker: CircuitBreaker, client: Any, exc: BaseException) -> None:
+    """Redis failed for real: open the breaker and drop every pooled socket, so that after
+    recovery each request (the breaker's probe first of all) gets a fresh connection rather
+    than the next dead one, each of which would re-open the breaker for another cool-down."""
+    breaker.record_failure(exc)
+    drop_pooled_connections(client)
+
+
 def once_more_if_reconnected(fn: Callable[[], T], breaker: CircuitBreaker | None = None, client: Any = None) -> T:
     """Run an idempotent Redis call. If it only met a re-established connection, or the
     first connection error after a healthy period (a pooled socket that died with a Redis

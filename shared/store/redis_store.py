@@ -130,11 +130,13 @@ class RedisLayer:
                 # died with a Redis restart or failover. Not yet an outage: the caller
                 # merges what other layers may hold, then retries once (appends are
                 # exactly once per message id, so a retry is safe).
+                if reconnected:
+                    breaker.record_success()  # a connection was just established: Redis is up
                 breaker.note_reconnect()
                 redis_client.drop_pooled_connections(client)
                 raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis", retryable=True) from exc
-            breaker.record_failure(exc)
-            log.warning("redis unavailable", extra={"op": name, "error": type(exc).__name__})
+            redis_client.record_outage(breaker, client, exc)
+            log.warning("redis unavailable", extra={"op": name, "error": type(exc).__name__, "detail": str(exc)[:200]})
             raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis") from exc
         breaker.record_success()
         return out
@@ -217,7 +219,7 @@ class RedisLayer:
         try:
             h = self._once_more_if_reconnected(lambda: client.hgetall(self.keys(sid)[0]))
         except (RedisError, OSError) as exc:
-            self.breaker.record_failure(exc)
+            redis_client.record_outage(self.breaker, client, exc)
             raise StoreError(f"redis meta: {type(exc).__name__}", layer="redis") from exc
         self.breaker.record_success()
         return h or None
@@ -309,7 +311,7 @@ class RedisLayer:
         try:
             self._once_more_if_reconnected(client.ping)
         except (RedisError, OSError) as exc:
-            breaker.record_failure(exc)
+            redis_client.record_outage(breaker, client, exc)
             return {"status": "down", "breaker": breaker.state(), "last_error": type(exc).__name__}
         breaker.record_success()
         return {"status": "up", "latency_ms": round((time.perf_counter() - t0) * 1000, 2), "breaker": "closed"}

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shared.errors import NotFound, Unavailable
+from shared.errors import NotFound, StoreError, Unavailable
 from tests.store.conftest import dead_firestore_client, make_manager
 
 
@@ -248,3 +248,25 @@ def test_messages_written_elsewhere_just_after_recovery_are_read(redis_server_pe
     ctx = reader.get_context_for_llm(sid, user_id=uid)
     assert ctx.storage == "redis" and contents(ctx.messages) == ["before", "during", "late"]
     assert [m.seq for m in ctx.messages] == [1, 2, 3]
+
+
+def test_probe_meeting_a_reestablished_connection_closes_the_breaker(redis_server_persistent, uid):
+    """The breaker's half-open probe may be a script call whose pooled socket died with the
+    restart: that answer proves Redis is up, so the breaker closes instead of waiting for a
+    report that never comes (which kept an instance off Redis in the reliability run)."""
+    m = make_manager(redis_server_persistent.url, firestore=False)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "before", user_id=uid)
+    redis_server_persistent.kill()
+    with pytest.raises(StoreError):
+        m.redis.read(sid, uid, 8)  # first failure: forgiven (maybe one dead socket)
+    with pytest.raises(StoreError):
+        m.redis.read(sid, uid, 8)  # second: the breaker opens
+    assert m.redis.breaker.state() == "open"
+    redis_server_persistent.start()
+    time.sleep(0.3)  # past the 0.2 s cool-down: the next call is the probe
+    with pytest.raises(StoreError) as err:
+        m.redis.read(sid, uid, 8)  # the probe meets the re-established connection
+    assert err.value.retryable
+    assert m.redis.breaker.state() == "closed" and m.redis.breaker.allow()
+    assert m.redis.read(sid, uid, 8).status == "ok"

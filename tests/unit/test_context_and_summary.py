@@ -108,3 +108,14 @@ def test_query_record_from_answer_extracts_metadata():
     q = QueryRecord.from_answer(4, "m4", "question", m)
     assert (q.confidence, q.sources, q.collection, q.metadata) == (0.8, ["kb_1", "2"], "faq", {"extra": 1})
     assert QueryRecord.from_json(q.to_json()) == q
+
+
+def test_a_probe_that_never_reports_does_not_wedge_the_breaker():
+    now = [100.0]
+    b = CircuitBreaker(cooldown_s=5, clock=lambda: now[0])
+    b.record_failure(OSError("down"))
+    now[0] += 5.1
+    assert b.allow()  # the probe; its caller never reports back
+    assert not b.allow()
+    now[0] += 5.1
+    assert b.allow()  # another caller may probe after one more cool-down
