@@ -114,6 +114,16 @@ class Reply:
     text: str
     headers: Any  # case-insensitive (requests' CaseInsensitiveDict)
 
+    @property
+    def server_s(self) -> float | None:
+        """The function's own time (its Server-Timing header), without the emulator's
+        routing and the start of a new worker process."""
+        _, _, dur = (self.headers.get("Server-Timing") or "").partition(";dur=")
+        try:
+            return float(dur) / 1000
+        except ValueError:
+            return None
+
 
 class Api:
     """The emulated functions over HTTP. One ``requests.Session`` per thread."""
@@ -211,13 +221,22 @@ def api(functions_base_url: str, auth_emulator_host: str) -> Api:
     return Api(functions_base_url, auth_emulator_host)
 
 
+# The functions a scenario drives in parallel, each needing that many warm workers.
+_WARMED = ("append_message", "get_context")
+
+
 def warm_up(api: Api, parallel: int) -> float:
-    """Start ``parallel`` workers of each HTTP function, so cold starts (2-3 s each under the
-    Functions emulator, one Python worker per concurrent request) do not count as latency."""
+    """Start ``parallel`` workers of each function a scenario drives in parallel, so cold
+    starts (2-3 s each under the Functions emulator, one Python worker per concurrent
+    request) do not count as latency. One pass of the conversation (each function once per
+    user) does not guarantee it: the threads drift apart and reuse each other's workers.
+    So each function then gets bursts of ``parallel`` requests released together, until
+    the emulator holds that many of its workers (counted in /proc)."""
     from concurrent.futures import ThreadPoolExecutor
 
     t0 = time.perf_counter()
     users = [api.new_user() for _ in range(parallel)]
+    sids: dict[str, str] = {}
 
     def one(u: User) -> None:
         sid = api.new_session(u)
@@ -226,10 +245,27 @@ def warm_up(api: Api, parallel: int) -> float:
         api.history(u, sid)
         api.end(u, sid)
         api.call("GET", "health")
+        sids[u.uid] = api.new_session(u)  # for the bursts below
 
-    for _ in range(2):  # a second round finds the workers idle and warm
-        with ThreadPoolExecutor(parallel) as ex:
-            list(ex.map(one, users))
+    with ThreadPoolExecutor(parallel) as ex:
+        list(ex.map(one, users))
+    for fn in _WARMED:
+        for _ in range(8):
+            if emulator_workers().get(fn, 0) >= parallel:
+                break
+            gate = threading.Barrier(parallel)
+
+            def burst(u: User, fn: str = fn, gate: threading.Barrier = gate) -> None:
+                gate.wait()
+                if fn == "append_message":
+                    api.append(u, sids[u.uid], "user", "warm up")
+                else:
+                    api.context(u, sids[u.uid])
+
+            with ThreadPoolExecutor(parallel) as ex:
+                list(ex.map(burst, users))
+    with ThreadPoolExecutor(parallel) as ex:
+        list(ex.map(lambda u: api.end(u, sids[u.uid]), users))
     return time.perf_counter() - t0
 
 
@@ -293,6 +329,37 @@ def jwt_claims(token: str) -> dict[str, Any]:
 
 def forge(claims: dict[str, Any], header: dict[str, Any] | None = None, signature: str = "") -> str:
     return f"{b64(header or {'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}.{signature}"
+
+
+def emulator_workers() -> dict[str, int]:
+    """Python worker processes of the emulated functions, per function (FUNCTION_TARGET).
+
+    The Functions emulator runs one request per worker process and starts a new one (2-3 s
+    of imports) whenever a request finds every worker of its function busy: a latency figure
+    taken while workers are being started measures the emulator, not the functions.
+    """
+    bundle = os.environ.get("CM_BUNDLE", "")
+    counts: dict[str, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            # the worker itself, not the shell the emulator starts it from
+            if not any(a.endswith("/functions-framework") for a in argv[1:2]):
+                continue
+            if bundle and not os.readlink(proc / "cwd").startswith(bundle):
+                continue
+            env = dict(
+                kv.split("=", 1)
+                for kv in (proc / "environ").read_bytes().decode(errors="replace").split("\0")
+                if "=" in kv
+            )
+        except OSError:
+            continue  # exited meanwhile
+        target = env.get("FUNCTION_TARGET", "?")
+        counts[target] = counts.get(target, 0) + 1
+    return counts
 
 
 def p99(values: list[float]) -> float:

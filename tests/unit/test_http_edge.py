@@ -373,3 +373,14 @@ def test_formatter_redacts_content_fields():
     logger.info("x", extra={"content": "hello", "token": "eyJ", "session_id": SID})
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert line["content"] == "[redacted]" and line["token"] == "[redacted]" and line["session_id"] == SID
+
+
+def test_every_answer_says_the_functions_own_time():
+    """Server-Timing carries the function's own time, errors included, so a client (and the
+    reliability suite) can tell it from the platform's routing and cold starts."""
+    cors = client("get_context").get("/?session_id=bad", headers={"Origin": "http://localhost:5173"})
+    wrong_method = client("append_message").get("/")
+    for resp in (cors, wrong_method):
+        name, _, dur = resp.headers["Server-Timing"].partition(";dur=")
+        assert name == "app" and float(dur) >= 0
+    assert "Server-Timing" in cors.headers["Access-Control-Expose-Headers"]
