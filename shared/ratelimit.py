@@ -1,10 +1,11 @@
-"""Per-user rate limit: a sliding-window counter in Redis, one round trip per request.
+"""Per-user rate limit: at most N requests in any 60 s, one round trip per request.
 
-The window is the current fixed minute plus the previous one weighted by how much of it
-still overlaps the last 60 s (the approximation Cloudflare and others use): two integer
-keys per user instead of a sorted set of every request. Instances use their own
-clock for the window boundaries (Cloud Run clocks are NTP-synced; a skew of a few ms
-only shifts a boundary by that much).
+Exact, not estimated: each allowed request is one entry (its time) in a per-user sorted
+set; entries older than the window are dropped first, and a request is let through only
+while fewer than N remain. (A weighted two-window counter, which this replaced, let a
+burst straddling a minute boundary through at up to about 1.05 N.) The set holds at most
+N small entries per user and expires with the window. Instances use their own clock
+(Cloud Run clocks are NTP-synced; a skew of a few ms shifts a boundary by that much).
 
 Fail-open: when Redis is not configured, its circuit is open or it errors, the request
 is allowed. A rate limiter must never be the reason the chat stops working.
@@ -12,6 +13,7 @@ is allowed. A rate limiter must never be the reason the chat stops working.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -23,31 +25,24 @@ from shared.settings import get_settings
 
 WINDOW_S = 60
 
-# KEYS[1] current window, KEYS[2] previous window; ARGV[1] limit, ARGV[2] window seconds,
-# ARGV[3] seconds elapsed in the current window.
-# Returns {allowed (0/1), count after this request (or current estimate), retry_after_s}.
-# A refused request is not counted, so a client that backs off recovers on time.
+# KEYS[1] the user's log; ARGV[1] limit, ARGV[2] window (ms), ARGV[3] now (ms), ARGV[4] a
+# member unique to this request. Returns {allowed (0/1), requests in the window after this
+# one, retry_after_s}. A refused request is not logged, so a client that backs off
+# recovers on time: retry when the entry that makes room leaves the window.
 _SCRIPT = """
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local elapsed = tonumber(ARGV[3])
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
-local weight = 1 - elapsed / window
-local estimate = prev * weight + cur
-if estimate + 1 > limit then
-  local retry
-  if cur + 1 > limit then
-    retry = window - elapsed
-  else
-    -- time until the previous window's share decays enough for one more request
-    retry = window * (1 - (limit - cur - 1) / prev) - elapsed
-  end
-  return {0, math.floor(estimate), math.max(1, math.ceil(retry))}
+local now = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[1])
+if n >= limit then
+  local freeing = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
+  local wait_ms = tonumber(freeing[2]) + window - now
+  return {0, n, math.max(1, math.ceil(wait_ms / 1000))}
 end
-redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], window * 2 + 1)
-return {1, math.floor(estimate + 1), 0}
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+return {1, n + 1, 0}
 """
 
 log = get_logger("ratelimit")
@@ -77,12 +72,12 @@ def check(uid: str, *, limit: int | None = None) -> Decision:
         return Decision(True, limit, 0, enforced=False)
     from redis.exceptions import RedisError, ResponseError
 
-    now = time.time()
-    window_index, elapsed = divmod(now, WINDOW_S)
+    now_ms = round(time.time() * 1000, 3)
+    member = f"{now_ms}:{os.urandom(4).hex()}"
     try:
         # Idempotent enough to repeat: a refused first attempt never reached the server.
         allowed, count, retry = redis_client.once_more_if_reconnected(
-            lambda: _script(client)(keys=_keys(uid, int(window_index)), args=[limit, WINDOW_S, repr(elapsed)]),
+            lambda: _script(client)(keys=[_key(uid)], args=[limit, WINDOW_S * 1000, now_ms, member]),
             client=client,
         )
     except ResponseError as exc:
@@ -105,10 +100,9 @@ def enforce(uid: str) -> Decision:
     return decision
 
 
-def _keys(uid: str, window_index: int) -> list[str]:
-    # The {uid} hash tag keeps both keys in one Redis Cluster slot (a script's keys must).
-    prefix = get_settings().redis_key_prefix
-    return [f"{prefix}:rl:{{{uid}}}:{window_index}", f"{prefix}:rl:{{{uid}}}:{window_index - 1}"]
+def _key(uid: str) -> str:
+    # A hash tag, as for every per-user key: one Redis Cluster slot per user.
+    return f"{get_settings().redis_key_prefix}:rl:{{{uid}}}"
 
 
 def _script(client: Any) -> Any:
