@@ -213,6 +213,60 @@ def test_small_clock_skew_is_tolerated_on_expiry(api: Api, monkeypatch: Any) -> 
         auth.reset_auth()
 
 
+class _Clock:
+    """The verifier's clock (shared.auth's ``time``), moved by the test."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+
+def test_account_check_is_one_auth_call_per_token_then_reused_for_its_ttl(
+    api: Api, admin: Any, monkeypatch: Any, report: Report
+) -> None:
+    """In-process against the Auth emulator: many verifications of one token ask the Auth API
+    (get_user) once; a revocation is seen once TOKEN_CHECK_CACHE_S has passed."""
+    from firebase_admin import _auth_client
+
+    from shared import auth
+    from shared.errors import Unauthenticated
+    from shared.settings import get_settings, reset_settings
+
+    calls: list[str] = []
+    real_get_user = _auth_client.Client.get_user
+
+    def counted_get_user(self: Any, uid: str) -> Any:
+        calls.append(uid)
+        return real_get_user(self, uid)
+
+    monkeypatch.setattr(_auth_client.Client, "get_user", counted_get_user)
+    clock = _Clock()
+    monkeypatch.setattr(auth, "time", clock)
+    reset_settings()
+    auth.reset_auth()
+    try:
+        user = api.new_user()
+        token = issued(user, int(time.time()) - 60)[len("Bearer ") :]
+        for _ in range(20):
+            assert auth.verify_id_token(token) == user.uid
+        report.add(SCENARIO, "Auth API calls for 20 verifications of one token", len(calls), "1", len(calls) == 1)
+        assert calls == [user.uid]
+
+        admin("revoke_refresh_tokens", user.uid)
+        assert auth.verify_id_token(token) == user.uid  # within the TTL: the answer is reused
+        clock.offset = get_settings().token_check_cache_s + 1
+        with pytest.raises(Unauthenticated, match="revoked"):
+            auth.verify_id_token(token)
+        assert len(calls) == 2
+    finally:
+        auth.reset_auth()
+
+
 _FORGED_CHECK = r"""
 import base64, json
 from shared import auth
