@@ -5,12 +5,16 @@
 #               [--redis-url-file path | --redis-url-stdin | --redis-secret] [--only functions,firestore,hosting]
 #   ./deploy.sh --dry-run      # no cloud: build the bundle, install its requirements into a
 #                              # fresh venv, import main and list the functions it would deploy
+#   ./deploy.sh --check --project my-project [flags]   # no cloud: steps 1-2 and the check, then stop
 #
 # What it does (real deploy):
 #   1. stages the bundle (.build/functions = functions/ + shared/ + requirements.txt);
-#   2. writes .build/functions/.env.<project> with the deploy-time settings that
+#   2. sets, in .build/functions/.env.<project>, the deploy-time settings that
 #      functions/main.py reads when the CLI imports it: VPC_CONNECTOR (Serverless VPC Access
-#      connector that reaches Memorystore's private IP), MIN_INSTANCES, FUNCTIONS_REGION;
+#      connector that reaches Memorystore's private IP), MIN_INSTANCES, FUNCTIONS_REGION; every
+#      other line of that file (the operator's settings, or functions/.env.<project>) is kept,
+#      and a key not given by a flag keeps the file's value; then stops if any .env* file of the
+#      bundle sets AUTH_DISABLED=true or an emulator variable (*_EMULATOR_HOST, FUNCTIONS_EMULATOR);
 #   3. with --redis-url-file/--redis-url-stdin, stores the Memorystore URL in Secret Manager
 #      as the secret REDIS_URL (`firebase functions:secrets:set`) and sets REDIS_URL_SECRET=1,
 #      so functions/main.py declares secrets=["REDIS_URL"] (--redis-secret: the secret already
@@ -27,19 +31,21 @@ source "$(dirname "$0")/scripts/lib.sh"
 cd "$CM_ROOT"
 
 DRY_RUN=0
+CHECK_ONLY=0
 PROJECT="${CM_DEPLOY_PROJECT:-${GCLOUD_PROJECT:-}}"
-REGION="${FUNCTIONS_REGION:-us-central1}"
+REGION="${FUNCTIONS_REGION:-}"    # empty: the bundle's .env.<project>, else us-central1
 VPC="${VPC_CONNECTOR:-}"
-MIN_INST="${MIN_INSTANCES:-0}"
+MIN_INST="${MIN_INSTANCES:-}"     # empty: the bundle's .env.<project>, else 0
 ONLY="${CM_DEPLOY_ONLY:-functions,firestore:rules,firestore:indexes,hosting}"
 REDIS_URL_SOURCE=""
 USE_SECRET="${REDIS_URL_SECRET:-0}"
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
+    --check) CHECK_ONLY=1 ;;
     --project) PROJECT="$2"; shift ;;
     --region) REGION="$2"; shift ;;
     --vpc-connector) VPC="$2"; shift ;;
@@ -71,21 +77,49 @@ print(f"deploy: firebase.json ok (source {fns[0]['source']}, rules {cfg['firesto
 EOF
 }
 
+# Deploy-time settings, read by the CLI (discovery) and the deployed functions: set the keys
+# deploy.sh owns, keep the rest of the operator's file.
+write_env_file() {
+  local args=(--default FUNCTIONS_REGION=us-central1 --default MIN_INSTANCES=0)
+  if [ -n "$REGION" ]; then args+=(--set "FUNCTIONS_REGION=$REGION"); fi
+  if [ -n "$MIN_INST" ]; then args+=(--set "MIN_INSTANCES=$MIN_INST"); fi
+  if [ -n "$VPC" ]; then args+=(--set "VPC_CONNECTOR=$VPC"); fi
+  if [ -n "$REDIS_URL_SOURCE" ] || [ "$USE_SECRET" = 1 ]; then args+=(--set REDIS_URL_SECRET=1); fi
+  "$(cm_base_python)" scripts/bundle_env.py merge "$1/.env.$PROJECT" "${args[@]}"
+}
+
+# Every .env* file of the bundle is uploaded; none may open the doors (see README, Deploying).
+check_env_files() {
+  "$(cm_base_python)" scripts/bundle_env.py check "$1" \
+    || cm_die "the bundle $1 carries emulator-only settings (above): a deployed function would refuse to serve"
+}
+
+if [ "$CHECK_ONLY" = 1 ]; then
+  [ -n "$PROJECT" ] || cm_die "which project? --project ID or CM_DEPLOY_PROJECT"
+  check_config
+  "$(cm_base_python)" scripts/stage.py --out "$CM_BUNDLE" >/dev/null
+  write_env_file "$CM_BUNDLE"
+  check_env_files "$CM_BUNDLE"
+  cm_log "check ok: $CM_BUNDLE/.env.$PROJECT written, no .env* file carries emulator-only settings"
+  exit 0
+fi
+
 if [ "$DRY_RUN" = 1 ]; then
   T0=$SECONDS
   DRY="$CM_ROOT/.build/dryrun"
   rm -rf "$DRY"
   check_config
   "$(cm_base_python)" scripts/stage.py --out "$DRY/functions" >/dev/null
+  check_env_files "$DRY/functions"
   cm_log "dry-run: installing the bundle's requirements into a fresh venv (pip cache) ..."
   "$(cm_base_python)" -m venv "$DRY/venv"
   "$DRY/venv/bin/python" -m pip install -q --disable-pip-version-check -r "$DRY/functions/requirements.txt" 2>&1 | cm_pipfilter
   [ "${PIPESTATUS[0]}" -eq 0 ] || cm_die "dry-run: pip install failed"
   # Import as the CLI's discovery does: from the bundle, with no cloud credentials or
   # emulator variables, and only the deploy-time settings.
-  cm_log "dry-run: importing main from the bundle; functions it would deploy to ${PROJECT:-<project>} ($REGION):"
+  cm_log "dry-run: importing main from the bundle; functions it would deploy to ${PROJECT:-<project>} (${REGION:-us-central1}):"
   (cd "$DRY/functions" && env -i PATH="/usr/bin:/bin" HOME="$DRY" LANG=C.UTF-8 \
-    ${VPC:+VPC_CONNECTOR="$VPC"} MIN_INSTANCES="$MIN_INST" FUNCTIONS_REGION="$REGION" REDIS_URL_SECRET=1 \
+    ${VPC:+VPC_CONNECTOR="$VPC"} MIN_INSTANCES="${MIN_INST:-0}" FUNCTIONS_REGION="${REGION:-us-central1}" REDIS_URL_SECRET=1 \
     "$DRY/venv/bin/python" "$CM_ROOT/scripts/list_functions.py" .) || cm_die "dry-run: the bundle does not import"
   cm_log "dry-run: would run: firebase deploy --project ${PROJECT:-<project>} --only $ONLY --non-interactive"
   rm -rf "$DRY"
@@ -99,16 +133,10 @@ check_config
 bash scripts/setup.sh
 export PATH="$CM_ROOT/node_modules/.bin:$PATH"
 
-# Deploy-time settings, read by the CLI (discovery) and the deployed functions.
-ENV_FILE="$CM_BUNDLE/.env.$PROJECT"
-{
-  echo "FUNCTIONS_REGION=$REGION"
-  echo "MIN_INSTANCES=$MIN_INST"
-  if [ -n "$VPC" ]; then echo "VPC_CONNECTOR=$VPC"; fi
-  if [ -n "$REDIS_URL_SOURCE" ] || [ "$USE_SECRET" = 1 ]; then echo "REDIS_URL_SECRET=1"; fi
-  true # (a false test as the block's last command would end the script under set -e)
-} >"$ENV_FILE"
-[ -n "$VPC" ] || cm_log "WARNING: no --vpc-connector: the functions cannot reach a Memorystore private IP (they fall back to Firestore)"
+write_env_file "$CM_BUNDLE"
+check_env_files "$CM_BUNDLE"
+[ -n "$VPC" ] || grep -Eq '^\s*(export\s+)?VPC_CONNECTOR=.' "$CM_BUNDLE/.env.$PROJECT" \
+  || cm_log "WARNING: no --vpc-connector: the functions cannot reach a Memorystore private IP (they fall back to Firestore)"
 
 if [ -n "$REDIS_URL_SOURCE" ]; then
   cm_log "storing REDIS_URL in Secret Manager (project $PROJECT) ..."

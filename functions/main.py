@@ -17,12 +17,14 @@ from typing import Any
 
 from firebase_functions import https_fn, options, scheduler_fn
 
-from shared import api
+from shared import api, auth
 from shared.http import handle
 from shared.logs import configure_logging, get_logger
 
 configure_logging()
 log = get_logger("functions")
+# A deployed function with an emulator-only switch set serves nothing (503); say why at start.
+auth.log_if_refusing()
 
 # Read when the CLI imports this file at deploy (from the shell or functions/.env).
 MIN_INSTANCES = int(os.environ.get("MIN_INSTANCES", "0"))

@@ -8,11 +8,18 @@ and ``openapi.yaml``: keep the three in step.
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 from typing import Any
 
+from shared.auth import refusal_reason
 from shared.http import Call, Reply, int_param, only_fields
+from shared.logs import get_logger
 from shared.models import Context, Message, Summary, validate_session_id
 from shared.settings import get_settings
+
+_log = get_logger("health")
 
 
 def _manager() -> Any:
@@ -101,8 +108,59 @@ def get_user_stats(call: Call) -> Reply:
 
 
 def health(call: Call) -> Reply:
-    report = _manager().health()
-    return 200, {"status": report["status"], "layers": report["layers"]}
+    reason = refusal_reason()
+    if reason is not None:
+        return 503, {"status": "refused", "reason": reason}
+    return _health_probe.get(_manager(), get_settings().health_cache_s)
+
+
+# A layer's report may carry status words and figures; anything else (error text, exception
+# names, hosts) stays in the log: health is public.
+_WORD_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def _public_layer(name: str, report: dict[str, Any]) -> dict[str, Any]:
+    shown: dict[str, Any] = {}
+    for key, value in report.items():
+        if isinstance(value, bool | int | float) or (isinstance(value, str) and _WORD_RE.fullmatch(value)):
+            shown[key] = value
+    if report.get("status") != "up" and len(shown) < len(report):
+        _log.warning(f"health: {name} is {report.get('status')}", extra={"layer": name, "report": report})
+    shown.setdefault("status", "unknown")
+    return shown
+
+
+class _HealthProbe:
+    """The stores are probed at most once per interval per instance, whoever calls: health
+    is public, and must not be a way to make Firestore reads and Redis PINGs on demand."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reply: Reply | None = None
+        self._at = 0.0
+        self._manager: object = None
+
+    def get(self, manager: Any, interval: float) -> Reply:
+        if self._fresh(manager, interval):
+            return self._reply  # type: ignore[return-value]
+        # One request probes; the others meanwhile get the previous answer (or wait for the first).
+        if not self._lock.acquire(blocking=self._reply is None or self._manager is not manager):
+            return self._reply  # type: ignore[return-value]
+        try:
+            if not self._fresh(manager, interval):
+                report = manager.health()
+                layers = {name: _public_layer(name, layer) for name, layer in report["layers"].items()}
+                self._reply = (200, {"status": report["status"], "layers": layers})
+                self._manager, self._at = manager, time.monotonic()
+            return self._reply  # type: ignore[return-value]
+        finally:
+            self._lock.release()
+
+    def _fresh(self, manager: Any, interval: float) -> bool:
+        return self._reply is not None and self._manager is manager and time.monotonic() - self._at < interval
+
+
+_health_probe = _HealthProbe()
 
 
 def _message(m: Message) -> dict[str, Any]:

@@ -9,6 +9,7 @@ unsigned tokens by itself.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from shared.errors import InvalidArgument, Unauthenticated, Unavailable
 from shared.logs import get_logger
 from shared.models import validate_user_id
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from werkzeug.datastructures import Headers
@@ -29,6 +30,40 @@ _MAX_TOKEN_CHARS = 8192
 _JWT_DOTS = 2  # header.payload.signature
 
 log = get_logger("auth")
+
+
+# Why a deployment refuses to serve: a reason word (what health says) -> the log's text.
+_OPEN_DOORS = {
+    "auth_disabled": "AUTH_DISABLED=true would let anyone act as any uid",
+    "auth_emulator": "FIREBASE_AUTH_EMULATOR_HOST makes firebase-admin accept unsigned tokens",
+    "firestore_emulator": "FIRESTORE_EMULATOR_HOST would send the data to an unauthenticated emulator",
+}
+
+
+def refusal_reason(settings: Settings | None = None) -> str | None:
+    """Why this instance must not serve, or None. Emulator-only switches are fine under the
+    emulator, the tests, the bench and a shell; never in a deployed function."""
+    s = settings or get_settings()
+    if not s.deployed:
+        return None
+    if s.auth_disabled:
+        return "auth_disabled"
+    if s.firebase_auth_emulator_host:
+        return "auth_emulator"
+    if s.firestore_emulator_host:
+        return "firestore_emulator"
+    return None
+
+
+def log_if_refusing() -> None:
+    """At start-up: say loudly, once, why every request of this instance will get 503."""
+    reason = refusal_reason()
+    if reason is not None:
+        log.error(
+            f"refusing to serve: {_OPEN_DOORS[reason]} (deployed function); remove it from the "
+            "function's environment and its .env files, then redeploy",
+            extra={"reason": reason},
+        )
 
 
 def authenticate(headers: HeaderMap) -> str:
@@ -52,35 +87,107 @@ def bearer_token(headers: HeaderMap) -> str:
 
 
 def verify_id_token(token: str) -> str:
-    from firebase_admin import auth
-
-    try:
-        claims: dict[str, Any] = auth.verify_id_token(token, app=_app())
-    except auth.ExpiredIdTokenError:
-        raise Unauthenticated("ID token expired") from None
-    except auth.RevokedIdTokenError:
-        raise Unauthenticated("ID token revoked") from None
-    except auth.UserDisabledError:
-        raise Unauthenticated("user disabled") from None
-    except auth.CertificateFetchError as exc:
-        # Google's public keys could not be fetched: our problem, not the caller's.
-        log.error("token verification unavailable", extra={"error": type(exc).__name__})
-        raise Unavailable("cannot verify tokens right now") from None
-    except (auth.InvalidIdTokenError, ValueError):
-        raise Unauthenticated("invalid ID token") from None
+    settings = get_settings()
+    skew = settings.token_clock_skew_s
+    claims = _verify(token, check_revoked=False, skew=skew)
     # firebase-admin checks nothing but the shape of a token while
-    # FIREBASE_AUTH_EMULATOR_HOST is set: check the expiry ourselves, everywhere.
+    # FIREBASE_AUTH_EMULATOR_HOST is set: check the expiry ourselves, everywhere, with the
+    # same allowance firebase-admin is given.
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or exp <= time.time():
+    if not isinstance(exp, int | float) or exp + skew <= time.time():
         raise Unauthenticated("ID token expired")
     uid = claims.get("uid") or claims.get("sub")
     if not isinstance(uid, str) or not uid:
         raise Unauthenticated("ID token has no uid")
     try:
         # the uid becomes part of Redis keys and Firestore paths: same rule as elsewhere
-        return validate_user_id(uid)
+        uid = validate_user_id(uid)
     except InvalidArgument:
         raise Unauthenticated("ID token's uid is not acceptable") from None
+    _check_account(token, uid, claims.get("iat"), skew, settings.token_check_cache_s)
+    return uid
+
+
+def _check_account(token: str, uid: str, iat: object, skew: int, ttl: float) -> None:
+    """Refuse a revoked token or a disabled account. Asking costs an Auth API call
+    (get_user), so the answer for one (uid, iat) is reused for ``ttl`` seconds."""
+    key = (uid, iat if isinstance(iat, int | float) else None)
+    refusal = _account_checks.get(key)
+    if refusal is _UNKNOWN:
+        try:
+            _verify(token, check_revoked=True, skew=skew)
+            refusal = None
+        except Unauthenticated as exc:
+            refusal = exc.message
+        _account_checks.put(key, refusal, ttl)
+    if refusal is not None:
+        raise Unauthenticated(str(refusal))
+
+
+def _verify(token: str, *, check_revoked: bool, skew: int) -> dict[str, Any]:
+    from firebase_admin import auth, exceptions
+
+    try:
+        claims: dict[str, Any] = auth.verify_id_token(
+            token, app=_app(), check_revoked=check_revoked, clock_skew_seconds=skew
+        )
+        return claims
+    except auth.ExpiredIdTokenError:
+        raise Unauthenticated("ID token expired") from None
+    except auth.RevokedIdTokenError:
+        raise Unauthenticated("ID token revoked") from None
+    except auth.UserDisabledError:
+        raise Unauthenticated("user disabled") from None
+    except auth.UserNotFoundError:
+        raise Unauthenticated("user not found") from None
+    except auth.CertificateFetchError as exc:
+        # Google's public keys could not be fetched: our problem, not the caller's.
+        log.error("token verification unavailable", extra={"error": type(exc).__name__})
+        raise Unavailable("cannot verify tokens right now") from None
+    except (auth.InvalidIdTokenError, ValueError):
+        raise Unauthenticated("invalid ID token") from None
+    except exceptions.FirebaseError as exc:
+        # The Auth API (get_user) failed: the caller may well be fine; retry later.
+        log.error("account check unavailable", extra={"error": type(exc).__name__})
+        raise Unavailable("cannot verify tokens right now") from None
+
+
+_UNKNOWN = object()
+
+
+class _AccountChecks:
+    """(uid, iat) -> the refusal (or None) and until when it holds; bounded, thread-safe."""
+
+    _MAX_ENTRIES = 10000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, object], tuple[float, str | None]] = {}
+
+    def get(self, key: tuple[str, object]) -> object:
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is None or hit[0] <= time.monotonic():
+            return _UNKNOWN
+        return hit[1]
+
+    def put(self, key: tuple[str, object], refusal: str | None, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._entries) >= self._MAX_ENTRIES:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                if len(self._entries) >= self._MAX_ENTRIES:
+                    self._entries.clear()
+            self._entries[key] = (now + ttl, refusal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_account_checks = _AccountChecks()
 
 
 def _dev_uid(headers: HeaderMap) -> str:
@@ -102,3 +209,4 @@ def reset_auth() -> None:
     from shared.firebase_app import reset_app
 
     reset_app()
+    _account_checks.clear()

@@ -80,6 +80,8 @@ def handle(request: Request, handler: Handler, *, method: Method, public: bool =
     with log_context(function=name, **trace_fields(request.headers)):
         cors = _cors_headers(request, method)
         try:
+            if not public:
+                _refuse_if_misconfigured()
             if request.method == "OPTIONS":
                 response = _preflight(request, method, cors)
             else:
@@ -114,6 +116,12 @@ def handle(request: Request, handler: Handler, *, method: Method, public: bool =
 
 
 # -- request checks ----------------------------------------------------------------------
+
+
+def _refuse_if_misconfigured() -> None:
+    # An emulator-only switch in a deployed function: no request is served (health says why).
+    if auth.refusal_reason() is not None:
+        raise HttpError(503, "misconfigured", "this deployment refuses to serve: see its health and logs")
 
 
 def _check_method(request: Request, method: Method) -> None:

@@ -73,10 +73,51 @@ class Settings(BaseSettings):
     )
 
     # --- HTTP edge ------------------------------------------------------------------
-    auth_disabled: bool = Field(False, description="LOCAL DEVELOPMENT ONLY: trust X-User-Id / a dev uid")
+    auth_disabled: bool = Field(
+        False, description="LOCAL DEVELOPMENT ONLY: trust X-User-Id / a dev uid (refused when deployed)"
+    )
+    token_check_cache_s: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="Seconds an ID token's 'not revoked, not disabled' answer is reused (per instance); "
+        "a revocation or a disabled account takes effect within this time; 0: ask Firebase Auth every time",
+    )
+    token_clock_skew_s: int = Field(
+        5, ge=0, le=60, description="Seconds of clock skew tolerated on an ID token's iat/exp"
+    )
+    health_cache_s: float = Field(
+        5.0, ge=0, le=300, description="health probes the stores at most once per this many seconds (per instance)"
+    )
     cors_origins: str = Field("", description="Comma-separated allowed origins; '*' for any")
     rate_limit_per_minute: int = Field(120, ge=0, description="Requests per user per minute; 0 disables")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    # --- Platform (set by Cloud Run / the emulators; read to tell a deployment apart) ---
+    k_service: str | None = Field(
+        None, description="Set by Cloud Run for a deployed function (and by the Functions emulator)"
+    )
+    k_configuration: str | None = Field(
+        None, description="Set by Cloud Run; never by the Functions emulator, and not settable from .env files"
+    )
+    functions_emulator: str | None = Field(None, description="'true' under the Functions emulator")
+    firebase_auth_emulator_host: str | None = Field(
+        None, description="Auth emulator host:port; firebase-admin then accepts unsigned tokens (refused when deployed)"
+    )
+    firestore_emulator_host: str | None = Field(
+        None, description="Firestore emulator host:port (refused when deployed)"
+    )
+
+    @property
+    def deployed(self) -> bool:
+        """Serving in the cloud rather than under the emulator, the tests, the bench or a shell.
+
+        K_CONFIGURATION is set only by Cloud Run; a bare K_SERVICE is the emulator's too, which
+        says so with FUNCTIONS_EMULATOR=true.
+        """
+        if self.k_configuration:
+            return True
+        return bool(self.k_service) and self.functions_emulator != "true"
 
     @property
     def cors_origin_list(self) -> list[str]:

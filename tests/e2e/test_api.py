@@ -382,7 +382,12 @@ def test_redis_outage_mid_conversation(api: Api, user: User, redis_outage):
             during.append(body)
         ctx = contract(api.get("get_context", {"session_id": sid}, user), "get_context", 200)
         assert ctx["storage"] != "redis"
-        health = contract(api.get("health"), "health", 200)
+        # health probes the stores at most once per HEALTH_CACHE_S: poll until it has seen the outage
+        deadline = time.time() + 30
+        while (health := contract(api.get("health"), "health", 200))["status"] != "degraded":
+            if time.time() > deadline:
+                break
+            time.sleep(0.25)
         assert health["status"] == "degraded"
     finally:
         redis_outage.start()

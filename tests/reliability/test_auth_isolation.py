@@ -10,8 +10,11 @@ the token must never yield a uid.
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -112,6 +115,156 @@ def test_expired_token_is_refused(api: Api, alice: tuple[Any, str]) -> None:
     token = forge(claims | {"iat": now - 7200, "auth_time": now - 7200, "exp": now - 3600})
     r = api.call("GET", "get_context", params={"session_id": sid}, headers={"Authorization": f"Bearer {token}"})
     assert r.status == 401, f"{r.status} {r.text[:200]}"
+
+
+# -- revoked tokens, disabled accounts, clock skew ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def admin() -> Iterator[Any]:
+    """firebase-admin's auth module on an app of the test process, against the Auth emulator."""
+    import os
+
+    import firebase_admin
+    from firebase_admin import auth
+
+    assert os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"), "run under the Auth emulator (make test)"
+    app = firebase_admin.initialize_app(
+        options={"projectId": os.environ.get("GCLOUD_PROJECT", "demo-chat-memory")}, name="auth-isolation-admin"
+    )
+    yield functools.partial(_bound, auth, app)
+    firebase_admin.delete_app(app)
+
+
+def _bound(auth: Any, app: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    return getattr(auth, name)(*args, app=app, **kwargs)
+
+
+def issued(user: Any, iat: int) -> str:
+    """The user's token as if issued at ``iat``: a token the functions have not seen yet (they
+    reuse an account check per uid and iat). Unsigned tokens are what the Auth emulator issues."""
+    claims = jwt_claims(user.token)
+    return "Bearer " + forge(claims | {"iat": iat, "auth_time": iat})
+
+
+def test_disabled_account_is_refused(api: Api, admin: Any, report: Report) -> None:
+    user = api.new_user()
+    sid = api.new_session(user)
+    admin("update_user", user.uid, disabled=True)
+    assert admin("get_user", user.uid).disabled  # the emulator keeps it
+    token = issued(user, int(time.time()) - 10)
+    calls = [
+        api.call("GET", "get_context", params={"session_id": sid}, headers={"Authorization": token}),
+        api.call("POST", "create_session", json_body={}, headers={"Authorization": token}),
+    ]
+    not_401 = sum(c.status != 401 for c in calls)
+    report.add(SCENARIO, "requests of a disabled account not 401", not_401, "0", not not_401)
+    assert [c.status for c in calls] == [401, 401], [c.text[:200] for c in calls]
+    assert all(c.body["error"]["code"] == "unauthenticated" for c in calls)
+
+
+def test_revoked_token_is_refused_and_a_later_one_is_not(api: Api, admin: Any, report: Report) -> None:
+    user = api.new_user()
+    sid = api.new_session(user)
+    before = issued(user, int(time.time()) - 60)
+    admin("revoke_refresh_tokens", user.uid)
+    valid_after_s = math.ceil(admin("get_user", user.uid).tokens_valid_after_timestamp / 1000)
+    assert valid_after_s > int(time.time()) - 60  # the emulator records the revocation
+    revoked = api.call("GET", "get_context", params={"session_id": sid}, headers={"Authorization": before})
+    report.add(
+        SCENARIO, "requests with a revoked token not 401", int(revoked.status != 401), "0", revoked.status == 401
+    )
+    assert revoked.status == 401, revoked.text[:200]
+    # a token issued after the revocation is served: the check refuses the old ones only
+    later = api.call(
+        "GET", "get_context", params={"session_id": sid}, headers={"Authorization": issued(user, valid_after_s)}
+    )
+    assert later.status == 200, later.text[:200]
+
+
+def test_small_clock_skew_is_tolerated_on_expiry(api: Api, monkeypatch: Any) -> None:
+    """In-process against the Auth emulator, with the verifier's clock set: an ID token that
+    expired TOKEN_CLOCK_SKEW_S ago or less is accepted (the signer's clock may be behind ours),
+    one that expired longer ago is not."""
+    import types
+
+    from shared import auth
+    from shared.errors import Unauthenticated
+    from shared.settings import get_settings, reset_settings
+
+    user = api.new_user()
+    claims = jwt_claims(user.token)
+    token = forge(claims)
+    reset_settings()
+    auth.reset_auth()
+    skew = get_settings().token_clock_skew_s
+    assert skew > 0
+    try:
+        monkeypatch.setattr(
+            auth, "time", types.SimpleNamespace(time=lambda: claims["exp"] + skew - 1, monotonic=time.monotonic)
+        )
+        assert auth.verify_id_token(token) == user.uid
+        monkeypatch.setattr(
+            auth, "time", types.SimpleNamespace(time=lambda: claims["exp"] + skew + 1, monotonic=time.monotonic)
+        )
+        with pytest.raises(Unauthenticated):
+            auth.verify_id_token(token)
+    finally:
+        auth.reset_auth()
+
+
+class _Clock:
+    """The verifier's clock (shared.auth's ``time``), moved by the test."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+
+def test_account_check_is_one_auth_call_per_token_then_reused_for_its_ttl(
+    api: Api, admin: Any, monkeypatch: Any, report: Report
+) -> None:
+    """In-process against the Auth emulator: many verifications of one token ask the Auth API
+    (get_user) once; a revocation is seen once TOKEN_CHECK_CACHE_S has passed."""
+    from firebase_admin import _auth_client
+
+    from shared import auth
+    from shared.errors import Unauthenticated
+    from shared.settings import get_settings, reset_settings
+
+    calls: list[str] = []
+    real_get_user = _auth_client.Client.get_user
+
+    def counted_get_user(self: Any, uid: str) -> Any:
+        calls.append(uid)
+        return real_get_user(self, uid)
+
+    monkeypatch.setattr(_auth_client.Client, "get_user", counted_get_user)
+    clock = _Clock()
+    monkeypatch.setattr(auth, "time", clock)
+    reset_settings()
+    auth.reset_auth()
+    try:
+        user = api.new_user()
+        token = issued(user, int(time.time()) - 60)[len("Bearer ") :]
+        for _ in range(20):
+            assert auth.verify_id_token(token) == user.uid
+        report.add(SCENARIO, "Auth API calls for 20 verifications of one token", len(calls), "1", len(calls) == 1)
+        assert calls == [user.uid]
+
+        admin("revoke_refresh_tokens", user.uid)
+        assert auth.verify_id_token(token) == user.uid  # within the TTL: the answer is reused
+        clock.offset = get_settings().token_check_cache_s + 1
+        with pytest.raises(Unauthenticated, match="revoked"):
+            auth.verify_id_token(token)
+        assert len(calls) == 2
+    finally:
+        auth.reset_auth()
 
 
 _FORGED_CHECK = r"""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import re
 from pathlib import Path
 
 import functions_framework
@@ -27,7 +28,14 @@ SID = "0123456789abcdef0123456789abcdef"
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch):
-    for name in ("REDIS_URL", "FUNCTION_TARGET", "FIREBASE_AUTH_EMULATOR_HOST"):
+    for name in (
+        "REDIS_URL",
+        "FUNCTION_TARGET",
+        "FIREBASE_AUTH_EMULATOR_HOST",
+        "K_SERVICE",
+        "K_CONFIGURATION",
+        "FUNCTIONS_EMULATOR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FIRESTORE_ENABLED", "false")
     monkeypatch.setenv("AUTH_DISABLED", "true")
@@ -384,3 +392,107 @@ def test_every_answer_says_the_functions_own_time():
         name, _, dur = resp.headers["Server-Timing"].partition(";dur=")
         assert name == "app" and float(dur) >= 0
     assert "Server-Timing" in cors.headers["Access-Control-Expose-Headers"]
+
+
+# -- a deployment with the doors open refuses to serve ----------------------------------------
+
+ALL_HTTP = {
+    "create_session": ("POST", {}),
+    "append_message": ("POST", {"session_id": SID, "role": "user", "content": "x"}),
+    "get_context": ("GET", None),
+    "get_history": ("GET", None),
+    "end_session": ("POST", {"session_id": SID}),
+    "get_user_stats": ("GET", None),
+}
+
+
+def _call(name: str):
+    method, body = ALL_HTTP[name]
+    c = client(name)
+    if method == "POST":
+        return c.post("/", json=body, headers={"X-User-Id": "alice"})
+    return c.get(f"/?session_id={SID}", headers={"X-User-Id": "alice"})
+
+
+def _deployed(monkeypatch, **env: str) -> None:
+    monkeypatch.setenv("K_SERVICE", "get-context")  # what Cloud Run sets for a deployed function
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_settings()
+
+
+@pytest.mark.parametrize(
+    ("platform", "reason"),
+    [
+        ({"AUTH_DISABLED": "true"}, "auth_disabled"),
+        ({"AUTH_DISABLED": "false", "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"}, "auth_emulator"),
+        ({"AUTH_DISABLED": "false", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080"}, "firestore_emulator"),
+        # Cloud Run sets K_CONFIGURATION (the emulator never does, .env files cannot):
+        # a FUNCTIONS_EMULATOR=true carried by the bundle does not open the door.
+        ({"AUTH_DISABLED": "true", "FUNCTIONS_EMULATOR": "true", "K_CONFIGURATION": "c"}, "auth_disabled"),
+    ],
+)
+def test_deployed_with_an_open_door_refuses_every_function(monkeypatch, platform, reason):
+    new_session()  # data exists: none of it may come out
+    _deployed(monkeypatch, **platform)
+    for name in ALL_HTTP:
+        resp = _call(name)
+        assert resp.status_code == 503, (name, resp.get_data(as_text=True))
+        assert error_code(resp) == "misconfigured"
+    resp = client("health").get("/")
+    assert resp.status_code == 503
+    assert resp.get_json() == {"status": "refused", "reason": reason}
+
+
+@pytest.mark.parametrize(
+    "platform",
+    [
+        {"FUNCTIONS_EMULATOR": "true", "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"},  # make dev / make test
+        {},  # unit tests, bench: functions-framework with no platform variables
+    ],
+)
+def test_emulator_and_local_runs_still_serve_with_auth_disabled(monkeypatch, platform):
+    if platform:
+        _deployed(monkeypatch, **platform)
+    resp = client("create_session").post("/", json={}, headers={"X-User-Id": "alice"})
+    assert resp.status_code == 201
+    assert client("health").get("/").status_code == 200
+
+
+def test_an_open_door_is_logged_at_start_up(monkeypatch, log_lines):
+    from shared import auth
+
+    _deployed(monkeypatch, AUTH_DISABLED="true")
+    auth.log_if_refusing()
+    err = next(x for x in log_lines() if x["severity"] == "ERROR")
+    assert err["reason"] == "auth_disabled" and "AUTH_DISABLED" in err["message"]
+
+
+# -- health tells status words, nothing else --------------------------------------------------
+
+_WORD = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def _words_only(value) -> bool:
+    if isinstance(value, dict):
+        return all(_WORD.fullmatch(k) and _words_only(v) for k, v in value.items())
+    if isinstance(value, str):
+        return bool(_WORD.fullmatch(value))
+    return isinstance(value, int | float | bool) or value is None
+
+
+def test_health_with_redis_down_discloses_no_error_text(monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a loopback port where nothing listens: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    reset_settings()
+    for _ in range(2):  # the failing probe, then the open breaker's answer
+        resp = client("health").get("/")
+        assert resp.status_code == 200
+        body = resp.get_json()
+        assert body["status"] == "degraded" and body["layers"]["redis"]["status"] == "down"
+        assert _words_only(body), body
+        assert "Error" not in resp.get_data(as_text=True) and "127.0.0.1" not in resp.get_data(as_text=True)
