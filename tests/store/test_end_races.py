@@ -16,6 +16,7 @@ import pytest
 from shared.errors import FailedPrecondition, Unavailable
 from shared.store.base import StoredMessage
 from shared.summarizer import ExtractiveSummarizer
+from shared.sweep import sweep_idle_sessions
 from tests.store.conftest import make_manager
 
 WAIT_S = 60.0  # only ever reached when the code under test is wrong
@@ -231,3 +232,57 @@ def test_merge_and_summary_store_after_the_snapshot_are_refused(redis_server, ui
     assert not m.redis.store_summary(sid, {"text": "late", "message_count": 1, "updated_at": 0.0})
     meta = m.redis.meta(sid)
     assert meta is not None and meta["seq"] == "1"
+
+
+def _age(m: Any, sid: str, seconds: float) -> None:
+    """Make the session look created and last used ``seconds`` ago."""
+    then = time.time() - seconds
+    m.firestore.db().collection("sessions").document(sid).update({"created_at": then, "last_active_at": then})
+    m.redis.client().hset(f"cm:{{{sid}}}:meta", "last_active_at", repr(then))
+
+
+def test_sweep_counts_reads_as_activity(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "a long read follows", user_id=uid)
+    _age(m, sid, 2 * m.settings.session_idle_timeout_s)
+    m.get_context_for_llm(sid, user_id=uid)  # the user is reading: in use
+    sweep_idle_sessions(manager=m)
+    assert m.firestore.get_session(sid)["status"] == "active"
+
+
+def test_sweep_rechecks_idleness_right_before_ending(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "hello", user_id=uid)
+    _age(m, sid, 2 * m.settings.session_idle_timeout_s)
+    real = m.last_activity
+
+    def last_activity(s: str) -> float | None:
+        seen = real(s)
+        if s == sid:  # the user comes back between the sweep's look and its end
+            m.add_message(sid, "user", "I am back", user_id=uid)
+        return seen
+
+    m.last_activity = last_activity  # type: ignore[method-assign]
+    counts = sweep_idle_sessions(manager=m)
+    assert m.firestore.get_session(sid)["status"] == "active"
+    assert counts["active"] >= 1
+    m.add_message(sid, "user", "still chatting", user_id=uid)
+
+
+def test_sweep_ends_idle_sessions_in_parallel(redis_server, firestore_emulator, uid):
+    held = HeldSummarizer(wait_for_second=True)
+    m = make_manager(redis_server.url)
+    sids = []
+    for _ in range(6):
+        sid = m.create_session({}, user_id=uid).session_id
+        m.add_message(sid, "user", "anyone?", user_id=uid)
+        _age(m, sid, 2 * m.settings.session_idle_timeout_s)
+        sids.append(sid)
+    m.summarizer = held
+    held.armed = True
+    counts = sweep_idle_sessions(manager=m)
+    assert held.second.is_set() and held.max_in_flight >= 2  # a second end ran while the first was held
+    assert counts["ended"] >= len(sids)
+    assert all(m.firestore.get_session(s)["status"] == "ended" for s in sids)
