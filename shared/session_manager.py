@@ -584,6 +584,11 @@ class SessionManager:
         happened."""
         token = snap.token if snap is not None else ""
         try:
+            if snap is not None and pending and pending[0]:
+                # The merge above is refused while another attempt's snapshot stands (one
+                # this end has just taken over): bring the outage messages in under this one.
+                if self.redis.import_messages(sid, *pending, end_token=token).added > 0:
+                    snap = self._own_snapshot(sid, user_id, token)
             for _ in range(_END_ROUNDS):
                 try:
                     return self._end(sid, agent_id, reason, user_id, snap, pending, idle_before=idle_before)
@@ -593,9 +598,7 @@ class SessionManager:
                     pending = self.firestore.read_pending(sid)
                     if snap is not None:
                         self.redis.import_messages(sid, *pending, end_token=token)
-                        snap = self.redis.begin_end(sid, user_id, token)
-                        if snap.status != "ok":
-                            raise StoreError("the end lost its attempt", layer="redis") from None
+                        snap = self._own_snapshot(sid, user_id, token)
                 except UsedSince:
                     if snap is not None:
                         self.redis.abort_end(sid, token, reopen=True)
@@ -608,6 +611,13 @@ class SessionManager:
                     return done
             log.warning("session end deferred: firestore unavailable", extra={"session_id": sid})
             raise Unavailable("Firestore is unavailable; the session is kept, retry the end later") from exc
+
+    def _own_snapshot(self, sid: str, user_id: str | None, token: str) -> Any:
+        """A fresh snapshot for this attempt, which still owns the end."""
+        snap = self.redis.begin_end(sid, user_id, token)
+        if snap.status != "ok":
+            raise StoreError("the end lost its attempt", layer="redis")
+        return snap
 
     def _begin_end(self, sid: str, user_id: str | None, idle_before: float | None) -> Any:
         """This attempt's snapshot. While another attempt owns the end, wait for it: every

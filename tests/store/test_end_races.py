@@ -286,3 +286,19 @@ def test_sweep_ends_idle_sessions_in_parallel(redis_server, firestore_emulator, 
     assert held.second.is_set() and held.max_in_flight >= 2  # a second end ran while the first was held
     assert counts["ended"] >= len(sids)
     assert all(m.firestore.get_session(s)["status"] == "ended" for s in sids)
+
+
+def test_end_taking_over_a_released_attempt_takes_in_outage_messages(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "q1", user_id=uid)
+    m.add_message(sid, "assistant", "a1", user_id=uid)
+    # an earlier end took its snapshot, then could not tell whether its write landed
+    first = m.redis.begin_end(sid, uid)
+    assert m.redis.abort_end(sid, first.token, reopen=False)
+    outage = make_manager(None)  # Redis unreachable there: the document is still active
+    assert outage.add_message(sid, "user", "q2 on the outage path", user_id=uid).storage == "firestore"
+    result = m.end_session_with_analytics(sid, user_id=uid)
+    assert final_contents(m, sid) == ["q1", "a1", "q2 on the outage path"]
+    assert [x["seq"] for x in m.firestore.get_session(sid)["final_messages"]] == [1, 2, 3]
+    assert result.message_count == 3
