@@ -302,3 +302,15 @@ def test_end_taking_over_a_released_attempt_takes_in_outage_messages(redis_serve
     assert final_contents(m, sid) == ["q1", "a1", "q2 on the outage path"]
     assert [x["seq"] for x in m.firestore.get_session(sid)["final_messages"]] == [1, 2, 3]
     assert result.message_count == 3
+
+
+def test_end_of_a_session_redis_forgot_leaves_the_owner_its_answers(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "q1", user_id=uid)
+    m.redis.client().delete(*m.redis.keys(sid))  # Redis forgot it (expiry, a restart)
+    first = m.end_session_with_analytics(sid, user_id=uid)
+    again = m.end_session_with_analytics(sid, user_id=uid)
+    assert again.already_ended and again.message_count == first.message_count
+    assert m.get_session(sid, user_id=uid).status == "ended"
+    m.get_history(sid, user_id=uid)

@@ -6,7 +6,9 @@
 -- KEYS: 1 meta, 2 msgs, 3 pend, 4 ana, 5 cmid, 6 sum
 -- ARGV: 1 end result JSON, 2 ttl
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'ended' then return 0 end
+-- A session Redis does not know is answered from its document: a hash holding only the
+-- result would lack the owner, and every owner check would refuse the owner.
+if not status or status == 'ended' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'ended', 'end_result', ARGV[1])
 redis.call('HDEL', KEYS[1], 'pending_query', 'end_token', 'ending_since')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
