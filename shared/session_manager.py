@@ -44,7 +44,7 @@ from shared.models import (
 )
 from shared.settings import Settings, get_settings
 from shared.store.base import QueryRecord, SessionState, StoredMessage
-from shared.store.firestore_store import FirestoreLayer
+from shared.store.firestore_store import FirestoreLayer, PendingArrived, UsedSince
 from shared.store.memory_store import MemoryLayer
 from shared.store.redis_store import RedisLayer
 from shared.summarizer import Summarizer, build_summarizer
@@ -54,6 +54,11 @@ T = TypeVar("T")
 _REASON_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _HINTS_MAX = 10_000
 MAX_TOKEN_BUDGET = 1_000_000
+_END_ROUNDS = 3  # an end re-snapshots at most this often for outage-path messages arriving
+
+
+class SessionInUse(FailedPrecondition):
+    """The sweep's end met a session used after its idle bound (or being ended)."""
 
 
 class SessionManager:
@@ -527,7 +532,11 @@ class SessionManager:
         reason: str = "completed",
         *,
         user_id: str | None = None,
+        idle_before: float | None = None,
     ) -> EndResult:
+        """End the session once. ``idle_before`` (the sweep): only if the session was not
+        used after it, checked atomically with the snapshot; else SessionInUse, nothing
+        changed (nor does the sweep wait for another end of the session)."""
         sid = _validate_end_args(session_id, agent_id, reason)
         if not self.firestore.configured:
             raise Unavailable("session end needs Firestore, which is not configured")
@@ -540,33 +549,109 @@ class SessionManager:
         try:
             if self.redis.configured:
 
-                def merge_and_snapshot() -> Any:
+                def merge() -> tuple[list[StoredMessage], list[QueryRecord]]:
                     self._check_recovery()
-                    return self._merge_into_redis(sid), self.redis.begin_end(sid, user_id)
+                    return self._merge_into_redis(sid)
 
-                pending, snap = self._redis_op(merge_and_snapshot)
+                pending = self._redis_op(merge)
+                snap = self._begin_end(sid, user_id, idle_before)
         except StoreError as exc:
             if exc.layer != "redis":
                 log.warning("session end deferred: firestore unavailable", extra={"session_id": sid})
                 raise Unavailable("Firestore is unavailable; the session is kept, retry the end later") from exc
             return self._end_while_redis_is_down(sid, user_id, exc)
         if snap is not None:
-            if snap.status == "forbidden":
-                raise PermissionDenied("this session belongs to another user")
             if snap.status == "ended" and snap.end_result:
                 return EndResult(**(snap.end_result | {"already_ended": True}))
+            _raise_for_snapshot(snap.status, idle_before)
             if snap.status != "ok":
                 snap = None
+        return self._end_rounds(sid, agent_id, reason, user_id, snap, pending, idle_before=idle_before)
+
+    def _end_rounds(
+        self,
+        sid: str,
+        agent_id: str | None,
+        reason: str,
+        user_id: str | None,
+        snap: Any,
+        pending: tuple[list[StoredMessage], list[QueryRecord]] | None,
+        *,
+        idle_before: float | None,
+    ) -> EndResult:
+        """Write the end; an outage-path message arriving meanwhile is taken in and the
+        write tried again. On failure, give the attempt up without reopening an end that
+        happened."""
+        token = snap.token if snap is not None else ""
         try:
-            return self._end(sid, agent_id, reason, user_id, snap, pending)
+            if snap is not None and pending and pending[0]:
+                # The merge above is refused while another attempt's snapshot stands (one
+                # this end has just taken over): bring the outage messages in under this one.
+                if self.redis.import_messages(sid, *pending, end_token=token).added > 0:
+                    snap = self._own_snapshot(sid, user_id, token)
+            for _ in range(_END_ROUNDS):
+                try:
+                    return self._end(sid, agent_id, reason, user_id, snap, pending, idle_before=idle_before)
+                except PendingArrived:
+                    # Another instance accepted a message on the outage path after this
+                    # snapshot (and before the end's write): take it in, snapshot again.
+                    pending = self.firestore.read_pending(sid)
+                    if snap is not None:
+                        self.redis.import_messages(sid, *pending, end_token=token)
+                        snap = self._own_snapshot(sid, user_id, token)
+                except UsedSince:
+                    if snap is not None:
+                        self.redis.abort_end(sid, token, reopen=True)
+                    raise SessionInUse("the session was used after the idle bound") from None
+            raise StoreError("outage-path messages kept arriving during the end", layer="firestore")
         except StoreError as exc:
             if snap is not None:
-                try:
-                    self.redis.abort_end(sid)
-                except StoreError:
-                    pass  # stays 'ending': a retried end or the sweep finishes it
+                done = self._give_up_end(sid, token)
+                if done is not None:
+                    return done
             log.warning("session end deferred: firestore unavailable", extra={"session_id": sid})
             raise Unavailable("Firestore is unavailable; the session is kept, retry the end later") from exc
+
+    def _own_snapshot(self, sid: str, user_id: str | None, token: str) -> Any:
+        """A fresh snapshot for this attempt, which still owns the end."""
+        snap = self.redis.begin_end(sid, user_id, token)
+        if snap.status != "ok":
+            raise StoreError("the end lost its attempt", layer="redis")
+        return snap
+
+    def _begin_end(self, sid: str, user_id: str | None, idle_before: float | None) -> Any:
+        """This attempt's snapshot. While another attempt owns the end, wait for it: every
+        concurrent end then answers the one committed result (one Firestore transaction per
+        end, not several contending on one document). Bounded by the lease, after which
+        begin_end takes the end over."""
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + self.settings.end_lease_s + 1.0
+        pause = 0.01
+        while True:
+            snap = self._redis_op(lambda: self.redis.begin_end(sid, user_id, token, idle_before))
+            if snap.status != "busy" or idle_before is not None or time.monotonic() > deadline:
+                return snap
+            time.sleep(pause)
+            pause = min(2 * pause, 0.2)
+
+    def _give_up_end(self, sid: str, token: str) -> EndResult | None:
+        """This attempt's Firestore write failed, or its reply was lost. If the document
+        says ended, the write landed: finish. Reopen the session only if it says not; if it
+        cannot be read, keep the session 'ending' (nothing accepted that the write, if it
+        landed, would miss) and let any later end take over at once."""
+        try:
+            doc = self.firestore.reread_session(sid)
+        except StoreError:
+            doc, known = None, False
+        else:
+            known = True
+            if doc is not None and doc.get("status") == "ended":
+                return self._finish(sid, doc, already=False)
+        try:
+            self.redis.abort_end(sid, token, reopen=known)
+        except StoreError:
+            pass  # stays 'ending' under this attempt: a later end takes over after the lease
+        return None
 
     def _end_while_redis_is_down(self, sid: str, user_id: str | None, exc: StoreError) -> EndResult:
         """Redis holds this session's buffered analytics and recent messages: ending without
@@ -593,6 +678,8 @@ class SessionManager:
         user_id: str | None,
         snap: Any,
         held: tuple[list[StoredMessage], list[QueryRecord]] | None,
+        *,
+        idle_before: float | None = None,
     ) -> EndResult:
         doc = self.firestore.get_session(sid)
         if doc is not None:
@@ -671,7 +758,9 @@ class SessionManager:
             if unsummarized
             else base.last_active_at,
         }
-        already, after = self.firestore.end_session(sid, base, fields, queries, has_pending=bool(pending))
+        already, after = self.firestore.end_session(
+            sid, base, fields, queries, {m.mid for m in pending}, idle_before=idle_before
+        )
         log.info(
             "session ended",
             extra={"session_id": sid, "queries": len(queries), "reason": reason, "already_ended": already},
@@ -689,7 +778,10 @@ class SessionManager:
         )
         if self.redis.configured:
             try:
-                self.redis.finish_end(sid, result.model_dump(exclude={"already_ended"}))
+                if self.redis.finish_end(sid, result.model_dump(exclude={"already_ended"})) == "reopened":
+                    # Reopened after the committed snapshot (an attempt that outlived its
+                    # lease): what Redis took since is not in the final state. Say so.
+                    log.error("session ended with messages accepted after its snapshot", extra={"session_id": sid})
             except StoreError:
                 pass  # Firestore is the record; the Redis keys expire on their own
         self.memory.drop(sid)
@@ -753,6 +845,15 @@ def _validate_end_args(session_id: object, agent_id: object, reason: object) -> 
     if not isinstance(reason, str) or not _REASON_RE.fullmatch(reason):
         raise InvalidArgument("reason must be 1-32 characters of [a-z0-9_], starting with a letter")
     return sid
+
+
+def _raise_for_snapshot(status: str, idle_before: float | None) -> None:
+    if status == "forbidden":
+        raise PermissionDenied("this session belongs to another user")
+    if status == "in_use" or (status == "busy" and idle_before is not None):
+        raise SessionInUse("the session was used after the idle bound, or is being ended")
+    if status == "busy":
+        raise Unavailable("another end of this session is in progress; retry the end later")
 
 
 def _pair_queries(queries: list[QueryRecord], messages: list[StoredMessage]) -> None:

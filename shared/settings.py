@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         3600, ge=0, description="The sweep re-applies user stats for sessions ended this recently; 0: off"
     )
     sweep_batch_size: int = Field(200, ge=1, le=1000, description="Sessions read per page by the sweep")
+    sweep_concurrency: int = Field(8, ge=1, le=64, description="Sessions the sweep ends at once")
+    end_lease_s: int = Field(
+        30, ge=5, le=600, description="An end attempt owns the session's end this long; then another may take over"
+    )
     sweep_max_sessions: int = Field(
         20000, ge=1, description="Sessions examined per sweep run (each of its two scans), at most"
     )

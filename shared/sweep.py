@@ -4,11 +4,14 @@ who closes the tab still gets analytics. Runs before the Redis TTL can expire a 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from shared.errors import ChatMemoryError, StoreError
-from shared.session_manager import SessionManager, get_manager
+from shared.session_manager import SessionInUse, SessionManager, get_manager
 
 log = logging.getLogger("chat_memory.sweep")
 
@@ -18,30 +21,42 @@ def sweep_idle_sessions(now: float | None = None, manager: SessionManager | None
     now = time.time() if now is None else now
     cutoff = now - m.settings.session_idle_timeout_s
     counts = {"checked": 0, "ended": 0, "failed": 0, "active": 0, "stats_repaired": 0}
-    # Candidates: active in Firestore and created before the cutoff. Whether they are
-    # idle is decided by Redis' last activity (Firestore is not written per message).
-    for doc in m.firestore.active_sessions_before(cutoff, m.settings.sweep_batch_size, m.settings.sweep_max_sessions):
-        sid = doc["session_id"]
-        counts["checked"] += 1
-        try:
-            last = m.last_activity(sid)
-        except StoreError:
-            counts["failed"] += 1  # Redis down: cannot tell if it is idle; next sweep
-            continue
-        if last is None:
-            last = float(doc.get("last_active_at") or doc.get("created_at") or 0)
-        if last >= cutoff:
-            counts["active"] += 1
-            continue
-        try:
-            m.end_session_with_analytics(sid, None, "timeout")
-            counts["ended"] += 1
-        except ChatMemoryError as exc:
-            counts["failed"] += 1
-            log.warning("sweep could not end session", extra={"session_id": sid, "error": exc.code})
+    # Candidates: active in Firestore and created before the cutoff, a page at a time; each
+    # page's sessions are ended SWEEP_CONCURRENCY at once (an end waits on Firestore
+    # round trips, so one at a time falls behind a backlog of idle sessions).
+    docs = m.firestore.active_sessions_before(cutoff, m.settings.sweep_batch_size, m.settings.sweep_max_sessions)
+    with ThreadPoolExecutor(m.settings.sweep_concurrency, thread_name_prefix="sweep") as pool:
+        while page := list(itertools.islice(docs, m.settings.sweep_batch_size)):
+            for outcome in pool.map(lambda d: _sweep_one(m, d, cutoff), page):
+                counts["checked"] += 1
+                counts[outcome] += 1
     counts["stats_repaired"] = repair_user_stats(m, now)
     log.info("sweep done", extra=counts)
     return counts
+
+
+def _sweep_one(m: SessionManager, doc: dict[str, Any], cutoff: float) -> str:
+    """End one candidate if it is idle: 'ended', 'active' or 'failed'."""
+    sid = doc["session_id"]
+    # Whether it is idle is Redis' last activity (appends and reads; Firestore is not
+    # written per message). This look only saves an end attempt on a busy session: the end
+    # itself re-checks atomically with its snapshot, as a user may come back in between.
+    try:
+        last = m.last_activity(sid)
+    except StoreError:
+        return "failed"  # Redis down: cannot tell if it is idle; next sweep
+    if last is None:
+        last = float(doc.get("last_active_at") or doc.get("created_at") or 0)
+    if last >= cutoff:
+        return "active"
+    try:
+        m.end_session_with_analytics(sid, None, "timeout", idle_before=cutoff)
+    except SessionInUse:
+        return "active"
+    except ChatMemoryError as exc:
+        log.warning("sweep could not end session", extra={"session_id": sid, "error": exc.code})
+        return "failed"
+    return "ended"
 
 
 def repair_user_stats(m: SessionManager, now: float) -> int:

@@ -44,6 +44,15 @@ def kb_doc_id(entry: str) -> str:
     return "h_" + hashlib.sha256(entry.encode()).hexdigest()[:40]
 
 
+class PendingArrived(Exception):  # noqa: N818 - an outcome, not a failure
+    """An outage-path message was accepted after the end's snapshot: nothing was written;
+    the end takes it in and tries again."""
+
+
+class UsedSince(Exception):  # noqa: N818 - an outcome, not a failure
+    """The session was used after the caller's idle bound: nothing was written."""
+
+
 @dataclass(slots=True)
 class FsAppend:
     status: str  # ok | dup | missing | forbidden | ended
@@ -244,14 +253,19 @@ class FirestoreLayer:
         base: SessionState,
         fields: dict[str, Any],
         queries: list[QueryRecord],
-        has_pending: bool,
+        held_mids: set[str],
+        idle_before: float | None = None,
     ) -> tuple[bool, dict[str, Any]]:
         """Mark the session ended and write its analytics, once.
 
         Returns (already_ended, the session document after). A repeated call finds the
         document ended and changes nothing. Large analytics are split into parts written
         first (idempotent overwrites), then the session and the analytics head commit
-        together in one transaction.
+        together in one transaction. ``held_mids``: the outage-path messages the caller's
+        snapshot includes; the transaction reads the pending ones itself and raises
+        PendingArrived if there is another (an outage-path append reads and writes the
+        session document in its own transaction, so one of the two sees the other).
+        Raises UsedSince if the document was used after ``idle_before``.
         """
         entries = [q.to_dict() for q in queries]
         parts = _split(entries, ANALYTICS_PART_BYTES)
@@ -269,6 +283,13 @@ class FirestoreLayer:
                 doc = snap.to_dict() if snap.exists else None
                 if doc is not None and doc.get("status") == "ended":
                     return True, doc
+                if doc is not None and idle_before is not None and float(doc.get("last_active_at") or 0) > idle_before:
+                    raise UsedSince(sid)
+                pending = []
+                if doc is not None and int(doc.get("pending_count") or 0) > 0:
+                    pending = list(ref.collection("pending").get(transaction=tx))
+                    if any(d.id not in held_mids for d in pending):
+                        raise PendingArrived(sid)
                 if doc is None:
                     doc = {
                         "session_id": sid,
@@ -291,12 +312,22 @@ class FirestoreLayer:
                         "queries": parts[0] if parts else [],
                     },
                 )
-                if has_pending:
-                    for d in ref.collection("pending").list_documents():
-                        tx.delete(d)
+                for d in pending:
+                    tx.delete(d.reference)
                 return False, after
 
             return self._transactional(work)
+
+    def reread_session(self, sid: str) -> dict[str, Any] | None:
+        """The session document, read even while the breaker is open: an end whose write
+        just failed must learn whether that write landed before it may reopen the session."""
+        from google.api_core.exceptions import GoogleAPIError
+
+        try:
+            snap = self._session_ref(sid).get(**self._kw())
+        except (GoogleAPIError, OSError) as exc:
+            raise StoreError(f"firestore reread: {type(exc).__name__}", layer="firestore") from exc
+        return snap.to_dict() if snap.exists else None
 
     def read_analytics(self, sid: str) -> list[dict[str, Any]]:
         with self._guard("read_analytics"):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -41,7 +43,7 @@ class AppendOutcome:
 
 @dataclass(slots=True)
 class ImportOutcome:
-    added: int  # -1: Redis does not know the session
+    added: int  # -1: Redis does not know the session; -2: it is ending or ended
     due_seq: int = 0  # the last rolling-summary claim the merge made, if any
     previous_summary: dict[str, Any] | None = None
     unsummarized: list[StoredMessage] | None = None
@@ -59,7 +61,8 @@ class ReadOutcome:
 
 @dataclass(slots=True)
 class EndSnapshot:
-    status: str  # ok | missing | forbidden | ended
+    status: str  # ok | missing | forbidden | ended | busy (another end owns it) | in_use
+    token: str = ""  # this end attempt's: only it may abort
     meta: dict[str, str] | None = None
     unsummarized: list[StoredMessage] | None = None
     queries: list[QueryRecord] | None = None
@@ -194,8 +197,9 @@ class RedisLayer:
             res.unsummarized = [StoredMessage.from_json(r) for r in out[4]]
         return res
 
-    def read(self, sid: str, owner: str | None, n: int) -> ReadOutcome:
-        out = self._run("read", sid, [owner or "", n, self.settings.session_ttl_s])
+    def read(self, sid: str, owner: str | None, n: int, now: float | None = None) -> ReadOutcome:
+        now = time.time() if now is None else now
+        out = self._run("read", sid, [owner or "", n, self.settings.session_ttl_s, repr(now)])
         if out[0] != "ok":
             return ReadOutcome(out[0])
         return ReadOutcome(
@@ -225,6 +229,7 @@ class RedisLayer:
         return h or None
 
     def store_summary(self, sid: str, summary: dict[str, Any]) -> bool:
+        """Compare and set; False too once an end took its snapshot (the caches go)."""
         out = self._run(
             "store_summary",
             sid,
@@ -236,8 +241,15 @@ class RedisLayer:
         )
         return bool(out)
 
-    def begin_end(self, sid: str, owner: str | None) -> EndSnapshot:
-        out = self._run("begin_end", sid, [owner or ""])
+    def begin_end(
+        self, sid: str, owner: str | None, token: str | None = None, idle_before: float | None = None
+    ) -> EndSnapshot:
+        """Mark the session 'ending' for the attempt ``token`` (a new one if None) and
+        snapshot it. 'busy': another attempt owns the end (for at most END_LEASE_S);
+        'in_use': used after ``idle_before``. The attempt's own token re-snapshots."""
+        token = token or uuid.uuid4().hex
+        args = [owner or "", token, repr(time.time()), self.settings.end_lease_s]
+        out = self._run("begin_end", sid, [*args, "" if idle_before is None else repr(idle_before)])
         if out[0] == "ended":
             return EndSnapshot("ended", end_result=json.loads(out[1]) if out[1] else None)
         if out[0] != "ok":
@@ -246,6 +258,7 @@ class RedisLayer:
         meta = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
         return EndSnapshot(
             "ok",
+            token=token,
             meta=meta,
             unsummarized=[StoredMessage.from_json(r) for r in out[2]],
             queries=[QueryRecord.from_json(r) for r in out[3]],
@@ -253,15 +266,23 @@ class RedisLayer:
             messages=[StoredMessage.from_json(r) for r in out[5]],
         )
 
-    def finish_end(self, sid: str, end_result: dict[str, Any]) -> None:
-        self._run("finish_end", sid, [json.dumps(end_result, separators=(",", ":")), self.settings.session_ttl_s])
+    def finish_end(self, sid: str, end_result: dict[str, Any]) -> str:
+        """'cleared' (caches dropped), 'already' (it was ended) or 'reopened' (the session
+        took writes after the committed snapshot: marked ended, caches left to the TTL)."""
+        args = [json.dumps(end_result, separators=(",", ":")), self.settings.session_ttl_s]
+        return ("already", "cleared", "reopened")[int(self._run("finish_end", sid, args))]
 
-    def abort_end(self, sid: str) -> None:
-        self._run("abort_end", sid, [], nkeys=1)
+    def abort_end(self, sid: str, token: str, *, reopen: bool) -> bool:
+        """Give up the end attempt ``token``: reopen the session, or (when whether its
+        Firestore write happened is unknown) keep it 'ending' for any later end to take over."""
+        return bool(self._run("abort_end", sid, [token, "1" if reopen else "0"], nkeys=1))
 
-    def import_messages(self, sid: str, messages: list[StoredMessage], queries: list[QueryRecord]) -> ImportOutcome:
+    def import_messages(
+        self, sid: str, messages: list[StoredMessage], queries: list[QueryRecord], *, end_token: str = ""
+    ) -> ImportOutcome:
         """Append messages accepted elsewhere (during an outage), renumbered, exactly once
-        per message id. ``messages`` in acceptance order. Returns the last summary claim."""
+        per message id. ``messages`` in acceptance order. Returns the last summary claim.
+        Refused (added -2) once an end took its snapshot, except by that end (``end_token``)."""
         s = self.settings
         by_mid = {q.mid: q for q in queries}
         items = []
@@ -286,10 +307,11 @@ class RedisLayer:
                 s.session_ttl_s,
                 s.summary_interval,
                 max(s.summary_interval * 20, s.message_window),
+                end_token,
             ],
         )
         if int(out[0]) < 0:
-            return ImportOutcome(-1)
+            return ImportOutcome(int(out[0]))
         res = ImportOutcome(int(out[0]), due_seq=int(out[1]))
         if res.due_seq:
             res.previous_summary = json.loads(out[2]) if out[2] else None
@@ -297,8 +319,6 @@ class RedisLayer:
         return res
 
     def ping(self) -> dict[str, Any]:
-        import time
-
         from redis.exceptions import RedisError
 
         client = self.client()

@@ -1,13 +1,22 @@
--- Start ending a session: mark it 'ending' (appends are refused from now on, so nothing
--- can be accepted after this snapshot and missed by the analytics) and return everything.
+-- Start ending a session: mark it 'ending' under this attempt's token (appends, merges and
+-- summary stores are refused from now on, so nothing can be accepted after this snapshot
+-- and missed by the analytics) and return everything. Only the attempt holding the token
+-- may reopen the session; another attempt waits ('busy') until the lease runs out, and may
+-- take over an attempt that released it (token '') at once.
 -- KEYS: 1 meta, 2 msgs, 3 pend, 4 ana, 5 cmid, 6 sum
--- ARGV: 1 owner ('' = no check)
+-- ARGV: 1 owner ('' = no check), 2 this attempt's token, 3 now, 4 lease seconds,
+--       5 idle bound ('' = none): 'in_use' if the session was used after it
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
-local owner = redis.call('HGET', KEYS[1], 'owner')
-if ARGV[1] ~= '' and owner ~= ARGV[1] then return {'forbidden'} end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'ended' then return {'ended', redis.call('HGET', KEYS[1], 'end_result') or ''} end
-redis.call('HSET', KEYS[1], 'status', 'ending')
+local m = redis.call('HMGET', KEYS[1], 'owner', 'status', 'end_token', 'ending_since', 'last_active_at')
+if ARGV[1] ~= '' and m[1] ~= ARGV[1] then return {'forbidden'} end
+if m[2] == 'ended' then return {'ended', redis.call('HGET', KEYS[1], 'end_result') or ''} end
+local now = tonumber(ARGV[3])
+if m[2] == 'ending' and (m[3] or '') ~= '' and m[3] ~= ARGV[2]
+    and now - (tonumber(m[4]) or 0) < tonumber(ARGV[4]) then
+  return {'busy'}
+end
+if ARGV[5] ~= '' and (tonumber(m[5]) or 0) > tonumber(ARGV[5]) then return {'in_use'} end
+redis.call('HSET', KEYS[1], 'status', 'ending', 'end_token', ARGV[2], 'ending_since', ARGV[3])
 return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[3], 0, -1),
         redis.call('LRANGE', KEYS[4], 0, -1), redis.call('GET', KEYS[6]) or '',
         redis.call('LRANGE', KEYS[2], 0, -1)}

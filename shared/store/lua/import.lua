@@ -7,8 +7,16 @@
 -- instance does it, however often.
 -- KEYS: 1 meta, 2 msgs, 3 pend, 4 ana, 5 cmid, 6 sum
 -- ARGV: 1 JSON array of {mid, role, tail, content_json?, ana_tail?, query_json?}
---       in their acceptance order; 2 window, 3 ttl, 4 summary interval, 5 pend max
+--       in their acceptance order; 2 window, 3 ttl, 4 summary interval, 5 pend max,
+--       6 the end attempt's token ('' = none)
+-- Returns {-1} if Redis does not know the session, {-2} if it is ending or ended: an end's
+-- snapshot is taken, so what is merged now would be deleted with the caches (the ending
+-- attempt itself, holding the token, may still bring in what arrived after its snapshot).
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local st = redis.call('HMGET', KEYS[1], 'status', 'end_token')
+if st[1] ~= 'active' and not (st[1] == 'ending' and ARGV[6] ~= '' and st[2] == ARGV[6]) then
+  return {-2}
+end
 local items = cjson.decode(ARGV[1])
 local added, due = 0, 0
 for _, it in ipairs(items) do

@@ -2,6 +2,8 @@
 -- then drop the messages it covers from the summarizer's input list.
 -- KEYS: 1 meta, 2 msgs, 3 pend, 4 ana, 5 cmid, 6 sum
 -- ARGV: 1 summary JSON, 2 covered seq, 3 ttl
+-- Only into an active session: once an end took its snapshot the caches are about to go.
+if redis.call('HGET', KEYS[1], 'status') ~= 'active' then return 0 end
 local cur = redis.call('GET', KEYS[6])
 local covered = tonumber(ARGV[2])
 if cur then
