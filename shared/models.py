@@ -93,16 +93,18 @@ def _key_problem(key: Any) -> str | None:
     return None
 
 
-def _clean(value: Any, path: str, depth: int, in_array: bool, problems: list[tuple[str, str]]) -> Any:
+def _clean(
+    value: Any, path: str, depth: int, in_array: bool, problems: list[tuple[str, str]], max_depth: int = MAX_DEPTH
+) -> Any:
     """``value`` without what a layer cannot store; each part dropped is added to ``problems``
     as (field path, reason). Returns ``_DROP`` when ``value`` itself cannot be stored."""
     if not isinstance(value, dict | list):
         reason = _scalar_problem(value)
-    elif depth > MAX_DEPTH:
-        reason = f"nested deeper than {MAX_DEPTH} levels"
+    elif depth > max_depth:
+        reason = f"nested deeper than {max_depth} levels"
     elif isinstance(value, list):
         if not in_array:
-            items = (_clean(v, f"{path}[{i}]", depth + 1, True, problems) for i, v in enumerate(value))
+            items = (_clean(v, f"{path}[{i}]", depth + 1, True, problems, max_depth) for i, v in enumerate(value))
             return [v for v in items if v is not _DROP]
         reason = "an array cannot hold arrays"
     else:
@@ -111,7 +113,7 @@ def _clean(value: Any, path: str, depth: int, in_array: bool, problems: list[tup
             sub = _key_path(path, str(k))
             if key_reason := _key_problem(k):
                 problems.append((sub, key_reason))
-            elif (c := _clean(v, sub, depth + 1, False, problems)) is not _DROP:
+            elif (c := _clean(v, sub, depth + 1, False, problems, max_depth)) is not _DROP:
                 out[k] = c
         return out
     if reason is None:
@@ -131,11 +133,11 @@ def check_storable(value: Any, field: str) -> None:
         raise _Unstorable(*problems[0])
 
 
-def make_storable(value: Any) -> tuple[Any, list[str]]:
+def make_storable(value: Any, max_depth: int = MAX_DEPTH) -> tuple[Any, list[str]]:
     """For data accepted before these checks existed: a copy every layer can store, and the
     paths of what was dropped (the caller logs them)."""
     problems: list[tuple[str, str]] = []
-    cleaned = _clean(value, "", 1, False, problems)
+    cleaned = _clean(value, "", 1, False, problems, max_depth)
     return (None if cleaned is _DROP else cleaned), [p.lstrip(".") for p, _ in problems]
 
 
