@@ -5,8 +5,9 @@ Data model (see README):
   sessions/{sid}                  owner, status, timestamps, message_count, summary, ...
   sessions/{sid}/pending/{mid}    a message accepted while Redis was down (outage path only)
   analytics/{sid}                 the session's queries; analytics/{sid}/parts/{n} if large
-  users/{uid}                     totals, recent_sessions (20), counted_sessions (ledger)
-  kb_usage/{entry}                use_count, last_used_at
+  users/{uid}                     totals, recent_sessions (20)
+  users/{uid}/counted/{sid}       marker: this ended session is counted in the totals
+  kb_usage/{entry}                use_count (answers), session_count, last_used_at
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ log = logging.getLogger("chat_memory.firestore")
 
 T = TypeVar("T")
 RECENT_SESSIONS = 20
-# Sessions remembered per user as already counted: the trigger's idempotency ledger.
-# Redeliveries of one event come minutes apart, not 200 sessions apart.
-COUNTED_LEDGER = 200
 MAX_KB_ENTRIES_PER_SESSION = 400  # a transaction holds at most 500 writes
 ANALYTICS_PART_BYTES = 700_000  # below Firestore's 1 MiB document limit, with room
 # One commit of analytics parts: under the 500 writes of a Firestore commit, and under the
@@ -329,22 +327,25 @@ class FirestoreLayer:
     def apply_session_stats(self, sid: str, session: dict[str, Any]) -> bool:
         """Count an ended session into users/{uid} and kb_usage, once.
 
-        The user document keeps a ledger of sessions already counted, written in the same
-        transaction as the counts, so a redelivered trigger event changes nothing.
+        A marker users/{uid}/counted/{sid}, written in the same transaction as the counts,
+        says the session was counted: a redelivered trigger event or the sweep's repair
+        changes nothing, however many sessions the user ends.
         """
         from google.cloud import firestore
 
         uid = session["owner"]
-        kb = sorted({kb_doc_id(str(e)) for e in (session.get("kb_sources") or [])})[:MAX_KB_ENTRIES_PER_SESSION]
-        kb_names = {kb_doc_id(str(e)): str(e) for e in (session.get("kb_sources") or [])}
+        kb = kb_uses(session)
         ended_at = float(session.get("ended_at") or 0)
 
         def work(tx: Any) -> bool:
             uref = self.db().collection("users").document(uid)
-            usnap = uref.get(transaction=tx)
+            mref = uref.collection("counted").document(sid)
+            usnap, msnap = uref.get(transaction=tx), mref.get(transaction=tx)
             user = usnap.to_dict() if usnap.exists else {}
-            counted = list(user.get("counted_sessions") or [])
-            if sid in counted:
+            # counted_sessions: the ledger of earlier releases, read until it ages out of
+            # the repair window; no longer written.
+            legacy = list(user.get("counted_sessions") or [])
+            if msnap.exists or sid in legacy:
                 return False
             recent = [s for s in (user.get("recent_sessions") or []) if s != sid]
             tx.set(
@@ -356,15 +357,17 @@ class FirestoreLayer:
                     "total_queries": int(user.get("total_queries") or 0) + int(session.get("queries_recorded") or 0),
                     "last_active_at": max(float(user.get("last_active_at") or 0), ended_at),
                     "recent_sessions": ([sid] + recent)[:RECENT_SESSIONS],
-                    "counted_sessions": ([sid] + counted)[:COUNTED_LEDGER],
-                },
+                }
+                | ({"counted_sessions": legacy} if legacy else {}),
             )
-            for entry in kb:
+            tx.set(mref, {"session_id": sid, "ended_at": ended_at})
+            for entry, (name, uses) in kb.items():
                 tx.set(
                     self.db().collection("kb_usage").document(entry),
                     {
-                        "entry_id": kb_names.get(entry, entry),
-                        "use_count": firestore.Increment(1),
+                        "entry_id": name,
+                        "use_count": firestore.Increment(uses),
+                        "session_count": firestore.Increment(1),
                         "last_used_at": ended_at,
                     },
                     merge=True,
@@ -422,6 +425,21 @@ class FirestoreLayer:
         except StoreError as exc:
             return {"status": "down", "error": str(exc), "breaker": self.breaker.state()}
         return {"status": "up", "latency_ms": round((time.perf_counter() - t0) * 1000, 2)}
+
+
+def kb_uses(session: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    """KB document id -> (entry id, answers that cited it) for an ended session, at most
+    MAX_KB_ENTRIES_PER_SESSION entries. Sessions ended before ``kb_source_uses`` existed
+    count one use per entry."""
+    sources = [str(e) for e in session.get("kb_sources") or []]
+    uses = session.get("kb_source_uses")
+    if not isinstance(uses, list) or len(uses) != len(sources):
+        uses = [1] * len(sources)
+    out: dict[str, tuple[str, int]] = {}
+    for name, n in zip(sources, uses, strict=True):
+        doc_id = kb_doc_id(name)
+        out[doc_id] = (name, out.get(doc_id, (name, 0))[1] + max(int(n), 1))
+    return {k: out[k] for k in sorted(out)[:MAX_KB_ENTRIES_PER_SESSION]}
 
 
 def _batches(parts: list[tuple[int, list[dict[str, Any]]]]) -> Iterator[list[tuple[int, list[dict[str, Any]]]]]:

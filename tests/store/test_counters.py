@@ -1,0 +1,64 @@
+"""Counters that mean what they say: KB usage counts the answers that cited an entry, and a
+user's ended session is counted once however many sessions end around it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from shared.sweep import repair_user_stats
+from shared.triggers import handle_session_written
+from tests.store.conftest import make_manager
+
+
+def test_kb_use_count_counts_answers_and_session_count_sessions(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
+    x, y = f"kb_x_{uid}", f"kb_y_{uid}"
+    cites = [[x], [x, y], [x], [x], [x, x], [x]]  # 6 answers cite x (one twice), 1 cites y
+    sids = []
+    for n_answers in (6, 2):
+        sid = m.create_session({}, user_id=uid).session_id
+        for sources in cites[:n_answers]:
+            m.add_message(sid, "user", "q", user_id=uid)
+            m.add_message(sid, "assistant", "a", {"sources": sources}, user_id=uid)
+        m.end_session_with_analytics(sid, user_id=uid)
+        sids.append(sid)
+    for sid in sids:  # delivered twice: counted once
+        for event in ("e1", "e2"):
+            handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), event, manager=m)
+    db = m.firestore.db()
+    kx = db.collection("kb_usage").document(x).get().to_dict()
+    ky = db.collection("kb_usage").document(y).get().to_dict()
+    assert (kx["use_count"], kx["session_count"]) == (8, 2)
+    assert (ky["use_count"], ky["session_count"]) == (2, 2)
+
+
+def test_a_user_ending_hundreds_of_sessions_an_hour_is_counted_once_each(firestore_emulator):
+    # More sessions than any bounded per-user list of counted ids would hold, all within the
+    # sweep's repair window: the repair must not count any of them again.
+    m = make_manager(None)
+    uid = "busy-" + uuid.uuid4().hex[:12]
+    db = m.firestore.db()
+    now = time.time()
+    docs = []
+    batch = db.batch()
+    for i in range(230):
+        sid = uuid.uuid4().hex
+        doc = {
+            "session_id": sid,
+            "owner": uid,
+            "status": "ended",
+            "created_at": now - 600,
+            "ended_at": now - 300 + i,
+            "message_count": 2,
+            "queries_recorded": 1,
+            "kb_sources": [],
+        }
+        batch.set(db.collection("sessions").document(sid), doc)
+        docs.append(doc)
+    batch.commit()
+    for doc in docs:  # the trigger, once per session
+        assert handle_session_written(doc["session_id"], {"status": "active"}, doc, "evt", manager=m)
+    repair_user_stats(m, now)
+    stats = m.get_user_stats(uid)
+    assert (stats["total_sessions"], stats["total_messages"], stats["total_queries"]) == (230, 460, 230)
