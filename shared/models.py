@@ -46,7 +46,7 @@ def validate_user_id(user_id: object) -> str:
 MAX_DEPTH = 10
 MAX_KEY_BYTES = 256
 MAX_SOURCES = 50  # analytics keep this many KB entry ids per answer
-MAX_SOURCE_BYTES = 1500
+MAX_SOURCE_BYTES = 256
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _RESERVED = re.compile(r"^__.*__$", re.S)
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")

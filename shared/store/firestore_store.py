@@ -33,6 +33,7 @@ T = TypeVar("T")
 RECENT_SESSIONS = 20
 MAX_KB_ENTRIES_PER_SESSION = 400  # a transaction holds at most 500 writes
 ANALYTICS_PART_BYTES = 700_000  # below Firestore's 1 MiB document limit, with room
+SESSION_DOC_BYTES = 900_000  # the ended session document, below the same limit
 # One commit of analytics parts: under the 500 writes of a Firestore commit, and under the
 # 4 MiB a request may weigh on the emulator (production allows 10 MiB).
 ANALYTICS_BATCH_WRITES = 400
@@ -265,6 +266,7 @@ class FirestoreLayer:
         together in one transaction.
         """
         entries, fields, base = _storable(sid, [q.to_dict() for q in queries], fields, base)
+        fields = _fit_session_doc(sid, fields, base)
         parts = _split(entries, ANALYTICS_PART_BYTES)
         ana_ref = self.db().collection("analytics").document(sid)
         with self._guard("end_session", sid):
@@ -455,6 +457,28 @@ def _batches(parts: list[tuple[int, list[dict[str, Any]]]]) -> Iterator[list[tup
         size += n
     if batch:
         yield batch
+
+
+def _fit_session_doc(sid: str, fields: dict[str, Any], base: SessionState) -> dict[str, Any]:
+    """The ended session's fields, within one document. The KB entries the trigger counts
+    are the session's MAX_KB_ENTRIES_PER_SESSION most cited (analytics keep every answer's
+    sources); then, if still too large, the oldest of the final messages go."""
+    sources = list(fields.get("kb_sources") or [])
+    uses = list(fields.get("kb_source_uses") or [1] * len(sources))
+    out = dict(fields)
+    if len(sources) > MAX_KB_ENTRIES_PER_SESSION and len(uses) == len(sources):
+        kept = sorted(sorted(zip(sources, uses, strict=True), key=lambda e: (-e[1], e[0]))[:MAX_KB_ENTRIES_PER_SESSION])
+        out["kb_sources"], out["kb_source_uses"] = [e[0] for e in kept], [e[1] for e in kept]
+    final = list(out.get("final_messages") or [])
+    while final and stored_size(out) + stored_size(base.user_info) > SESSION_DOC_BYTES:
+        final.pop(0)
+        out["final_messages"] = final
+    if len(sources) != len(out.get("kb_sources") or []) or final != list(fields.get("final_messages") or []):
+        log.warning(
+            "session document trimmed to fit",
+            extra={"session_id": sid, "kb_sources": len(sources), "final_messages": len(final)},
+        )
+    return out
 
 
 def _storable(

@@ -100,3 +100,22 @@ def test_a_session_of_hundreds_of_long_answers_ends_with_every_entry(redis_serve
     assert [int(e["response"][:4]) for e in entries] == list(range(n))
     assert all(len(e["metadata"]["scores"]) == 3000 for e in entries)
     assert m.firestore.get_session(sid)["status"] == "ended"
+
+
+def test_a_session_citing_thousands_of_kb_entries_ends(redis_server, firestore_emulator, uid):
+    # 5,400 distinct 200-byte KB ids: over 1 MiB of ids alone, past one session document.
+    m = make_manager(redis_server.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    n = 180
+    for i in range(n):
+        m.add_message(sid, "user", f"q{i}", user_id=uid)
+        ids = [f"{i:04d}-{j:02d}-" + "k" * 192 for j in range(30)]
+        m.add_message(sid, "assistant", f"a{i}", {"sources": ids}, user_id=uid)
+    result = m.end_session_with_analytics(sid, user_id=uid)
+    assert result.queries_recorded == n
+    doc = m.firestore.get_session(sid)
+    assert doc["status"] == "ended" and len(doc["final_messages"]) == m.settings.message_window
+    # every answer's sources are in the analytics; the session keeps the entries it counts
+    entries = m.firestore.read_analytics(sid)
+    assert sum(len(e["sources"]) for e in entries) == n * 30
+    assert 0 < len(doc["kb_sources"]) == len(doc["kb_source_uses"]) <= 400
