@@ -36,6 +36,9 @@ def validate_session_id(session_id: object) -> str:
 def validate_user_id(user_id: object) -> str:
     if not isinstance(user_id, str) or not USER_ID_RE.fullmatch(user_id):
         raise InvalidArgument("user id must be 1-128 characters of [A-Za-z0-9_.:@-]")
+    # it names the users/{uid} document: Firestore refuses these as document ids
+    if user_id in (".", "..") or _RESERVED.fullmatch(user_id):
+        raise InvalidArgument("user id must not be '.', '..' or of the form __name__")
     return user_id
 
 

@@ -62,3 +62,20 @@ def test_a_user_ending_hundreds_of_sessions_an_hour_is_counted_once_each(firesto
     repair_user_stats(m, now)
     stats = m.get_user_stats(uid)
     assert (stats["total_sessions"], stats["total_messages"], stats["total_queries"]) == (230, 460, 230)
+
+
+def test_the_repair_goes_past_a_session_it_cannot_count(firestore_emulator):
+    # An ended session Firestore refuses to count (its owner is not a valid document id:
+    # data from before user ids were checked) must not stop the repair of the ones after it.
+    m = make_manager(None)
+    db = m.firestore.db()
+    now = time.time()
+    good_uid = "late-" + uuid.uuid4().hex[:12]
+    for owner, ended_at in (("__legacy__", now - 3000), (good_uid, now - 2999)):
+        sid = uuid.uuid4().hex
+        db.collection("sessions").document(sid).set(
+            {"session_id": sid, "owner": owner, "status": "ended", "ended_at": ended_at, "message_count": 2}
+        )
+    assert repair_user_stats(m, now) >= 1
+    assert m.get_user_stats(good_uid)["total_sessions"] == 1
+    assert m.firestore.breaker.state() == "closed"

@@ -34,7 +34,7 @@ def test_good_session_id_passes():
     assert validate_session_id(GOOD_SID) == GOOD_SID
 
 
-@pytest.mark.parametrize("uid", [None, "", "a/b", "x" * 129, "sp ace", 7])
+@pytest.mark.parametrize("uid", [None, "", "a/b", "x" * 129, "sp ace", 7, ".", "..", "__x__"])
 def test_user_id_rejected(uid):
     with pytest.raises(InvalidArgument):
         validate_user_id(uid)
