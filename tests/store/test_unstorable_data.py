@@ -119,3 +119,16 @@ def test_a_session_citing_thousands_of_kb_entries_ends(redis_server, firestore_e
     entries = m.firestore.read_analytics(sid)
     assert sum(len(e["sources"]) for e in entries) == n * 30
     assert 0 < len(doc["kb_sources"]) == len(doc["kb_source_uses"]) <= 400
+
+
+def test_reads_of_buffered_non_finite_numbers_answer_json(redis_server, firestore_emulator, uid):
+    import json
+
+    m = make_manager(redis_server.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    _buffer_unchecked(m, sid, uid, "user", "q")
+    _buffer_unchecked(m, sid, uid, "assistant", "a", {"confidence": float("inf"), "nan": float("nan"), "k": "v"})
+    for answer in (m.get_history(sid, user_id=uid), m.get_context_for_llm(sid, user_id=uid)):
+        body = json.dumps(answer.model_dump(), allow_nan=False)  # as the HTTP edge writes it
+        assert json.loads(body)["messages"][-1]["metadata"] == {"confidence": None, "nan": None, "k": "v"}
+    assert m.end_session_with_analytics(sid, user_id=uid).queries_recorded == 1
