@@ -231,7 +231,10 @@ def _json(status: int, payload: Mapping[str, Any]) -> Response:
 
 
 def _error_response(exc: ChatMemoryError) -> Response:
-    response = _json(exc.http_status, {"error": {"code": exc.code, "message": exc.message}})
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.details:
+        error["details"] = exc.details  # e.g. the field a 400 is about
+    response = _json(exc.http_status, {"error": error})
     if isinstance(exc, HttpError):
         response.headers.update(exc.headers)
     if isinstance(exc, RateLimited):

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -741,7 +741,9 @@ class SessionManager:
             except Exception:  # noqa: BLE001 - the end must not fail on a summary
                 text = (previous or {}).get("text") or ""
             summary = {"text": text, "message_count": message_count, "updated_at": now}
-        kb_sources = sorted({s for q in queries for s in q.sources})
+        # answers that cited each entry, for kb_usage.use_count
+        kb_uses = Counter(s for q in queries for s in set(q.sources))
+        kb_sources = sorted(kb_uses)
         fields = {
             "pending_count": 0,
             "status": "ended",
@@ -752,6 +754,7 @@ class SessionManager:
             "queries_recorded": len(queries),
             "summary": summary,
             "kb_sources": kb_sources,
+            "kb_source_uses": [kb_uses[s] for s in kb_sources],
             # the last window, so history and context still answer after the caches go
             "final_messages": [m.to_dict() for m in everything[-self.settings.message_window :]],
             "last_active_at": max(base.last_active_at, *(m.timestamp for m in unsummarized))

@@ -75,7 +75,15 @@ def repair_user_stats(m: SessionManager, now: float) -> int:
         for doc in m.firestore.sessions_ended_since(
             now - window, m.settings.sweep_batch_size, m.settings.sweep_max_sessions
         ):
-            if doc.get("owner") and m.firestore.apply_session_stats(doc["session_id"], doc):
+            if not doc.get("owner"):
+                continue
+            try:
+                applied = m.firestore.apply_session_stats(doc["session_id"], doc)
+            except StoreError:
+                if m.firestore.breaker.is_open:
+                    raise  # Firestore is away: the next run repairs
+                continue  # this session's request was refused (logged): the others still count
+            if applied:
                 repaired += 1
                 log.warning("user stats repaired", extra={"session_id": doc["session_id"]})
     except StoreError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -33,7 +34,7 @@ class StoredMessage:
 
     @classmethod
     def from_json(cls, raw: str) -> StoredMessage:
-        d = json.loads(raw)
+        d = _loads(raw)
         return cls(
             seq=int(d["seq"]),
             mid=str(d.get("mid", "")),
@@ -73,7 +74,7 @@ class QueryRecord:
 
     @classmethod
     def from_json(cls, raw: str) -> QueryRecord:
-        return cls.from_dict(json.loads(raw))
+        return cls.from_dict(_loads(raw))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QueryRecord:
@@ -122,6 +123,17 @@ class SessionState:
     last_active_at: float
     seq: int
     user_info: dict[str, Any] = field(default_factory=dict)
+
+
+def _finite(text: str) -> float | None:
+    f = float(text)
+    return f if math.isfinite(f) else None
+
+
+def _loads(raw: str) -> Any:
+    """Buffered JSON, with NaN and infinities (accepted before the edge refused them) read
+    as null: an answer must stay JSON."""
+    return json.loads(raw, parse_constant=lambda _: None, parse_float=_finite)
 
 
 def _dumps(v: Any) -> str:

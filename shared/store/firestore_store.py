@@ -5,8 +5,9 @@ Data model (see README):
   sessions/{sid}                  owner, status, timestamps, message_count, summary, ...
   sessions/{sid}/pending/{mid}    a message accepted while Redis was down (outage path only)
   analytics/{sid}                 the session's queries; analytics/{sid}/parts/{n} if large
-  users/{uid}                     totals, recent_sessions (20), counted_sessions (ledger)
-  kb_usage/{entry}                use_count, last_used_at
+  users/{uid}                     totals, recent_sessions (20)
+  users/{uid}/counted/{sid}       marker: this ended session is counted in the totals
+  kb_usage/{entry}                use_count (answers), session_count, last_used_at
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from shared.errors import StoreError
+from shared.models import make_storable
 from shared.settings import Settings
 from shared.store import firestore_client
 from shared.store.base import QueryRecord, SessionState, StoredMessage
@@ -29,17 +31,21 @@ log = logging.getLogger("chat_memory.firestore")
 
 T = TypeVar("T")
 RECENT_SESSIONS = 20
-# Sessions remembered per user as already counted: the trigger's idempotency ledger.
-# Redeliveries of one event come minutes apart, not 200 sessions apart.
-COUNTED_LEDGER = 200
 MAX_KB_ENTRIES_PER_SESSION = 400  # a transaction holds at most 500 writes
 ANALYTICS_PART_BYTES = 700_000  # below Firestore's 1 MiB document limit, with room
+SESSION_DOC_BYTES = 900_000  # the ended session document, below the same limit
+# One commit of analytics parts: under the 500 writes of a Firestore commit, and under the
+# 4 MiB a request may weigh on the emulator (production allows 10 MiB).
+ANALYTICS_BATCH_WRITES = 400
+ANALYTICS_BATCH_BYTES = 3_000_000
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_RESERVED_ID = re.compile(r"^__.*__$")
 
 
 def kb_doc_id(entry: str) -> str:
-    """A KB entry id as a Firestore document id: as-is when safe, else a stable hash."""
-    if _SAFE_ID.fullmatch(entry) and entry not in (".", ".."):
+    """A KB entry id as a Firestore document id: as-is when safe, else a stable hash
+    (Firestore refuses `.`, `..`, `__name__` and anything with a slash as a document id)."""
+    if _SAFE_ID.fullmatch(entry) and entry not in (".", "..") and not _RESERVED_ID.fullmatch(entry):
         return entry
     return "h_" + hashlib.sha256(entry.encode()).hexdigest()[:40]
 
@@ -78,24 +84,30 @@ class FirestoreLayer:
         return self._client if self._client is not None else firestore_client.get_client()
 
     @contextmanager
-    def _guard(self, op: str) -> Iterator[None]:
+    def _guard(self, op: str, sid: str | None = None) -> Iterator[None]:
         if not self.configured:
             raise StoreError("firestore disabled", layer="firestore")
         breaker = self.breaker
         if not breaker.allow():
             raise StoreError("firestore circuit open", layer="firestore")
-        from google.api_core.exceptions import GoogleAPIError
-
         try:
             yield
-        except (GoogleAPIError, OSError) as exc:
-            breaker.record_failure(exc)
-            log.warning("firestore unavailable", extra={"op": op, "error": type(exc).__name__})
+        except Exception as exc:
+            if not _is_rejection(exc):
+                if not isinstance(exc, _outage_errors()):
+                    raise
+                breaker.record_failure(exc)
+                log.warning("firestore unavailable", extra={"op": op, "error": type(exc).__name__})
+                raise StoreError(f"firestore {op}: {type(exc).__name__}", layer="firestore") from exc
+            # Firestore answered: it is up. A request it refuses (or the client refuses to
+            # send) is this request's defect, and must not close Firestore to everyone.
+            if not isinstance(exc, ValueError | TypeError):
+                breaker.record_success()
+            log.error(
+                "firestore refused a request",
+                extra={"op": op, "session_id": sid, "error": type(exc).__name__, "detail": str(exc)[:300]},
+            )
             raise StoreError(f"firestore {op}: {type(exc).__name__}", layer="firestore") from exc
-        except ValueError as exc:
-            # google-cloud-firestore raises ValueError when a transaction gives up.
-            breaker.record_failure(exc)
-            raise StoreError(f"firestore {op}: {exc}", layer="firestore") from exc
         breaker.record_success()
 
     def _kw(self) -> dict[str, Any]:
@@ -115,7 +127,7 @@ class FirestoreLayer:
 
     # -- sessions ---------------------------------------------------------------------
     def create_session(self, state: SessionState) -> None:
-        with self._guard("create"):
+        with self._guard("create", state.session_id):
             self._session_ref(state.session_id).create(
                 {
                     "session_id": state.session_id,
@@ -131,7 +143,7 @@ class FirestoreLayer:
             )
 
     def get_session(self, sid: str) -> dict[str, Any] | None:
-        with self._guard("get_session"):
+        with self._guard("get_session", sid):
             snap = self._session_ref(sid).get(**self._kw())
         return snap.to_dict() if snap.exists else None
 
@@ -212,7 +224,7 @@ class FirestoreLayer:
             tx.set(pend.document(msg.mid), rec)
             return FsAppend("ok", seq=seq)
 
-        with self._guard("append"):
+        with self._guard("append", sid):
             return self._transactional(work)
 
     def sessions_with_pending(self, limit: int = 500) -> list[str]:
@@ -225,7 +237,7 @@ class FirestoreLayer:
 
     def read_pending(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:
         """Messages accepted here during outages, in seq order, and their analytics entries."""
-        with self._guard("read_pending"):
+        with self._guard("read_pending", sid):
             docs = list(self._session_ref(sid).collection("pending").stream(timeout=self.settings.firestore_timeout_s))
         msgs: list[StoredMessage] = []
         queries: list[QueryRecord] = []
@@ -267,13 +279,14 @@ class FirestoreLayer:
         session document in its own transaction, so one of the two sees the other).
         Raises UsedSince if the document was used after ``idle_before``.
         """
-        entries = [q.to_dict() for q in queries]
+        entries, fields, base = _storable(sid, [q.to_dict() for q in queries], fields, base)
+        fields = _fit_session_doc(sid, fields, base)
         parts = _split(entries, ANALYTICS_PART_BYTES)
         ana_ref = self.db().collection("analytics").document(sid)
-        with self._guard("end_session"):
-            if len(parts) > 1:
+        with self._guard("end_session", sid):
+            for batch_parts in _batches(list(enumerate(parts))[1:]):
                 batch = self.db().batch()
-                for i, part in enumerate(parts[1:], start=1):
+                for i, part in batch_parts:
                     batch.set(ana_ref.collection("parts").document(f"{i:04d}"), {"index": i, "queries": part})
                 batch.commit(timeout=self.settings.firestore_timeout_s)
 
@@ -330,38 +343,42 @@ class FirestoreLayer:
         return snap.to_dict() if snap.exists else None
 
     def read_analytics(self, sid: str) -> list[dict[str, Any]]:
-        with self._guard("read_analytics"):
+        with self._guard("read_analytics", sid):
             ref = self.db().collection("analytics").document(sid)
             snap = ref.get(**self._kw())
             if not snap.exists:
                 return []
             head = snap.to_dict()
             out = list(head.get("queries") or [])
-            if int(head.get("parts") or 1) > 1:
-                for p in sorted(ref.collection("parts").stream(), key=lambda d: d.id):
-                    out.extend(p.get("queries") or [])
+            # One part (up to ~1 MiB) per read, each within the RPC deadline: a single
+            # stream of every part would not be, for a long session.
+            for i in range(1, int(head.get("parts") or 1)):
+                out.extend(ref.collection("parts").document(f"{i:04d}").get(**self._kw()).get("queries") or [])
         return out
 
     # -- after the end: user stats and KB usage, exactly once ---------------------------------
     def apply_session_stats(self, sid: str, session: dict[str, Any]) -> bool:
         """Count an ended session into users/{uid} and kb_usage, once.
 
-        The user document keeps a ledger of sessions already counted, written in the same
-        transaction as the counts, so a redelivered trigger event changes nothing.
+        A marker users/{uid}/counted/{sid}, written in the same transaction as the counts,
+        says the session was counted: a redelivered trigger event or the sweep's repair
+        changes nothing, however many sessions the user ends.
         """
         from google.cloud import firestore
 
         uid = session["owner"]
-        kb = sorted({kb_doc_id(str(e)) for e in (session.get("kb_sources") or [])})[:MAX_KB_ENTRIES_PER_SESSION]
-        kb_names = {kb_doc_id(str(e)): str(e) for e in (session.get("kb_sources") or [])}
+        kb = kb_uses(session)
         ended_at = float(session.get("ended_at") or 0)
 
         def work(tx: Any) -> bool:
             uref = self.db().collection("users").document(uid)
-            usnap = uref.get(transaction=tx)
+            mref = uref.collection("counted").document(sid)
+            usnap, msnap = uref.get(transaction=tx), mref.get(transaction=tx)
             user = usnap.to_dict() if usnap.exists else {}
-            counted = list(user.get("counted_sessions") or [])
-            if sid in counted:
+            # counted_sessions: the ledger of earlier releases, read until it ages out of
+            # the repair window; no longer written.
+            legacy = list(user.get("counted_sessions") or [])
+            if msnap.exists or sid in legacy:
                 return False
             recent = [s for s in (user.get("recent_sessions") or []) if s != sid]
             tx.set(
@@ -373,22 +390,24 @@ class FirestoreLayer:
                     "total_queries": int(user.get("total_queries") or 0) + int(session.get("queries_recorded") or 0),
                     "last_active_at": max(float(user.get("last_active_at") or 0), ended_at),
                     "recent_sessions": ([sid] + recent)[:RECENT_SESSIONS],
-                    "counted_sessions": ([sid] + counted)[:COUNTED_LEDGER],
-                },
+                }
+                | ({"counted_sessions": legacy} if legacy else {}),
             )
-            for entry in kb:
+            tx.set(mref, {"session_id": sid, "ended_at": ended_at})
+            for entry, (name, uses) in kb.items():
                 tx.set(
                     self.db().collection("kb_usage").document(entry),
                     {
-                        "entry_id": kb_names.get(entry, entry),
-                        "use_count": firestore.Increment(1),
+                        "entry_id": name,
+                        "use_count": firestore.Increment(uses),
+                        "session_count": firestore.Increment(1),
                         "last_used_at": ended_at,
                     },
                     merge=True,
                 )
             return True
 
-        with self._guard("apply_stats"):
+        with self._guard("apply_stats", sid):
             return self._transactional(work)
 
     # -- the sweep ----------------------------------------------------------------------------
@@ -441,14 +460,114 @@ class FirestoreLayer:
         return {"status": "up", "latency_ms": round((time.perf_counter() - t0) * 1000, 2)}
 
 
+def kb_uses(session: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    """KB document id -> (entry id, answers that cited it) for an ended session, at most
+    MAX_KB_ENTRIES_PER_SESSION entries. Sessions ended before ``kb_source_uses`` existed
+    count one use per entry."""
+    sources = [str(e) for e in session.get("kb_sources") or []]
+    uses = session.get("kb_source_uses")
+    if not isinstance(uses, list) or len(uses) != len(sources):
+        uses = [1] * len(sources)
+    out: dict[str, tuple[str, int]] = {}
+    for name, n in zip(sources, uses, strict=True):
+        doc_id = kb_doc_id(name)
+        out[doc_id] = (name, out.get(doc_id, (name, 0))[1] + max(int(n), 1))
+    return {k: out[k] for k in sorted(out)[:MAX_KB_ENTRIES_PER_SESSION]}
+
+
+def _batches(parts: list[tuple[int, list[dict[str, Any]]]]) -> Iterator[list[tuple[int, list[dict[str, Any]]]]]:
+    """Analytics parts grouped into commits under Firestore's per-commit limits."""
+    batch: list[tuple[int, list[dict[str, Any]]]] = []
+    size = 0
+    for item in parts:
+        n = stored_size(item[1])
+        if batch and (size + n > ANALYTICS_BATCH_BYTES or len(batch) >= ANALYTICS_BATCH_WRITES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += n
+    if batch:
+        yield batch
+
+
+def _fit_session_doc(sid: str, fields: dict[str, Any], base: SessionState) -> dict[str, Any]:
+    """The ended session's fields, within one document. The KB entries the trigger counts
+    are the session's MAX_KB_ENTRIES_PER_SESSION most cited (analytics keep every answer's
+    sources); then, if still too large, the oldest of the final messages go."""
+    sources = list(fields.get("kb_sources") or [])
+    uses = list(fields.get("kb_source_uses") or [1] * len(sources))
+    out = dict(fields)
+    if len(sources) > MAX_KB_ENTRIES_PER_SESSION and len(uses) == len(sources):
+        kept = sorted(sorted(zip(sources, uses, strict=True), key=lambda e: (-e[1], e[0]))[:MAX_KB_ENTRIES_PER_SESSION])
+        out["kb_sources"], out["kb_source_uses"] = [e[0] for e in kept], [e[1] for e in kept]
+    final = list(out.get("final_messages") or [])
+    while final and stored_size(out) + stored_size(base.user_info) > SESSION_DOC_BYTES:
+        final.pop(0)
+        out["final_messages"] = final
+    if len(sources) != len(out.get("kb_sources") or []) or final != list(fields.get("final_messages") or []):
+        log.warning(
+            "session document trimmed to fit",
+            extra={"session_id": sid, "kb_sources": len(sources), "final_messages": len(final)},
+        )
+    return out
+
+
+def _storable(
+    sid: str, entries: list[dict[str, Any]], fields: dict[str, Any], base: SessionState
+) -> tuple[list[dict[str, Any]], dict[str, Any], SessionState]:
+    """What the end writes, without values Firestore refuses. The edge refuses them now;
+    data buffered before it did must not make a session impossible to end."""
+    # Nesting: Firestore's own bound (20 levels), less this wrapper's level and one spare.
+    whole = {"analytics": entries, "session": fields, "user_info": base.user_info}
+    cleaned, dropped = make_storable(whole, max_depth=19)
+    if not dropped:
+        return entries, fields, base
+    log.error("unstorable session data dropped at the end", extra={"session_id": sid, "dropped": dropped[:20]})
+    return cleaned["analytics"], cleaned["session"], replace(base, user_info=cleaned["user_info"])
+
+
+def _outage_errors() -> tuple[type[BaseException], ...]:
+    from google.api_core.exceptions import GoogleAPIError
+
+    return (GoogleAPIError, OSError)
+
+
+def _is_rejection(exc: BaseException) -> bool:
+    """A request Firestore (or its client) refuses, as opposed to Firestore being away.
+
+    Client-side ValueError/TypeError: a value the client cannot encode, or a transaction
+    that gave up under contention on one document. A retry that timed out is judged by
+    what it last met.
+    """
+    from google.api_core import exceptions as gx
+
+    if isinstance(exc, gx.RetryError) and exc.cause is not None:
+        return _is_rejection(exc.cause)
+    if isinstance(exc, gx.TooManyRequests):
+        return False
+    return isinstance(exc, gx.BadRequest | gx.NotFound | gx.Conflict | ValueError | TypeError)
+
+
+def stored_size(value: Any) -> int:
+    """Bytes ``value`` takes in a Firestore document, by Firestore's storage-size rules
+    (JSON size can be a quarter of it: an int is 8 bytes there)."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "replace")) + 1
+    if isinstance(value, dict):
+        return sum(len(str(k).encode("utf-8", "replace")) + 1 + stored_size(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return sum(stored_size(v) for v in value)
+    if value is None or isinstance(value, bool):
+        return 1
+    return 8
+
+
 def _split(entries: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
     """Split analytics entries into parts that each fit one document (never drop any)."""
-    import json
-
     parts: list[list[dict[str, Any]]] = [[]]
     size = 0
     for e in entries:
-        n = len(json.dumps(e, ensure_ascii=False).encode()) + 64
+        n = stored_size(e) + 16
         if parts[-1] and size + n > max_bytes:
             parts.append([])
             size = 0

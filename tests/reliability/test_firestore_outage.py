@@ -164,7 +164,7 @@ def test_firestore_down(  # noqa: PLR0915 - one scenario, read top to bottom
     poll(counted, 30)
     time.sleep(1.0)
     u = doc(fsdb, f"users/{user.uid}") or {}
-    kb_count = (doc(fsdb, f"kb_usage/{kb}") or {}).get("use_count")
+    kb_count = (doc(fsdb, f"kb_usage/{kb}") or {}).get("session_count")
 
     s = SCENARIO
     report.add(s, "how", "stack Firestore emulator frozen (SIGSTOP) then resumed (SIGCONT)")

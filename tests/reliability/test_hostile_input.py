@@ -308,3 +308,39 @@ def test_size_limits(api: Api, report: Report) -> None:
     wrong = {name: (r.status, r.text[:120]) for name, r, want in cases if r.status != want}
     report.add(SCENARIO, "size limits not enforced as documented", len(wrong), "0", not wrong)
     assert not wrong, wrong
+
+
+# -- values a layer cannot store ---------------------------------------------------------------------
+
+
+def test_values_a_layer_cannot_store_get_400_naming_the_field(api: Api, report: Report) -> None:
+    user = api.new_user()
+    sid = api.new_session(user)
+    api.append(user, sid, "user", "question?")
+    raw = {  # JSON text as sent: 1e999 parses to infinity, the integer to 400 digits
+        "metadata.confidence": '{"confidence": 1e999}',
+        "metadata.n": '{"n": ' + "9" * 400 + "}",
+        "metadata.__x__": '{"__x__": 1}',
+        "metadata.sources[0]": '{"sources": [["a"]]}',
+        'metadata.a[""]': '{"a": {"": 1}}',
+        "metadata.d" + ".n" * 9: '{"d": ' + '{"n": ' * 11 + "1" + "}" * 11 + "}",
+    }
+    wrong = {}
+    for field, metadata in raw.items():
+        body = f'{{"session_id": "{sid}", "role": "assistant", "content": "answer", "metadata": {metadata}}}'
+        r = api.call(
+            "POST", "append_message", user=user, headers={"Content-Type": "application/json"}, data=body.encode()
+        )
+        err = (r.body or {}).get("error", {}) if isinstance(r.body, dict) else {}
+        if (r.status, err.get("code"), (err.get("details") or {}).get("field")) != (400, "invalid_argument", field):
+            wrong[field] = (r.status, r.text[:200])
+    r = api.create(user, {"__x__": "v", "platform": "web"})
+    if r.status != 400 or (r.body["error"].get("details") or {}).get("field") != "user_info.__x__":
+        wrong["user_info.__x__"] = (r.status, r.text[:200])
+    # the session still reads and ends, with nothing of the refused appends in it
+    hist = api.call("GET", "get_history", user=user, params={"session_id": sid})
+    end = api.end(user, sid)
+    report.add(SCENARIO, "unstorable values not refused with 400 naming the field", len(wrong), "0", not wrong)
+    assert not wrong, wrong
+    assert hist.status == 200 and [m["role"] for m in hist.body["messages"]] == ["user"]
+    assert end.status == 200 and end.body["message_count"] == 1

@@ -54,7 +54,7 @@ def test_session_writes_at_most_four_documents_plus_kb(redis_server, firestore_e
     m.end_session_with_analytics(sid, user_id=uid)
     doc = m.firestore.get_session(sid)
     assert handle_session_written(sid, {"status": "active"}, doc, "evt-1", manager=m)
-    assert counter.writes == 4 + 2  # create, session+analytics, user; + 2 distinct KB entries
+    assert counter.writes == 5 + 2  # create, session+analytics, user + its counted marker; + 2 distinct KB entries
 
 
 def test_trigger_counts_once_under_redelivery_and_retried_end(

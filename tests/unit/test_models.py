@@ -34,7 +34,7 @@ def test_good_session_id_passes():
     assert validate_session_id(GOOD_SID) == GOOD_SID
 
 
-@pytest.mark.parametrize("uid", [None, "", "a/b", "x" * 129, "sp ace", 7])
+@pytest.mark.parametrize("uid", [None, "", "a/b", "x" * 129, "sp ace", 7, ".", "..", "__x__"])
 def test_user_id_rejected(uid):
     with pytest.raises(InvalidArgument):
         validate_user_id(uid)
@@ -84,3 +84,81 @@ def test_user_info_bounded_and_object():
         parse_user_info({"blob": "x" * 5000})
     with pytest.raises(InvalidArgument):
         parse_user_info({"platform": "p" * 65})
+
+
+# -- JSON every layer can store (Redis, Firestore, the HTTP answer) ------------------------------
+def _deep(levels: int) -> dict:
+    d: dict = {"leaf": 1}
+    for _ in range(levels - 1):
+        d = {"n": d}
+    return d
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"confidence": float("inf")}, "metadata.confidence"),
+        ({"confidence": float("-inf")}, "metadata.confidence"),
+        ({"confidence": float("nan")}, "metadata.confidence"),
+        ({"big": 10**400}, "metadata.big"),
+        ({"big": 2**63}, "metadata.big"),
+        ({"small": -(2**63) - 1}, "metadata.small"),
+        ({"__x__": 1}, "metadata.__x__"),
+        ({"a": {"__name__": "v"}}, "metadata.a.__name__"),
+        ({"": 1}, 'metadata[""]'),
+        ({"k" * 257: 1}, "metadata." + "k" * 257),
+        ({"sources": [["a"]]}, "metadata.sources[0]"),
+        ({"x": [1, [2]]}, "metadata.x[1]"),
+        ({"x": [{"y": [[1]]}]}, "metadata.x[0].y[0]"),
+        ({"deep": _deep(12)}, "metadata.deep" + ".n" * 9),
+        ({"sources": ["ok", 5]}, "metadata.sources[1]"),
+        ({"sources": "kb_1"}, "metadata.sources"),
+        ({"sources": [""]}, "metadata.sources[0]"),
+        ({"s": "\ud800"}, "metadata.s"),
+    ],
+)
+def test_metadata_a_layer_cannot_store_is_refused_naming_the_field(metadata, field):
+    with pytest.raises(InvalidArgument) as err:
+        parse_message("assistant", "ok", metadata)
+    assert type(err.value) is InvalidArgument
+    assert err.value.details["field"] == field
+    assert str(err.value).startswith(field + ":")
+
+
+def test_storable_metadata_passes_unchanged():
+    md = {
+        "confidence": 0.9,
+        "n": 2**63 - 1,
+        "m": -(2**63),
+        "sources": ["kb_1", "a/b", "__x__", "."],
+        "x": [{"y": [1, 2]}, None, True],
+        "a.b": {"c-d": "e"},
+        "deep": _deep(9),
+    }
+    assert parse_message("assistant", "ok", md).metadata == md
+
+
+@pytest.mark.parametrize(
+    ("info", "field"),
+    [
+        ({"__x__": "v"}, "user_info.__x__"),
+        ({"prefs": {"": 1}}, 'user_info.prefs[""]'),
+        ({"tags": [["a"]]}, "user_info.tags[0]"),
+        ({"score": float("inf")}, "user_info.score"),
+        ({"id": 10**30}, "user_info.id"),
+        ({"d": _deep(12)}, "user_info.d" + ".n" * 9),
+    ],
+)
+def test_user_info_a_layer_cannot_store_is_refused_naming_the_field(info, field):
+    with pytest.raises(InvalidArgument) as err:
+        parse_user_info(info)
+    assert err.value.details["field"] == field
+
+
+def test_make_storable_drops_only_what_cannot_be_stored():
+    from shared.models import make_storable
+
+    value = {"ok": 1, "__x__": 2, "s": [["a"], "b"], "f": float("inf"), "n": {"": 1, "k": 10**30, "v": "w"}}
+    cleaned, dropped = make_storable(value)
+    assert cleaned == {"ok": 1, "s": ["b"], "n": {"v": "w"}}
+    assert sorted(dropped) == sorted(["__x__", "s[0]", "f", 'n[""]', "n.k"])
