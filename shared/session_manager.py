@@ -187,8 +187,11 @@ class SessionManager:
 
     def _write_missing_doc(self, sid: str) -> None:
         """A session created while Firestore was down gets its document on a later
-        operation, so the sweep sees it. Never fails the operation: the next one retries."""
-        if not self.firestore.configured or self.firestore.breaker.state() == "open":
+        operation, so the sweep sees it. Never fails the operation: the next one retries.
+        Only while this instance's Firestore breaker is closed: an append must not be the
+        probe that waits out a hung Firestore's deadline (any other Firestore call that
+        succeeds closes it)."""
+        if not self.firestore.configured or self.firestore.breaker.state() != "closed":
             return
         try:
             meta = self.redis.meta(sid)
