@@ -187,11 +187,10 @@ class SessionManager:
 
     def _write_missing_doc(self, sid: str) -> None:
         """A session created while Firestore was down gets its document on a later
-        operation, so the sweep sees it. Never fails the operation: the next one retries.
-        Only while this instance's Firestore breaker is closed: an append must not be the
-        probe that waits out a hung Firestore's deadline (any other Firestore call that
-        succeeds closes it)."""
-        if not self.firestore.configured or self.firestore.breaker.state() != "closed":
+        operation, so the sweep sees it. Never fails the operation: the next one retries
+        (the write has a short deadline, so a hung Firestore costs an append at most that,
+        once per breaker cool-down)."""
+        if not self.firestore.configured or self.firestore.breaker.state() == "open":
             return
         try:
             meta = self.redis.meta(sid)

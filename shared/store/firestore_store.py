@@ -34,6 +34,8 @@ RECENT_SESSIONS = 20
 COUNTED_LEDGER = 200
 MAX_KB_ENTRIES_PER_SESSION = 400  # a transaction holds at most 500 writes
 ANALYTICS_PART_BYTES = 700_000  # below Firestore's 1 MiB document limit, with room
+# The late document write rides on an append or read: it must not wait out a hung Firestore.
+ENSURE_SESSION_TIMEOUT_S = 0.25
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
@@ -131,11 +133,13 @@ class FirestoreLayer:
         """Create the document of a session Redis holds, if it has none (created while
         Firestore was down); an existing document is left as it is."""
         from google.api_core.exceptions import AlreadyExists
+        from google.api_core.retry import Retry
 
+        t = min(ENSURE_SESSION_TIMEOUT_S, self.settings.firestore_timeout_s)
         with self._guard("ensure_session"):
             try:
                 self._session_ref(state.session_id).create(
-                    self._new_doc(state, in_redis=True), timeout=self.settings.firestore_timeout_s
+                    self._new_doc(state, in_redis=True), retry=Retry(initial=0.05, maximum=0.1, timeout=t), timeout=t
                 )
             except AlreadyExists:
                 pass
