@@ -51,6 +51,12 @@ class FailedPrecondition(ChatMemoryError):
     http_status = 409
 
 
+class SessionExpired(FailedPrecondition):
+    """The session's memory expired (or Redis lost it): it was ended as `expired`."""
+
+    code = "session_expired"
+
+
 class RateLimited(ChatMemoryError):
     code = "rate_limited"
     http_status = 429

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from shared import context as ctx
@@ -25,6 +26,7 @@ from shared.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    SessionExpired,
     StoreError,
     Unavailable,
 )
@@ -82,6 +84,9 @@ class SessionManager:
         # Highest seq this instance has seen per session: lets a message accepted by a
         # fallback layer continue the numbering, so a later merge keeps acceptance order.
         self._seq_hint: OrderedDict[str, int] = OrderedDict()
+        # Owner per session as a store last confirmed it: while both stores are down this
+        # is the only way to accept a message for a session this instance did not create.
+        self._owners: OrderedDict[str, str] = OrderedDict()
         # Sessions for which this instance accepted messages outside Redis; merged back
         # into Redis on this instance's next successful Redis operation on the session.
         self._reconcile: set[str] = set()
@@ -99,31 +104,117 @@ class SessionManager:
                     self._seq_hint.popitem(last=False)
             return self._seq_hint.get(sid, 0)
 
+    def _know_owner(self, sid: str, owner: str | None) -> None:
+        if not owner:
+            return
+        with self._lock:
+            self._owners[sid] = owner
+            self._owners.move_to_end(sid)
+            while len(self._owners) > _HINTS_MAX:
+                self._owners.popitem(last=False)
+
     @staticmethod
     def _check_owner(owner: str, user_id: str | None) -> None:
         if user_id is not None and owner != user_id:
             raise PermissionDenied("this session belongs to another user")
 
-    def _hydrate(self, sid: str) -> SessionState | None:
-        """Redis does not know the session (expired, or Redis lost its data): rebuild its
-        state there from Firestore or from this instance's memory. Returns the state, or
+    def _hydrate(self, sid: str, user_id: str | None = None) -> SessionState | None:
+        """Redis does not know the session: rebuild its state there from Firestore or from
+        this instance's memory, after checking the caller owns it. A session Redis held and
+        lost (its keys expired or were evicted, or Redis restarted empty) cannot be rebuilt:
+        its messages are gone, so it is ended as ``expired`` with what the other layers hold
+        rather than restarted with an empty context. Returns the state (``ended`` then), or
         None if no layer knows the session."""
         doc = None
         if self.firestore.configured:
-            doc = self.firestore.get_session(sid)  # StoreError propagates: caller falls back
+            try:
+                doc = self.firestore.get_session(sid)
+            except StoreError:
+                # A session created here while both stores were down is known from memory;
+                # any other needs Firestore's word: the caller falls back.
+                if not self.memory.local_only(sid):
+                    raise
         if doc is not None:
             state = FirestoreLayer.state_from_doc(doc)
-            if state.status == "active":
-                self.redis.create(state, fs_doc=True)
-                if int(doc.get("pending_count") or 0) > 0:
-                    self._reconcile.add(sid)
+            self._check_owner(state.owner, user_id)
+            self._know_owner(sid, state.owner)
+            if state.status != "active":
+                return state
+            if doc.get("in_redis", True):
+                return self._expire(sid, state)
+            if self.redis.create(state, fs_doc=True):
+                try:
+                    self.firestore.set_in_redis(sid, True)
+                except StoreError:
+                    pass  # stays False: a later loss is then taken for a first hydrate
+            if int(doc.get("pending_count") or 0) > 0:
+                self._reconcile.add(sid)
             return state
         local = self.memory.state(sid)
         if local is not None:
-            self.redis.create(local, fs_doc=False)
+            self._check_owner(local.owner, user_id)
+            held = self.memory.snapshot(sid)
+            # Redis numbers the held messages when they are merged: it starts before them.
+            base = min(m.seq for m in held[0]) - 1 if held and held[0] else local.seq
+            self.redis.create(replace(local, seq=base), fs_doc=False)
             self._reconcile.add(sid)
             return local
         return None
+
+    def _expire(self, sid: str, state: SessionState) -> SessionState:
+        """End a session whose Redis keys are gone, with what Firestore and this instance's
+        memory hold (reason ``expired``); appends to it then answer 409 ``session_expired``."""
+        # A placeholder (status 'expiring', which appends refuse) keeps the owner in Redis
+        # for the ended state and tells other instances the session is being ended.
+        if not self.redis.create(replace(state, status="expiring", seq=0), fs_doc=True):
+            meta = self.redis.meta(sid) or {}
+            return state if meta.get("status") == "active" else replace(state, status="ended")
+        log.warning("session memory expired: ending it", extra={"session_id": sid})
+        try:
+            self._end(sid, None, "expired", None, None, None)
+        except StoreError:
+            try:
+                self.redis.forget_expiring(sid)
+            except StoreError:
+                pass  # the placeholder expires with the session TTL
+            raise
+        return replace(state, status="ended")
+
+    def _ended_error(self, sid: str) -> FailedPrecondition:
+        try:
+            meta = self.redis.meta(sid) or {}
+            reason = json.loads(meta.get("end_result") or "{}").get("end_reason")
+        except (StoreError, ValueError, AttributeError):
+            reason = None
+        if reason == "expired":
+            return SessionExpired("the session expired (its memory was lost) and was ended; start a new session")
+        return FailedPrecondition("session has ended")
+
+    def _write_missing_doc(self, sid: str) -> None:
+        """A session created while Firestore was down gets its document on a later
+        operation, so the sweep sees it. Never fails the operation: the next one retries
+        (the write has a short deadline, so a hung Firestore costs an append at most that,
+        once per breaker cool-down)."""
+        if not self.firestore.configured or self.firestore.breaker.state() == "open":
+            return
+        try:
+            meta = self.redis.meta(sid)
+            if not meta or meta.get("fs_doc") != "0" or meta.get("status") != "active":
+                return
+            state = SessionState(
+                sid,
+                meta.get("owner", ""),
+                "active",
+                float(meta.get("created_at") or 0),
+                float(meta.get("last_active_at") or 0),
+                0,
+                json.loads(meta.get("user_info") or "{}"),
+            )
+            self.firestore.ensure_session(state)
+            self.redis.mark_doc(sid)
+            log.info("session document written after a firestore outage", extra={"session_id": sid})
+        except StoreError:
+            pass
 
     @staticmethod
     def _redis_op(fn: Callable[[], T]) -> T:
@@ -162,10 +253,9 @@ class SessionManager:
 
     def _hydrate_owned(self, sid: str, user_id: str | None) -> SessionState:
         """_hydrate, for a caller who must own the session (NotFound / PermissionDenied)."""
-        state = self._hydrate(sid)
+        state = self._hydrate(sid, user_id)
         if state is None:
             raise NotFound("no such session")
-        self._check_owner(state.owner, user_id)
         return state
 
     def _in_recovery_window(self) -> bool:
@@ -176,21 +266,22 @@ class SessionManager:
             return False
         return time.monotonic() - self._recovered_at < 2 * self.settings.redis_breaker_cooldown_s + 1.0
 
-    def _maybe_reconcile(self, sid: str) -> None:
+    def _maybe_reconcile(self, sid: str, user_id: str | None = None) -> None:
         """Merge what was accepted outside Redis back into Redis, if anything may be."""
         self._check_recovery()
         if sid in self._reconcile or self._in_recovery_window():
             try:
-                self._merge_into_redis(sid)
+                self._merge_into_redis(sid, user_id)
             except StoreError as exc:
                 if exc.layer == "redis":
                     raise
                 # Firestore is down: Redis still serves; merge on a later operation.
 
-    def _merge_into_redis(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:
+    def _merge_into_redis(self, sid: str, user_id: str | None = None) -> tuple[list[StoredMessage], list[QueryRecord]]:
         """Append to Redis, renumbered and exactly once, the messages of ``sid`` held by
-        Firestore (outage path) and by this instance's memory. Returns what Firestore held.
-        Raises StoreError (with its layer) if a backend is down."""
+        Firestore (outage path) and by this instance's memory; if Redis does not know the
+        session, hydrate it first. Memory forgets only what was merged. Returns what
+        Firestore held. Raises StoreError (with its layer) if a backend is down."""
         msgs: list[StoredMessage] = []
         queries: list[QueryRecord] = []
         if self.firestore.configured:
@@ -198,22 +289,37 @@ class SessionManager:
         pending = (list(msgs), list(queries))
         snap = self.memory.snapshot(sid)
         mem_state = self.memory.state(sid)
-        if snap is not None and mem_state is not None and snap[0]:
+        held = snap[0] if snap is not None and mem_state is not None else []
+        merged_mem: set[str] = set()
+        if msgs or held:
             meta = self.redis.meta(sid)
-            # Memory took messages without being able to check the owner: only merge them
-            # into a session that really is the caller's.
-            if meta is not None and meta.get("owner") == mem_state.owner:
-                msgs = msgs + [m for m in snap[0] if m.mid not in {x.mid for x in msgs}]
+            if meta is None:
+                state = self._hydrate(sid, user_id)
+                if state is None or state.status != "active":
+                    # unknown everywhere, or ended (an expiry's end took what was held)
+                    self._reconcile.discard(sid)
+                    return pending
+                meta = self.redis.meta(sid)
+                if meta is None:
+                    return pending  # lost again meanwhile: a later operation merges
+            # Memory holds messages only for an owner a store confirmed; merge them into
+            # that owner's session only.
+            if held and mem_state is not None and meta.get("owner") == mem_state.owner:
+                have = {x.mid for x in msgs}
+                msgs = msgs + [m for m in held if m.mid not in have]
+                assert snap is not None
                 queries = queries + snap[1]
+                merged_mem = {m.mid for m in held}
         if msgs:
             out = self.redis.import_messages(sid, msgs, queries)
             if out.added < 0:
-                return pending  # Redis does not know the session (yet): nothing merged
+                return pending  # Redis lost the session meanwhile: nothing merged
             if out.due_seq:
                 self._roll_summary(sid, out.due_seq, out.previous_summary, out.unsummarized or [], self._clock())
             log.info("merged messages back into redis", extra={"session_id": sid, "count": out.added})
         self._reconcile.discard(sid)
-        self.memory.drop_messages(sid)
+        if merged_mem:
+            self.memory.drop_messages(sid, merged_mem)
         return pending
 
     # ------------------------------------------------------------------ create / get
@@ -240,8 +346,13 @@ class SessionManager:
                 pass
         if storage != "redis" and fs_ok:
             storage = "firestore"
+            try:
+                self.firestore.set_in_redis(sid, False)  # so Redis not knowing it is no expiry
+            except StoreError:
+                pass
         if storage == "memory":
             self.memory.create(state, local_only=True)
+        self._know_owner(sid, uid)
         log.info("session created", extra={"session_id": sid, "storage": storage, "user_id": uid})
         return SessionInfo(
             session_id=sid,
@@ -333,15 +444,20 @@ class SessionManager:
     def _append_redis(
         self, sid: str, msg: StoredMessage, cmid: str | None, user_id: str | None, now: float
     ) -> AppendResult:
-        self._maybe_reconcile(sid)
+        self._maybe_reconcile(sid, user_id)
         out = self.redis.append(sid, user_id, msg, now)
         if out.status == "missing":
             if self._hydrate_owned(sid, user_id).status != "active":
-                raise FailedPrecondition("session has ended")
-            self._maybe_reconcile(sid)
+                raise self._ended_error(sid)
+            self._maybe_reconcile(sid, user_id)
             out = self.redis.append(sid, user_id, msg, now)
+        if out.status == "ended":
+            raise self._ended_error(sid)
         self._raise_for(out.status)
         self._hint(sid, out.seq)
+        self._know_owner(sid, user_id)
+        if out.doc_missing:
+            self._write_missing_doc(sid)
         updated = False
         if out.status == "ok" and out.summary_due:
             updated = self._roll_summary(sid, out.seq, out.previous_summary, out.unsummarized or [], now)
@@ -392,12 +508,15 @@ class SessionManager:
 
     def _append_firestore(self, sid: str, msg: StoredMessage, cmid: str | None, user_id: str | None) -> AppendResult:
         local = self.memory.state(sid)
-        out = self.firestore.append(sid, user_id, msg, cmid, self._hint(sid), base=local)
+        out = self.firestore.append(
+            sid, user_id, msg, cmid, self._hint(sid), base=local, base_in_redis=not self.memory.local_only(sid)
+        )
         if out.status == "missing" and local is None:
             # Unknown to Firestore; Redis may know it but is down: keep it here, not lost.
             raise StoreError("session unknown to firestore", layer="firestore")
         self._raise_for(out.status)
         self._hint(sid, out.seq)
+        self._know_owner(sid, user_id)
         self._reconcile.add(sid)
         log.info("message appended", extra={"session_id": sid, "storage": "firestore", "seq": out.seq})
         return _appended(sid, out.seq, "firestore", duplicate=out.status == "dup")
@@ -405,11 +524,16 @@ class SessionManager:
     def _append_memory(self, sid: str, msg: StoredMessage, cmid: str | None, user_id: str | None) -> AppendResult:
         state = self.memory.state(sid)
         if state is None:
-            # Neither store can tell us who owns the session. Accept the message for the
-            # caller (merged back only if the owner matches once a store is back), flagged
-            # as not durable, rather than fail the request.
+            # Neither store can say who owns the session: accept it only for the owner a
+            # store confirmed to this instance before. Guessing would make the caller its
+            # owner here and, once Firestore is back, in its document.
+            with self._lock:
+                owner = self._owners.get(sid)
+            if owner is None:
+                raise Unavailable("session storage is unavailable; try again shortly")
+            self._check_owner(owner, user_id)
             now = self._clock()
-            self.memory.create(SessionState(sid, user_id or "", "active", now, now, self._hint(sid)), local_only=False)
+            self.memory.create(SessionState(sid, owner, "active", now, now, self._hint(sid)), local_only=False)
         else:
             self._check_owner(state.owner, user_id)
         status, seq = self.memory.append(sid, msg, cmid, self._hint(sid))
@@ -453,15 +577,18 @@ class SessionManager:
         self, sid: str, n: int, user_id: str | None
     ) -> tuple[list[StoredMessage], dict[str, Any] | None] | None:
         """None when Redis cannot answer for this session (ended: see the document)."""
-        self._maybe_reconcile(sid)
+        self._maybe_reconcile(sid, user_id)
         out = self.redis.read(sid, user_id, n)
         if out.status == "missing":
             if self._hydrate_owned(sid, user_id).status != "active":
                 return None
-            self._maybe_reconcile(sid)
+            self._maybe_reconcile(sid, user_id)
             out = self.redis.read(sid, user_id, n)
         if out.status == "forbidden":
             raise PermissionDenied("this session belongs to another user")
+        self._know_owner(sid, user_id)
+        if out.doc_missing and out.session_status == "active":
+            self._write_missing_doc(sid)
         if out.status == "ok" and out.session_status != "ended":
             return out.messages or [], out.summary
         return None  # ended: the final window and summary live on the session document

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-SessionStatus = Literal["active", "ending", "ended"]
+SessionStatus = Literal["active", "ending", "expiring", "ended"]
 
 
 @dataclass(slots=True)

@@ -38,6 +38,8 @@ SESSION_DOC_BYTES = 900_000  # the ended session document, below the same limit
 # 4 MiB a request may weigh on the emulator (production allows 10 MiB).
 ANALYTICS_BATCH_WRITES = 400
 ANALYTICS_BATCH_BYTES = 3_000_000
+# The late document write rides on an append or read: it must not wait out a hung Firestore.
+ENSURE_SESSION_TIMEOUT_S = 0.25
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _RESERVED_ID = re.compile(r"^__.*__$")
 
@@ -126,21 +128,46 @@ class FirestoreLayer:
         return self.db().collection("sessions").document(sid)
 
     # -- sessions ---------------------------------------------------------------------
+    @staticmethod
+    def _new_doc(state: SessionState, *, in_redis: bool) -> dict[str, Any]:
+        return {
+            "session_id": state.session_id,
+            "owner": state.owner,
+            "status": "active",
+            "created_at": state.created_at,
+            "last_active_at": state.last_active_at,
+            "message_count": 0,
+            "summary": None,
+            "user_info": state.user_info,
+            # False while Redis never held the session (created while Redis was down): Redis
+            # not knowing it then is no loss. True: Redis not knowing it means it expired.
+            "in_redis": in_redis,
+        }
+
     def create_session(self, state: SessionState) -> None:
         with self._guard("create", state.session_id):
             self._session_ref(state.session_id).create(
-                {
-                    "session_id": state.session_id,
-                    "owner": state.owner,
-                    "status": "active",
-                    "created_at": state.created_at,
-                    "last_active_at": state.last_active_at,
-                    "message_count": 0,
-                    "summary": None,
-                    "user_info": state.user_info,
-                },
-                timeout=self.settings.firestore_timeout_s,
+                self._new_doc(state, in_redis=True), timeout=self.settings.firestore_timeout_s
             )
+
+    def ensure_session(self, state: SessionState) -> None:
+        """Create the document of a session Redis holds, if it has none (created while
+        Firestore was down); an existing document is left as it is."""
+        from google.api_core.exceptions import AlreadyExists
+        from google.api_core.retry import Retry
+
+        t = min(ENSURE_SESSION_TIMEOUT_S, self.settings.firestore_timeout_s)
+        with self._guard("ensure_session"):
+            try:
+                self._session_ref(state.session_id).create(
+                    self._new_doc(state, in_redis=True), retry=Retry(initial=0.05, maximum=0.1, timeout=t), timeout=t
+                )
+            except AlreadyExists:
+                pass
+
+    def set_in_redis(self, sid: str, value: bool) -> None:
+        with self._guard("set_in_redis"):
+            self._session_ref(sid).update({"in_redis": value}, timeout=self.settings.firestore_timeout_s)
 
     def get_session(self, sid: str) -> dict[str, Any] | None:
         with self._guard("get_session", sid):
@@ -175,14 +202,16 @@ class FirestoreLayer:
         msg: StoredMessage,
         cmid: str | None,
         seq_hint: int,
+        *,
         base: SessionState | None = None,
+        base_in_redis: bool = False,
     ) -> FsAppend:
         """Accept a message durably while Redis is down (two writes; outage path only).
 
         The sequence number continues from the highest this instance or the session
         document knows, so messages merged back into Redis keep acceptance order.
         ``base`` creates the session document if it is missing (a session created while
-        Firestore was down).
+        Firestore was down; ``base_in_redis``: one that Redis holds).
         """
         pend = self._session_ref(sid).collection("pending")
 
@@ -194,14 +223,7 @@ class FirestoreLayer:
                 return FsAppend("missing")
             if doc is None:
                 assert base is not None
-                doc = {
-                    "session_id": sid,
-                    "owner": base.owner,
-                    "status": "active",
-                    "created_at": base.created_at,
-                    "user_info": base.user_info,
-                    "message_count": 0,
-                }
+                doc = self._new_doc(base, in_redis=base_in_redis)
             if owner and doc.get("owner") != owner:
                 return FsAppend("forbidden")
             if doc.get("status") != "active":

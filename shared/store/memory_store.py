@@ -124,12 +124,25 @@ class MemoryLayer:
         with self._lock:
             self._sessions.pop(sid, None)
 
-    def drop_messages(self, sid: str) -> None:
-        """Forget messages once they are safely in a durable layer (keeps local-only state)."""
+    def local_only(self, sid: str) -> bool:
+        with self._lock:
+            s = self._get(sid)
+            return bool(s and s.local_only)
+
+    def drop_messages(self, sid: str, mids: set[str] | None = None) -> None:
+        """Forget messages once they are safely in a durable layer (keeps local-only state);
+        with ``mids``, only those."""
         with self._lock:
             s = self._get(sid)
             if s is None:
                 return
+            if mids is not None:
+                kept = [m for m in s.messages if m.mid not in mids]
+                s.messages.clear()
+                s.messages.extend(kept)
+                s.queries = [q for q in s.queries if q.mid not in mids]
+                if kept:
+                    return
             if s.local_only:
                 s.messages.clear()
                 s.queries.clear()

@@ -21,7 +21,17 @@ from shared.store.breaker import CircuitBreaker
 
 log = logging.getLogger("chat_memory.redis")
 
-_SCRIPT_NAMES = ("append", "read", "store_summary", "begin_end", "finish_end", "abort_end", "import", "create")
+_SCRIPT_NAMES = (
+    "append",
+    "read",
+    "store_summary",
+    "begin_end",
+    "finish_end",
+    "abort_end",
+    "import",
+    "create",
+    "mark_doc",
+)
 
 
 def _load_sources() -> dict[str, str]:
@@ -39,6 +49,7 @@ class AppendOutcome:
     summary_due: bool = False
     previous_summary: dict[str, Any] | None = None
     unsummarized: list[StoredMessage] | None = None
+    doc_missing: bool = False  # the session has no Firestore document yet
 
 
 @dataclass(slots=True)
@@ -57,6 +68,7 @@ class ReadOutcome:
     messages: list[StoredMessage] | None = None
     summary: dict[str, Any] | None = None
     end_result: dict[str, Any] | None = None
+    doc_missing: bool = False
 
 
 @dataclass(slots=True)
@@ -191,10 +203,10 @@ class RedisLayer:
             return AppendOutcome("dup", seq=int(prev["seq"]), summary_due=bool(prev.get("summary_due")))
         if status != "ok":
             return AppendOutcome(status)
-        res = AppendOutcome("ok", seq=int(out[1]), summary_due=bool(int(out[2])))
+        res = AppendOutcome("ok", seq=int(out[1]), summary_due=bool(int(out[2])), doc_missing=bool(int(out[3])))
         if res.summary_due:
-            res.previous_summary = json.loads(out[3]) if out[3] else None
-            res.unsummarized = [StoredMessage.from_json(r) for r in out[4]]
+            res.previous_summary = json.loads(out[4]) if out[4] else None
+            res.unsummarized = [StoredMessage.from_json(r) for r in out[5]]
         return res
 
     def read(self, sid: str, owner: str | None, n: int, now: float | None = None) -> ReadOutcome:
@@ -209,7 +221,15 @@ class RedisLayer:
             messages=[StoredMessage.from_json(r) for r in out[3]],
             summary=json.loads(out[4]) if out[4] else None,
             end_result=json.loads(out[5]) if out[5] else None,
+            doc_missing=out[6] == "0",
         )
+
+    def mark_doc(self, sid: str) -> bool:
+        """Record that the session's Firestore document exists (no-op if Redis lost it)."""
+        return bool(self._run("mark_doc", sid, [], nkeys=1))
+
+    def forget_expiring(self, sid: str) -> None:
+        self._run("forget", sid, [], nkeys=1)
 
     def meta(self, sid: str) -> dict[str, str] | None:
         """The session's state hash (one HGETALL), or None if Redis does not know it."""

@@ -48,21 +48,6 @@ def test_redis_killed_mid_conversation_and_restarted(redis_server_persistent, fi
     ]
 
 
-def test_redis_restarted_empty_session_survives_from_firestore(redis_server, firestore_emulator, uid):
-    """A Redis without persistence loses its data: the session itself lives on (its
-    document), and whatever was accepted during the outage is still there."""
-    m = make_manager(redis_server.url)
-    sid = m.create_session({}, user_id=uid).session_id
-    m.add_message(sid, "user", "lost with redis's memory", user_id=uid)
-    redis_server.kill()
-    m.add_message(sid, "user", "kept in firestore", user_id=uid)
-    redis_server.start()
-    time.sleep(0.3)
-    r = m.add_message(sid, "user", "after", user_id=uid)
-    assert r.storage == "redis" and r.seq == 3
-    assert contents(m.get_history(sid, user_id=uid).messages) == ["kept in firestore", "after"]
-
-
 def test_both_down_memory_fallback_then_merged_back(redis_server_persistent, firestore_emulator, uid):
     m = make_manager(redis_server_persistent.url)
     sid = m.create_session({}, user_id=uid).session_id

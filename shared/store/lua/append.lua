@@ -4,7 +4,7 @@
 --       4 message id (the client message id when given), 5 window, 6 ttl, 7 summary interval,
 --       8 analytics max, 9 now, 10 content as a JSON string, 11 analytics tail, 12 pend max
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
-local m = redis.call('HMGET', KEYS[1], 'owner', 'status')
+local m = redis.call('HMGET', KEYS[1], 'owner', 'status', 'fs_doc')
 if ARGV[1] ~= '' and m[1] ~= ARGV[1] then return {'forbidden'} end
 if m[2] ~= 'active' then return {'ended', m[2] or ''} end
 -- Exactly once per message id: a client retry with the same client_message_id, a
@@ -35,9 +35,12 @@ redis.call('HSET', KEYS[1], 'last_active_at', ARGV[9])
 -- sequence number itself, assigned atomically here, so no other instance can claim it.
 local due = 0
 if seq % tonumber(ARGV[7]) == 0 then due = 1 end
+-- 1: the session has no Firestore document yet (created while Firestore was down)
+local nodoc = 0
+if m[3] == '0' then nodoc = 1 end
 redis.call('HSET', KEYS[5], idkey, '{"seq":' .. seq .. ',"summary_due":' .. due .. '}')
 for i = 1, 6 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[6])) end
 if due == 1 then
-  return {'ok', seq, due, redis.call('GET', KEYS[6]) or '', redis.call('LRANGE', KEYS[3], 0, -1)}
+  return {'ok', seq, due, nodoc, redis.call('GET', KEYS[6]) or '', redis.call('LRANGE', KEYS[3], 0, -1)}
 end
-return {'ok', seq, due}
+return {'ok', seq, due, nodoc}

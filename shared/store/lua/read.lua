@@ -2,7 +2,7 @@
 -- KEYS: 1 meta, 2 msgs, 3 pend, 4 ana, 5 cmid, 6 sum
 -- ARGV: 1 owner ('' = no check), 2 how many messages, 3 ttl, 4 now
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
-local m = redis.call('HMGET', KEYS[1], 'owner', 'status', 'seq', 'end_result')
+local m = redis.call('HMGET', KEYS[1], 'owner', 'status', 'seq', 'end_result', 'fs_doc')
 if ARGV[1] ~= '' and m[1] ~= ARGV[1] then return {'forbidden'} end
 local n = tonumber(ARGV[2])
 local msgs = {}
@@ -12,4 +12,5 @@ if m[2] == 'active' then
   redis.call('HSET', KEYS[1], 'last_active_at', ARGV[4])
   for i = 1, 6 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3])) end
 end
-return {'ok', m[2] or '', m[3] or '0', msgs, redis.call('GET', KEYS[6]) or '', m[4] or ''}
+-- the last field: '0' while the session has no Firestore document yet
+return {'ok', m[2] or '', m[3] or '0', msgs, redis.call('GET', KEYS[6]) or '', m[4] or '', m[5] or ''}
