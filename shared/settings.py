@@ -34,6 +34,22 @@ class Settings(BaseSettings):
     analytics_buffer_max: int = Field(
         1000, ge=10, le=100000, description="Queries buffered per session before appends are refused"
     )
+    analytics_buffer_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=512 * 1024,
+        description="Bytes (Redis MEMORY USAGE) of one session's analytics buffer before assistant appends are refused",
+    )
+    pending_max_bytes: int = Field(
+        1024 * 1024,
+        ge=512 * 1024,
+        description="Bytes of one session's not-yet-summarized messages in Redis; the oldest are dropped past it",
+    )
+    message_id_window: int = Field(
+        200,
+        ge=10,
+        le=10000,
+        description="Message ids remembered per session for exactly-once appends (older retries are stored again)",
+    )
     fallback_max_messages: int = Field(20, ge=1, le=1000, description="Messages per session in instance memory")
     fallback_ttl_s: int = Field(1800, ge=60, description="Instance-memory sessions expire after this much silence")
     fallback_max_sessions: int = Field(10000, ge=1, description="Per-instance memory bound")

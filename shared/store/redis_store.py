@@ -180,6 +180,9 @@ class RedisLayer:
                 json.dumps(msg.content, ensure_ascii=False) if msg.role == "user" else "",
                 ana_tail,
                 max(s.summary_interval * 20, s.message_window),
+                s.analytics_buffer_max_bytes,
+                s.pending_max_bytes,
+                s.message_id_window,
             ],
         )
         status = out[0]

@@ -1,0 +1,64 @@
+"""Per-session and per-user bounds against a real redis-server: bytes, ids, sessions."""
+
+from __future__ import annotations
+
+import redis
+
+from shared.errors import FailedPrecondition
+from tests.store.conftest import make_manager
+
+KB = 1024
+BIG = "x" * (30 * KB)
+
+
+def _usage(r: redis.Redis, key: str) -> int:
+    return int(r.memory_usage(key, samples=0) or 0)
+
+
+def test_analytics_buffer_is_bounded_by_bytes_not_only_count(redis_server, uid):
+    limit = 512 * KB
+    m = make_manager(redis_server.url, firestore=False, analytics_buffer_max_bytes=limit)
+    sid = m.create_session({}, user_id=uid).session_id
+    r = redis.Redis.from_url(redis_server.url)
+    refused_at = None
+    for i in range(40):  # 40 pairs of 30 KB query + 30 KB answer: far past 512 KB
+        m.add_message(sid, "user", BIG, user_id=uid)
+        try:
+            m.add_message(sid, "assistant", BIG, user_id=uid)
+        except FailedPrecondition as exc:
+            assert "analytics" in exc.message
+            refused_at = i
+            break
+    assert refused_at is not None, "the analytics buffer took every answer"
+    assert refused_at > 3  # the bound is bytes, not a handful of answers
+    assert _usage(r, f"cm:{{{sid}}}:ana") <= limit
+    # what was accepted is still there for the end of the session
+    assert len(m.redis.begin_end(sid, uid).queries) == refused_at
+
+
+def test_unsummarized_messages_are_bounded_by_bytes(redis_server, uid):
+    limit = 512 * KB
+    # No summary in this test's life: the summarizer's input only grows.
+    m = make_manager(redis_server.url, firestore=False, pending_max_bytes=limit, summary_interval=100)
+    sid = m.create_session({}, user_id=uid).session_id
+    r = redis.Redis.from_url(redis_server.url)
+    for i in range(40):
+        m.add_message(sid, "user", f"{i} " + BIG, user_id=uid)
+    assert _usage(r, f"cm:{{{sid}}}:pend") <= limit
+    pend = r.lrange(f"cm:{{{sid}}}:pend", 0, -1)
+    assert pend and pend[-1].startswith(b'{"seq":40,')  # the newest are kept
+
+
+def test_message_id_map_remembers_the_last_n_ids(redis_server, uid):
+    m = make_manager(redis_server.url, firestore=False, message_id_window=10)
+    sid = m.create_session({}, user_id=uid).session_id
+    r = redis.Redis.from_url(redis_server.url)
+    for i in range(1, 51):
+        m.add_message(sid, "user", f"m{i}", client_message_id=f"c-{i}", user_id=uid)
+    assert r.hlen(f"cm:{{{sid}}}:cmid") <= 2 * 10
+    # inside the horizon: exactly once
+    again = m.add_message(sid, "user", "m45", client_message_id="c-45", user_id=uid)
+    assert (again.duplicate, again.seq) == (True, 45)
+    # past it (documented): a retry that late is stored as a new message
+    late = m.add_message(sid, "user", "m1", client_message_id="c-1", user_id=uid)
+    assert (late.duplicate, late.seq) == (False, 51)
