@@ -51,6 +51,10 @@ class FailedPrecondition(ChatMemoryError):
     http_status = 409
 
 
+class TooManySessions(FailedPrecondition):
+    code = "too_many_sessions"
+
+
 class RateLimited(ChatMemoryError):
     code = "rate_limited"
     http_status = 429

@@ -26,6 +26,7 @@ from shared.errors import (
     NotFound,
     PermissionDenied,
     StoreError,
+    TooManySessions,
     Unavailable,
 )
 from shared.models import (
@@ -219,6 +220,7 @@ class SessionManager:
         now = self._clock()
         sid = uuid.uuid4().hex
         state = SessionState(sid, uid, "active", now, now, 0, info)
+        self._claim_session_slot(uid, sid, now)
         fs_ok = False
         if self.firestore.configured:
             try:
@@ -248,6 +250,20 @@ class SessionManager:
             user_info=info,
             storage=storage,  # type: ignore[arg-type]
         )
+
+    def _claim_session_slot(self, uid: str, sid: str, now: float) -> None:
+        # Counted in Redis so every instance sees the same count. Without Redis the cap is
+        # not enforced: creating a session must not depend on the layer that may be down.
+        if not self.redis.configured:
+            return
+        try:
+            claimed = self.redis.claim_session_slot(uid, sid, now)
+        except StoreError:
+            return
+        if not claimed:
+            raise TooManySessions(
+                f"this user already has {self.settings.max_active_sessions_per_user} active sessions; end one first"
+            )
 
     def get_session(self, session_id: str, *, user_id: str | None = None) -> SessionInfo:
         sid = validate_session_id(session_id)

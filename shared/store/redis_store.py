@@ -19,7 +19,7 @@ from shared.store.breaker import CircuitBreaker
 
 log = logging.getLogger("chat_memory.redis")
 
-_SCRIPT_NAMES = ("append", "read", "store_summary", "begin_end", "finish_end", "abort_end", "import", "create")
+_SCRIPT_NAMES = ("append", "read", "store_summary", "begin_end", "finish_end", "abort_end", "import", "create", "claim")
 
 
 def _load_sources() -> dict[str, str]:
@@ -99,7 +99,10 @@ class RedisLayer:
         base = f"{self.settings.redis_key_prefix}:{{{sid}}}"
         return [f"{base}:meta", f"{base}:msgs", f"{base}:pend", f"{base}:ana", f"{base}:cmid", f"{base}:sum"]
 
-    def _run(self, name: str, sid: str, args: list[Any], nkeys: int = 6) -> Any:
+    def user_sessions_key(self, uid: str) -> str:
+        return f"{self.settings.redis_key_prefix}:user:{{{uid}}}:sessions"
+
+    def _run(self, name: str, sid: str, args: list[Any], nkeys: int = 6, keys: list[str] | None = None) -> Any:
         from redis import exceptions as rexc
         from redis.exceptions import RedisError, ResponseError
 
@@ -114,7 +117,7 @@ class RedisLayer:
             # register_script: EVALSHA, and SCRIPT LOAD only on the first NOSCRIPT.
             script = self._scripts[name] = client.register_script(_SOURCES[name])
         try:
-            out = script(keys=self.keys(sid)[:nkeys], args=args)
+            out = script(keys=keys or self.keys(sid)[:nkeys], args=args)
         except ResponseError as exc:
             # The server answered: it is up. A script error is a bug, not an outage.
             breaker.record_success()
@@ -157,6 +160,43 @@ class RedisLayer:
             "1" if fs_doc else "0",
         ]
         return bool(self._run("create", state.session_id, args, nkeys=1))
+
+    def claim_session_slot(self, uid: str, sid: str, now: float) -> bool:
+        """Count a new session against its user's cap of active sessions. A full set is
+        checked once against the sessions' own keys: ended or expired ones free their slot
+        (the end path need not know about the set), live ones keep theirs until their keys
+        would expire."""
+        s = self.settings
+        key = self.user_sessions_key(uid)
+        ttl = s.session_ttl_s
+
+        def claim() -> list[Any]:
+            args = [sid, repr(now), repr(now + ttl), s.max_active_sessions_per_user, ttl]
+            return list(self._run("claim", sid, args, keys=[key]))
+
+        out = claim()
+        if int(out[0]):
+            return True
+        from redis.exceptions import RedisError
+
+        stale, live = [], {}
+        client = self.client()
+        try:
+            for other in out[1]:
+                meta = self.keys(other)[0]
+                status, left = client.hget(meta, "status"), client.ttl(meta)
+                if status in (None, "ended") or left < 0:
+                    stale.append(other)
+                else:
+                    live[other] = now + left
+            if not stale:
+                if live:
+                    client.zadd(key, live, xx=True)
+                return False
+            client.zrem(key, *stale)
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"redis claim: {type(exc).__name__}", layer="redis") from exc
+        return bool(int(claim()[0]))
 
     def append(self, sid: str, owner: str | None, msg: StoredMessage, now: float) -> AppendOutcome:
         """Append one message (exactly once per ``msg.mid``, the client message id when given)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from shared.errors import FailedPrecondition
@@ -62,3 +63,23 @@ def test_message_id_map_remembers_the_last_n_ids(redis_server, uid):
     # past it (documented): a retry that late is stored as a new message
     late = m.add_message(sid, "user", "m1", client_message_id="c-1", user_id=uid)
     assert (late.duplicate, late.seq) == (False, 51)
+
+
+def test_active_sessions_per_user_are_capped_across_instances(redis_server, firestore_emulator, uid):
+    a = make_manager(redis_server.url, max_active_sessions_per_user=3)
+    b = make_manager(redis_server.url, max_active_sessions_per_user=3)
+    sids = [a.create_session({}, user_id=uid).session_id, b.create_session({}, user_id=uid).session_id]
+    sids.append(a.create_session({}, user_id=uid).session_id)
+    with pytest.raises(FailedPrecondition) as exc:
+        b.create_session({}, user_id=uid)
+    assert exc.value.http_status == 409 and exc.value.code == "too_many_sessions"
+    # another user is not affected
+    a.create_session({}, user_id=uid + "-other")
+    # an ended session frees its slot, whichever instance ended it
+    b.end_session_with_analytics(sids[0], user_id=uid)
+    sids[0] = a.create_session({}, user_id=uid).session_id
+    # so does one whose keys expired
+    redis.Redis.from_url(redis_server.url).delete(f"cm:{{{sids[1]}}}:meta")
+    b.create_session({}, user_id=uid)
+    with pytest.raises(FailedPrecondition):
+        a.create_session({}, user_id=uid)
