@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared import ratelimit
 from shared.http import Call, Reply, int_param, only_fields
 from shared.models import Context, Message, Summary, validate_session_id
 from shared.settings import get_settings
@@ -24,6 +25,7 @@ def _manager() -> Any:
 
 def create_session(call: Call) -> Reply:
     only_fields(call.body, {"user_info"})
+    ratelimit.enforce_session_creation(call.client_ip)
     info = _manager().create_session(call.body.get("user_info"), user_id=call.uid)
     return 201, {
         "session_id": info.session_id,

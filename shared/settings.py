@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     auth_disabled: bool = Field(False, description="LOCAL DEVELOPMENT ONLY: trust X-User-Id / a dev uid")
     cors_origins: str = Field("", description="Comma-separated allowed origins; '*' for any")
     rate_limit_per_minute: int = Field(120, ge=0, description="Requests per user per minute; 0 disables")
+    session_create_per_ip_per_minute: int = Field(
+        30, ge=0, description="Sessions created per client IP (IPv6: per /64) per minute, whatever the uid; 0 disables"
+    )
+    client_ip_hops: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="The client IP is this many X-Forwarded-For entries from the right (1: Cloud Functions direct)",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @property
