@@ -803,6 +803,9 @@ def get_manager() -> SessionManager:
         with _manager_lock:
             if _manager is None:
                 _manager = SessionManager()
+                if _manager.redis.configured:
+                    # Logs a warning at start-up if Redis may evict single session keys.
+                    _manager.redis.eviction_policy()
     return _manager
 
 

@@ -29,6 +29,9 @@ def _load_sources() -> dict[str, str]:
 
 _SOURCES = _load_sources()
 
+# maxmemory-policy is re-read this often (seconds): it changes only by reconfiguration.
+_POLICY_TTL_S = 300.0
+
 
 @dataclass(slots=True)
 class AppendOutcome:
@@ -82,6 +85,8 @@ class RedisLayer:
             CircuitBreaker(settings.redis_breaker_cooldown_s) if self._own else redis_client.BREAKER
         )
         self._scripts: dict[str, Any] = {}
+        self._policy: str | None = None
+        self._policy_read_at = -_POLICY_TTL_S
 
     # -- plumbing -------------------------------------------------------------------
     @property
@@ -119,8 +124,12 @@ class RedisLayer:
         try:
             out = script(keys=keys or self.keys(sid)[:nkeys], args=args)
         except ResponseError as exc:
-            # The server answered: it is up. A script error is a bug, not an outage.
+            # The server answered: it is up. A script error is a bug, not an outage; a
+            # full Redis (noeviction at maxmemory) refuses the write whole, and the caller
+            # falls back to Firestore as for an outage, without opening the breaker.
             breaker.record_success()
+            if isinstance(exc, rexc.OutOfMemoryError):
+                log.error("redis is full (maxmemory reached): writes go to Firestore", extra={"op": name})
             raise StoreError(f"redis script {name} failed: {exc}", layer="redis") from exc
         except (RedisError, OSError) as exc:
             reconnected = isinstance(exc, redis_client.reconnected_error())
@@ -339,6 +348,40 @@ class RedisLayer:
             res.unsummarized = [StoredMessage.from_json(r) for r in out[3]]
         return res
 
+    def eviction_policy(self) -> str | None:
+        """Redis's maxmemory-policy (None: unknown). Any policy but ``noeviction`` can evict
+        single keys of live sessions under memory pressure: Memorystore's default,
+        volatile-lru, evicts keys with a TTL, and every session key has one. CONFIG GET
+        first; INFO where CONFIG is refused (managed Redis may rename or block it)."""
+        import time
+
+        from redis.exceptions import RedisError
+
+        now = time.monotonic()
+        if now - self._policy_read_at < _POLICY_TTL_S:
+            return self._policy
+        client = self.client()
+        if client is None or not self.breaker.allow():
+            return self._policy
+        policy: str | None = None
+        try:
+            try:
+                policy = _find_policy(client.config_get("maxmemory-policy"), "maxmemory-policy")
+            except RedisError:
+                policy = None
+            if policy is None:
+                policy = _find_policy(client.info("memory"), "maxmemory_policy")
+        except (RedisError, OSError):
+            return self._policy
+        self._policy_read_at = now
+        if policy != self._policy and policy not in (None, "noeviction"):
+            log.warning(
+                "redis can evict single session keys: configure maxmemory-policy noeviction",
+                extra={"policy": policy},
+            )
+        self._policy = policy
+        return policy
+
     def ping(self) -> dict[str, Any]:
         import time
 
@@ -357,4 +400,26 @@ class RedisLayer:
             redis_client.record_outage(breaker, client, exc)
             return {"status": "down", "breaker": breaker.state(), "last_error": type(exc).__name__}
         breaker.record_success()
-        return {"status": "up", "latency_ms": round((time.perf_counter() - t0) * 1000, 2), "breaker": "closed"}
+        out: dict[str, Any] = {
+            "status": "up",
+            "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
+            "breaker": "closed",
+        }
+        policy = self.eviction_policy()
+        if policy is not None:
+            out["eviction_policy"] = policy
+            out["evicts_session_keys"] = policy != "noeviction"
+        return out
+
+
+def _find_policy(reply: Any, field: str) -> str | None:
+    """The policy in a CONFIG GET or INFO reply; a cluster client answers per node."""
+    if not isinstance(reply, dict):
+        return None
+    value = reply.get(field)
+    if isinstance(value, str):
+        return value
+    for sub in reply.values():
+        if isinstance(sub, dict) and isinstance(sub.get(field), str):
+            return str(sub[field])
+    return None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import redis
 
 from shared.errors import FailedPrecondition
+from tests import harness
 from tests.store.conftest import make_manager
 
 KB = 1024
@@ -83,3 +86,76 @@ def test_active_sessions_per_user_are_capped_across_instances(redis_server, fire
     b.create_session({}, user_id=uid)
     with pytest.raises(FailedPrecondition):
         a.create_session({}, user_id=uid)
+
+
+@pytest.fixture
+def full_redis() -> Iterator[harness.RedisServer]:
+    srv = harness.RedisServer(extra_args=["--maxmemory", "8mb", "--maxmemory-policy", "noeviction"]).start()
+    yield srv
+    srv.cleanup()
+
+
+_FILL = """
+local max = tonumber(string.match(redis.call('INFO', 'memory'), 'maxmemory:(%d+)'))
+repeat
+  redis.call('RPUSH', 'filler', ARGV[1])
+until tonumber(string.match(redis.call('INFO', 'memory'), 'used_memory:(%d+)')) > max + 65536
+"""
+
+
+def _fill(r: redis.Redis) -> None:
+    """Leave Redis just past maxmemory with unexpiring filler (a script runs to its end
+    whatever the memory: it can cross the limit, commands after it are refused)."""
+    r.eval(_FILL, 0, "f" * (4 * KB))
+    with pytest.raises(redis.exceptions.ResponseError, match="maxmemory"):
+        r.set("probe", "x")
+
+
+def test_full_redis_under_noeviction_keeps_accepting_and_ending_frees_memory(full_redis, firestore_emulator, uid):
+    m = make_manager(full_redis.url)
+    r = redis.Redis.from_url(full_redis.url)
+    big = m.create_session({}, user_id=uid).session_id  # holds about 1 MB
+    for i in range(12):
+        m.add_message(big, "user", f"q{i} " + BIG, user_id=uid)
+        m.add_message(big, "assistant", f"a{i} " + BIG, user_id=uid)
+    other = m.create_session({}, user_id=uid).session_id
+    m.add_message(other, "user", "before", user_id=uid)
+    _fill(r)
+    # Redis full is not an outage: the message goes to Firestore, the breaker stays closed
+    res = m.add_message(other, "user", "while full", user_id=uid)
+    assert (res.storage, res.durable, res.seq) == ("firestore", True, 2)
+    assert m.redis.breaker.state() == "closed"
+    # ending frees memory, so it must work on a full Redis
+    end = m.end_session_with_analytics(big, user_id=uid)
+    assert (end.message_count, end.queries_recorded) == (24, 12)
+    assert r.exists(*m.redis.keys(big)[1:]) == 0
+    # with room again, the session whose message went to Firestore ends with all of it
+    end = m.end_session_with_analytics(other, user_id=uid)
+    assert end.message_count == 2
+    assert [x.content for x in m.get_history(other, user_id=uid).messages] == ["before", "while full"]
+
+
+@pytest.mark.parametrize("refuse_config", [False, True], ids=["config", "info"])
+def test_a_policy_that_can_evict_session_keys_is_reported(refuse_config, caplog):
+    # Memorystore's default; some managed Redis refuse CONFIG: INFO answers then.
+    args = ["--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"]
+    if refuse_config:
+        args += ["--rename-command", "CONFIG", ""]
+    srv = harness.RedisServer(extra_args=args).start()
+    try:
+        m = make_manager(srv.url, firestore=False)
+        with caplog.at_level("WARNING", logger="chat_memory.redis"):
+            ping = m.redis.ping()
+        assert (ping["status"], ping["eviction_policy"], ping["evicts_session_keys"]) == ("up", "volatile-lru", True)
+        assert any("noeviction" in r.getMessage() for r in caplog.records)
+        assert m.health()["layers"]["redis"]["evicts_session_keys"] is True
+    finally:
+        srv.cleanup()
+
+
+def test_noeviction_is_reported_as_safe(redis_server, caplog):
+    m = make_manager(redis_server.url, firestore=False)
+    with caplog.at_level("WARNING", logger="chat_memory.redis"):
+        ping = m.redis.ping()
+    assert (ping["eviction_policy"], ping["evicts_session_keys"]) == ("noeviction", False)
+    assert not [r for r in caplog.records if "noeviction" in r.getMessage()]

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Start ending a session: mark it 'ending' (appends are refused from now on, so nothing
 -- can be accepted after this snapshot and missed by the analytics) and return everything.
 -- KEYS: 1 meta, 2 msgs, 3 pend, 4 ana, 5 cmid, 6 sum

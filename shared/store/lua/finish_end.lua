@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- The Firestore write succeeded: mark ended, keep the result for repeated ends, clear caches.
 -- KEYS: 1 meta, 2 msgs, 3 pend, 4 ana, 5 cmid, 6 sum
 -- ARGV: 1 end result JSON, 2 ttl
