@@ -237,8 +237,8 @@ class SessionManager:
                 pass
         if storage != "redis" and fs_ok:
             storage = "firestore"
-        if storage == "memory":
-            self.memory.create(state, local_only=True)
+        if storage == "memory" and not self.memory.create(state, local_only=True):
+            raise Unavailable("no store is reachable and this instance's memory is full; retry later")
         log.info("session created", extra={"session_id": sid, "storage": storage, "user_id": uid})
         return SessionInfo(
             session_id=sid,
@@ -420,10 +420,15 @@ class SessionManager:
             # caller (merged back only if the owner matches once a store is back), flagged
             # as not durable, rather than fail the request.
             now = self._clock()
-            self.memory.create(SessionState(sid, user_id or "", "active", now, now, self._hint(sid)), local_only=False)
+            state = SessionState(sid, user_id or "", "active", now, now, self._hint(sid))
+            created = self.memory.create(state, local_only=False)
         else:
             self._check_owner(state.owner, user_id)
-        status, seq = self.memory.append(sid, msg, cmid, self._hint(sid))
+            created = True
+        status, seq = self.memory.append(sid, msg, cmid, self._hint(sid)) if created else ("full", 0)
+        if status == "full":
+            # Refused rather than stored and later dropped: the caller retries once a store is back.
+            raise Unavailable("no store is reachable and this instance's memory is full; retry later")
         self._raise_for(status)
         self._hint(sid, seq)
         self._reconcile.add(sid)

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     fallback_max_messages: int = Field(20, ge=1, le=1000, description="Messages per session in instance memory")
     fallback_ttl_s: int = Field(1800, ge=60, description="Instance-memory sessions expire after this much silence")
     fallback_max_sessions: int = Field(10000, ge=1, description="Per-instance memory bound")
+    fallback_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes the instance-memory fallback may hold in all; past it, 503 instead of evicting messages",
+    )
     session_idle_timeout_s: int = Field(1800, ge=60, description="The sweep ends sessions idle this long")
     stats_repair_window_s: int = Field(
         3600, ge=0, description="The sweep re-applies user stats for sessions ended this recently; 0: off"
