@@ -113,9 +113,9 @@ def enforce_session_creation(client_ip: str | None) -> Decision:
     if client_ip is None or limit <= 0:
         return Decision(True, limit, 0, enforced=False)
     addr = ipaddress.ip_address(client_ip)
-    net = (
-        str(ipaddress.ip_network(f"{addr}/64", strict=False)) if isinstance(addr, ipaddress.IPv6Address) else str(addr)
-    )
+    if isinstance(addr, ipaddress.IPv6Address):
+        addr = ipaddress.ip_network(f"{addr}/64", strict=False).network_address
+    net = str(addr)
     decision = check("create-ip:" + net, limit=limit)
     if not decision.allowed:
         raise RateLimited(
