@@ -81,8 +81,8 @@ class MemoryLayer:
 
     def _make_room(self, size: int) -> bool:
         """Room for one more session of ``size`` bytes: evict the least recently used
-        sessions that hold no message (their state is in a store or can be re-created);
-        never one holding messages. False if there is no such room."""
+        sessions that hold no message, those whose state a store also holds first; never
+        one holding messages. False if there is no such room."""
         s = self.settings
 
         def full() -> bool:
@@ -90,7 +90,8 @@ class MemoryLayer:
 
         if not full():
             return True
-        for k in [k for k, v in self._sessions.items() if not v.messages]:
+        empty = [(k, v.local_only) for k, v in self._sessions.items() if not v.messages]
+        for k, _ in sorted(empty, key=lambda kv: kv[1]):  # stable: LRU order within each kind
             self._remove(k)
             if not full():
                 return True

@@ -52,3 +52,15 @@ def test_ipv6_clients_are_counted_per_64(edge_with_redis):
         assert _create(f"v6-{i}", f"2001:db8:1:2::{i + 1}").status_code == 201
     assert _create("v6-x", "2001:db8:1:2:ffff::9").status_code == 429
     assert _create("v6-y", "2001:db8:1:3::1").status_code == 201
+
+
+def test_the_session_cap_answers_a_clear_409(edge_with_redis, monkeypatch):
+    monkeypatch.setenv("MAX_ACTIVE_SESSIONS_PER_USER", "2")
+    reset_settings()
+    reset_manager()
+    for i in range(2):
+        assert _create("capped", f"198.51.100.{i}").status_code == 201
+    refused = _create("capped", "198.51.100.9")
+    assert refused.status_code == 409 and error_code(refused) == "too_many_sessions"
+    assert "end one" in refused.get_json()["error"]["message"]
+    assert _create("someone-else", "198.51.100.9").status_code == 201

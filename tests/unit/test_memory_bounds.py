@@ -54,3 +54,18 @@ def test_sessions_holding_messages_are_never_evicted_for_new_ones():
     with pytest.raises(Unavailable):
         m.create_session({}, user_id="e")
     assert [x.content for x in m.get_history(a, user_id="a").messages] == ["kept"]
+
+
+def test_a_session_known_only_here_is_evicted_last():
+    from shared.store.base import SessionState
+    from shared.store.memory_store import MemoryLayer
+
+    layer = MemoryLayer(Settings(fallback_max_sessions=2))
+
+    def state(sid: str) -> SessionState:
+        return SessionState(sid, "u", "active", 1.0, 1.0, 0)
+
+    assert layer.create(state("a" * 32), local_only=True)  # created while both stores were down
+    assert layer.create(state("b" * 32), local_only=False)  # its state is in a store
+    assert layer.create(state("c" * 32), local_only=True)
+    assert layer.has("a" * 32) and not layer.has("b" * 32)
