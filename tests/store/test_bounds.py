@@ -127,6 +127,10 @@ def test_full_redis_under_noeviction_keeps_accepting_and_ending_frees_memory(ful
     res = m.add_message(other, "user", "while full", user_id=uid)
     assert (res.storage, res.durable, res.seq) == ("firestore", True, 2)
     assert m.redis.breaker.state() == "closed"
+    # reads go on: from Redis, or as in an outage for a session Firestore holds messages of
+    assert m.get_context_for_llm(big, user_id=uid).storage == "redis"
+    ctx = m.get_context_for_llm(other, user_id=uid)
+    assert ctx.storage == "firestore" and [x.content for x in ctx.messages][-1] == "while full"
     # ending frees memory, so it must work on a full Redis
     end = m.end_session_with_analytics(big, user_id=uid)
     assert (end.message_count, end.queries_recorded) == (24, 12)
