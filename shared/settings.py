@@ -29,6 +29,11 @@ class Settings(BaseSettings):
 
     # --- Windows and lifetimes -----------------------------------------------------
     message_window: int = Field(8, ge=1, le=100, description="Messages kept per session in Redis")
+    window_max_bytes: int = Field(
+        1024 * 1024,
+        ge=256 * 1024,
+        description="Bytes of those messages in Redis at most; past it the oldest leave the window early",
+    )
     session_ttl_s: int = Field(7200, ge=60, description="Sliding TTL of a session's Redis keys")
     summary_interval: int = Field(5, ge=1, le=100, description="A rolling summary every N messages")
     analytics_buffer_max: int = Field(

@@ -232,6 +232,7 @@ class RedisLayer:
                 s.analytics_buffer_max_bytes,
                 s.pending_max_bytes,
                 s.message_id_window,
+                s.window_max_bytes,
             ],
         )
         status = out[0]

@@ -165,3 +165,15 @@ def test_noeviction_is_reported_as_safe(redis_server, caplog):
         ping = m.redis.ping()
     assert (ping["eviction_policy"], ping["evicts_session_keys"]) == ("noeviction", False)
     assert not [r for r in caplog.records if "noeviction" in r.getMessage()]
+
+
+def test_the_message_window_is_bounded_by_bytes_too(redis_server, uid):
+    limit = 256 * KB
+    m = make_manager(redis_server.url, firestore=False, window_max_bytes=limit)
+    sid = m.create_session({}, user_id=uid).session_id
+    r = redis.Redis.from_url(redis_server.url)
+    for i in range(8):  # eight messages of 30 KB of control characters: 180 KB each in JSON
+        m.add_message(sid, "user", f"{i}" + "\x01" * (30 * KB), user_id=uid)
+    assert _usage(r, f"cm:{{{sid}}}:msgs") <= limit
+    ctx = m.get_context_for_llm(sid, user_id=uid)
+    assert ctx.messages and ctx.messages[-1].content.startswith("7")  # the newest are kept

@@ -3,7 +3,8 @@
 -- ARGV: 1 owner ('' = no check), 2 role, 3 message tail (JSON after '{"seq":N,'),
 --       4 message id (the client message id when given), 5 window, 6 ttl, 7 summary interval,
 --       8 analytics max, 9 now, 10 content as a JSON string, 11 analytics tail, 12 pend max,
---       13 analytics max bytes, 14 pend max bytes, 15 message ids remembered (exactly-once horizon)
+--       13 analytics max bytes, 14 pend max bytes, 15 message ids remembered (exactly-once horizon),
+--       16 window max bytes
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local m = redis.call('HMGET', KEYS[1], 'owner', 'status')
 if ARGV[1] ~= '' and m[1] ~= ARGV[1] then return {'forbidden'} end
@@ -32,6 +33,9 @@ local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local msg = '{"seq":' .. seq .. ',' .. ARGV[3]
 redis.call('RPUSH', KEYS[2], msg)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
+while redis.call('LLEN', KEYS[2]) > 1 and bytes(KEYS[2]) > tonumber(ARGV[16]) do
+  redis.call('LPOP', KEYS[2])
+end
 -- Messages not yet covered by a summary: the summarizer's input. Bounded so that a
 -- summarizer failing for ever cannot grow it without limit.
 redis.call('RPUSH', KEYS[3], msg)
