@@ -809,8 +809,9 @@ def get_manager() -> SessionManager:
             if _manager is None:
                 _manager = SessionManager()
                 if _manager.redis.configured:
-                    # Logs a warning at start-up if Redis may evict single session keys.
-                    _manager.redis.eviction_policy()
+                    # Logs a warning at start-up if Redis may evict single session keys; in
+                    # the background, so that a Redis down at start-up delays no request.
+                    threading.Thread(target=_manager.redis.eviction_policy, daemon=True).start()
     return _manager
 
 

@@ -372,7 +372,8 @@ class RedisLayer:
                 policy = None
             if policy is None:
                 policy = _find_policy(client.info("memory"), "maxmemory_policy")
-        except (RedisError, OSError):
+        except (RedisError, OSError) as exc:
+            redis_client.record_outage(self.breaker, client, exc)
             return self._policy
         self._policy_read_at = now
         if policy != self._policy and policy not in (None, "noeviction"):
