@@ -68,6 +68,11 @@ export CHAT_MEMORY_WEB_URL="http://127.0.0.1:$CM_PORT_HOSTING/"
 # A short breaker cool-down: after a test restarts the functions' Redis, every emulated
 # instance is back on Redis within a second, so the next test does not inherit fallbacks.
 export REDIS_BREAKER_COOLDOWN_S="${REDIS_BREAKER_COOLDOWN_S:-1}"
+# The whole suite calls from 127.0.0.1 and reuses its users: the per-network creation limit
+# and the per-user session cap are tested at their own size (tests/unit/test_bounds_edge.py,
+# tests/store/test_bounds.py), not imposed on every other test.
+export SESSION_CREATE_PER_IP_PER_MINUTE="${SESSION_CREATE_PER_IP_PER_MINUTE:-0}"
+export MAX_ACTIVE_SESSIONS_PER_USER="${MAX_ACTIVE_SESSIONS_PER_USER:-10000}"
 export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$CM_PORT_HOSTING,http://localhost:$CM_PORT_HOSTING,http://localhost:5173}"
 export GCLOUD_PROJECT="$CM_PROJECT"
 

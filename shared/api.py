@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from shared import ratelimit
 from shared.auth import refusal_reason
 from shared.http import Call, Reply, int_param, only_fields
 from shared.logs import get_logger
@@ -31,6 +32,7 @@ def _manager() -> Any:
 
 def create_session(call: Call) -> Reply:
     only_fields(call.body, {"user_info"})
+    ratelimit.enforce_session_creation(call.client_ip)
     info = _manager().create_session(call.body.get("user_info"), user_id=call.uid)
     return 201, {
         "session_id": info.session_id,

@@ -57,6 +57,10 @@ class SessionExpired(FailedPrecondition):
     code = "session_expired"
 
 
+class TooManySessions(FailedPrecondition):
+    code = "too_many_sessions"
+
+
 class RateLimited(ChatMemoryError):
     code = "rate_limited"
     http_status = 429

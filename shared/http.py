@@ -55,6 +55,7 @@ class Call:
     uid: str | None
     body: dict[str, Any]
     args: Mapping[str, str]
+    client_ip: str | None = None
     log_fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -90,7 +91,12 @@ def handle(request: Request, handler: Handler, *, method: Method, public: bool =
                 if not public:
                     uid = auth.authenticate(request.headers)
                     ratelimit.enforce(uid)
-                call = Call(uid=uid, body=body, args=_single_args(request))
+                call = Call(
+                    uid=uid,
+                    body=body,
+                    args=_single_args(request),
+                    client_ip=ratelimit.client_ip(request.headers.get("X-Forwarded-For"), request.remote_addr),
+                )
                 with log_context(session_id=_session_id_of(call)):
                     status, payload = handler(call)
                 call.log_fields.update({k: payload[k] for k in _LOGGED_REPLY_FIELDS if k in payload})

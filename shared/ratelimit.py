@@ -13,6 +13,7 @@ is allowed. A rate limiter must never be the reason the chat stops working.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 import time
@@ -98,6 +99,45 @@ def enforce(uid: str) -> Decision:
     if not decision.allowed:
         raise RateLimited(f"more than {decision.limit} requests per minute", retry_after_s=decision.retry_after_s)
     return decision
+
+
+def enforce_session_creation(client_ip: str | None) -> Decision:
+    """Anonymous sign-in makes uids free, so session creation is also counted per client
+    network: the IP for IPv4, its /64 for IPv6 (one host usually holds a whole /64)."""
+    limit = get_settings().session_create_per_ip_per_minute
+    if client_ip is None or limit <= 0:
+        return Decision(True, limit, 0, enforced=False)
+    addr = ipaddress.ip_address(client_ip)
+    if isinstance(addr, ipaddress.IPv6Address):
+        addr = ipaddress.ip_network(f"{addr}/64", strict=False).network_address
+    net = str(addr)
+    decision = check("create-ip:" + net, limit=limit)
+    if not decision.allowed:
+        raise RateLimited(
+            f"more than {limit} sessions created per minute from this network", retry_after_s=decision.retry_after_s
+        )
+    return decision
+
+
+def client_ip(forwarded_for: str | None, remote_addr: str | None) -> str | None:
+    """The caller's IP as Google's front end reports it.
+
+    The front end appends the address it received the connection from to whatever
+    X-Forwarded-For the client sent, so only entries counted from the right are
+    trustworthy: the last one when the function is called directly, one further left per
+    trusted proxy in front (CLIENT_IP_HOPS). Anything left of that is the client's own
+    text. Without the header (local runs), the socket's peer address.
+    """
+    hops = get_settings().client_ip_hops
+    if forwarded_for:
+        entries = [e.strip() for e in forwarded_for.split(",")]
+        candidate = entries[-hops] if len(entries) >= hops else entries[0]
+    else:
+        candidate = remote_addr or ""
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
 
 
 def _key(uid: str) -> str:

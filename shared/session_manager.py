@@ -28,6 +28,7 @@ from shared.errors import (
     PermissionDenied,
     SessionExpired,
     StoreError,
+    TooManySessions,
     Unavailable,
 )
 from shared.models import (
@@ -330,6 +331,7 @@ class SessionManager:
         now = self._clock()
         sid = uuid.uuid4().hex
         state = SessionState(sid, uid, "active", now, now, 0, info)
+        self._claim_session_slot(uid, sid, now)
         fs_ok = False
         if self.firestore.configured:
             try:
@@ -350,8 +352,8 @@ class SessionManager:
                 self.firestore.set_in_redis(sid, False)  # so Redis not knowing it is no expiry
             except StoreError:
                 pass
-        if storage == "memory":
-            self.memory.create(state, local_only=True)
+        if storage == "memory" and not self.memory.create(state, local_only=True):
+            raise Unavailable("no store is reachable and this instance's memory is full; retry later")
         self._know_owner(sid, uid)
         log.info("session created", extra={"session_id": sid, "storage": storage, "user_id": uid})
         return SessionInfo(
@@ -364,6 +366,20 @@ class SessionManager:
             user_info=info,
             storage=storage,  # type: ignore[arg-type]
         )
+
+    def _claim_session_slot(self, uid: str, sid: str, now: float) -> None:
+        # Counted in Redis so every instance sees the same count. Without Redis the cap is
+        # not enforced: creating a session must not depend on the layer that may be down.
+        if not self.redis.configured:
+            return
+        try:
+            claimed = self.redis.claim_session_slot(uid, sid, now)
+        except StoreError:
+            return
+        if not claimed:
+            raise TooManySessions(
+                f"this user already has {self.settings.max_active_sessions_per_user} active sessions; end one first"
+            )
 
     def get_session(self, session_id: str, *, user_id: str | None = None) -> SessionInfo:
         sid = validate_session_id(session_id)
@@ -533,10 +549,15 @@ class SessionManager:
                 raise Unavailable("session storage is unavailable; try again shortly")
             self._check_owner(owner, user_id)
             now = self._clock()
-            self.memory.create(SessionState(sid, owner, "active", now, now, self._hint(sid)), local_only=False)
+            state = SessionState(sid, owner, "active", now, now, self._hint(sid))
+            created = self.memory.create(state, local_only=False)
         else:
             self._check_owner(state.owner, user_id)
-        status, seq = self.memory.append(sid, msg, cmid, self._hint(sid))
+            created = True
+        status, seq = self.memory.append(sid, msg, cmid, self._hint(sid)) if created else ("full", 0)
+        if status == "full":
+            # Refused rather than stored and later dropped: the caller retries once a store is back.
+            raise Unavailable("no store is reachable and this instance's memory is full; retry later")
         self._raise_for(status)
         self._hint(sid, seq)
         self._reconcile.add(sid)
@@ -1018,6 +1039,10 @@ def get_manager() -> SessionManager:
         with _manager_lock:
             if _manager is None:
                 _manager = SessionManager()
+                if _manager.redis.configured:
+                    # Logs a warning at start-up if Redis may evict single session keys; in
+                    # the background, so that a Redis down at start-up delays no request.
+                    threading.Thread(target=_manager.redis.eviction_policy, daemon=True).start()
     return _manager
 
 

@@ -29,14 +29,43 @@ class Settings(BaseSettings):
 
     # --- Windows and lifetimes -----------------------------------------------------
     message_window: int = Field(8, ge=1, le=100, description="Messages kept per session in Redis")
+    window_max_bytes: int = Field(
+        1024 * 1024,
+        ge=256 * 1024,
+        description="Bytes of those messages in Redis at most; past it the oldest leave the window early",
+    )
     session_ttl_s: int = Field(7200, ge=60, description="Sliding TTL of a session's Redis keys")
     summary_interval: int = Field(5, ge=1, le=100, description="A rolling summary every N messages")
     analytics_buffer_max: int = Field(
         1000, ge=10, le=100000, description="Queries buffered per session before appends are refused"
     )
+    analytics_buffer_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=512 * 1024,
+        description="Bytes (Redis MEMORY USAGE) of one session's analytics buffer before assistant appends are refused",
+    )
+    pending_max_bytes: int = Field(
+        1024 * 1024,
+        ge=512 * 1024,
+        description="Bytes of one session's not-yet-summarized messages in Redis; the oldest are dropped past it",
+    )
+    message_id_window: int = Field(
+        200,
+        ge=10,
+        le=10000,
+        description="Message ids remembered per session for exactly-once appends (older retries are stored again)",
+    )
+    max_active_sessions_per_user: int = Field(
+        10, ge=1, le=10000, description="Sessions one user may have active at once (409 too_many_sessions past it)"
+    )
     fallback_max_messages: int = Field(20, ge=1, le=1000, description="Messages per session in instance memory")
     fallback_ttl_s: int = Field(1800, ge=60, description="Instance-memory sessions expire after this much silence")
     fallback_max_sessions: int = Field(10000, ge=1, description="Per-instance memory bound")
+    fallback_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes the instance-memory fallback may hold in all; past it, 503 instead of evicting messages",
+    )
     session_idle_timeout_s: int = Field(1800, ge=60, description="The sweep ends sessions idle this long")
     stats_repair_window_s: int = Field(
         3600, ge=0, description="The sweep re-applies user stats for sessions ended this recently; 0: off"
@@ -95,6 +124,15 @@ class Settings(BaseSettings):
     )
     cors_origins: str = Field("", description="Comma-separated allowed origins; '*' for any")
     rate_limit_per_minute: int = Field(120, ge=0, description="Requests per user per minute; 0 disables")
+    session_create_per_ip_per_minute: int = Field(
+        30, ge=0, description="Sessions created per client IP (IPv6: per /64) per minute, whatever the uid; 0 disables"
+    )
+    client_ip_hops: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="The client IP is this many X-Forwarded-For entries from the right (1: Cloud Functions direct)",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     # --- Platform (set by Cloud Run / the emulators; read to tell a deployment apart) ---

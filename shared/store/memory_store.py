@@ -2,11 +2,14 @@
 
 What it holds lives in this one process: another instance cannot see it and it is gone
 if the instance stops, so every answer served from here says ``durable: false``.
-Bounded (sessions and messages per session) and expiring (30 min by default).
+Bounded (sessions, messages per session, bytes for the whole layer) and expiring (30 min
+by default). At a bound it refuses (the caller answers 503) rather than drop a message it
+already accepted: a session holding messages is never evicted to make room.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict, deque
@@ -28,6 +31,16 @@ class _MemSession:
     # True when the session's owner and state are only known here (created while both
     # stores were down); False when this only holds messages of a session stored elsewhere.
     local_only: bool = False
+    # What this session costs the layer's byte bound (messages, analytics, ids, state).
+    bytes: int = 0
+
+
+# Per-object bookkeeping (dataclass, dict and deque slots) counted on top of the JSON.
+_OVERHEAD = 256
+
+
+def _state_bytes(state: SessionState) -> int:
+    return _OVERHEAD + len(json.dumps(state.user_info, ensure_ascii=False).encode())
 
 
 class MemoryLayer:
@@ -38,15 +51,21 @@ class MemoryLayer:
         self._clock = clock
         self._lock = threading.Lock()
         self._sessions: OrderedDict[str, _MemSession] = OrderedDict()
+        self._bytes = 0
 
     def _get(self, sid: str) -> _MemSession | None:
         s = self._sessions.get(sid)
         if s is None:
             return None
         if s.expires_at <= self._clock():
-            del self._sessions[sid]
+            self._remove(sid)
             return None
         return s
+
+    def _remove(self, sid: str) -> None:
+        s = self._sessions.pop(sid, None)
+        if s is not None:
+            self._bytes -= s.bytes
 
     def _touch(self, sid: str, s: _MemSession) -> None:
         s.expires_at = self._clock() + self.settings.fallback_ttl_s
@@ -57,20 +76,40 @@ class MemoryLayer:
         with self._lock:
             dead = [k for k, s in self._sessions.items() if s.expires_at <= now]
             for k in dead:
-                del self._sessions[k]
+                self._remove(k)
         return len(dead)
 
-    def create(self, state: SessionState, *, local_only: bool) -> None:
+    def _make_room(self, size: int) -> bool:
+        """Room for one more session of ``size`` bytes: evict the least recently used
+        sessions that hold no message, those whose state a store also holds first; never
+        one holding messages. False if there is no such room."""
+        s = self.settings
+
+        def full() -> bool:
+            return len(self._sessions) >= s.fallback_max_sessions or self._bytes + size > s.fallback_max_bytes
+
+        if not full():
+            return True
+        empty = [(k, v.local_only) for k, v in self._sessions.items() if not v.messages]
+        for k, _ in sorted(empty, key=lambda kv: kv[1]):  # stable: LRU order within each kind
+            self._remove(k)
+            if not full():
+                return True
+        return False
+
+    def create(self, state: SessionState, *, local_only: bool) -> bool:
+        """Hold ``state``; False if the layer is full (sessions or bytes)."""
         with self._lock:
-            s = self._sessions.get(state.session_id)
+            s = self._get(state.session_id)
             if s is None:
-                s = _MemSession(
-                    state=state, messages=deque(maxlen=self.settings.fallback_max_messages), local_only=local_only
-                )
+                size = _state_bytes(state)
+                if not self._make_room(size):
+                    return False
+                s = _MemSession(state=state, messages=deque(), local_only=local_only, bytes=size)
                 self._sessions[state.session_id] = s
+                self._bytes += size
             self._touch(state.session_id, s)
-            while len(self._sessions) > self.settings.fallback_max_sessions:
-                self._sessions.popitem(last=False)
+            return True
 
     def state(self, sid: str) -> SessionState | None:
         with self._lock:
@@ -82,7 +121,7 @@ class MemoryLayer:
             return self._get(sid) is not None
 
     def append(self, sid: str, msg: StoredMessage, cmid: str | None, seq_hint: int) -> tuple[str, int]:
-        """Returns (status, seq): ok | dup | missing | ended."""
+        """Returns (status, seq): ok | dup | missing | ended | full."""
         with self._lock:
             s = self._get(sid)
             if s is None:
@@ -94,6 +133,17 @@ class MemoryLayer:
             last = s.messages[-1].seq if s.messages else 0
             seq = max(last, s.state.seq, seq_hint) + 1
             msg.seq = seq
+            query = None
+            if msg.role == "assistant":
+                query = QueryRecord.from_answer(seq, msg.mid, s.pending_query, msg)
+            size = _OVERHEAD + len(msg.to_json().encode()) + (len(query.to_json().encode()) if query else 0)
+            if (
+                len(s.messages) >= self.settings.fallback_max_messages
+                or self._bytes + size > self.settings.fallback_max_bytes
+            ):
+                return "full", 0
+            s.bytes += size
+            self._bytes += size
             s.messages.append(msg)
             s.state.seq = seq
             s.state.last_active_at = msg.timestamp
@@ -101,8 +151,8 @@ class MemoryLayer:
                 s.cmids[cmid] = seq
             if msg.role == "user":
                 s.pending_query = msg.content
-            elif msg.role == "assistant":
-                s.queries.append(QueryRecord.from_answer(seq, msg.mid, s.pending_query, msg))
+            elif query is not None:
+                s.queries.append(query)
                 s.pending_query = None
             self._touch(sid, s)
             return "ok", seq
@@ -122,7 +172,7 @@ class MemoryLayer:
 
     def drop(self, sid: str) -> None:
         with self._lock:
-            self._sessions.pop(sid, None)
+            self._remove(sid)
 
     def local_only(self, sid: str) -> bool:
         with self._lock:
@@ -137,17 +187,28 @@ class MemoryLayer:
             if s is None:
                 return
             if mids is not None:
-                kept = [m for m in s.messages if m.mid not in mids]
+                gone = [m for m in s.messages if m.mid in mids]
+                kept_msgs = [m for m in s.messages if m.mid not in mids]
+                freed = sum(_OVERHEAD + len(m.to_json().encode()) for m in gone) + sum(
+                    len(q.to_json().encode()) for q in s.queries if q.mid in mids
+                )
                 s.messages.clear()
-                s.messages.extend(kept)
+                s.messages.extend(kept_msgs)
                 s.queries = [q for q in s.queries if q.mid not in mids]
-                if kept:
+                if kept_msgs:
+                    freed = min(freed, s.bytes - _state_bytes(s.state))
+                    s.bytes -= freed
+                    self._bytes -= freed
                     return
             if s.local_only:
                 s.messages.clear()
                 s.queries.clear()
+                s.cmids.clear()
+                kept = _state_bytes(s.state)
+                self._bytes -= s.bytes - kept
+                s.bytes = kept
             else:
-                del self._sessions[sid]
+                self._remove(sid)
 
     def sessions_with_messages(self) -> list[str]:
         with self._lock:
@@ -159,4 +220,5 @@ class MemoryLayer:
                 "status": "up",
                 "sessions": len(self._sessions),
                 "messages": sum(len(s.messages) for s in self._sessions.values()),
+                "bytes": self._bytes,
             }

@@ -31,6 +31,8 @@ _SCRIPT_NAMES = (
     "import",
     "create",
     "mark_doc",
+    "forget",
+    "claim",
 )
 
 
@@ -40,6 +42,9 @@ def _load_sources() -> dict[str, str]:
 
 
 _SOURCES = _load_sources()
+
+# maxmemory-policy is re-read this often (seconds): it changes only by reconfiguration.
+_POLICY_TTL_S = 300.0
 
 
 @dataclass(slots=True)
@@ -97,6 +102,8 @@ class RedisLayer:
             CircuitBreaker(settings.redis_breaker_cooldown_s) if self._own else redis_client.BREAKER
         )
         self._scripts: dict[str, Any] = {}
+        self._policy: str | None = None
+        self._policy_read_at = -_POLICY_TTL_S
 
     # -- plumbing -------------------------------------------------------------------
     @property
@@ -114,7 +121,10 @@ class RedisLayer:
         base = f"{self.settings.redis_key_prefix}:{{{sid}}}"
         return [f"{base}:meta", f"{base}:msgs", f"{base}:pend", f"{base}:ana", f"{base}:cmid", f"{base}:sum"]
 
-    def _run(self, name: str, sid: str, args: list[Any], nkeys: int = 6) -> Any:
+    def user_sessions_key(self, uid: str) -> str:
+        return f"{self.settings.redis_key_prefix}:user:{{{uid}}}:sessions"
+
+    def _run(self, name: str, sid: str, args: list[Any], nkeys: int = 6, keys: list[str] | None = None) -> Any:
         from redis import exceptions as rexc
         from redis.exceptions import RedisError, ResponseError
 
@@ -129,10 +139,14 @@ class RedisLayer:
             # register_script: EVALSHA, and SCRIPT LOAD only on the first NOSCRIPT.
             script = self._scripts[name] = client.register_script(_SOURCES[name])
         try:
-            out = script(keys=self.keys(sid)[:nkeys], args=args)
+            out = script(keys=keys or self.keys(sid)[:nkeys], args=args)
         except ResponseError as exc:
-            # The server answered: it is up. A script error is a bug, not an outage.
+            # The server answered: it is up. A script error is a bug, not an outage; a
+            # full Redis (noeviction at maxmemory) refuses the write whole, and the caller
+            # falls back to Firestore as for an outage, without opening the breaker.
             breaker.record_success()
+            if isinstance(exc, rexc.OutOfMemoryError):
+                log.error("redis is full (maxmemory reached): writes go to Firestore", extra={"op": name})
             raise StoreError(f"redis script {name} failed: {exc}", layer="redis") from exc
         except (RedisError, OSError) as exc:
             reconnected = isinstance(exc, redis_client.reconnected_error())
@@ -173,6 +187,43 @@ class RedisLayer:
         ]
         return bool(self._run("create", state.session_id, args, nkeys=1))
 
+    def claim_session_slot(self, uid: str, sid: str, now: float) -> bool:
+        """Count a new session against its user's cap of active sessions. A full set is
+        checked once against the sessions' own keys: ended or expired ones free their slot
+        (the end path need not know about the set), live ones keep theirs until their keys
+        would expire."""
+        s = self.settings
+        key = self.user_sessions_key(uid)
+        ttl = s.session_ttl_s
+
+        def claim() -> list[Any]:
+            args = [sid, repr(now), repr(now + ttl), s.max_active_sessions_per_user, ttl]
+            return list(self._run("claim", sid, args, keys=[key]))
+
+        out = claim()
+        if int(out[0]):
+            return True
+        from redis.exceptions import RedisError
+
+        stale, live = [], {}
+        client = self.client()
+        try:
+            for other in out[1]:
+                meta = self.keys(other)[0]
+                status, left = client.hget(meta, "status"), client.ttl(meta)
+                if status in (None, "ended") or left < 0:
+                    stale.append(other)
+                else:
+                    live[other] = now + left
+            if not stale:
+                if live:
+                    client.zadd(key, live, xx=True)
+                return False
+            client.zrem(key, *stale)
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"redis claim: {type(exc).__name__}", layer="redis") from exc
+        return bool(int(claim()[0]))
+
     def append(self, sid: str, owner: str | None, msg: StoredMessage, now: float) -> AppendOutcome:
         """Append one message (exactly once per ``msg.mid``, the client message id when given)."""
         s = self.settings
@@ -195,6 +246,10 @@ class RedisLayer:
                 json.dumps(msg.content, ensure_ascii=False) if msg.role == "user" else "",
                 ana_tail,
                 max(s.summary_interval * 20, s.message_window),
+                s.analytics_buffer_max_bytes,
+                s.pending_max_bytes,
+                s.message_id_window,
+                s.window_max_bytes,
             ],
         )
         status = out[0]
@@ -338,6 +393,41 @@ class RedisLayer:
             res.unsummarized = [StoredMessage.from_json(r) for r in out[3]]
         return res
 
+    def eviction_policy(self) -> str | None:
+        """Redis's maxmemory-policy (None: unknown). Any policy but ``noeviction`` can evict
+        single keys of live sessions under memory pressure: Memorystore's default,
+        volatile-lru, evicts keys with a TTL, and every session key has one. CONFIG GET
+        first; INFO where CONFIG is refused (managed Redis may rename or block it)."""
+        import time
+
+        from redis.exceptions import RedisError
+
+        now = time.monotonic()
+        if now - self._policy_read_at < _POLICY_TTL_S:
+            return self._policy
+        client = self.client()
+        if client is None or not self.breaker.allow():
+            return self._policy
+        policy: str | None = None
+        try:
+            try:
+                policy = _find_policy(client.config_get("maxmemory-policy"), "maxmemory-policy")
+            except RedisError:
+                policy = None
+            if policy is None:
+                policy = _find_policy(client.info("memory"), "maxmemory_policy")
+        except (RedisError, OSError) as exc:
+            redis_client.record_outage(self.breaker, client, exc)
+            return self._policy
+        self._policy_read_at = now
+        if policy != self._policy and policy not in (None, "noeviction"):
+            log.warning(
+                "redis can evict single session keys: configure maxmemory-policy noeviction",
+                extra={"policy": policy},
+            )
+        self._policy = policy
+        return policy
+
     def ping(self) -> dict[str, Any]:
         from redis.exceptions import RedisError
 
@@ -354,4 +444,26 @@ class RedisLayer:
             redis_client.record_outage(breaker, client, exc)
             return {"status": "down", "breaker": breaker.state(), "last_error": type(exc).__name__}
         breaker.record_success()
-        return {"status": "up", "latency_ms": round((time.perf_counter() - t0) * 1000, 2), "breaker": "closed"}
+        out: dict[str, Any] = {
+            "status": "up",
+            "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
+            "breaker": "closed",
+        }
+        policy = self.eviction_policy()
+        if policy is not None:
+            out["eviction_policy"] = policy
+            out["evicts_session_keys"] = policy != "noeviction"
+        return out
+
+
+def _find_policy(reply: Any, field: str) -> str | None:
+    """The policy in a CONFIG GET or INFO reply; a cluster client answers per node."""
+    if not isinstance(reply, dict):
+        return None
+    value = reply.get(field)
+    if isinstance(value, str):
+        return value
+    for sub in reply.values():
+        if isinstance(sub, dict) and isinstance(sub.get(field), str):
+            return str(sub[field])
+    return None

@@ -82,11 +82,13 @@ def test_memory_fallback_bounds_and_expiry(uid):
     m._clock = lambda: now[0]
     s = m.create_session({}, user_id=uid)
     assert s.storage == "memory"
-    for i in range(25):
+    for i in range(20):
         m.add_message(s.session_id, "user", f"m{i}", user_id=uid)
+    with pytest.raises(Unavailable):  # full: refused, never dropping an accepted one
+        m.add_message(s.session_id, "user", "m20", user_id=uid)
     h = m.get_history(s.session_id, user_id=uid)
     assert h.storage == "memory" and h.durable is False
-    assert contents(h.messages) == [f"m{i}" for i in range(5, 25)]  # 20 kept
+    assert contents(h.messages) == [f"m{i}" for i in range(20)]
     now[0] += 1801  # 30 min of silence
     assert m.memory.clear_expired() == 1
     with pytest.raises(Exception) as e:

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- An end attempt gives up. Only the attempt that marked the session 'ending' may do this.
 -- reopen '1': its Firestore write is known not to have happened; the session is active again.
 -- reopen '0': whether it happened is unknown; the session stays 'ending' (nothing can be

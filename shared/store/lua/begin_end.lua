@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Start ending a session: mark it 'ending' under this attempt's token (appends, merges and
 -- summary stores are refused from now on, so nothing can be accepted after this snapshot
 -- and missed by the analytics) and return everything. Only the attempt holding the token

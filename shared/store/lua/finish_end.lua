@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- The session document says ended: mark ended, keep the result for repeated ends, clear
 -- the caches. While 'ending' nothing is accepted (appends, merges and summary stores all
 -- refuse), so whichever attempt's snapshot was committed holds everything the caches hold.
