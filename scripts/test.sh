@@ -89,7 +89,7 @@ EMU_LOG="$CM_ROOT/.build/test-$RUN_ID.emulators.log"
 PY_LOG="$RUN_DIR/pytest.log"
 : >"$PY_LOG"
 set +e
-"$FIREBASE" emulators:exec --config "$CONFIG" --project "$CM_PROJECT" --only "$EMULATORS" \
+NODE_OPTIONS="--require $CM_ROOT/scripts/node_no_keepalive.cjs${NODE_OPTIONS:+ $NODE_OPTIONS}" "$FIREBASE" emulators:exec --config "$CONFIG" --project "$CM_PROJECT" --only "$EMULATORS" \
   "$PYTEST_CMD >'$PY_LOG' 2>&1" >"$EMU_LOG" 2>&1 </dev/null &
 FB_PID=$!
 tail -n +1 -f --pid="$FB_PID" "$PY_LOG" &

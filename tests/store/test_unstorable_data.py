@@ -88,7 +88,8 @@ def test_kb_ids_that_are_not_document_ids_are_counted(redis_server, firestore_em
 def test_a_session_of_hundreds_of_long_answers_ends_with_every_entry(redis_server, firestore_emulator, uid):
     # Each answer weighs ~10 KiB of JSON but ~34 KiB in Firestore (an int is 8 bytes there):
     # 320 of them are ~11 MiB, past one commit's size and one document's many times over.
-    m = make_manager(redis_server.url)
+    # The analytics buffer's bound has no ceiling: a deployment may allow this much.
+    m = make_manager(redis_server.url, analytics_buffer_max_bytes=32 * 1024 * 1024)
     sid = m.create_session({}, user_id=uid).session_id
     n = 320
     for i in range(n):

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Context/history read: one round trip; slides the TTL (reading is activity).
 -- KEYS: 1 meta, 2 msgs, 3 pend, 4 ana, 5 cmid, 6 sum
 -- ARGV: 1 owner ('' = no check), 2 how many messages, 3 ttl, 4 now
