@@ -202,16 +202,7 @@ class SessionManager:
             meta = self.redis.meta(sid)
             if not meta or meta.get("fs_doc") != "0" or meta.get("status") != "active":
                 return
-            state = SessionState(
-                sid,
-                meta.get("owner", ""),
-                "active",
-                float(meta.get("created_at") or 0),
-                float(meta.get("last_active_at") or 0),
-                0,
-                json.loads(meta.get("user_info") or "{}"),
-            )
-            self.firestore.ensure_session(state)
+            self.firestore.ensure_session(RedisLayer.state_from_meta(sid, meta))
             self.redis.mark_doc(sid)
             log.info("session document written after a firestore outage", extra={"session_id": sid})
         except StoreError:
@@ -388,16 +379,7 @@ class SessionManager:
                 meta = self.redis.meta(sid)
                 if meta:
                     self._check_owner(meta.get("owner", ""), user_id)
-                    return SessionInfo(
-                        session_id=sid,
-                        user_id=meta.get("owner", ""),
-                        status="ended" if meta.get("status") == "ended" else "active",
-                        created_at=float(meta.get("created_at") or 0),
-                        last_active_at=float(meta.get("last_active_at") or 0),
-                        message_count=int(meta.get("seq") or 0),
-                        user_info=json.loads(meta.get("user_info") or "{}"),
-                        storage="redis",
-                    )
+                    return self._info(RedisLayer.state_from_meta(sid, meta), "redis")
             except StoreError:
                 pass
         if self.firestore.configured:
@@ -844,15 +826,7 @@ class SessionManager:
             raise NotFound("no such session")
 
         if snap is not None:
-            meta = snap.meta
-            base = SessionState(
-                sid,
-                meta.get("owner", ""),
-                "active",
-                float(meta.get("created_at") or 0),
-                float(meta.get("last_active_at") or 0),
-                int(meta.get("seq") or 0),
-            )
+            base = RedisLayer.state_from_meta(sid, snap.meta)
         elif doc is not None:
             base = FirestoreLayer.state_from_doc(doc)
         else:

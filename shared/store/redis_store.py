@@ -11,12 +11,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from shared.errors import StoreError
 from shared.settings import Settings, get_settings
 from shared.store import redis_client
-from shared.store.base import QueryRecord, SessionState, StoredMessage
+from shared.store.base import QueryRecord, SessionState, SessionStatus, StoredMessage
 from shared.store.breaker import CircuitBreaker
 
 log = logging.getLogger("chat_memory.redis")
@@ -104,6 +104,20 @@ class RedisLayer:
         self._scripts: dict[str, Any] = {}
         self._policy: str | None = None
         self._policy_read_at = -_POLICY_TTL_S
+
+    @staticmethod
+    def state_from_meta(sid: str, meta: dict[str, str]) -> SessionState:
+        """The session's own fields from its state hash (``meta``)."""
+        status = meta.get("status", "active")
+        return SessionState(
+            session_id=sid,
+            owner=meta.get("owner", ""),
+            status=cast(SessionStatus, status if status in ("active", "ending", "ended") else "active"),
+            created_at=float(meta.get("created_at") or 0),
+            last_active_at=float(meta.get("last_active_at") or 0),
+            seq=int(meta.get("seq") or 0),
+            user_info=json.loads(meta.get("user_info") or "{}"),
+        )
 
     # -- plumbing -------------------------------------------------------------------
     @property
