@@ -9,7 +9,9 @@ def test_sessions_spread_over_the_cluster_and_work(redis_cluster, firestore_emul
     m = make_manager(redis_cluster.url, redis_cluster=True)
     client = m.redis.client()
     sids = [m.create_session({}, user_id=uid).session_id for _ in range(12)]
-    slots = {client.keyslot(m.redis.keys(sid)[0]) for sid in sids}
+    # Random ids over 16,384 slots: two of 12 sessions share a slot about once in 250 runs,
+    # which is fine (the old assertion that all slots differ was a flake). What the test
+    # needs is sessions on more than one node: all 12 on one of 3 is a 1 in 177,000 chance.
     nodes = {client.get_node_from_key(m.redis.keys(sid)[0]).port for sid in sids}
     assert len(nodes) > 1, "all test sessions landed on one node: the test would not prove anything"
     for sid in sids:
@@ -20,6 +22,5 @@ def test_sessions_spread_over_the_cluster_and_work(redis_cluster, firestore_emul
         ctx = m.get_context_for_llm(sid, user_id=uid)
         assert ctx.storage == "redis" and [x.content for x in ctx.messages] == [f"m{i}" for i in range(6)]
         assert ctx.summary is not None and ctx.summary.message_count == 5
-    assert len(slots) == len(sids)
     end = m.end_session_with_analytics(sids[0], user_id=uid)
     assert (end.message_count, end.queries_recorded) == (6, 3)
