@@ -294,6 +294,8 @@ class SessionManager:
                 meta = self.redis.meta(sid)
                 if meta is None:
                     return pending  # lost again meanwhile: a later operation merges
+            # A caller who does not own the session merges nothing into it.
+            self._check_owner(meta.get("owner", ""), user_id)
             # Memory holds messages only for an owner a store confirmed; merge them into
             # that owner's session only.
             if held and mem_state is not None and meta.get("owner") == mem_state.owner:
@@ -681,7 +683,7 @@ class SessionManager:
 
                 def merge() -> tuple[list[StoredMessage], list[QueryRecord]]:
                     self._check_recovery()
-                    return self._merge_into_redis(sid)
+                    return self._merge_into_redis(sid, user_id)
 
                 pending = self._redis_op(merge)
                 snap = self._begin_end(sid, user_id, idle_before)

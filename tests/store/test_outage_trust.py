@@ -146,6 +146,24 @@ def test_expired_session_of_another_user_is_403_and_left_alone(redis_server, fir
     assert m.firestore.get_session(sid)["status"] == "active"
 
 
+def test_end_by_another_user_of_an_expired_session_is_403_and_left_alone(redis_server, firestore_emulator, uid):
+    """Ownership before any side effect: another user's end must not be what ends the
+    owner's session as expired, with or without messages Firestore held in an outage."""
+    m = make_manager(redis_server.url)
+    for held in (False, True):
+        sid = m.create_session({}, user_id=uid).session_id
+        m.add_message(sid, "user", "m", user_id=uid)
+        if held:  # a message Firestore took while Redis was down, waiting for the merge
+            live = m.redis
+            m.redis = type(live)(m.settings.model_copy(update={"redis_url": None}))
+            assert m.add_message(sid, "user", "held", user_id=uid).storage == "firestore"
+            m.redis = live
+        m.redis.client().delete(*m.redis.keys(sid))
+        with pytest.raises(PermissionDenied):
+            m.end_session_with_analytics(sid, user_id="u-someone-else")
+        assert m.firestore.get_session(sid)["status"] == "active", f"held={held}"
+
+
 def test_redis_restarted_empty_ends_the_session_with_what_other_layers_hold(redis_server, firestore_emulator, uid):
     """Without persistence Redis loses the session's messages: the session is ended as
     `expired` with what Firestore accepted during the outage, not continued at a wrong number."""
