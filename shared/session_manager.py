@@ -233,7 +233,7 @@ class SessionManager:
         if br.recoveries == self._recoveries_seen:
             return
         self._recoveries_seen = br.recoveries
-        self._recovered_at = time.monotonic()
+        self._recovered_at = br.recovered_at if br.recovered_at is not None else time.monotonic()
         self._reconcile.update(self.memory.sessions_with_messages())
         if self.firestore.configured:
             try:

@@ -25,6 +25,15 @@ class Settings(BaseSettings):
     redis_breaker_cooldown_s: float = Field(
         5.0, ge=0, le=300, description="After a Redis failure, skip Redis for this long (per instance)"
     )
+    redis_restart_horizon_s: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description=(
+            "A Redis run this young, met by an instance for the first time, counts as just restarted: "
+            "the instance merges outage messages before serving"
+        ),
+    )
     redis_key_prefix: str = Field("cm", pattern=r"^[a-z][a-z0-9_]{0,15}$", description="Prefix of every Redis key")
 
     # --- Windows and lifetimes -----------------------------------------------------

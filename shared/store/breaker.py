@@ -22,6 +22,7 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_count = 0
         self.recoveries = 0  # open -> closed transitions: "the backend came back"
+        self.recovered_at: float | None = None  # when it came back (this clock), best known
         # A connection error was forgiven once (maybe a dead pooled connection): the next
         # failure before a success is a real one.
         self.suspect = False
@@ -55,16 +56,19 @@ class CircuitBreaker:
         with self._lock:
             if self._open_until != 0.0:
                 self.recoveries += 1
+                self.recovered_at = self._clock()
             self._open_until = 0.0
             self.suspect = False
             self._probing = False
             self.failures = 0
 
-    def note_reconnect(self) -> None:
+    def note_reconnect(self, since_s: float = 0.0) -> None:
         """A pooled connection failed while all was well: the backend may have restarted
-        (so it may have been away), or may be going down (the next failure will say)."""
+        (so it may have been away), or may be going down (the next failure will say).
+        ``since_s``: how long ago it came back, when the backend says (its uptime)."""
         with self._lock:
             self.recoveries += 1
+            self.recovered_at = self._clock() - max(0.0, since_s)
             self.suspect = True
 
     def record_failure(self, error: BaseException | str | None = None) -> None:

@@ -254,7 +254,13 @@ class FirestoreLayer:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         with self._guard("pending_scan"):
-            q = self.db().collection("sessions").where(filter=FieldFilter("pending_count", ">", 0)).limit(limit)
+            q = (
+                self.db()
+                .collection("sessions")
+                .where(filter=FieldFilter("pending_count", ">", 0))
+                .select(["pending_count"])  # ids only: a session document may be large
+                .limit(limit)
+            )
             return [d.id for d in q.stream(timeout=self.settings.firestore_timeout_s)]
 
     def read_pending(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:

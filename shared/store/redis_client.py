@@ -22,18 +22,25 @@ _client: Any = None
 BREAKER = CircuitBreaker(cooldown_s=get_settings().redis_breaker_cooldown_s)
 
 
-def _connection_class() -> Any:
-    """A redis-py Connection that refuses, once, to serve a command over a connection it
-    had to re-establish. The pool re-connects a socket the server closed silently (in
-    get_connection), so a Redis restart would otherwise go unnoticed by an instance that
-    had no traffic during the outage; failing once lets the layer merge what other
-    layers accepted meanwhile, then retry (see RedisLayer._run).
+def _connection_class(restart_horizon_s: float) -> Any:
+    """A redis-py Connection that refuses, once, to serve a command when Redis may have
+    been away, so the layer merges what other layers accepted meanwhile, then retries (see
+    RedisLayer._run). Two signs, one signal each:
+
+    - a connection it had to re-establish: the pool re-connects a socket the server
+      closed silently (in get_connection), so a Redis restart would otherwise go unnoticed
+      by an instance that had no traffic during the outage;
+    - a Redis run (INFO ``run_id``) this client has not met before that is younger than
+      ``restart_horizon_s``, or that replaced one it had met: an instance started after
+      the restart has nothing to re-establish, yet the sessions it serves may hold outage
+      messages in Firestore. Asked once per connect (connects are rare: the pool reuses).
     """
     import redis
 
     reconnected = reconnected_error()
     lock = threading.Lock()
     last = [0.0]  # per client (one class per client): one signal per restart, not per socket
+    runs: set[str] = set()  # Redis runs this client has met
 
     def first_signal() -> bool:
         with lock:
@@ -43,13 +50,39 @@ def _connection_class() -> Any:
             last[0] = now
             return True
 
+    def new_young_run(info: str) -> float | None:
+        """Seconds since this Redis run started, if it is one to signal; else None."""
+        fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+        run_id = fields.get("run_id", "").strip()
+        try:
+            uptime = float(fields.get("uptime_in_seconds", "inf"))
+        except ValueError:
+            uptime = float("inf")
+        with lock:
+            if not run_id or run_id in runs:
+                return None
+            replaced = bool(runs)
+            runs.add(run_id)
+            if replaced or uptime < restart_horizon_s:
+                last[0] = time.monotonic()  # the re-connects of this same restart stay quiet
+                return uptime if uptime < restart_horizon_s else 0.0
+            return None
+
     class ReconnectAwareConnection(redis.Connection):
         def on_connect_check_health(self, check_health: bool = True) -> None:
             super().on_connect_check_health(check_health=check_health)
-            if getattr(self, "_cm_connected_before", False) and first_signal():
-                self._cm_connected_before = False  # this object: once per re-connect
-                raise reconnected("re-connected to Redis")
+            again = getattr(self, "_cm_connected_before", False)
             self._cm_connected_before = True
+            self.send_command("INFO", "server", check_health=False)
+            info = self.read_response()
+            if isinstance(info, bytes):
+                info = info.decode("utf-8", "replace")
+            age = new_young_run(info if isinstance(info, str) else "")
+            if age is not None or (again and first_signal()):
+                self._cm_connected_before = False  # this object: once per re-connect
+                err = reconnected("re-connected to Redis" if again else "met a Redis run that just started")
+                err.up_for_s = age or 0.0  # type: ignore[attr-defined]
+                raise err
 
     return ReconnectAwareConnection
 
@@ -87,7 +120,7 @@ def once_more_if_reconnected(fn: Callable[[], T], breaker: CircuitBreaker | None
     except (rexc.ConnectionError, rexc.TimeoutError) as exc:
         if not isinstance(exc, reconnected_error()) and (br.state() != "closed" or br.suspect):
             raise
-        br.note_reconnect()
+        br.note_reconnect(getattr(exc, "up_for_s", 0.0))
         drop_pooled_connections(client if client is not None else _client)
         return fn()
 
@@ -145,7 +178,7 @@ def build(settings: Any) -> Any:
     return redis.Redis.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
-        connection_class=_connection_class(),
+        connection_class=_connection_class(settings.redis_restart_horizon_s),
         **common,
     )
 

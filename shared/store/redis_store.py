@@ -175,7 +175,7 @@ class RedisLayer:
                 # exactly once per message id, so a retry is safe).
                 if reconnected:
                     breaker.record_success()  # a connection was just established: Redis is up
-                breaker.note_reconnect()
+                breaker.note_reconnect(getattr(exc, "up_for_s", 0.0))
                 redis_client.drop_pooled_connections(client)
                 raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis", retryable=True) from exc
             redis_client.record_outage(breaker, client, exc)

@@ -257,3 +257,30 @@ def test_probe_meeting_a_reestablished_connection_closes_the_breaker(redis_serve
     assert err.value.retryable
     assert m.redis.breaker.state() == "closed" and m.redis.breaker.allow()
     assert m.redis.read(sid, uid, 8).status == "ok"
+
+
+def test_new_instance_after_a_restart_merges_before_appending(redis_server_persistent, firestore_emulator, uid):
+    """An instance started after Redis came back never had a connection to re-establish and
+    never saw its breaker open: only Redis' own run (new, and young) tells it that Redis was
+    away. Without that, its append was numbered before the outage's messages (the one
+    reliability failure left open in the last round)."""
+    writer = make_manager(redis_server_persistent.url)
+    sid = writer.create_session({}, user_id=uid).session_id
+    writer.add_message(sid, "user", "before", user_id=uid)
+    redis_server_persistent.kill()
+    assert writer.add_message(sid, "assistant", "during", user_id=uid).storage == "firestore"
+    redis_server_persistent.start()
+    fresh = make_manager(redis_server_persistent.url)  # a new instance: no pooled connection yet
+    r = fresh.add_message(sid, "user", "after", user_id=uid)
+    assert (r.storage, r.seq) == ("redis", 3)
+    assert contents(fresh.get_history(sid, user_id=uid).messages) == ["before", "during", "after"]
+
+
+def test_new_instance_long_after_a_restart_does_not_scan(redis_server_persistent, firestore_emulator, uid):
+    """Redis' age, not the instance's, decides: a cold start against a Redis that has run
+    longer than the horizon pays no Firestore scan."""
+    m = make_manager(redis_server_persistent.url, redis_restart_horizon_s=0.0)
+    sid = m.create_session({}, user_id=uid).session_id
+    assert m.redis.breaker.recoveries == 0
+    m.add_message(sid, "user", "one", user_id=uid)
+    assert m.redis.breaker.recoveries == 0
