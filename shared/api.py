@@ -11,19 +11,22 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared import ratelimit
+from shared import ratelimit, wire
 from shared.auth import refusal_reason
 from shared.http import Call, Reply, int_param, only_fields
 from shared.logs import get_logger
-from shared.models import Context, Message, Summary, validate_session_id
+from shared.models import Context, validate_session_id
 from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from shared.session_manager import SessionManager
 
 _log = get_logger("health")
 
 
-def _manager() -> Any:
+def _manager() -> SessionManager:
     # Imported on first use: the module graph of the core stays out of discovery.
     from shared.session_manager import get_manager
 
@@ -34,12 +37,9 @@ def create_session(call: Call) -> Reply:
     only_fields(call.body, {"user_info"})
     ratelimit.enforce_session_creation(call.client_ip)
     info = _manager().create_session(call.body.get("user_info"), user_id=call.uid)
-    return 201, {
-        "session_id": info.session_id,
-        "user_id": info.user_id,
-        "created_at": info.created_at,
-        "storage": info.storage,
-    }
+    return 201, wire.SessionCreated(
+        session_id=info.session_id, user_id=info.user_id, created_at=info.created_at, storage=info.storage
+    ).model_dump()
 
 
 def append_message(call: Call) -> Reply:
@@ -54,13 +54,13 @@ def append_message(call: Call) -> Reply:
         client_message_id=body.get("client_message_id"),
         user_id=call.uid,
     )
-    return 201, {
-        "session_id": res.session_id,
-        "message_count": res.message_count,
-        "summary_updated": res.summary_updated,
-        "storage": res.storage,
-        "durable": res.durable,
-    }
+    return 201, wire.AppendResult(
+        session_id=res.session_id,
+        message_count=res.message_count,
+        summary_updated=res.summary_updated,
+        storage=res.storage,
+        durable=res.durable,
+    ).model_dump()
 
 
 def get_context(call: Call) -> Reply:
@@ -68,24 +68,26 @@ def get_context(call: Call) -> Reply:
     window = get_settings().message_window
     n = int_param(call.args, "max_messages", default=window, lo=1, hi=window)
     ctx: Context = _manager().get_context_for_llm(sid, n, user_id=call.uid)
-    return 200, {
-        "session_id": ctx.session_id,
-        "messages": [_message(m) for m in ctx.messages],
-        "summary": _summary(ctx.summary),
-        "formatted_context": ctx.formatted_context,
-        "storage": ctx.storage,
-    }
+    return 200, wire.ContextResult(
+        session_id=ctx.session_id,
+        messages=[wire.WireMessage.of(m) for m in ctx.messages],
+        summary=ctx.summary,
+        formatted_context=ctx.formatted_context,
+        storage=ctx.storage,
+        durable=ctx.durable,
+    ).model_dump()
 
 
 def get_history(call: Call) -> Reply:
     sid = validate_session_id(call.args.get("session_id"))
     limit = int_param(call.args, "limit", default=None, lo=1, hi=get_settings().history_max_limit)
     hist = _manager().get_history(sid, limit, user_id=call.uid)
-    return 200, {
-        "session_id": hist.session_id,
-        "messages": [_message(m) for m in hist.messages],
-        "storage": hist.storage,
-    }
+    return 200, wire.HistoryResult(
+        session_id=hist.session_id,
+        messages=[wire.WireMessage.of(m) for m in hist.messages],
+        storage=hist.storage,
+        durable=hist.durable,
+    ).model_dump()
 
 
 def end_session(call: Call) -> Reply:
@@ -96,17 +98,17 @@ def end_session(call: Call) -> Reply:
     reason = body.get("reason", "completed")
     agent_id = body.get("agent_id")
     res = _manager().end_session_with_analytics(sid, agent_id, reason, user_id=call.uid)
-    return 200, {
-        "session_id": res.session_id,
-        "status": res.status,
-        "summary": _summary(res.summary),
-        "message_count": res.message_count,
-        "queries_recorded": res.queries_recorded,
-    }
+    return 200, wire.EndResult(
+        session_id=res.session_id,
+        status=res.status,
+        summary=res.summary,
+        message_count=res.message_count,
+        queries_recorded=res.queries_recorded,
+    ).model_dump()
 
 
 def get_user_stats(call: Call) -> Reply:
-    return 200, _manager().get_user_stats(call.uid)
+    return 200, wire.UserStats.model_validate(_manager().get_user_stats(call.uid).model_dump()).model_dump()
 
 
 def health(call: Call) -> Reply:
@@ -165,12 +167,7 @@ class _HealthProbe:
 _health_probe = _HealthProbe()
 
 
-def _message(m: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"seq": m.seq, "role": m.role, "content": m.content, "timestamp": m.timestamp}
-    if m.metadata is not None:
-        out["metadata"] = m.metadata
-    return out
-
-
-def _summary(s: Summary | None) -> dict[str, Any] | None:
-    return None if s is None else {"text": s.text, "message_count": s.message_count, "updated_at": s.updated_at}
+def reset_health() -> None:
+    """For tests: forget the last probe."""
+    global _health_probe
+    _health_probe = _HealthProbe()

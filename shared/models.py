@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.errors import InvalidArgument, PayloadTooLarge
 from shared.settings import get_settings
+from shared.store.base import LayerName
 
 Role = Literal["user", "assistant", "system"]
-Layer = Literal["redis", "firestore", "memory"]
+Layer = LayerName  # which layer served an answer
 
 SESSION_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 # Client message ids and user ids are echoed into keys/fields: keep them boring.
@@ -265,6 +266,15 @@ class Context(BaseModel):
     storage: Layer
     durable: bool = True
     estimated_tokens: int = 0
+
+
+class UserStats(BaseModel):
+    user_id: str
+    total_sessions: int
+    total_messages: int
+    total_queries: int
+    last_active_at: float | None = None
+    recent_sessions: list[str] = []
 
 
 class EndResult(BaseModel):

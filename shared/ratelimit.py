@@ -62,14 +62,16 @@ class Decision:
 
 def check(uid: str, *, limit: int | None = None) -> Decision:
     """Count one request for ``uid``; never raises (fail-open)."""
+    from shared.instance import get_instance
     from shared.store import redis_client
 
     settings = get_settings()
     limit = settings.rate_limit_per_minute if limit is None else limit
     if limit <= 0:
         return Decision(True, 0, 0, enforced=False)
-    client = redis_client.get_client()
-    if client is None or not redis_client.BREAKER.allow():
+    instance = get_instance()
+    client, breaker = instance.redis_client(), instance.redis_breaker
+    if client is None or not breaker.allow():
         return Decision(True, limit, 0, enforced=False)
     from redis.exceptions import RedisError, ResponseError
 
@@ -79,18 +81,19 @@ def check(uid: str, *, limit: int | None = None) -> Decision:
         # Idempotent enough to repeat: a refused first attempt never reached the server.
         allowed, count, retry = redis_client.once_more_if_reconnected(
             lambda: _script(client)(keys=[_key(uid)], args=[limit, WINDOW_S * 1000, now_ms, member]),
-            client=client,
+            breaker,
+            client,
         )
     except ResponseError as exc:
         # Redis answered: it is up; a script error is our bug. Allow, and say so.
-        redis_client.BREAKER.record_success()
+        breaker.record_success()
         log.error("rate limit script failed", extra={"error": str(exc)[:200]})
         return Decision(True, limit, 0, enforced=False)
     except (RedisError, OSError) as exc:
-        redis_client.record_outage(redis_client.BREAKER, client, exc)
+        redis_client.record_outage(breaker, client, exc)
         log.warning("rate limit skipped: redis unavailable", extra={"error": type(exc).__name__})
         return Decision(True, limit, 0, enforced=False)
-    redis_client.BREAKER.record_success()
+    breaker.record_success()
     return Decision(bool(allowed), limit, int(count), int(retry))
 
 

@@ -20,29 +20,17 @@ if str(ROOT) not in sys.path:  # `shared` and `tests` importable however pytest 
 
 from tests import harness  # noqa: E402
 
-# Singletons that cache state across tests; reset after each test if the module has them.
-_RESETS = (
-    ("shared.settings", "reset_settings"),
-    ("shared.session_manager", "reset_manager"),
-    ("shared.store.redis_client", "reset_client"),
-    ("shared.store.firestore_client", "reset_client"),
-    ("shared.ratelimit", "reset_limiter"),
-    ("shared.auth", "reset_auth"),
-)
-
 # Opt-out for quick local runs without the emulators: tests that need Firestore skip
 # (instead of failing) when this is "1". Never set by `make test` or CI.
 NO_EMULATOR_OPT_OUT = "CM_ALLOW_NO_EMULATOR"
 
 
 def _reset_singletons() -> None:
-    for module_name, func_name in _RESETS:
-        module = sys.modules.get(module_name)
-        if module is None:
-            continue  # never imported by this test: nothing cached
-        reset = getattr(module, func_name, None)
-        if callable(reset):
-            reset()
+    """What the process built (settings, clients, breakers, manager, caches) is forgotten:
+    ``shared.instance`` is the one place it lives."""
+    from shared import instance
+
+    instance.reset()
 
 
 @pytest.fixture(autouse=True)

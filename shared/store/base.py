@@ -1,13 +1,23 @@
-"""What the layers exchange: plain records, independent of any backend."""
+"""What the layers exchange: plain records, independent of any backend, and the protocol
+every layer (Redis, Firestore, this instance's memory) implements."""
 
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 SessionStatus = Literal["active", "ending", "expiring", "ended"]
+LayerName = Literal["redis", "firestore", "memory"]
+# What an append answers, in every layer: stored (ok), stored before under the same message
+# id (dup), or refused: the layer does not know the session, it is another user's, it has
+# ended, or the session's bound is reached.
+AppendStatus = Literal["ok", "dup", "missing", "forbidden", "ended", "full"]
+ReadStatus = Literal["ok", "missing", "forbidden"]
+# An end's snapshot: taken (ok), or refused; busy: another attempt owns the end; in_use: the
+# session was used after the sweep's idle bound.
+SnapshotStatus = Literal["ok", "missing", "forbidden", "ended", "busy", "in_use"]
 
 
 @dataclass(slots=True)
@@ -34,7 +44,11 @@ class StoredMessage:
 
     @classmethod
     def from_json(cls, raw: str) -> StoredMessage:
-        d = _loads(raw)
+        return cls.from_dict(_loads(raw))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StoredMessage:
+        """The one decoding of a stored message (Redis JSON, Firestore document or field)."""
         return cls(
             seq=int(d["seq"]),
             mid=str(d.get("mid", "")),
@@ -138,3 +152,63 @@ def _loads(raw: str) -> Any:
 
 def _dumps(v: Any) -> str:
     return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(slots=True)
+class AppendRequest:
+    """One message to store. ``owner`` is the caller (None: the system); ``seq_hint`` the
+    highest number this instance has seen for the session, so a fallback layer continues
+    the numbering; ``base`` a session the layer may not hold yet (created while it was
+    down), with ``base_in_redis`` saying whether Redis holds it."""
+
+    session_id: str
+    message: StoredMessage
+    owner: str | None
+    cmid: str | None
+    now: float
+    seq_hint: int = 0
+    base: SessionState | None = None
+    base_in_redis: bool = False
+
+
+@dataclass(slots=True)
+class Appended:
+    """What any layer's append answers. The summary fields are Redis': it alone claims
+    rolling summaries (``summary_due``) and knows if the Firestore document is missing."""
+
+    status: AppendStatus
+    seq: int = 0
+    summary_due: bool = False
+    previous_summary: dict[str, Any] | None = None
+    unsummarized: list[StoredMessage] | None = None
+    doc_missing: bool = False
+
+
+class SessionStore(Protocol):
+    """A layer: Redis, Firestore, or this instance's memory."""
+
+    name: LayerName
+
+    @property
+    def configured(self) -> bool: ...
+
+    def state(self, sid: str) -> SessionState | None:
+        """The session's own fields as this layer holds them (None: unknown here)."""
+        ...
+
+    def append(self, req: AppendRequest) -> Appended: ...
+
+
+def pair_queries(queries: list[QueryRecord], messages: list[StoredMessage]) -> None:
+    """Give an answer without its question the user message just before it.
+
+    Each layer pairs as it stores (the Lua scripts atomically, from the session's pending
+    query); this is for answers one layer accepted whose question another layer holds (an
+    outage between the two), once everything is merged by number.
+    """
+    by_seq = {m.seq: m for m in messages}
+    for q in queries:
+        if q.query is None:
+            prev = by_seq.get(q.seq - 1)
+            if prev is not None and prev.role == "user":
+                q.query = prev.content

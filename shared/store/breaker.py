@@ -71,6 +71,12 @@ class CircuitBreaker:
             self.recovered_at = self._clock() - max(0.0, since_s)
             self.suspect = True
 
+    def note_recovery(self, since_s: float = 0.0) -> None:
+        """The backend says it (re)started ``since_s`` ago: it may have been away."""
+        with self._lock:
+            self.recoveries += 1
+            self.recovered_at = self._clock() - max(0.0, since_s)
+
     def record_failure(self, error: BaseException | str | None = None) -> None:
         with self._lock:
             self.failures += 1

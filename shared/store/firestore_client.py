@@ -1,4 +1,5 @@
-"""The instance's one Firestore client, imported and created only when first needed.
+"""How the Firestore client is built (the instance's one client: ``shared.instance``,
+imported and created only when first needed).
 
 A context read served from Redis never imports google.cloud.firestore or
 firebase_admin (they cost hundreds of milliseconds of cold start).
@@ -10,43 +11,29 @@ the one place that choice is made.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 from shared.settings import get_settings
 
-_lock = threading.Lock()
-_client: Any = None
+
+def project_id(settings: Any = None) -> str:
+    return (settings or get_settings()).gcp_project or "demo-chat-memory"
 
 
-def get_client() -> Any:
-    global _client
-    if _client is not None:
-        return _client
-    with _lock:
-        if _client is None:
-            _client = _build()
-    return _client
-
-
-def project_id() -> str:
-    return get_settings().gcp_project or "demo-chat-memory"
-
-
-def _build() -> Any:
+def build(settings: Any) -> Any:
     from google.cloud import firestore
 
     if os.environ.get("FIRESTORE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 
-        client = firestore.Client(project=project_id(), credentials=AnonymousCredentials())
+        client = firestore.Client(project=project_id(settings), credentials=AnonymousCredentials())
     else:
         from firebase_admin import firestore as admin_firestore
 
         from shared.firebase_app import get_app
 
         client = admin_firestore.client(app=get_app())
-    return bound_rpc_deadlines(client, get_settings().firestore_timeout_s)
+    return bound_rpc_deadlines(client, settings.firestore_timeout_s)
 
 
 def bound_rpc_deadlines(client: Any, seconds: float) -> Any:
@@ -75,19 +62,3 @@ def bound_rpc_deadlines(client: Any, seconds: float) -> Any:
     for raw in list(transport._wrapped_methods):
         transport._wrapped_methods[raw] = gapic_v1.method.wrap_method(raw, default_retry=retry, default_timeout=seconds)
     return client
-
-
-def reset_client() -> None:
-    global _client
-    with _lock:
-        _client = None
-
-
-def _breaker() -> Any:
-    from shared.store.breaker import CircuitBreaker
-
-    return CircuitBreaker(cooldown_s=get_settings().redis_breaker_cooldown_s)
-
-
-# While Firestore is down an instance tries it at most once per cool-down, like Redis.
-BREAKER = _breaker()

@@ -17,14 +17,14 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from shared.errors import StoreError
 from shared.models import make_storable
 from shared.settings import Settings
 from shared.store import firestore_client
-from shared.store.base import QueryRecord, SessionState, StoredMessage
+from shared.store.base import Appended, AppendRequest, LayerName, QueryRecord, SessionState, StoredMessage
 from shared.store.breaker import CircuitBreaker
 
 log = logging.getLogger("chat_memory.firestore")
@@ -61,21 +61,24 @@ class UsedSince(Exception):  # noqa: N818 - an outcome, not a failure
     """The session was used after the caller's idle bound: nothing was written."""
 
 
-@dataclass(slots=True)
-class FsAppend:
-    status: str  # ok | dup | missing | forbidden | ended
-    seq: int = 0
-
-
 class FirestoreLayer:
-    name = "firestore"
+    name: LayerName = "firestore"
 
-    def __init__(self, settings: Settings, client: Any = None, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Any = None,
+        breaker: CircuitBreaker | None = None,
+        *,
+        connect: Callable[[], Any] | None = None,
+    ) -> None:
+        """``client``, or ``connect`` (the instance's shared client, built on first use),
+        or neither: this layer builds its own from ``settings`` on first use."""
         self.settings = settings
         self._client = client
-        self.breaker = breaker or (
-            CircuitBreaker(settings.redis_breaker_cooldown_s) if client is not None else firestore_client.BREAKER
-        )
+        self._connect = connect
+        # While Firestore is down an instance tries it at most once per cool-down, like Redis.
+        self.breaker = breaker or CircuitBreaker(settings.redis_breaker_cooldown_s)
 
     @property
     def configured(self) -> bool:
@@ -83,7 +86,11 @@ class FirestoreLayer:
 
     # -- plumbing -------------------------------------------------------------------
     def db(self) -> Any:
-        return self._client if self._client is not None else firestore_client.get_client()
+        if self._client is None:
+            if self._connect is not None:
+                return self._connect()
+            self._client = firestore_client.build(self.settings)
+        return self._client
 
     @contextmanager
     def _guard(self, op: str, sid: str | None = None) -> Iterator[None]:
@@ -195,17 +202,11 @@ class FirestoreLayer:
         )
 
     # -- the outage path: messages while Redis is down ---------------------------------
-    def append(
-        self,
-        sid: str,
-        owner: str | None,
-        msg: StoredMessage,
-        cmid: str | None,
-        seq_hint: int,
-        *,
-        base: SessionState | None = None,
-        base_in_redis: bool = False,
-    ) -> FsAppend:
+    def state(self, sid: str) -> SessionState | None:
+        doc = self.get_session(sid)
+        return self.state_from_doc(doc) if doc else None
+
+    def append(self, req: AppendRequest) -> Appended:
         """Accept a message durably while Redis is down (two writes; outage path only).
 
         The sequence number continues from the highest this instance or the session
@@ -213,27 +214,28 @@ class FirestoreLayer:
         ``base`` creates the session document if it is missing (a session created while
         Firestore was down; ``base_in_redis``: one that Redis holds).
         """
+        sid, owner, msg, base = req.session_id, req.owner, req.message, req.base
         pend = self._session_ref(sid).collection("pending")
 
-        def work(tx: Any) -> FsAppend:
+        def work(tx: Any) -> Appended:
             ref = self._session_ref(sid)
             snap = ref.get(transaction=tx)
             doc = snap.to_dict() if snap.exists else None
             if doc is None and base is None:
-                return FsAppend("missing")
+                return Appended("missing")
             if doc is None:
                 assert base is not None
-                doc = self._new_doc(base, in_redis=base_in_redis)
+                doc = self._new_doc(base, in_redis=req.base_in_redis)
             if owner and doc.get("owner") != owner:
-                return FsAppend("forbidden")
+                return Appended("forbidden")
             if doc.get("status") != "active":
-                return FsAppend("ended")
+                return Appended("ended")
             # exactly once per message id (the client's, or one a retried call reuses)
             prev = pend.document(msg.mid).get(transaction=tx)
             if prev.exists:
-                return FsAppend("dup", seq=int(prev.get("seq")))
-            seq = max(int(doc.get("seq_hwm") or 0), int(doc.get("message_count") or 0), seq_hint) + 1
-            rec = msg.to_dict() | {"seq": seq, "cmid": cmid}
+                return Appended("dup", seq=int(prev.get("seq")))
+            seq = max(int(doc.get("seq_hwm") or 0), int(doc.get("message_count") or 0), req.seq_hint) + 1
+            rec = msg.to_dict() | {"seq": seq, "cmid": req.cmid}
             if msg.role == "assistant":
                 rec["query"] = doc.get("pending_query")
             update = doc | {
@@ -244,7 +246,7 @@ class FirestoreLayer:
             }
             tx.set(ref, update)
             tx.set(pend.document(msg.mid), rec)
-            return FsAppend("ok", seq=seq)
+            return Appended("ok", seq=seq)
 
         with self._guard("append", sid):
             return self._transactional(work)
@@ -271,14 +273,7 @@ class FirestoreLayer:
         queries: list[QueryRecord] = []
         for d in docs:
             r = d.to_dict()
-            m = StoredMessage(
-                seq=int(r["seq"]),
-                mid=r["mid"],
-                role=r["role"],
-                content=r["content"],
-                timestamp=float(r["timestamp"]),
-                metadata=r.get("metadata"),
-            )
+            m = StoredMessage.from_dict(r)
             msgs.append(m)
             if m.role == "assistant":
                 queries.append(QueryRecord.from_answer(m.seq, m.mid, r.get("query"), m))

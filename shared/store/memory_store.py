@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.settings import Settings
-from shared.store.base import QueryRecord, SessionState, StoredMessage
+from shared.store.base import Appended, AppendRequest, LayerName, QueryRecord, SessionState, StoredMessage
 
 
 @dataclass
@@ -44,7 +44,7 @@ def _state_bytes(state: SessionState) -> int:
 
 
 class MemoryLayer:
-    name = "memory"
+    name: LayerName = "memory"
 
     def __init__(self, settings: Settings, clock=time.time) -> None:
         self.settings = settings
@@ -97,6 +97,10 @@ class MemoryLayer:
                 return True
         return False
 
+    @property
+    def configured(self) -> bool:
+        return True  # the last layer: always there, bounded, this instance only
+
     def create(self, state: SessionState, *, local_only: bool) -> bool:
         """Hold ``state``; False if the layer is full (sessions or bytes)."""
         with self._lock:
@@ -120,18 +124,19 @@ class MemoryLayer:
         with self._lock:
             return self._get(sid) is not None
 
-    def append(self, sid: str, msg: StoredMessage, cmid: str | None, seq_hint: int) -> tuple[str, int]:
-        """Returns (status, seq): ok | dup | missing | ended | full."""
+    def append(self, req: AppendRequest) -> Appended:
+        """Hold one message (ok | dup | missing | ended | full; ownership is the caller's check)."""
+        sid, msg, cmid = req.session_id, req.message, req.cmid
         with self._lock:
             s = self._get(sid)
             if s is None:
-                return "missing", 0
+                return Appended("missing")
             if s.state.status != "active":
-                return "ended", 0
+                return Appended("ended")
             if cmid and cmid in s.cmids:
-                return "dup", s.cmids[cmid]
+                return Appended("dup", s.cmids[cmid])
             last = s.messages[-1].seq if s.messages else 0
-            seq = max(last, s.state.seq, seq_hint) + 1
+            seq = max(last, s.state.seq, req.seq_hint) + 1
             msg.seq = seq
             query = None
             if msg.role == "assistant":
@@ -141,7 +146,7 @@ class MemoryLayer:
                 len(s.messages) >= self.settings.fallback_max_messages
                 or self._bytes + size > self.settings.fallback_max_bytes
             ):
-                return "full", 0
+                return Appended("full")
             s.bytes += size
             self._bytes += size
             s.messages.append(msg)
@@ -155,7 +160,7 @@ class MemoryLayer:
                 s.queries.append(query)
                 s.pending_query = None
             self._touch(sid, s)
-            return "ok", seq
+            return Appended("ok", seq)
 
     def snapshot(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]] | None:
         with self._lock:

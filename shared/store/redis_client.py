@@ -1,8 +1,8 @@
-"""The instance's one Redis client (and connection pool), created on first use.
+"""How a Redis client is built, and how it tells that Redis may have been away.
 
 Timeouts and retries are set explicitly: redis-py's defaults changed in 8.x and a
-serverless request must never hang on a dead Memorystore. ``BREAKER`` is shared by
-everything on this instance that talks to Redis.
+serverless request must never hang on a dead Memorystore. The instance's one client and
+its breaker are built by ``shared.instance``.
 """
 
 from __future__ import annotations
@@ -13,60 +13,72 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from shared.settings import get_settings
+from shared.errors import StoreError
 from shared.store.breaker import CircuitBreaker
 
 T = TypeVar("T")
-_lock = threading.Lock()
-_client: Any = None
-BREAKER = CircuitBreaker(cooldown_s=get_settings().redis_breaker_cooldown_s)
 
 
-def _connection_class(restart_horizon_s: float) -> Any:
-    """A redis-py Connection that refuses, once, to serve a command when Redis may have
-    been away, so the layer merges what other layers accepted meanwhile, then retries (see
-    RedisLayer._run). Two signs, one signal each:
+class RunWatch:
+    """What one client knows of the Redis runs (INFO ``run_id``) it has met.
 
-    - a connection it had to re-establish: the pool re-connects a socket the server
-      closed silently (in get_connection), so a Redis restart would otherwise go unnoticed
-      by an instance that had no traffic during the outage;
-    - a Redis run (INFO ``run_id``) this client has not met before that is younger than
-      ``restart_horizon_s``, or that replaced one it had met: an instance started after
-      the restart has nothing to re-establish, yet the sessions it serves may hold outage
-      messages in Firestore. Asked once per connect (connects are rare: the pool reuses).
+    Redis may have been away, and other layers may hold messages accepted meanwhile, when
+    this client meets a run that replaced one it had met (a restart, a failover), or, on
+    its first connection, a run younger than ``horizon_s``: an instance started after the
+    restart has no connection to re-establish, yet the sessions it serves may hold outage
+    messages. Either is reported once to ``on_restart`` (with the run's age), at connect
+    time, before any command runs over that connection.
     """
-    import redis
 
-    reconnected = reconnected_error()
-    lock = threading.Lock()
-    last = [0.0]  # per client (one class per client): one signal per restart, not per socket
-    runs: set[str] = set()  # Redis runs this client has met
+    def __init__(self, horizon_s: float, on_restart: Callable[[float], None] | None = None) -> None:
+        self.horizon_s = horizon_s
+        self.on_restart = on_restart
+        self.met = False  # a connection has completed: the run is known
+        self._lock = threading.Lock()
+        self._runs: set[str] = set()
+        self._last_signal = 0.0
 
-    def first_signal() -> bool:
-        with lock:
-            now = time.monotonic()
-            if now - last[0] < _SIGNAL_QUIET_S:
-                return False
-            last[0] = now
-            return True
-
-    def new_young_run(info: str) -> float | None:
-        """Seconds since this Redis run started, if it is one to signal; else None."""
+    def meet(self, info: str) -> float | None:
+        """Record the run this connection reached; its age if it is one to report."""
         fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
         run_id = fields.get("run_id", "").strip()
         try:
             uptime = float(fields.get("uptime_in_seconds", "inf"))
         except ValueError:
             uptime = float("inf")
-        with lock:
-            if not run_id or run_id in runs:
-                return None
-            replaced = bool(runs)
-            runs.add(run_id)
-            if replaced or uptime < restart_horizon_s:
-                last[0] = time.monotonic()  # the re-connects of this same restart stay quiet
-                return uptime if uptime < restart_horizon_s else 0.0
-            return None
+        age = None
+        with self._lock:
+            if run_id and run_id not in self._runs:
+                replaced = bool(self._runs)
+                self._runs.add(run_id)
+                if replaced or uptime < self.horizon_s:
+                    age = uptime if uptime < self.horizon_s else 0.0
+                    self._last_signal = time.monotonic()  # this restart's re-connects stay quiet
+        if age is not None and self.on_restart is not None:
+            self.on_restart(age)
+        self.met = True
+        return age
+
+    def first_signal(self) -> bool:
+        """After a restart every pooled connection re-connects: one signal per restart."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_signal < _SIGNAL_QUIET_S:
+                return False
+            self._last_signal = now
+            return True
+
+
+def _connection_class(watch: RunWatch) -> Any:
+    """A redis-py Connection that reports the run it reaches to ``watch``, and refuses once
+    to serve a command over a connection it had to re-establish: the pool re-connects a
+    socket the server closed silently (in get_connection), so a Redis restart would
+    otherwise go unnoticed by an instance that had no traffic during the outage. The
+    refusal lets the caller merge what other layers accepted meanwhile, then retry
+    (``once_more_if_reconnected``). Asked once per connect (connects are rare)."""
+    import redis
+
+    reconnected = reconnected_error()
 
     class ReconnectAwareConnection(redis.Connection):
         def on_connect_check_health(self, check_health: bool = True) -> None:
@@ -77,10 +89,10 @@ def _connection_class(restart_horizon_s: float) -> Any:
             info = self.read_response()
             if isinstance(info, bytes):
                 info = info.decode("utf-8", "replace")
-            age = new_young_run(info if isinstance(info, str) else "")
-            if age is not None or (again and first_signal()):
+            age = watch.meet(info if isinstance(info, str) else "")
+            if again and (age is not None or watch.first_signal()):
                 self._cm_connected_before = False  # this object: once per re-connect
-                err = reconnected("re-connected to Redis" if again else "met a Redis run that just started")
+                err = reconnected("re-connected to Redis")
                 err.up_for_s = age or 0.0  # type: ignore[attr-defined]
                 raise err
 
@@ -107,22 +119,32 @@ def record_outage(breaker: CircuitBreaker, client: Any, exc: BaseException) -> N
     drop_pooled_connections(client)
 
 
-def once_more_if_reconnected(fn: Callable[[], T], breaker: CircuitBreaker | None = None, client: Any = None) -> T:
-    """Run an idempotent Redis call. If it only met a re-established connection, or the
-    first connection error after a healthy period (a pooled socket that died with a Redis
-    restart), note that on the breaker (the session manager merges before serving: Redis
-    may have been away), drop the other pooled sockets, and run it again at once."""
+def once_more_if_reconnected(
+    fn: Callable[[], T], breaker: CircuitBreaker, client: Any, *, merge_first: bool = False
+) -> T:
+    """The one retry of every Redis call. If ``fn`` only met a re-established connection,
+    or the first connection error after a healthy period (a pooled socket that died with a
+    Redis restart), note on the breaker that Redis may have been away, drop the other
+    pooled sockets, and run it again: at once, or, for an operation that must first merge
+    what other layers accepted meanwhile (``merge_first``), by raising a retryable
+    StoreError for the caller to run it again (``shared.recovery.Recovery.run``). Calls
+    repeated so are idempotent: appends are exactly once per message id. Anything else
+    (a second failure: an outage) is the caller's to record."""
     from redis import exceptions as rexc
 
-    br = breaker or BREAKER
     try:
         return fn()
-    except (rexc.ConnectionError, rexc.TimeoutError) as exc:
-        if not isinstance(exc, reconnected_error()) and (br.state() != "closed" or br.suspect):
+    except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
+        reconnected = isinstance(exc, reconnected_error())
+        if not reconnected and (breaker.state() != "closed" or breaker.suspect):
             raise
-        br.note_reconnect(getattr(exc, "up_for_s", 0.0))
-        drop_pooled_connections(client if client is not None else _client)
-        return fn()
+        if reconnected:
+            breaker.record_success()  # a connection was just established: Redis is up
+        breaker.note_reconnect(getattr(exc, "up_for_s", 0.0))
+        drop_pooled_connections(client)
+        if merge_first:
+            raise StoreError(f"redis: {type(exc).__name__}", layer="redis", retryable=True) from exc
+    return fn()
 
 
 @functools.cache
@@ -136,25 +158,9 @@ def reconnected_error() -> type[Exception]:
     return Reconnected
 
 
-def get_client() -> Any:
-    """The Redis (or RedisCluster) client, or None when no Redis is configured.
-
-    Creating the client does no I/O; the first command connects.
-    """
-    global _client
-    if _client is not None:
-        return _client
-    settings = get_settings()
-    if not settings.redis_url:
-        return None
-    with _lock:
-        if _client is None:
-            _client = build(settings)
-    return _client
-
-
-def build(settings: Any) -> Any:
-    """A new client for these settings (the singleton above is the normal path)."""
+def build(settings: Any, on_restart: Callable[[float], None] | None = None) -> Any:
+    """A new client for these settings (one per instance: ``shared.instance``);
+    ``on_restart`` hears of a Redis that may have been away (``RunWatch``)."""
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
@@ -175,24 +181,16 @@ def build(settings: Any) -> Any:
         return RedisCluster.from_url(settings.redis_url, **common)
     import redis
 
-    return redis.Redis.from_url(
+    watch = RunWatch(settings.redis_restart_horizon_s, on_restart)
+    client = redis.Redis.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
-        connection_class=_connection_class(settings.redis_restart_horizon_s),
+        connection_class=_connection_class(watch),
         **common,
     )
+    client.cm_watch = watch  # type: ignore[attr-defined]
+    return client
 
 
-def reset_client() -> None:
-    """For tests: forget the client and the breaker state (next call builds anew)."""
-    global _client
-    with _lock:
-        if _client is not None:
-            try:
-                _client.close()
-            except Exception:  # noqa: BLE001 - closing a dead client may fail; nothing to do
-                pass
-        _client = None
-    BREAKER.cooldown_s = get_settings().redis_breaker_cooldown_s
-    BREAKER.record_success()
-    BREAKER.opened_count = 0
+def watch_of(client: Any) -> RunWatch | None:
+    return getattr(client, "cm_watch", None)

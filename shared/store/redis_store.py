@@ -9,14 +9,25 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
 
 from shared.errors import StoreError
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 from shared.store import redis_client
-from shared.store.base import QueryRecord, SessionState, SessionStatus, StoredMessage
+from shared.store.base import (
+    Appended,
+    AppendRequest,
+    LayerName,
+    QueryRecord,
+    ReadStatus,
+    SessionState,
+    SessionStatus,
+    SnapshotStatus,
+    StoredMessage,
+)
 from shared.store.breaker import CircuitBreaker
 
 log = logging.getLogger("chat_memory.redis")
@@ -48,16 +59,6 @@ _POLICY_TTL_S = 300.0
 
 
 @dataclass(slots=True)
-class AppendOutcome:
-    status: str  # ok | dup | missing | forbidden | ended | full
-    seq: int = 0
-    summary_due: bool = False
-    previous_summary: dict[str, Any] | None = None
-    unsummarized: list[StoredMessage] | None = None
-    doc_missing: bool = False  # the session has no Firestore document yet
-
-
-@dataclass(slots=True)
 class ImportOutcome:
     added: int  # -1: Redis does not know the session; -2: it is ending or ended
     due_seq: int = 0  # the last rolling-summary claim the merge made, if any
@@ -67,7 +68,7 @@ class ImportOutcome:
 
 @dataclass(slots=True)
 class ReadOutcome:
-    status: str  # ok | missing | forbidden
+    status: ReadStatus
     session_status: str = ""
     seq: int = 0
     messages: list[StoredMessage] | None = None
@@ -78,7 +79,7 @@ class ReadOutcome:
 
 @dataclass(slots=True)
 class EndSnapshot:
-    status: str  # ok | missing | forbidden | ended | busy (another end owns it) | in_use
+    status: SnapshotStatus
     token: str = ""  # this end attempt's: only it may abort
     meta: dict[str, str] | None = None
     unsummarized: list[StoredMessage] | None = None
@@ -89,18 +90,22 @@ class EndSnapshot:
 
 
 class RedisLayer:
-    name = "redis"
+    name: LayerName = "redis"
 
-    def __init__(self, settings: Settings, client: Any = None, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Any = None,
+        breaker: CircuitBreaker | None = None,
+        *,
+        connect: Callable[[], Any] | None = None,
+    ) -> None:
+        """``client``, or ``connect`` (the instance's shared client, built on first use),
+        or neither: this layer builds its own from ``settings`` (tests, benchmarks)."""
         self.settings = settings
         self._client = client
-        self._own = client is not None or settings is not get_settings()
-        # The process-wide client and breaker serve the normal path (one pool per
-        # instance, shared with the rate limiter); a layer built with its own settings
-        # (tests, benchmarks) gets its own.
-        self.breaker = breaker or (
-            CircuitBreaker(settings.redis_breaker_cooldown_s) if self._own else redis_client.BREAKER
-        )
+        self._connect = connect
+        self.breaker = breaker or CircuitBreaker(settings.redis_breaker_cooldown_s)
         self._scripts: dict[str, Any] = {}
         self._policy: str | None = None
         self._policy_read_at = -_POLICY_TTL_S
@@ -125,9 +130,19 @@ class RedisLayer:
         return self._client is not None or bool(self.settings.redis_url)
 
     def client(self) -> Any:
-        if self._client is None and self._own and self.settings.redis_url:
-            self._client = redis_client.build(self.settings)
-        return self._client if self._client is not None else redis_client.get_client()
+        if self._client is None:
+            if self._connect is not None:
+                return self._connect()
+            if self.settings.redis_url:
+                self._client = redis_client.build(self.settings, on_restart=self.breaker.note_recovery)
+        return self._client
+
+    def ensure_met(self) -> None:
+        """Make sure this client has reached Redis once (one PING, on its first use), so
+        that a Redis that may have been away is known before anything is served."""
+        watch = redis_client.watch_of(self.client())
+        if watch is not None and not watch.met:
+            self.ping()
 
     def keys(self, sid: str) -> list[str]:
         # The {hash tag} puts every key of one session in one cluster slot, which Lua
@@ -138,7 +153,17 @@ class RedisLayer:
     def user_sessions_key(self, uid: str) -> str:
         return f"{self.settings.redis_key_prefix}:user:{{{uid}}}:sessions"
 
-    def _run(self, name: str, sid: str, args: list[Any], nkeys: int = 6, keys: list[str] | None = None) -> Any:
+    def _run(
+        self,
+        name: str,
+        sid: str,
+        args: list[Any],
+        nkeys: int = 6,
+        keys: list[str] | None = None,
+        *,
+        merge_first: bool = False,
+    ) -> Any:
+        """Run one script (``merge_first``: see ``redis_client.once_more_if_reconnected``)."""
         from redis import exceptions as rexc
         from redis.exceptions import RedisError, ResponseError
 
@@ -153,7 +178,14 @@ class RedisLayer:
             # register_script: EVALSHA, and SCRIPT LOAD only on the first NOSCRIPT.
             script = self._scripts[name] = client.register_script(_SOURCES[name])
         try:
-            out = script(keys=keys or self.keys(sid)[:nkeys], args=args)
+            out = redis_client.once_more_if_reconnected(
+                lambda: script(keys=keys or self.keys(sid)[:nkeys], args=args),
+                breaker,
+                client,
+                merge_first=merge_first,
+            )
+        except StoreError:
+            raise
         except ResponseError as exc:
             # The server answered: it is up. A script error is a bug, not an outage; a
             # full Redis (noeviction at maxmemory) refuses the write whole, and the caller
@@ -163,21 +195,6 @@ class RedisLayer:
                 log.error("redis is full (maxmemory reached): writes go to Firestore", extra={"op": name})
             raise StoreError(f"redis script {name} failed: {exc}", layer="redis") from exc
         except (RedisError, OSError) as exc:
-            reconnected = isinstance(exc, redis_client.reconnected_error())
-            if reconnected or (
-                breaker.state() == "closed"
-                and not breaker.suspect
-                and isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError)
-            ):
-                # First failure after a healthy period: maybe just a pooled connection that
-                # died with a Redis restart or failover. Not yet an outage: the caller
-                # merges what other layers may hold, then retries once (appends are
-                # exactly once per message id, so a retry is safe).
-                if reconnected:
-                    breaker.record_success()  # a connection was just established: Redis is up
-                breaker.note_reconnect(getattr(exc, "up_for_s", 0.0))
-                redis_client.drop_pooled_connections(client)
-                raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis", retryable=True) from exc
             redis_client.record_outage(breaker, client, exc)
             log.warning("redis unavailable", extra={"op": name, "error": type(exc).__name__, "detail": str(exc)[:200]})
             raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis") from exc
@@ -238,9 +255,14 @@ class RedisLayer:
             raise StoreError(f"redis claim: {type(exc).__name__}", layer="redis") from exc
         return bool(int(claim()[0]))
 
-    def append(self, sid: str, owner: str | None, msg: StoredMessage, now: float) -> AppendOutcome:
+    def state(self, sid: str) -> SessionState | None:
+        meta = self.meta(sid)
+        return self.state_from_meta(sid, meta) if meta else None
+
+    def append(self, req: AppendRequest) -> Appended:
         """Append one message (exactly once per ``msg.mid``, the client message id when given)."""
         s = self.settings
+        sid, owner, msg, now = req.session_id, req.owner, req.message, req.now
         ana_tail = ""
         if msg.role == "assistant":
             ana_tail = QueryRecord.from_answer(0, msg.mid, None, msg).tail_json()
@@ -265,14 +287,15 @@ class RedisLayer:
                 s.message_id_window,
                 s.window_max_bytes,
             ],
+            merge_first=True,
         )
         status = out[0]
         if status == "dup":
             prev = json.loads(out[1])
-            return AppendOutcome("dup", seq=int(prev["seq"]), summary_due=bool(prev.get("summary_due")))
+            return Appended("dup", seq=int(prev["seq"]), summary_due=bool(prev.get("summary_due")))
         if status != "ok":
-            return AppendOutcome(status)
-        res = AppendOutcome("ok", seq=int(out[1]), summary_due=bool(int(out[2])), doc_missing=bool(int(out[3])))
+            return Appended(status)
+        res = Appended("ok", seq=int(out[1]), summary_due=bool(int(out[2])), doc_missing=bool(int(out[3])))
         if res.summary_due:
             res.previous_summary = json.loads(out[4]) if out[4] else None
             res.unsummarized = [StoredMessage.from_json(r) for r in out[5]]
@@ -280,7 +303,7 @@ class RedisLayer:
 
     def read(self, sid: str, owner: str | None, n: int, now: float | None = None) -> ReadOutcome:
         now = time.time() if now is None else now
-        out = self._run("read", sid, [owner or "", n, self.settings.session_ttl_s, repr(now)])
+        out = self._run("read", sid, [owner or "", n, self.settings.session_ttl_s, repr(now)], merge_first=True)
         if out[0] != "ok":
             return ReadOutcome(out[0])
         return ReadOutcome(
@@ -338,7 +361,7 @@ class RedisLayer:
         'in_use': used after ``idle_before``. The attempt's own token re-snapshots."""
         token = token or uuid.uuid4().hex
         args = [owner or "", token, repr(time.time()), self.settings.end_lease_s]
-        out = self._run("begin_end", sid, [*args, "" if idle_before is None else repr(idle_before)])
+        out = self._run("begin_end", sid, [*args, "" if idle_before is None else repr(idle_before)], merge_first=True)
         if out[0] == "ended":
             return EndSnapshot("ended", end_result=json.loads(out[1]) if out[1] else None)
         if out[0] != "ok":
@@ -425,11 +448,13 @@ class RedisLayer:
         policy: str | None = None
         try:
             try:
-                policy = _find_policy(client.config_get("maxmemory-policy"), "maxmemory-policy")
+                policy = _find_policy(
+                    self._once_more_if_reconnected(lambda: client.config_get("maxmemory-policy")), "maxmemory-policy"
+                )
             except RedisError:
                 policy = None
             if policy is None:
-                policy = _find_policy(client.info("memory"), "maxmemory_policy")
+                policy = _find_policy(self._once_more_if_reconnected(lambda: client.info("memory")), "maxmemory_policy")
         except (RedisError, OSError) as exc:
             redis_client.record_outage(self.breaker, client, exc)
             return self._policy

@@ -181,18 +181,14 @@ def redis_outage(stack_redis: Any) -> RedisOutage:
 @pytest.fixture
 def core_env(monkeypatch) -> Iterator[None]:
     """In-process access to the same stores as the emulated functions (trigger, sweep)."""
-    from shared.session_manager import reset_manager
-    from shared.settings import reset_settings
-    from shared.store import firestore_client, redis_client
+    from shared import instance
 
     monkeypatch.setenv("GCLOUD_PROJECT", PROJECT)
     monkeypatch.delenv("FIRESTORE_ENABLED", raising=False)
     assert os.environ.get("REDIS_URL"), "REDIS_URL (the functions' Redis) must be set for in-process core calls"
-    for reset in (reset_settings, reset_manager, redis_client.reset_client, firestore_client.reset_client):
-        reset()
+    instance.reset()
     yield
-    for reset in (reset_settings, reset_manager, redis_client.reset_client, firestore_client.reset_client):
-        reset()
+    instance.reset()
 
 
 def cmid() -> str:

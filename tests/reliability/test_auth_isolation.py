@@ -188,15 +188,14 @@ def test_small_clock_skew_is_tolerated_on_expiry(api: Api, monkeypatch: Any) -> 
     one that expired longer ago is not."""
     import types
 
-    from shared import auth
+    from shared import auth, instance
     from shared.errors import Unauthenticated
-    from shared.settings import get_settings, reset_settings
+    from shared.settings import get_settings
 
     user = api.new_user()
     claims = jwt_claims(user.token)
     token = forge(claims)
-    reset_settings()
-    auth.reset_auth()
+    instance.reset()
     skew = get_settings().token_clock_skew_s
     assert skew > 0
     try:
@@ -210,7 +209,7 @@ def test_small_clock_skew_is_tolerated_on_expiry(api: Api, monkeypatch: Any) -> 
         with pytest.raises(Unauthenticated):
             auth.verify_id_token(token)
     finally:
-        auth.reset_auth()
+        instance.reset()
 
 
 class _Clock:
@@ -233,9 +232,9 @@ def test_account_check_is_one_auth_call_per_token_then_reused_for_its_ttl(
     (get_user) once; a revocation is seen once TOKEN_CHECK_CACHE_S has passed."""
     from firebase_admin import _auth_client
 
-    from shared import auth
+    from shared import auth, instance
     from shared.errors import Unauthenticated
-    from shared.settings import get_settings, reset_settings
+    from shared.settings import get_settings
 
     calls: list[str] = []
     real_get_user = _auth_client.Client.get_user
@@ -247,8 +246,7 @@ def test_account_check_is_one_auth_call_per_token_then_reused_for_its_ttl(
     monkeypatch.setattr(_auth_client.Client, "get_user", counted_get_user)
     clock = _Clock()
     monkeypatch.setattr(auth, "time", clock)
-    reset_settings()
-    auth.reset_auth()
+    instance.reset()
     try:
         user = api.new_user()
         token = issued(user, int(time.time()) - 60)[len("Bearer ") :]
@@ -264,7 +262,7 @@ def test_account_check_is_one_auth_call_per_token_then_reused_for_its_ttl(
             auth.verify_id_token(token)
         assert len(calls) == 2
     finally:
-        auth.reset_auth()
+        instance.reset()
 
 
 _FORGED_CHECK = r"""

@@ -61,7 +61,7 @@ def test_a_user_ending_hundreds_of_sessions_an_hour_is_counted_once_each(firesto
         handle_session_written(doc["session_id"], {"status": "active"}, doc, "evt", manager=m)
     repair_user_stats(m, now)
     stats = m.get_user_stats(uid)
-    assert (stats["total_sessions"], stats["total_messages"], stats["total_queries"]) == (230, 460, 230)
+    assert (stats.total_sessions, stats.total_messages, stats.total_queries) == (230, 460, 230)
 
 
 def test_the_repair_goes_past_a_session_it_cannot_count(firestore_emulator):
@@ -79,5 +79,5 @@ def test_the_repair_goes_past_a_session_it_cannot_count(firestore_emulator):
         ref.set({"session_id": sid, "status": "ended", "ended_at": ended_at, "message_count": 2})
         ref.update({"owner": owner})
     assert repair_user_stats(m, now) >= 1
-    assert m.get_user_stats(good_uid)["total_sessions"] == 1
+    assert m.get_user_stats(good_uid).total_sessions == 1
     assert m.firestore.breaker.state() == "closed"

@@ -86,7 +86,7 @@ def pending_docs(m: Any, sid: str) -> list[str]:
 def test_outage_append_during_an_end_is_in_the_final_state(redis_server, firestore_emulator, uid):
     held = HeldSummarizer()
     ender = make_manager(redis_server.url)
-    ender.summarizer = held
+    ender.summaries.summarizer = held
     sid = ender.create_session({}, user_id=uid).session_id
     ender.add_message(sid, "user", "q1", user_id=uid)
     ender.add_message(sid, "assistant", "a1", user_id=uid)
@@ -172,11 +172,11 @@ def test_concurrent_ends_share_one_attempt_and_never_reopen(redis_server, firest
     contended._firestore_api.commit = commit_fails
     held = HeldSummarizer()
     a = make_manager(redis_server.url)
-    a.summarizer = held
+    a.summaries.summarizer = held
     b = make_manager(redis_server.url, fs_client=contended)
-    b.summarizer = held
+    b.summaries.summarizer = held
     c = make_manager(redis_server.url)
-    c.summarizer = held
+    c.summaries.summarizer = held
     d = make_manager(redis_server.url)
     sid = a.create_session({}, user_id=uid).session_id
     for i in range(3):
@@ -280,7 +280,7 @@ def test_sweep_ends_idle_sessions_in_parallel(redis_server, firestore_emulator, 
         m.add_message(sid, "user", "anyone?", user_id=uid)
         _age(m, sid, 2 * m.settings.session_idle_timeout_s)
         sids.append(sid)
-    m.summarizer = held
+    m.summaries.summarizer = held
     held.armed = True
     counts = sweep_idle_sessions(manager=m)
     assert held.second.is_set() and held.max_in_flight >= 2  # a second end ran while the first was held

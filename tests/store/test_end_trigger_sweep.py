@@ -115,10 +115,10 @@ def test_history_and_stats_after_the_end(redis_server, firestore_emulator, uid, 
     assert [x.content for x in h.messages] == ["q2", "a2", "q3", "a3", "q4", "a4", "q5", "a5"]
     ctx = m.get_context_for_llm(sid, user_id=uid)
     assert ctx.summary is not None and ctx.summary.message_count == 12 and len(ctx.messages) == 8
-    assert m.get_user_stats(uid)["total_sessions"] == 0  # the trigger has not run here
+    assert m.get_user_stats(uid).total_sessions == 0  # the trigger has not run here
     handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), "e", manager=m)
     stats = m.get_user_stats(uid)
-    assert (stats["total_sessions"], stats["total_messages"], stats["recent_sessions"]) == (1, 12, [sid])
+    assert (stats.total_sessions, stats.total_messages, stats.recent_sessions) == (1, 12, [sid])
 
 
 def test_sweep_repairs_stats_a_failed_trigger_missed(redis_server, firestore_emulator, uid, no_emulated_trigger):
@@ -131,6 +131,6 @@ def test_sweep_repairs_stats_a_failed_trigger_missed(redis_server, firestore_emu
     assert sweep_idle_sessions(manager=m)["stats_repaired"] >= 1
     sweep_idle_sessions(manager=m)
     stats = m.get_user_stats(uid)
-    assert (stats["total_sessions"], stats["total_queries"]) == (1, 1)
+    assert (stats.total_sessions, stats.total_queries) == (1, 1)
     # and the real trigger arriving late counts nothing more
     assert not handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), "late", manager=m)

@@ -284,3 +284,15 @@ def test_new_instance_long_after_a_restart_does_not_scan(redis_server_persistent
     assert m.redis.breaker.recoveries == 0
     m.add_message(sid, "user", "one", user_id=uid)
     assert m.redis.breaker.recoveries == 0
+
+
+def test_a_new_instance_meeting_a_young_redis_serves_from_it(redis_server, firestore_emulator, uid):
+    """Meeting a Redis that just started is news, not a failure: the first create, claim
+    and start-up policy check of a new instance are served by Redis, its breaker closed."""
+    m = make_manager(redis_server.url)
+    m.redis.eviction_policy()  # what a new instance does first, in the background
+    assert m.redis.breaker.state() == "closed" and m.redis.breaker.opened_count == 0
+    info = m.create_session({}, user_id=uid)
+    assert info.storage == "redis"
+    assert m.add_message(info.session_id, "user", "hi", user_id=uid).storage == "redis"
+    assert m.redis.breaker.recoveries == 1  # the young run, reported once

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from shared import api, session_manager
+from shared import api, instance
 from shared.http import Call
 from tests.store.conftest import dead_firestore_client, make_manager
 
@@ -35,11 +35,11 @@ def redis_pings(url: str) -> int:
 
 
 @pytest.fixture
-def serve(monkeypatch):
+def serve():
     """Install a manager as the instance's (what health uses) for one test."""
 
     def install(manager: Any) -> None:
-        monkeypatch.setattr(session_manager, "_manager", manager)
+        instance.get_instance().use(manager)  # the autouse reset forgets it after the test
 
     return install
 

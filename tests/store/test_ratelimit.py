@@ -10,16 +10,13 @@ from typing import Any
 
 import pytest
 
-from shared import ratelimit
-from shared.settings import reset_settings
-from shared.store import redis_client
+from shared import instance, ratelimit
 
 
 @pytest.fixture
 def limiter(redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("REDIS_URL", redis_server.url)
-    reset_settings()
-    redis_client.reset_client()
+    instance.reset()
     clock = {"now": 1_800_000_000.0}
     monkeypatch.setattr(ratelimit.time, "time", lambda: clock["now"])
     return clock

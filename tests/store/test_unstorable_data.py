@@ -9,7 +9,7 @@ import time
 import pytest
 
 from shared.errors import StoreError
-from shared.store.base import SessionState, StoredMessage
+from shared.store.base import AppendRequest, SessionState, StoredMessage
 from shared.store.firestore_store import kb_doc_id
 from shared.triggers import handle_session_written
 from tests.store.conftest import make_manager
@@ -19,7 +19,7 @@ def _buffer_unchecked(m, sid: str, uid: str, role: str, content: str, metadata=N
     """Append below the edge's checks, as data buffered in Redis before they existed."""
     now = time.time()
     msg = StoredMessage(0, f"old-{role}-{time.monotonic_ns()}", role, content, now, metadata)
-    assert m.redis.append(sid, uid, msg, now).status == "ok"
+    assert m.redis.append(AppendRequest(sid, msg, uid, None, now)).status == "ok"
 
 
 def test_a_rejected_write_does_not_open_the_breaker(redis_server, firestore_emulator, uid):
@@ -65,7 +65,7 @@ def test_a_session_whose_buffered_data_firestore_refuses_still_ends(redis_server
     assert said and "__x__" in str(said[0].__dict__.get("dropped"))
     # and the trigger counts it (here, or the emulated one if it runs)
     handle_session_written(sid, {"status": "active"}, doc, "evt-" + sid, manager=m)
-    assert m.get_user_stats(uid)["total_sessions"] == 1
+    assert m.get_user_stats(uid).total_sessions == 1
 
 
 def test_kb_ids_that_are_not_document_ids_are_counted(redis_server, firestore_emulator, uid):

@@ -17,10 +17,7 @@ from pathlib import Path
 import functions_framework
 import pytest
 
-from shared import logs
-from shared.session_manager import reset_manager
-from shared.settings import reset_settings
-from shared.store import redis_client
+from shared import instance, logs
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 SID = "0123456789abcdef0123456789abcdef"
@@ -41,12 +38,9 @@ def env(monkeypatch):
     monkeypatch.setenv("AUTH_DISABLED", "true")
     monkeypatch.setenv("CORS_ORIGINS", "https://chat.example.com,http://localhost:5173")
     monkeypatch.setenv("MAX_REQUEST_BYTES", "4096")
-    reset_settings()
-    reset_manager()
-    redis_client.reset_client()
+    instance.reset()
     yield
-    reset_settings()
-    reset_manager()
+    instance.reset()
 
 
 @pytest.fixture
@@ -101,13 +95,15 @@ def test_create_append_context_history_shapes():
     ctx = client("get_context").get(f"/?session_id={sid}", headers={"X-User-Id": "u1"})
     assert ctx.status_code == 200
     body = ctx.get_json()
-    assert set(body) == {"session_id", "messages", "summary", "formatted_context", "storage"}
+    assert set(body) == {"session_id", "messages", "summary", "formatted_context", "storage", "durable"}
+    assert (body["storage"], body["durable"]) == ("memory", False)  # no store here: this instance only
     assert body["messages"][0]["content"] == "hello" and body["messages"][0]["metadata"] == {"k": 1}
     assert {"role", "content", "timestamp"} <= set(body["messages"][0])
 
     hist = client("get_history").get(f"/?session_id={sid}&limit=5", headers={"X-User-Id": "u1"})
     assert hist.status_code == 200
-    assert set(hist.get_json()) == {"session_id", "messages", "storage"}
+    assert set(hist.get_json()) == {"session_id", "messages", "storage", "durable"}
+    assert hist.get_json()["durable"] is False
 
 
 def test_health_is_public_and_shaped():
@@ -155,7 +151,7 @@ def test_empty_post_body_counts_as_empty_object():
 @pytest.mark.parametrize("raw", ["{", "[1, 2]", '"s"', "null", '{"a": NaN}', "\xff\xfe", "[" * 100_000 + "]" * 100_000])
 def test_bad_json_is_400(raw, monkeypatch):
     monkeypatch.setenv("MAX_REQUEST_BYTES", str(1024 * 1024))
-    reset_settings()
+    instance.reset()
     data = raw.encode("latin-1") if raw.startswith("\xff") else raw.encode()
     resp = client("append_message").post("/", data=data, content_type="application/json")
     assert resp.status_code == 400 and error_code(resp) == "invalid_argument"
@@ -181,7 +177,7 @@ def test_body_over_limit_is_413_declared_and_streamed():
 def test_content_over_core_limit_is_413(monkeypatch):
     monkeypatch.setenv("MAX_REQUEST_BYTES", str(1024 * 1024))
     monkeypatch.setenv("MAX_CONTENT_BYTES", "100")
-    reset_settings()
+    instance.reset()
     sid = new_session()
     resp = client("append_message").post(
         "/", json={"session_id": sid, "role": "user", "content": "y" * 101}, headers={"X-User-Id": "alice"}
@@ -268,7 +264,7 @@ def test_unknown_session_is_404_and_other_user_is_403():
 )
 def test_missing_or_malformed_token_is_401(header, monkeypatch):
     monkeypatch.setenv("AUTH_DISABLED", "false")
-    reset_settings()
+    instance.reset()
     headers = {} if header is None else {"Authorization": header}
     resp = client("get_history").get(f"/?session_id={SID}", headers=headers)
     assert resp.status_code == 401 and error_code(resp) == "unauthenticated"
@@ -281,7 +277,7 @@ def test_dev_mode_rejects_bad_user_header():
 
 def test_health_needs_no_token(monkeypatch):
     monkeypatch.setenv("AUTH_DISABLED", "false")
-    reset_settings()
+    instance.reset()
     assert client("health").get("/").status_code == 200
 
 
@@ -324,7 +320,7 @@ def test_actual_request_carries_cors_headers_even_on_errors():
 
 def test_wildcard_origin(monkeypatch):
     monkeypatch.setenv("CORS_ORIGINS", "*")
-    reset_settings()
+    instance.reset()
     resp = client("health").get("/", headers={"Origin": "https://anything.example"})
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
 
@@ -418,7 +414,7 @@ def _deployed(monkeypatch, **env: str) -> None:
     monkeypatch.setenv("K_SERVICE", "get-context")  # what Cloud Run sets for a deployed function
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    reset_settings()
+    instance.reset()
 
 
 @pytest.mark.parametrize(
@@ -488,7 +484,7 @@ def test_health_with_redis_down_discloses_no_error_text(monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
-    reset_settings()
+    instance.reset()
     for _ in range(2):  # the failing probe, then the open breaker's answer
         resp = client("health").get("/")
         assert resp.status_code == 200

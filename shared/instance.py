@@ -1,0 +1,117 @@
+"""The instance's composition root: what one Cloud Functions instance keeps across
+invocations (its settings, the Redis and Firestore clients, their circuit breakers and the
+session manager) is built here on first use and handed to whoever needs it. Nothing else
+builds a client or a breaker for the serving path, and ``reset()`` (tests) forgets it all.
+
+Building does no I/O: the first command connects. The Firestore client is built only when
+first used, so a context read served from Redis never imports google.cloud.firestore.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from shared.settings import Settings, get_settings, reset_settings
+from shared.store.breaker import CircuitBreaker
+
+if TYPE_CHECKING:
+    from shared.session_manager import SessionManager
+
+
+class Instance:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # One breaker per backend for everything on this instance that talks to it (the
+        # session layers and the rate limiter): one outage, one cool-down.
+        self.redis_breaker = CircuitBreaker(settings.redis_breaker_cooldown_s)
+        self.firestore_breaker = CircuitBreaker(settings.redis_breaker_cooldown_s)
+        self._lock = threading.Lock()
+        self._redis: Any = None
+        self._firestore: Any = None
+        self._manager: SessionManager | None = None
+
+    def redis_client(self) -> Any:
+        """The Redis (or RedisCluster) client, or None when no Redis is configured."""
+        if self._redis is None and self.settings.redis_url:
+            from shared.store import redis_client
+
+            with self._lock:
+                if self._redis is None:
+                    self._redis = redis_client.build(self.settings, on_restart=self.redis_breaker.note_recovery)
+        return self._redis
+
+    def firestore_client(self) -> Any:
+        if self._firestore is None:
+            from shared.store import firestore_client
+
+            with self._lock:
+                if self._firestore is None:
+                    self._firestore = firestore_client.build(self.settings)
+        return self._firestore
+
+    def manager(self) -> SessionManager:
+        if self._manager is None:
+            with self._lock:
+                if self._manager is None:
+                    self._manager = self._build_manager()
+        return self._manager
+
+    def use(self, manager: SessionManager) -> None:
+        """Serve ``manager`` from now on (tests and tools that build their own)."""
+        with self._lock:
+            self._manager = manager
+
+    def _build_manager(self) -> SessionManager:
+        from shared.session_manager import SessionManager
+        from shared.store.firestore_store import FirestoreLayer
+        from shared.store.redis_store import RedisLayer
+
+        s = self.settings
+        manager = SessionManager(
+            s,
+            redis=RedisLayer(s, connect=self.redis_client, breaker=self.redis_breaker),
+            firestore=FirestoreLayer(s, connect=self.firestore_client, breaker=self.firestore_breaker),
+        )
+        if manager.redis.configured:
+            # Logs a warning at start-up if Redis may evict single session keys; in the
+            # background, so that a Redis down at start-up delays no request.
+            threading.Thread(target=manager.redis.eviction_policy, daemon=True).start()
+        return manager
+
+    def close(self) -> None:
+        if self._redis is not None:
+            try:
+                self._redis.close()
+            except Exception:  # noqa: BLE001 - closing a dead client may fail; nothing to do
+                pass
+
+
+_lock = threading.Lock()
+_instance: Instance | None = None
+
+
+def get_instance() -> Instance:
+    global _instance
+    if _instance is None:
+        with _lock:
+            if _instance is None:
+                _instance = Instance(get_settings())
+    return _instance
+
+
+def reset() -> None:
+    """For tests: forget everything this process built (settings, clients, breakers, the
+    manager, registered scripts, cached token checks and health), so the next use reads
+    the environment anew."""
+    global _instance
+    from shared import api, auth, ratelimit
+
+    with _lock:
+        if _instance is not None:
+            _instance.close()
+        _instance = None
+    reset_settings()
+    ratelimit.reset_limiter()
+    auth.reset_auth()
+    api.reset_health()

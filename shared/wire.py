@@ -1,0 +1,94 @@
+"""The answers on the wire: one model per success body of ``openapi.yaml`` (its component
+schema of the same name). Handlers build these and nothing else, and a unit test checks each
+against the spec's fields, so code, spec and README cannot drift apart silently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.models import Message, Summary
+from shared.store.base import LayerName
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WireMessage(_Wire):
+    seq: int
+    role: str
+    content: str
+    timestamp: float
+    metadata: dict[str, Any] | None = None  # left out when absent
+
+    @classmethod
+    def of(cls, m: Message) -> dict[str, Any]:
+        return cls(seq=m.seq, role=m.role, content=m.content, timestamp=m.timestamp, metadata=m.metadata).dump()
+
+    def dump(self) -> dict[str, Any]:
+        out = self.model_dump()
+        if out["metadata"] is None:
+            del out["metadata"]
+        return out
+
+
+class SessionCreated(_Wire):
+    session_id: str
+    user_id: str
+    created_at: float
+    storage: LayerName
+
+
+class AppendResult(_Wire):
+    session_id: str
+    message_count: int
+    summary_updated: bool
+    storage: LayerName
+    durable: bool  # false: only this instance's memory holds it (both stores down)
+
+
+class ContextResult(_Wire):
+    session_id: str
+    messages: list[dict[str, Any]]
+    summary: Summary | None
+    formatted_context: str
+    storage: LayerName
+    durable: bool  # false: served from this instance's memory only
+
+
+class HistoryResult(_Wire):
+    session_id: str
+    messages: list[dict[str, Any]]
+    storage: LayerName
+    durable: bool
+
+
+class EndResult(_Wire):
+    session_id: str
+    status: str
+    summary: Summary | None
+    message_count: int
+    queries_recorded: int
+
+
+class UserStats(_Wire):
+    user_id: str
+    total_sessions: int
+    total_messages: int
+    total_queries: int
+    last_active_at: float | None
+    recent_sessions: list[str]
+
+
+# openapi.yaml component schema -> the model answering with it
+SCHEMAS: dict[str, type[_Wire]] = {
+    "SessionCreated": SessionCreated,
+    "AppendResult": AppendResult,
+    "ContextResult": ContextResult,
+    "HistoryResult": HistoryResult,
+    "EndResult": EndResult,
+    "UserStats": UserStats,
+    "Message": WireMessage,
+}
