@@ -254,7 +254,13 @@ def test_bad_end_fields_are_400(body):
 
 
 def test_unknown_session_is_404_and_other_user_is_403():
+    resp = client("get_history").get(f"/?session_id={SID}", headers={"X-User-Id": "alice"})
+    assert resp.status_code == 404 and error_code(resp) == "not_found"
     sid = new_session("alice")
+    appended = client("append_message").post(
+        "/", json={"session_id": sid, "role": "user", "content": "hello"}, headers={"X-User-Id": "alice"}
+    )
+    assert appended.status_code == 201, appended.get_data(as_text=True)
     resp = client("get_history").get(f"/?session_id={sid}", headers={"X-User-Id": "mallory"})
     assert resp.status_code == 403 and error_code(resp) == "permission_denied"
     assert "hello" not in resp.get_data(as_text=True)
