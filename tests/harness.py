@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ import urllib.request
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 PROJECT_ID = "demo-chat-memory"
 REGION = "us-central1"
@@ -292,13 +294,20 @@ def _cleanup_all() -> None:
             pass
 
 
+def hub_emulators(hub: str) -> dict[str, Any]:
+    """The emulators the Emulator Hub runs, by name."""
+    with urllib.request.urlopen(f"http://{hub}/emulators", timeout=10) as resp:  # noqa: S310 - loopback hub
+        return dict(json.load(resp))
+
+
 @contextlib.contextmanager
 def background_triggers_off() -> Iterator[None]:
     """Turn the Functions emulator's background triggers off for a block (Emulator Hub REST
     API), so a test can play the trigger's part itself; always turned back on. Outside
-    `firebase emulators:exec` (no hub) there is no emulated trigger and nothing to do."""
+    `firebase emulators:exec` (no hub), or with no Functions emulator among those it runs
+    (the hub then refuses the call), there is no emulated trigger and nothing to do."""
     hub = os.environ.get("FIREBASE_EMULATOR_HUB")
-    if not hub:
+    if not hub or "functions" not in hub_emulators(hub):
         yield
         return
 
