@@ -21,6 +21,7 @@ from shared import logs
 from shared.session_manager import reset_manager
 from shared.settings import reset_settings
 from shared.store import redis_client
+from tests.harness import free_port
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 SID = "0123456789abcdef0123456789abcdef"
@@ -488,11 +489,7 @@ def _words_only(value) -> bool:
 
 
 def test_health_with_redis_down_discloses_no_error_text(monkeypatch):
-    import socket
-
-    with socket.socket() as s:  # a loopback port where nothing listens: connection refused
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a loopback port where nothing listens: connection refused
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
     reset_settings()
     for _ in range(2):  # the failing probe, then the open breaker's answer
