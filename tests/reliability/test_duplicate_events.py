@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.reliability.conftest import Api, Report, doc, poll
+from tests.clients import Api
+from tests.reliability.conftest import Report, doc, poll
 
 pytestmark = [pytest.mark.reliability]
 

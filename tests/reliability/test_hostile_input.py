@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 from schemathesis import checks as sc
 
 from tests import harness
-from tests.reliability.conftest import REPORT, SCALE, Api, Report, User
+from tests.clients import Api, User
+from tests.reliability.conftest import REPORT, SCALE, Report
 
 pytestmark = [pytest.mark.reliability]
 
