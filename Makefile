@@ -3,6 +3,8 @@
 #   make test         the whole suite against real services, then ./deploy.sh --dry-run
 #   make lint         ruff check, ruff format --check, mypy
 #   make check        lint + test (the gate; alias: make pr)
+#   make reliability  tests/reliability against the same stack (no deploy dry run)
+#   make bench        bench/run.py $(BENCH_ARGS) against the same stack
 # Settings come from the environment; see scripts/dev.sh and scripts/test.sh.
 
 SHELL := /bin/bash
@@ -40,14 +42,11 @@ pr: check
 setup-venv:
 	@[ -x $(PY) ] || bash scripts/setup.sh
 
-# Placeholders until bench/run.py and tests/reliability exist (no fake output).
 bench:
-	@if [ -f bench/run.py ]; then CM_RUN_CMD="$(abspath $(PY)) bench/run.py $(BENCH_ARGS)" CM_SKIP_DRY_RUN=1 bash scripts/test.sh; \
-	else echo "bench/run.py does not exist yet"; exit 1; fi
+	CM_RUN_CMD="$(abspath $(PY)) bench/run.py $(BENCH_ARGS)" CM_SKIP_DRY_RUN=1 bash scripts/test.sh
 
 reliability:
-	@if [ -d tests/reliability ]; then CM_TEST_PATHS=tests/reliability CM_SKIP_DRY_RUN=1 bash scripts/test.sh; \
-	else echo "tests/reliability does not exist yet"; exit 1; fi
+	CM_TEST_PATHS=tests/reliability CM_SKIP_DRY_RUN=1 bash scripts/test.sh
 
 clean:
 	rm -rf .build .cache firebase.cm-*.json

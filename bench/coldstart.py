@@ -12,9 +12,10 @@ import subprocess
 import time
 from typing import Any
 
-from bench.common import ROOT, free_port, pin, proc_cpu_ms, python
+from bench.common import ROOT, pin, proc_cpu_ms, python
 from bench.http_load import FF, server_env
 from bench.store_ops import UID, conversation, manager_for, settings_for
+from tests.harness import free_port, stop_process
 
 EAGER_MODULES = ("firebase_admin", "firebase_admin.firestore", "google.cloud.firestore")
 
@@ -62,12 +63,7 @@ def one_cold_start(source: str, target: str, redis_url: str, request: bytes) -> 
             raise RuntimeError(f"{target}: first answer was {status}")
         return ms, cpu
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 _IMPORT_PROBE = r"""

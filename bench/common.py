@@ -1,4 +1,5 @@
-"""What every section shares: statistics, the machine, sample payloads, processes it owns."""
+"""What every section shares: statistics, the machine, sample payloads, processes it owns
+(free ports and stopping a child come from tests/harness.py, as the tests' do)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.harness import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -165,12 +168,6 @@ def pin(cpu: int) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
-def free_port() -> int:
-    from tests.harness import free_port as fp
-
-    return fp()
-
-
 def wait_port(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -232,13 +229,8 @@ class FirestoreEmulator:
         return False
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc:
+            stop_process(self.proc)
 
 
 def python() -> str:

@@ -17,8 +17,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.common import PROJECT, RESULTS, ROOT, free_port, percentile, pin, proc_cpu_ms, python, wait_port
+from bench.common import PROJECT, RESULTS, ROOT, percentile, pin, proc_cpu_ms, python, wait_port
 from bench.store_ops import UID, conversation, manager_for, redis_pid, settings_for
+from tests.harness import free_port, stop_process
 
 FF = str(Path(python()).parent / "functions-framework")
 
@@ -77,13 +78,8 @@ class FunctionServer:
         return self.proc.pid if self.proc else None
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc:
+            stop_process(self.proc)
 
 
 def load(

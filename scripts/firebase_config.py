@@ -4,37 +4,24 @@
 ``make test`` runs its own emulator stack beside a developer's ``make dev`` (default
 ports) and other test runs: it writes this config into the repository root (so the
 relative paths in it resolve; the name matches ``firebase.cm-*.json`` in .gitignore) and
-deletes it afterwards. Prints shell assignments of the chosen ports.
+deletes it afterwards. Prints shell assignments of the chosen ports (tests/harness.py's
+free_ports: below 55535, as Redis Cluster nodes use port + 10000).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_PORT = 55535  # Redis Cluster nodes use port + 10000
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.harness import free_ports  # noqa: E402
+
 EMULATORS = ("functions", "firestore", "auth", "hosting", "hub", "logging", "eventarc", "tasks")
-
-
-def free_ports(n: int) -> list[int]:
-    socks: list[socket.socket] = []
-    ports: list[int] = []
-    try:
-        while len(ports) < n:
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            port = s.getsockname()[1]
-            if port < MAX_PORT:
-                ports.append(port)
-    finally:
-        for s in socks:
-            s.close()
-    return ports
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by scripts/setup.sh, dev.sh, test.sh and deploy.sh: paths, logging, and the
-# environment the Firebase CLI needs (Java 21+, the Firestore emulator launcher).
+# environment the Firebase CLI needs (Java 21+, the Firestore emulator launcher). The free
+# port and the redis-server come from tests/harness.py, as the tests' own do.
 # Source it; it defines functions and variables, it starts nothing.
 
 CM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -72,43 +73,22 @@ cm_stop_pid() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
-# A free loopback TCP port below 55535 (Redis Cluster uses port+10000).
+# A free loopback TCP port below 55535 (Redis Cluster uses port+10000): tests/harness.py's.
 cm_free_port() {
-  "$(cm_base_python)" - <<'EOF'
-import socket
-for _ in range(200):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
-    if p < 55535:
-        print(p); break
-EOF
+  "$(cm_base_python)" "$CM_ROOT/tests/harness.py" free-port
 }
 
 cm_port_in_use() {
   "$(cm_base_python)" -c "import socket,sys; s=socket.socket(); sys.exit(0 if s.connect_ex(('127.0.0.1', int(sys.argv[1]))) == 0 else 1)" "$1"
 }
 
-# Start a redis-server on 127.0.0.1:$1 with data dir $2 (persistent if $3 = 1).
-# Prints its pid. The caller owns it.
+# Start a redis-server on 127.0.0.1:$1 with data dir $2 (persistent if $3 = 1), as the
+# tests start theirs (tests/harness.py's RedisServer). Prints its pid. The caller owns it.
 cm_start_redis() {
-  local port="$1" dir="$2" persistent="${3:-0}"
-  mkdir -p "$dir"
-  local args=(--port "$port" --bind 127.0.0.1 --save '' --dir "$dir" --logfile "$dir/redis.log")
-  if [ "$persistent" = 1 ]; then
-    args+=(--appendonly yes --appendfsync always)
-  else
-    args+=(--appendonly no)
-  fi
-  redis-server "${args[@]}" >/dev/null 2>&1 &
-  local pid=$! i
-  for i in $(seq 1 100); do
-    if redis-cli -p "$port" PING 2>/dev/null | grep -q PONG; then
-      echo "$pid"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  cm_die "redis-server did not start on port $port (see $dir/redis.log)"
+  local port="$1" dir="$2" persistent="${3:-0}" flags=()
+  [ "$persistent" = 1 ] && flags=(--persistent)
+  "$(cm_base_python)" "$CM_ROOT/tests/harness.py" redis-server "$port" "$dir" "${flags[@]}" ||
+    cm_die "redis-server did not start on port $port (see $dir/redis.log)"
 }
 
 # The Functions emulator does not always stop the Python workers it started (seen: hundreds

@@ -14,19 +14,12 @@ mkdir -p "$CM_CACHE"
 exec 9>"$CM_CACHE/setup.lock"
 flock 9
 
-stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
-
-# 1. The dev venv.
+# 1. The dev venv: created if missing, pip only when the requirements changed (the same
+#    rule as the bundle's venv, scripts/stage.py).
 t0=$SECONDS
-want="$(stamp_of requirements-dev.txt requirements.txt)"
-if [ ! -x "$CM_VENV/bin/python" ] || [ "$(cat "$CM_VENV/.cm-requirements.sha256" 2>/dev/null)" != "$want" ]; then
-  cm_log "installing $CM_VENV from requirements-dev.txt ..."
-  [ -x "$CM_VENV/bin/python" ] || "$(cm_base_python)" -m venv "$CM_VENV"
-  "$CM_VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | cm_pipfilter
-  [ "${PIPESTATUS[0]}" -eq 0 ] || cm_die "pip install -r requirements-dev.txt failed"
-  echo "$want" >"$CM_VENV/.cm-requirements.sha256"
-  cm_log ".venv ready ($((SECONDS - t0)) s)"
-fi
+"$(cm_base_python)" scripts/stage.py --ensure-venv "$CM_VENV" --requirements requirements-dev.txt \
+  --python "$(cm_base_python)" || cm_die "could not install $CM_VENV from requirements-dev.txt"
+[ $((SECONDS - t0)) -gt 3 ] && cm_log ".venv ready ($((SECONDS - t0)) s)"
 
 # 2. firebase-tools, pinned in package.json / package-lock.json. Skipped when the installed
 #    CLI already is the pinned version (others may share this node_modules).

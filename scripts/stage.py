@@ -14,6 +14,8 @@ and shared/ reach the emulator, which reloads). ``--venv`` creates/refreshes one
 venv (default ``.build/venv``) and links it as ``<out>/venv``; pip runs only when requirements.txt or
 the Python version changed (a stamp file inside the venv), under a lock, so several
 bundles (dev, each test run) share one install. Firebase never uploads ``venv``.
+``--ensure-venv DIR --requirements FILE`` applies the same rule to another venv
+(scripts/setup.sh: the dev venv from requirements-dev.txt).
 """
 
 from __future__ import annotations
@@ -128,22 +130,40 @@ def watch(out: Path, interval: float = 1.0) -> None:
             print(f"stage: synced {', '.join(changed)}", file=sys.stderr)
 
 
-def _requirements_digest(requirements: Path, python: str) -> str:
-    h = hashlib.sha256()
-    h.update(requirements.read_bytes())
-    h.update(python.encode())
-    return h.hexdigest()
+def _requirement_files(requirements: Path) -> list[Path]:
+    """The file and, in order, those it includes with ``-r`` (a change to any one counts)."""
+    files = [requirements]
+    for line in requirements.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("-r", "--requirement"):  # noqa: PLR2004 - option and path
+            files += _requirement_files(requirements.parent / parts[1])
+    return files
+
+
+def _venv_version(venv_dir: Path) -> str:
+    """The Python version a venv was made with (its pyvenv.cfg), or ''."""
+    try:
+        for line in (venv_dir / "pyvenv.cfg").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "version":
+                return value.strip()
+    except OSError:
+        pass
+    return ""
 
 
 def ensure_venv(venv_dir: Path, requirements: Path, python: str = sys.executable, quiet: bool = True) -> bool:
-    """Create venv_dir if missing, install requirements if they changed. True if pip ran."""
+    """Create venv_dir if missing; pip install requirements when they changed since the last
+    install (the stamp inside the venv: the sha256 of the requirement files, as
+    ``cat FILE INCLUDED... | sha256sum``) or the venv was made with another Python version
+    than ``python``'s. True if pip ran."""
     version = subprocess.run(
-        [python, "-c", "import sys; print(sys.version)"], check=True, capture_output=True, text=True
+        [python, "-c", "import platform; print(platform.python_version())"], check=True, capture_output=True, text=True
     ).stdout.strip()
-    digest = _requirements_digest(requirements, version)
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in _requirement_files(requirements))).hexdigest()
     stamp = venv_dir / STAMP
     vpy = venv_dir / "bin" / "python"
-    if vpy.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+    if vpy.exists() and _venv_version(venv_dir) == version and stamp.exists() and stamp.read_text().strip() == digest:
         return False
     if not vpy.exists():
         if python == sys.executable:
@@ -172,7 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv", action="store_true", help="create/refresh the venv and link it as <out>/venv")
     parser.add_argument("--venv-dir", default=str(ROOT / ".build" / "venv"), help="where the shared venv lives")
     parser.add_argument("--python", default=sys.executable, help="interpreter for a new venv")
+    parser.add_argument(
+        "--ensure-venv",
+        metavar="DIR",
+        help="only make DIR a venv with --requirements installed, as the bundle's (no staging)",
+    )
+    parser.add_argument("--requirements", default=str(ROOT / "requirements-dev.txt"), help="with --ensure-venv")
     args = parser.parse_args(argv)
+    if args.ensure_venv:
+        ensure_venv(Path(args.ensure_venv), Path(args.requirements), python=args.python)
+        return 0
     out = Path(args.out).resolve()
     stage(out)
     if args.venv:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make test: install what is missing, then run the whole suite against real services:
+# make test: install what is missing, run the web console's unit tests (node --test), then
+# run the whole Python suite against real services:
 #   a dedicated redis-server for the emulated functions (REDIS_URL), and the Functions,
 #   Firestore, Auth and Hosting emulators on free ports (a temporary firebase config), with
 #   pytest run by `firebase emulators:exec`. Then `./deploy.sh --dry-run`.
@@ -48,7 +49,15 @@ bash scripts/setup.sh
 cm_export_emulator_env
 cm_log "setup done ($((SECONDS - T0)) s)"
 
-# 2. The functions' own Redis, on a free loopback port.
+# 2. The web console's unit tests (node:test; they import only web/src, no packages). A
+#    failure fails the run, after the Python suite has had its say.
+WEB_RC=0
+if [ -z "${CM_RUN_CMD:-}" ]; then
+  web_out="$(npm --prefix web run --silent check 2>&1)" || { WEB_RC=$?; printf '%s\n' "$web_out" >&2; }
+  cm_log "web unit tests (web/test): exit $WEB_RC"
+fi
+
+# 3. The functions' own Redis, on a free loopback port.
 command -v redis-server >/dev/null || cm_die "redis-server is not installed (Debian: apt-get install -y redis-server)"
 export CM_STACK_REDIS_PORT="$(cm_free_port)"
 export CM_STACK_REDIS_DIR="$RUN_DIR/redis"
@@ -58,7 +67,7 @@ REDIS_PID="$(cm_start_redis "$CM_STACK_REDIS_PORT" "$CM_STACK_REDIS_DIR" "$CM_ST
 echo "$REDIS_PID" >"$CM_STACK_REDIS_PIDFILE"
 export REDIS_URL="redis://127.0.0.1:$CM_STACK_REDIS_PORT/0"
 
-# 3. A firebase config with free ports, in the repo root (relative paths resolve there).
+# 4. A firebase config with free ports, in the repo root (relative paths resolve there).
 eval "$("$CM_VENV/bin/python" scripts/firebase_config.py "$CONFIG" --bundle "${CM_BUNDLE#"$CM_ROOT/"}")"
 export CM_FUNCTIONS_URL="http://127.0.0.1:$CM_PORT_FUNCTIONS/$CM_PROJECT/us-central1"
 export CHAT_MEMORY_FUNCTIONS_URL="$CM_FUNCTIONS_URL"
@@ -81,7 +90,7 @@ PYTEST_CMD="${CM_RUN_CMD:-$CM_VENV/bin/python -m pytest ${CM_TEST_PATHS:-tests} 
 cm_log "Redis for the functions: $REDIS_URL; emulators: $EMULATORS (functions :$CM_PORT_FUNCTIONS, firestore :$CM_PORT_FIRESTORE, auth :$CM_PORT_AUTH, hosting :$CM_PORT_HOSTING)"
 cm_log "running: $PYTEST_CMD"
 
-# 4. The suite, under the emulators. emulators:exec exits with the command's status.
+# 5. The suite, under the emulators. emulators:exec exits with the command's status.
 #    The emulators' own log goes to a file (shown in part on failure); pytest's output is
 #    followed live.
 T1=$SECONDS
@@ -106,7 +115,7 @@ else
   rm -f "$EMU_LOG"
 fi
 
-# 5. The deploy bundle imports and lists its functions.
+# 6. The deploy bundle imports and lists its functions.
 DRY_RC=0
 if [ "${CM_SKIP_DRY_RUN:-0}" != 1 ]; then
   T2=$SECONDS
@@ -115,4 +124,4 @@ if [ "${CM_SKIP_DRY_RUN:-0}" != 1 ]; then
 fi
 
 cm_log "make test finished in $((SECONDS - T0)) s"
-[ "$TEST_RC" -eq 0 ] && [ "$DRY_RC" -eq 0 ]
+[ "$TEST_RC" -eq 0 ] && [ "$DRY_RC" -eq 0 ] && [ "$WEB_RC" -eq 0 ]

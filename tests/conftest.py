@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `shared` and `tests` importable however pytest is started
     sys.path.insert(0, str(ROOT))
 
-from tests import harness  # noqa: E402
+from tests import clients, harness  # noqa: E402
 
 # Opt-out for quick local runs without the emulators: tests that need Firestore skip
 # (instead of failing) when this is "1". Never set by `make test` or CI.
@@ -137,3 +137,34 @@ def stack_redis() -> Iterator[harness.RedisServer]:
     yield srv
     if not srv.is_up():
         srv.start()
+
+
+# -- clients of the running stack (tests/clients.py), for the e2e and reliability tiers ----------
+
+
+@pytest.fixture(scope="session")
+def api(functions_base_url: str) -> clients.Api:
+    """The emulated functions over HTTP, once the first worker answers /health."""
+    client = clients.Api(functions_base_url, os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"))
+    try:
+        client.wait_until_up()
+    except TimeoutError as exc:
+        pytest.fail(str(exc))
+    return client
+
+
+@pytest.fixture
+def new_user(api: clients.Api, auth_emulator_host: str) -> Callable[[], clients.User]:
+    """Makes new anonymous users of the Auth emulator (real ID tokens)."""
+    return api.new_user
+
+
+@pytest.fixture
+def user(new_user: Callable[[], clients.User]) -> clients.User:
+    return new_user()
+
+
+@pytest.fixture
+def firestore(firestore_emulator: str) -> clients.Firestore:
+    """The Firestore emulator's REST API, as the admin."""
+    return clients.Firestore(firestore_emulator, os.environ.get("GCLOUD_PROJECT") or harness.PROJECT_ID)

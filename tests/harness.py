@@ -15,33 +15,65 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 PROJECT_ID = "demo-chat-memory"
 REGION = "us-central1"
+MAX_PORT = 55535  # Redis Cluster nodes use port + 10000
 
 _LIVE: weakref.WeakSet[RedisServer] = weakref.WeakSet()
 
 
-def free_port(below: int = 55535) -> int:
-    """A free loopback port. Cluster nodes also listen on port + 10000, so stay below 55535."""
-    for _ in range(200):
-        with socket.socket() as s:
+def free_ports(n: int, below: int = MAX_PORT) -> list[int]:
+    """n distinct free loopback ports (all held open until all are found). Cluster nodes
+    also listen on port + 10000, so stay below 55535."""
+    socks: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        for _ in range(200 + n):
+            s = socket.socket()
+            socks.append(s)
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
-        if port < below:
-            return port
-    raise RuntimeError(f"no free loopback port below {below}")
+            if port < below:
+                ports.append(port)
+                if len(ports) == n:
+                    return ports
+    finally:
+        for s in socks:
+            s.close()
+    raise RuntimeError(f"no {n} free loopback ports below {below}")
+
+
+def free_port(below: int = MAX_PORT) -> int:
+    """A free loopback port below 55535 (see free_ports)."""
+    return free_ports(1, below)[0]
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """Stop a child this process started: ``sig`` (SIGTERM: let it shut down), then SIGKILL
+    if it is still there after ``timeout``; reaped either way."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def ping(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
@@ -148,27 +180,21 @@ class RedisServer:
         pid = self._pid()
         if pid is None:
             return
+        if self.proc is not None and self.proc.pid == pid:
+            stop_process(self.proc, timeout, sig)
+            return
+        # not our child (adopted by pid file): signal it, wait until it has exited
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
             return
-        if self.proc is not None and self.proc.pid == pid:
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        else:  # not our child (adopted by pid file): wait until it has exited
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if not _running(pid):
-                    break
-                time.sleep(0.02)
-            else:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _running(pid):
+                return
+            time.sleep(0.02)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM: redis-server shuts down (no RDB save: --save '')."""
@@ -292,13 +318,20 @@ def _cleanup_all() -> None:
             pass
 
 
+def hub_emulators(hub: str) -> dict[str, Any]:
+    """The emulators the Emulator Hub runs, by name."""
+    with urllib.request.urlopen(f"http://{hub}/emulators", timeout=10) as resp:  # noqa: S310 - loopback hub
+        return dict(json.load(resp))
+
+
 @contextlib.contextmanager
 def background_triggers_off() -> Iterator[None]:
     """Turn the Functions emulator's background triggers off for a block (Emulator Hub REST
     API), so a test can play the trigger's part itself; always turned back on. Outside
-    `firebase emulators:exec` (no hub) there is no emulated trigger and nothing to do."""
+    `firebase emulators:exec` (no hub), or with no Functions emulator among those it runs
+    (the hub then refuses the call), there is no emulated trigger and nothing to do."""
     hub = os.environ.get("FIREBASE_EMULATOR_HUB")
-    if not hub:
+    if not hub or "functions" not in hub_emulators(hub):
         yield
         return
 
@@ -319,3 +352,37 @@ def settle_after_redis_restart() -> None:
     runs with REDIS_BREAKER_COOLDOWN_S, 1 s under make test), so what a test does next is
     not served by a fallback layer left over from the outage it caused."""
     time.sleep(float(os.environ.get("REDIS_BREAKER_COOLDOWN_S") or 5) + 0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The same helpers for the shell scripts (scripts/lib.sh), with only the standard
+    library: ``free-port`` prints a free loopback port; ``redis-server PORT DIR
+    [--persistent]`` starts one as RedisServer does, prints its pid and leaves it running
+    (the caller owns it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="tests/harness.py", description=main.__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("free-port")
+    redis = sub.add_parser("redis-server")
+    redis.add_argument("port", type=int)
+    redis.add_argument("dir")
+    redis.add_argument("--persistent", action="store_true")
+    args = parser.parse_args(argv)
+    if args.cmd == "free-port":
+        print(free_port())
+        return 0
+    srv = RedisServer(args.port, persistent=args.persistent, data_dir=args.dir)
+    _LIVE.discard(srv)  # outlives this process: not stopped at exit
+    try:
+        srv.start()
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    assert srv.proc is not None
+    print(srv.proc.pid)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,7 +15,6 @@ No browser download: Chromium comes from Debian (`apt-get install -y chromium`).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -93,11 +92,6 @@ class Stack:
             )
 
 
-def _hub_emulators(hub: str) -> dict[str, dict]:
-    with urllib.request.urlopen(f"http://{hub}/emulators", timeout=5) as r:  # noqa: S310 (loopback)
-        return json.load(r)
-
-
 def _hostport(info: dict) -> str:
     host = info.get("host", "127.0.0.1")
     if ":" in host and not host.startswith("["):
@@ -114,7 +108,7 @@ def _find_stack() -> Stack:
     hub = os.environ.get("FIREBASE_EMULATOR_HUB")
     if hub:
         try:
-            emus = _hub_emulators(hub)
+            emus = harness.hub_emulators(hub)
         except OSError as exc:
             pytest.fail(f"FIREBASE_EMULATOR_HUB={hub} does not answer ({exc}); is the emulator stack running?")
         if not web_url and "hosting" in emus:

@@ -10,24 +10,20 @@ in the browser (Playwright's routing), the way a flaky connection drops one.
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, Route, expect
+
+from tests.clients import Firestore
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 SUMMARY_INTERVAL = 5  # the service's default: a rolling summary every 5 messages
 CONTEXT_WINDOW = 8  # get_context's max_messages as the page asks for it
-HTTP_NOT_FOUND = 404
 TRIGGER_WAIT_S = 30
 APPEND = re.compile(r".*/append_message(\?.*)?$")
 QUESTIONS = [  # user + canned assistant reply each: 8 messages, past the summary at 5
@@ -39,46 +35,12 @@ QUESTIONS = [  # user + canned assistant reply each: 8 messages, past the summar
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
 LAST_QUESTION = "One more thing: does the summary keep my earlier questions?"
 
-_FIRESTORE_SCALARS: dict[str, Callable[[Any], Any]] = {
-    "integerValue": int,
-    "doubleValue": float,
-    "stringValue": str,
-    "booleanValue": bool,
-    "timestampValue": str,
-    "nullValue": lambda _: None,
-}
-
-
 # ----------------------------------------------------------------------------- Firestore reads
 
 
-def _firestore_doc(stack, path: str) -> dict | None:
-    """A document read straight from the Firestore emulator ("Bearer owner" passes the rules)."""
-    url = f"http://{stack.firestore_host}/v1/projects/{stack.project_id}/databases/(default)/documents/{path}"
-    req = urllib.request.Request(url, headers={"Authorization": "Bearer owner"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 (loopback emulator)
-            return json.load(r)
-    except urllib.error.HTTPError as exc:
-        if exc.code == HTTP_NOT_FOUND:
-            return None
-        raise
-
-
-def _value(v: dict) -> Any:
-    """Decode one Firestore REST value."""
-    if "arrayValue" in v:
-        return [_value(x) for x in v["arrayValue"].get("values", [])]
-    if "mapValue" in v:
-        return {k: _value(x) for k, x in v["mapValue"].get("fields", {}).items()}
-    for kind, decode in _FIRESTORE_SCALARS.items():
-        if kind in v:
-            return decode(v[kind])
-    return v
-
-
-def _fields(doc: dict | None) -> dict:
-    return {k: _value(v) for k, v in (doc or {}).get("fields", {}).items()}
+def _firestore_doc(stack, path: str) -> dict:
+    """A document's fields read straight from the Firestore emulator ({} when it is absent)."""
+    return Firestore(stack.firestore_host, stack.project_id).get(path) or {}
 
 
 # --------------------------------------------------------------------------------- page steps
@@ -201,7 +163,7 @@ def _end_the_session(page: Page, count: int, turns: int) -> None:
 def _check_what_was_written(stack, uid: str, session_id: str, count: int, turns: int) -> None:
     if not stack.firestore_host:
         pytest.fail("FIRESTORE_EMULATOR_HOST is unknown: cannot check the analytics and user stats")
-    analytics = _fields(_firestore_doc(stack, f"analytics/{session_id}"))
+    analytics = _firestore_doc(stack, f"analytics/{session_id}")
     assert analytics, f"no analytics/{session_id} document"
     queries = analytics.get("queries") or []
     assert len(queries) == turns, analytics
@@ -211,7 +173,7 @@ def _check_what_was_written(stack, uid: str, session_id: str, count: int, turns:
     deadline = time.monotonic() + TRIGGER_WAIT_S  # the trigger runs asynchronously after the end
     stats: dict = {}
     while time.monotonic() < deadline:
-        stats = _fields(_firestore_doc(stack, f"users/{uid}"))
+        stats = _firestore_doc(stack, f"users/{uid}")
         if session_id in (stats.get("recent_sessions") or []):
             break
         time.sleep(0.5)

@@ -15,27 +15,28 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
-import requests
 import yaml
 
 from shared.store.firestore_store import kb_doc_id
-from tests.e2e.conftest import Api, User, cmid
+from tests.clients import Api, Reply, User
+from tests.e2e.conftest import cmid
 from tests.harness import settle_after_redis_restart
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
 GOOD_SID = "0123456789abcdef0123456789abcdef"
 
 
-def contract(resp: requests.Response, op: str, status: int) -> dict[str, Any]:
+def contract(resp: Reply, op: str, status: int) -> dict[str, Any]:
     """Assert the status and validate the body against the spec's schema for it."""
-    assert resp.status_code == status, f"{op}: {resp.status_code} {resp.text[:500]}"
+    assert resp.status == status, f"{op}: {resp.status} {resp.text[:500]}"
     path = SPEC["paths"][f"/{op}"]
     method = next(iter(path))
     response = path[method]["responses"][str(status)]
     if "$ref" in response:
         response = SPEC["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
     schema = {**response["content"]["application/json"]["schema"], "components": SPEC["components"]}
-    body = resp.json()
+    body = resp.body
+    assert body is not None, f"{op}: not JSON: {resp.text[:500]}"
     jsonschema_rs.validator_for(schema).validate(body)
     for header in response.get("headers", {}):
         assert header in resp.headers, f"{op} {status} lacks {header}"
@@ -69,7 +70,7 @@ def test_conversation_round_trip(api: Api, user: User, firestore):
     assert created["user_id"] == user.uid and created["storage"] == "redis"
     sid = created["session_id"]
 
-    body = contract(api.append(user, sid, "What is the refund policy?"), "append_message", 201)
+    body = contract(api.append(user, sid, "user", "What is the refund policy?"), "append_message", 201)
     assert body == {
         "session_id": sid,
         "message_count": 1,
@@ -79,7 +80,7 @@ def test_conversation_round_trip(api: Api, user: User, firestore):
     }
     source = f"kb/refunds-{cmid()}"
     meta = {"sources": [source, "kb/terms"], "confidence": 0.9, "collection": "help"}
-    body = contract(api.append(user, sid, "30 days, full refund.", "assistant", metadata=meta), "append_message", 201)
+    body = contract(api.append(user, sid, "assistant", "30 days, full refund.", meta), "append_message", 201)
     assert body["message_count"] == 2
 
     ctx = contract(api.get("get_context", {"session_id": sid}, user), "get_context", 200)
@@ -118,49 +119,42 @@ def test_conversation_round_trip(api: Api, user: User, firestore):
 
 
 def test_append_is_idempotent_with_client_message_id(api: Api, user: User):
-    sid = api.create(user)
+    sid = api.new_session(user)
     key = cmid()
-    first = contract(api.append(user, sid, "once", client_message_id=key), "append_message", 201)
-    again = contract(api.append(user, sid, "once", client_message_id=key), "append_message", 201)
+    first = contract(api.append(user, sid, "user", "once", cmid=key), "append_message", 201)
+    again = contract(api.append(user, sid, "user", "once", cmid=key), "append_message", 201)
     assert again == first
-    hist = api.get("get_history", {"session_id": sid}, user).json()
+    hist = api.get("get_history", {"session_id": sid}, user).body
     assert [m["content"] for m in hist["messages"]] == ["once"]
 
 
 def test_repeated_end_answers_the_same_and_changes_nothing(api: Api, user: User, firestore):
-    sid = api.create(user)
-    api.append(user, sid, "hi")
+    sid = api.new_session(user)
+    api.append(user, sid, "user", "hi")
     first = contract(api.post("end_session", {"session_id": sid}, user), "end_session", 200)
     doc1 = firestore.get(f"sessions/{sid}")
     second = contract(api.post("end_session", {"session_id": sid, "reason": "other"}, user), "end_session", 200)
     assert second == first
     assert firestore.get(f"sessions/{sid}") == doc1
-    r = api.append(user, sid, "too late")
+    r = api.append(user, sid, "user", "too late")
     assert contract(r, "append_message", 409)["error"]["code"] == "failed_precondition"
 
 
 def test_concurrent_appends_keep_every_message(api: Api, user: User):
-    sid = api.create(user)
+    sid = api.new_session(user)
     n_threads, per_thread = 8, 5
     results: list[int] = []
     errors: list[str] = []
     lock = threading.Lock()
 
     def worker(t: int) -> None:
-        s = requests.Session()
         for i in range(per_thread):
-            r = s.post(
-                api.url("append_message"),
-                json={"session_id": sid, "role": "user", "content": f"t{t}-m{i}"},
-                headers=user.auth,
-                timeout=30,
-            )
+            r = api.append(user, sid, "user", f"t{t}-m{i}")
             with lock:
-                (
-                    results.append(r.json()["message_count"])
-                    if r.status_code == 201
-                    else errors.append(f"{r.status_code} {r.text}")
-                )
+                if r.status == 201:
+                    results.append(r.body["message_count"])
+                else:
+                    errors.append(f"{r.status} {r.text}")
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
     for t in threads:
@@ -172,7 +166,7 @@ def test_concurrent_appends_keep_every_message(api: Api, user: User):
     assert sorted(results) == list(range(1, total + 1))  # every append got its own number
     # Redis keeps the last MESSAGE_WINDOW messages of an active session (8 by default):
     # history shows those, in acceptance order, each once.
-    hist = api.get("get_history", {"session_id": sid, "limit": 100}, user).json()
+    hist = api.get("get_history", {"session_id": sid, "limit": 100}, user).body
     seqs = [m["seq"] for m in hist["messages"]]
     assert seqs == list(range(total - len(seqs) + 1, total + 1)) and len(seqs) >= 8
     assert len({m["content"] for m in hist["messages"]}) == len(seqs)
@@ -200,17 +194,17 @@ def test_unauthenticated_is_401(api: Api, headers):
 
 def test_other_user_gets_403_and_never_the_data(api: Api, new_user):
     alice, mallory = new_user(), new_user()
-    sid = api.create(alice)
-    api.append(alice, sid, "alice's secret")
+    sid = api.new_session(alice)
+    api.append(alice, sid, "user", "alice's secret")
     for r, op in [
         (api.get("get_context", {"session_id": sid}, mallory), "get_context"),
         (api.get("get_history", {"session_id": sid}, mallory), "get_history"),
-        (api.append(mallory, sid, "intrusion"), "append_message"),
+        (api.append(mallory, sid, "user", "intrusion"), "append_message"),
         (api.post("end_session", {"session_id": sid}, mallory), "end_session"),
     ]:
         assert contract(r, op, 403)["error"]["code"] == "permission_denied"
         assert "secret" not in r.text
-    hist = api.get("get_history", {"session_id": sid}, alice).json()
+    hist = api.get("get_history", {"session_id": sid}, alice).body
     assert [m["content"] for m in hist["messages"]] == ["alice's secret"]
 
 
@@ -218,7 +212,7 @@ def test_unknown_session_is_404(api: Api, user: User):
     for r, op in [
         (api.get("get_context", {"session_id": GOOD_SID}, user), "get_context"),
         (api.get("get_history", {"session_id": GOOD_SID}, user), "get_history"),
-        (api.append(user, GOOD_SID, "x"), "append_message"),
+        (api.append(user, GOOD_SID, "user", "x"), "append_message"),
         (api.post("end_session", {"session_id": GOOD_SID}, user), "end_session"),
     ]:
         assert contract(r, op, 404)["error"]["code"] == "not_found"
@@ -228,7 +222,7 @@ def test_unknown_session_is_404(api: Api, user: User):
 
 
 def test_bad_input_is_400_never_500(api: Api, user: User):
-    sid = api.create(user)
+    sid = api.new_session(user)
     cases = [
         ("append_message", {"session_id": "../etc", "role": "user", "content": "x"}),
         ("append_message", {"session_id": sid, "role": "wizard", "content": "x"}),
@@ -242,9 +236,9 @@ def test_bad_input_is_400_never_500(api: Api, user: User):
     ]
     for op, body in cases:
         contract(api.post(op, body, user), op, 400)
-    json_headers = {**user.auth, "Content-Type": "application/json"}
+    json_headers = {**user.headers, "Content-Type": "application/json"}
     for raw in (b"{not json", b"[1,2]", b'{"a": NaN}'):
-        contract(api.s.post(api.url("append_message"), data=raw, headers=json_headers), "append_message", 400)
+        contract(api.call("POST", "append_message", data=raw, headers=json_headers), "append_message", 400)
     bad_params: list[dict[str, Any]] = [
         {"session_id": sid, "max_messages": 0},
         {"session_id": sid, "max_messages": 9},
@@ -266,31 +260,30 @@ def test_405_413_415(api: Api, user: User):
         ("end_session", "GET"),
         ("health", "POST"),
     ]:
-        r = api.s.request(method, api.url(op), headers=user.auth, timeout=30)
-        assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed", (op, r.text)
+        r = api.call(method, op, user=user)
+        assert r.status == 405 and r.body["error"]["code"] == "method_not_allowed", (op, r.text)
         assert "OPTIONS" in r.headers["Allow"]
-    sid = api.create(user)
+    sid = api.new_session(user)
     huge = {"session_id": sid, "role": "user", "content": "x" * (70 * 1024)}
     contract(api.post("append_message", huge, user), "append_message", 413)
     big_content = {"session_id": sid, "role": "user", "content": "y" * (33 * 1024)}
     contract(api.post("append_message", big_content, user), "append_message", 413)
-    r = api.s.post(
-        api.url("append_message"),
+    r = api.call(
+        "POST",
+        "append_message",
         data="session_id=x",
-        timeout=30,
-        headers={**user.auth, "Content-Type": "application/x-www-form-urlencoded"},
+        headers={**user.headers, "Content-Type": "application/x-www-form-urlencoded"},
     )
     contract(r, "append_message", 415)
 
 
 def test_rate_limit_429_with_retry_after(api: Api, user: User):
     # Cheap requests (an invalid session id is refused after auth and the rate limit).
-    s = requests.Session()
     statuses = []
     for _ in range(1000):
-        r = s.get(api.url("get_context"), params={"session_id": "x"}, headers=user.auth, timeout=30)
-        statuses.append(r.status_code)
-        if r.status_code == 429:
+        r = api.get("get_context", {"session_id": "x"}, user)
+        statuses.append(r.status)
+        if r.status == 429:
             break
     assert statuses[-1] == 429, f"no 429 after {len(statuses)} requests"
     body = contract(r, "get_context", 429)
@@ -308,27 +301,27 @@ def test_cors_preflight_and_headers(api: Api, user: User):
     if not allowed:
         pytest.fail("CORS_ORIGINS must list the web origins of the stack (the functions read the same variable)")
     origin = allowed[0]
-    r = api.s.options(
-        api.url("append_message"),
-        timeout=30,
+    r = api.call(
+        "OPTIONS",
+        "append_message",
         headers={
             "Origin": origin,
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization,content-type",
         },
     )
-    assert r.status_code == 204, r.text
+    assert r.status == 204, r.text
     assert r.headers["Access-Control-Allow-Origin"] == origin
     assert "POST" in r.headers["Access-Control-Allow-Methods"]
     assert "authorization" in r.headers["Access-Control-Allow-Headers"].lower()
     r = api.get("get_history", {"session_id": GOOD_SID}, user, headers={"Origin": origin})
     assert r.headers["Access-Control-Allow-Origin"] == origin
-    r = api.s.options(
-        api.url("append_message"),
-        timeout=30,
+    r = api.call(
+        "OPTIONS",
+        "append_message",
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
-    assert r.status_code == 403 and "Access-Control-Allow-Origin" not in r.headers
+    assert r.status == 403 and "Access-Control-Allow-Origin" not in r.headers
 
 
 # -- trigger redelivery, sweep, outage --------------------------------------------------------
@@ -337,9 +330,9 @@ def test_cors_preflight_and_headers(api: Api, user: User):
 def test_redelivered_trigger_event_counts_nothing(api: Api, user: User, firestore, core_env):
     from shared.triggers import handle_session_written
 
-    sid = api.create(user)
-    api.append(user, sid, "q")
-    api.append(user, sid, "a", "assistant", metadata={"sources": ["kb/x"]})
+    sid = api.new_session(user)
+    api.append(user, sid, "user", "q")
+    api.append(user, sid, "assistant", "a", {"sources": ["kb/x"]})
     api.post("end_session", {"session_id": sid}, user)
     stats = firestore.wait_for(f"users/{user.uid}", lambda d: d.get("total_sessions") == 1)
     after = firestore.get(f"sessions/{sid}")
@@ -355,8 +348,8 @@ def test_sweep_ends_idle_sessions(api: Api, user: User, firestore, core_env):
     from shared.settings import get_settings
     from shared.sweep import sweep_idle_sessions
 
-    sid = api.create(user)
-    api.append(user, sid, "anyone there?")
+    sid = api.new_session(user)
+    api.append(user, sid, "user", "anyone there?")
     future = time.time() + get_settings().session_idle_timeout_s + 60
     result = sweep_idle_sessions(now=future)
     assert result["ended"] >= 1, result
@@ -364,20 +357,20 @@ def test_sweep_ends_idle_sessions(api: Api, user: User, firestore, core_env):
     assert doc["status"] == "ended" and doc["end_reason"] == "timeout"
     firestore.wait_for(f"users/{user.uid}", lambda d: d.get("total_sessions") == 1)
     # Ended sessions answer reads, refuse appends.
-    assert api.get("get_history", {"session_id": sid}, user).status_code == 200
-    assert api.append(user, sid, "hello?").status_code == 409
+    assert api.get("get_history", {"session_id": sid}, user).status == 200
+    assert api.append(user, sid, "user", "hello?").status == 409
 
 
 def test_redis_outage_mid_conversation(api: Api, user: User, redis_outage):
-    sid = api.create(user)
+    sid = api.new_session(user)
     for i in range(3):
-        assert contract(api.append(user, sid, f"before-{i}"), "append_message", 201)["storage"] == "redis"
+        assert contract(api.append(user, sid, "user", f"before-{i}"), "append_message", 201)["storage"] == "redis"
 
     redis_outage.stop()
     try:
         during = []
         for i in range(3):
-            body = contract(api.append(user, sid, f"during-{i}"), "append_message", 201)
+            body = contract(api.append(user, sid, "user", f"during-{i}"), "append_message", 201)
             assert body["storage"] != "redis", body
             during.append(body)
         ctx = contract(api.get("get_context", {"session_id": sid}, user), "get_context", 200)
@@ -397,8 +390,8 @@ def test_redis_outage_mid_conversation(api: Api, user: User, redis_outage):
     key = cmid()
     deadline = time.time() + 20
     while True:
-        r = api.append(user, sid, "after-0", client_message_id=key)
-        if r.status_code == 201 and r.json()["storage"] == "redis" or time.time() > deadline:
+        r = api.append(user, sid, "user", "after-0", cmid=key)
+        if r.status == 201 and r.body["storage"] == "redis" or time.time() > deadline:
             break
         time.sleep(0.5)
     assert contract(r, "append_message", 201)["storage"] == "redis"

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests import harness
+from tests.clients import PROXY_FAILURES, Api, User
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALE = float(os.environ.get("CM_RELIABILITY_SCALE", "1") or 1)
@@ -100,149 +100,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
     tr.write_line(f"written to {ARTIFACT.relative_to(ROOT)}")
 
 
-# -- HTTP client with real Auth-emulator users -------------------------------------------------
-
-
-@dataclass
-class User:
-    uid: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any
-    latency_s: float
-    text: str
-    headers: Any  # case-insensitive (requests' CaseInsensitiveDict)
-
-    @property
-    def server_s(self) -> float | None:
-        """The function's own time (its Server-Timing header), without the emulator's
-        routing and the start of a new worker process."""
-        _, _, dur = (self.headers.get("Server-Timing") or "").partition(";dur=")
-        try:
-            return float(dur) / 1000
-        except ValueError:
-            return None
-
-
-PROXY_FAILURES: list[str] = []
-_PROXY_FAILURES_LOCK = threading.Lock()
-
-
-def _emulator_proxy_failure(status: int, body: Any) -> bool:
-    """A 500 written by the Functions emulator's proxy (``{"code": "ECONNRESET"}``), not by a
-    function: every answer of ours has the ``{"error": {...}}`` shape."""
-    return (
-        status == 500 and isinstance(body, dict) and "error" not in body and str(body.get("code", "")).startswith("E")
-    )
-
-
-class Api:
-    """The emulated functions over HTTP. One ``requests.Session`` per thread."""
-
-    def __init__(self, base_url: str, auth_host: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.auth_host = auth_host
-        self._local = threading.local()
-
-    @property
-    def http(self) -> requests.Session:
-        s = getattr(self._local, "session", None)
-        if s is None:
-            s = self._local.session = requests.Session()
-        return s
-
-    def new_user(self) -> User:
-        r = self.http.post(
-            f"http://{self.auth_host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=any",
-            json={"returnSecureToken": True},
-            timeout=10,
-        )
-        r.raise_for_status()
-        data = r.json()
-        return User(data["localId"], data["idToken"])
-
-    def call(
-        self,
-        method: str,
-        fn: str,
-        *,
-        user: User | None = None,
-        json_body: Any = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        data: Any = None,
-        timeout: float = 40.0,
-    ) -> Reply:
-        h = dict(user.headers if user else {})
-        h.update(headers or {})
-        t0 = time.perf_counter()
-        r = self.http.request(
-            method, f"{self.base_url}/{fn}", json=json_body, params=params, headers=h, data=data, timeout=timeout
-        )
-        latency = time.perf_counter() - t0
-        try:
-            body = r.json()
-        except ValueError:
-            body = None
-        if _emulator_proxy_failure(r.status_code, body):
-            # The emulator lost its socket to the worker (scripts/node_no_keepalive.cjs says
-            # why that should not happen any more): counted apart, and a failure all the same.
-            with _PROXY_FAILURES_LOCK:
-                PROXY_FAILURES.append(fn)
-        return Reply(r.status_code, body, latency, r.text, r.headers)
-
-    # the contract, one helper per function
-    def create(self, user: User, user_info: dict[str, Any] | None = None) -> Reply:
-        return self.call("POST", "create_session", user=user, json_body={"user_info": user_info or {"platform": "rel"}})
-
-    def append(
-        self,
-        user: User,
-        sid: str,
-        role: str,
-        content: str,
-        metadata: dict[str, Any] | None = None,
-        cmid: str | None = None,
-    ) -> Reply:
-        body: dict[str, Any] = {"session_id": sid, "role": role, "content": content}
-        if metadata is not None:
-            body["metadata"] = metadata
-        if cmid is not None:
-            body["client_message_id"] = cmid
-        return self.call("POST", "append_message", user=user, json_body=body)
-
-    def context(self, user: User, sid: str, n: int = 8) -> Reply:
-        return self.call("GET", "get_context", user=user, params={"session_id": sid, "max_messages": n})
-
-    def history(self, user: User, sid: str, limit: int | None = None) -> Reply:
-        params: dict[str, Any] = {"session_id": sid}
-        if limit:
-            params["limit"] = limit
-        return self.call("GET", "get_history", user=user, params=params)
-
-    def end(self, user: User, sid: str, agent_id: str | None = "agent-rel") -> Reply:
-        body: dict[str, Any] = {"session_id": sid}
-        if agent_id:
-            body["agent_id"] = agent_id
-        return self.call("POST", "end_session", user=user, json_body=body)
-
-    def new_session(self, user: User) -> str:
-        r = self.create(user)
-        assert r.status == 201, r.text
-        return str(r.body["session_id"])
-
-
-@pytest.fixture(scope="session")
-def api(functions_base_url: str, auth_emulator_host: str) -> Api:
-    return Api(functions_base_url, auth_emulator_host)
+# -- the HTTP client (tests/clients.py; the ``api`` fixture is tests/conftest.py's) -----------
 
 
 # The functions a scenario drives in parallel, each needing that many warm workers.

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from tests.clients import Api
 from tests.harness import settle_after_redis_restart
-from tests.reliability.conftest import Api, Report, b64, forge, jwt_claims
+from tests.reliability.conftest import Report, b64, forge, jwt_claims
 
 pytestmark = [pytest.mark.reliability]
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.conftest import Api, Report, User, doc, scaled
+from tests.clients import Api, User
+from tests.reliability.conftest import Report, doc, scaled
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.conftest import Api, Report, doc, p99, poll
+from tests.clients import Api
+from tests.reliability.conftest import Report, doc, p99, poll
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

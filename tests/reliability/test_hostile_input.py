@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 from schemathesis import checks as sc
 
 from tests import harness
-from tests.reliability.conftest import REPORT, SCALE, Api, Report, User
+from tests.clients import Api, User
+from tests.reliability.conftest import REPORT, SCALE, Report
 
 pytestmark = [pytest.mark.reliability]
 
@@ -224,10 +225,27 @@ def test_store_api_never_raises_anything_else(
         _call(manager.end_session_with_analytics, sid, agent_id=cmid, reason=role, user_id=uid)
 
 
+def feed_injections(manager: Any, uid: str, real: str) -> None:
+    """Every injection in every place the store takes an id or a key part: as the session,
+    as the user (owner, rate-limit and per-user keys), as the idempotency key, and in an
+    end's agent and reason."""
+    for bad in INJECTIONS:
+        _call(manager.create_session, {"platform": bad}, user_id=bad)
+        _call(manager.add_message, bad, "user", bad, client_message_id=bad, user_id=uid)
+        _call(manager.add_message, real, "user", bad, {bad: bad}, client_message_id=bad, user_id=uid)
+        _call(manager.add_message, real, "user", bad, user_id=bad)
+        _call(manager.get_context_for_llm, bad, user_id=uid)
+        _call(manager.get_history, bad, user_id=bad)
+        _call(manager.get_session, bad, user_id=uid)
+        _call(manager.end_session_with_analytics, bad, agent_id=bad, reason=bad, user_id=uid)
+
+
 def test_no_injected_key_or_document(store: Any, fsdb: Any, report: Report) -> None:
-    """Runs after the property test (same module): every Redis key has the strict shape, and
-    every session document id is 32 hex characters."""
-    _, srv, _, _ = store
+    """Every Redis key has the strict shape, and every session document id is 32 hex
+    characters: after the injection list of its own (so it holds when run alone), and
+    after the property test when the module runs whole."""
+    manager, srv, uid, real = store
+    feed_injections(manager, uid, real)
     import redis
 
     client = redis.Redis.from_url(srv.url, decode_responses=True)
@@ -238,7 +256,7 @@ def test_no_injected_key_or_document(store: Any, fsdb: Any, report: Report) -> N
     bad_docs = [d for d in docs if not re.fullmatch(r"[0-9a-f]{32}", d)]
     report.add(
         SCENARIO,
-        "store API calls (hypothesis): succeeded / refused with ChatMemoryError",
+        "store API calls (hypothesis and the injection list): succeeded / refused with ChatMemoryError",
         f"{STORE_CALLS['ok']} / {STORE_CALLS['refused']}",
     )
     report.add(SCENARIO, "Redis keys outside the strict shape", len(bad), "0", not bad)

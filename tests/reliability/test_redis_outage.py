@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.conftest import Api, Report, User, doc, emulator_workers, p99, poll, scaled
+from tests.clients import Api, User
+from tests.reliability.conftest import Report, doc, emulator_workers, p99, poll, scaled
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from shared.settings import Settings
 from shared.store.firestore_client import bound_rpc_deadlines
 from shared.store.firestore_store import FirestoreLayer
 from shared.store.redis_store import RedisLayer
-from tests.harness import background_triggers_off
+from tests.harness import background_triggers_off, free_port
 
 
 def make_manager(
@@ -32,16 +32,11 @@ def make_manager(
 
 def dead_firestore_client() -> Any:
     """A real Firestore client pointed at a loopback port where nothing listens."""
-    import socket
-
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     old = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+    os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{free_port()}"
     try:
         client = firestore.Client(project="demo-chat-memory", credentials=AnonymousCredentials())
         return bound_rpc_deadlines(client, 0.5)

@@ -99,8 +99,11 @@ def test_sweep_ends_idle_sessions_only(redis_server, firestore_emulator, uid, no
     assert m.firestore.get_session(idle)["status"] == "ended"
     assert m.firestore.get_session(idle)["end_reason"] == "timeout"
     assert m.firestore.get_session(busy)["status"] == "active"
-    # a second sweep finds nothing more to do for these
+    ended = m.firestore.get_session(idle)
+    # a second sweep finds nothing more to do for these: the ended one is not ended again
+    # (no new end time or reason), the busy one is still left alone
     sweep_idle_sessions(now=future, manager=m)
+    assert m.firestore.get_session(idle) == ended
     assert m.firestore.get_session(busy)["status"] == "active"
 
 

@@ -18,6 +18,7 @@ import functions_framework
 import pytest
 
 from shared import instance, logs
+from tests.harness import free_port
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 SID = "0123456789abcdef0123456789abcdef"
@@ -250,7 +251,13 @@ def test_bad_end_fields_are_400(body):
 
 
 def test_unknown_session_is_404_and_other_user_is_403():
+    resp = client("get_history").get(f"/?session_id={SID}", headers={"X-User-Id": "alice"})
+    assert resp.status_code == 404 and error_code(resp) == "not_found"
     sid = new_session("alice")
+    appended = client("append_message").post(
+        "/", json={"session_id": sid, "role": "user", "content": "hello"}, headers={"X-User-Id": "alice"}
+    )
+    assert appended.status_code == 201, appended.get_data(as_text=True)
     resp = client("get_history").get(f"/?session_id={sid}", headers={"X-User-Id": "mallory"})
     assert resp.status_code == 403 and error_code(resp) == "permission_denied"
     assert "hello" not in resp.get_data(as_text=True)
@@ -478,11 +485,7 @@ def _words_only(value) -> bool:
 
 
 def test_health_with_redis_down_discloses_no_error_text(monkeypatch):
-    import socket
-
-    with socket.socket() as s:  # a loopback port where nothing listens: connection refused
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a loopback port where nothing listens: connection refused
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
     instance.reset()
     for _ in range(2):  # the failing probe, then the open breaker's answer
