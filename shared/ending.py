@@ -34,7 +34,8 @@ from shared.errors import (
 from shared.models import AGENT_ID_RE, EndResult, Summary, validate_session_id
 from shared.recovery import Held, Recovery, check_owner
 from shared.store.base import QueryRecord, SessionState, pair_queries
-from shared.store.firestore_store import FirestoreLayer, PendingArrived, UsedSince
+from shared.store.firestore_docs import state_from_doc
+from shared.store.firestore_store import PendingArrived, UsedSince
 from shared.store.layers import Layers, OverLayers
 from shared.store.redis_store import EndSnapshot, RedisLayer
 from shared.summaries import Summaries
@@ -231,7 +232,7 @@ class Ending(OverLayers):
         if snap is not None:
             base = RedisLayer.state_from_meta(sid, snap.meta or {})
         elif doc is not None:
-            base = FirestoreLayer.state_from_doc(doc)
+            base = state_from_doc(doc)
         else:
             assert mem_state is not None
             base = mem_state

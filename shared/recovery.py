@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from shared.errors import NotFound, PermissionDenied, StoreError
 from shared.store.base import QueryRecord, SessionState, StoredMessage
-from shared.store.firestore_store import FirestoreLayer
+from shared.store.firestore_docs import state_from_doc
 from shared.store.layers import Layers, OverLayers
 from shared.store.redis_store import RedisLayer
 from shared.summaries import Summaries
@@ -212,7 +212,7 @@ class Recovery(OverLayers):
                 if not self.memory.local_only(sid):
                     raise
         if doc is not None:
-            state = FirestoreLayer.state_from_doc(doc)
+            state = state_from_doc(doc)
             check_owner(state.owner, user_id)
             self.memo.know_owner(sid, state.owner)
             if state.status != "active":

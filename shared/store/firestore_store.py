@@ -12,44 +12,33 @@ Data model (see README):
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from shared.errors import StoreError
-from shared.models import make_storable
 from shared.settings import Settings
 from shared.store import firestore_client
 from shared.store.base import Appended, AppendRequest, LayerName, QueryRecord, SessionState, StoredMessage
 from shared.store.breaker import CircuitBreaker
+from shared.store.firestore_docs import (
+    ANALYTICS_PART_BYTES,
+    batches,
+    fit_session_doc,
+    kb_uses,
+    new_session_doc,
+    split_parts,
+    state_from_doc,
+    storable,
+)
 
 log = logging.getLogger("chat_memory.firestore")
 
 T = TypeVar("T")
 RECENT_SESSIONS = 20
-MAX_KB_ENTRIES_PER_SESSION = 400  # a transaction holds at most 500 writes
-ANALYTICS_PART_BYTES = 700_000  # below Firestore's 1 MiB document limit, with room
-SESSION_DOC_BYTES = 900_000  # the ended session document, below the same limit
-# One commit of analytics parts: under the 500 writes of a Firestore commit, and under the
-# 4 MiB a request may weigh on the emulator (production allows 10 MiB).
-ANALYTICS_BATCH_WRITES = 400
-ANALYTICS_BATCH_BYTES = 3_000_000
 # The late document write rides on an append or read: it must not wait out a hung Firestore.
 ENSURE_SESSION_TIMEOUT_S = 0.25
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_RESERVED_ID = re.compile(r"^__.*__$")
-
-
-def kb_doc_id(entry: str) -> str:
-    """A KB entry id as a Firestore document id: as-is when safe, else a stable hash
-    (Firestore refuses `.`, `..`, `__name__` and anything with a slash as a document id)."""
-    if _SAFE_ID.fullmatch(entry) and entry not in (".", "..") and not _RESERVED_ID.fullmatch(entry):
-        return entry
-    return "h_" + hashlib.sha256(entry.encode()).hexdigest()[:40]
 
 
 class PendingArrived(Exception):  # noqa: N818 - an outcome, not a failure
@@ -135,26 +124,10 @@ class FirestoreLayer:
         return self.db().collection("sessions").document(sid)
 
     # -- sessions ---------------------------------------------------------------------
-    @staticmethod
-    def _new_doc(state: SessionState, *, in_redis: bool) -> dict[str, Any]:
-        return {
-            "session_id": state.session_id,
-            "owner": state.owner,
-            "status": "active",
-            "created_at": state.created_at,
-            "last_active_at": state.last_active_at,
-            "message_count": 0,
-            "summary": None,
-            "user_info": state.user_info,
-            # False while Redis never held the session (created while Redis was down): Redis
-            # not knowing it then is no loss. True: Redis not knowing it means it expired.
-            "in_redis": in_redis,
-        }
-
     def create_session(self, state: SessionState) -> None:
         with self._guard("create", state.session_id):
             self._session_ref(state.session_id).create(
-                self._new_doc(state, in_redis=True), timeout=self.settings.firestore_timeout_s
+                new_session_doc(state, in_redis=True), timeout=self.settings.firestore_timeout_s
             )
 
     def ensure_session(self, state: SessionState) -> None:
@@ -167,7 +140,7 @@ class FirestoreLayer:
         with self._guard("ensure_session"):
             try:
                 self._session_ref(state.session_id).create(
-                    self._new_doc(state, in_redis=True), retry=Retry(initial=0.05, maximum=0.1, timeout=t), timeout=t
+                    new_session_doc(state, in_redis=True), retry=Retry(initial=0.05, maximum=0.1, timeout=t), timeout=t
                 )
             except AlreadyExists:
                 pass
@@ -186,25 +159,10 @@ class FirestoreLayer:
             snap = self.db().collection("users").document(uid).get(**self._kw())
         return snap.to_dict() if snap.exists else None
 
-    @staticmethod
-    def state_from_doc(doc: dict[str, Any]) -> SessionState:
-        status = doc.get("status", "active")
-        return SessionState(
-            session_id=doc["session_id"],
-            owner=doc["owner"],
-            status=status if status in ("active", "ending", "ended") else "active",
-            created_at=float(doc.get("created_at") or 0),
-            last_active_at=float(doc.get("last_active_at") or doc.get("created_at") or 0),
-            # Outage-held messages are merged into Redis with fresh numbers: the session's
-            # own count is what came before them.
-            seq=int(max((doc.get("seq_hwm") or 0) - (doc.get("pending_count") or 0), doc.get("message_count") or 0)),
-            user_info=dict(doc.get("user_info") or {}),
-        )
-
     # -- the outage path: messages while Redis is down ---------------------------------
     def state(self, sid: str) -> SessionState | None:
         doc = self.get_session(sid)
-        return self.state_from_doc(doc) if doc else None
+        return state_from_doc(doc) if doc else None
 
     def append(self, req: AppendRequest) -> Appended:
         """Accept a message durably while Redis is down (two writes; outage path only).
@@ -225,7 +183,7 @@ class FirestoreLayer:
                 return Appended("missing")
             if doc is None:
                 assert base is not None
-                doc = self._new_doc(base, in_redis=req.base_in_redis)
+                doc = new_session_doc(base, in_redis=req.base_in_redis)
             if owner and doc.get("owner") != owner:
                 return Appended("forbidden")
             if doc.get("status") != "active":
@@ -302,12 +260,12 @@ class FirestoreLayer:
         session document in its own transaction, so one of the two sees the other).
         Raises UsedSince if the document was used after ``idle_before``.
         """
-        entries, fields, base = _storable(sid, [q.to_dict() for q in queries], fields, base)
-        fields = _fit_session_doc(sid, fields, base)
-        parts = _split(entries, ANALYTICS_PART_BYTES)
+        entries, fields, base = storable(sid, [q.to_dict() for q in queries], fields, base)
+        fields = fit_session_doc(sid, fields, base)
+        parts = split_parts(entries, ANALYTICS_PART_BYTES)
         ana_ref = self.db().collection("analytics").document(sid)
         with self._guard("end_session", sid):
-            for batch_parts in _batches(list(enumerate(parts))[1:]):
+            for batch_parts in batches(list(enumerate(parts))[1:]):
                 batch = self.db().batch()
                 for i, part in batch_parts:
                     batch.set(ana_ref.collection("parts").document(f"{i:04d}"), {"index": i, "queries": part})
@@ -483,72 +441,6 @@ class FirestoreLayer:
         return {"status": "up", "latency_ms": round((time.perf_counter() - t0) * 1000, 2)}
 
 
-def kb_uses(session: dict[str, Any]) -> dict[str, tuple[str, int]]:
-    """KB document id -> (entry id, answers that cited it) for an ended session, at most
-    MAX_KB_ENTRIES_PER_SESSION entries. Sessions ended before ``kb_source_uses`` existed
-    count one use per entry."""
-    sources = [str(e) for e in session.get("kb_sources") or []]
-    uses = session.get("kb_source_uses")
-    if not isinstance(uses, list) or len(uses) != len(sources):
-        uses = [1] * len(sources)
-    out: dict[str, tuple[str, int]] = {}
-    for name, n in zip(sources, uses, strict=True):
-        doc_id = kb_doc_id(name)
-        out[doc_id] = (name, out.get(doc_id, (name, 0))[1] + max(int(n), 1))
-    return {k: out[k] for k in sorted(out)[:MAX_KB_ENTRIES_PER_SESSION]}
-
-
-def _batches(parts: list[tuple[int, list[dict[str, Any]]]]) -> Iterator[list[tuple[int, list[dict[str, Any]]]]]:
-    """Analytics parts grouped into commits under Firestore's per-commit limits."""
-    batch: list[tuple[int, list[dict[str, Any]]]] = []
-    size = 0
-    for item in parts:
-        n = stored_size(item[1])
-        if batch and (size + n > ANALYTICS_BATCH_BYTES or len(batch) >= ANALYTICS_BATCH_WRITES):
-            yield batch
-            batch, size = [], 0
-        batch.append(item)
-        size += n
-    if batch:
-        yield batch
-
-
-def _fit_session_doc(sid: str, fields: dict[str, Any], base: SessionState) -> dict[str, Any]:
-    """The ended session's fields, within one document. The KB entries the trigger counts
-    are the session's MAX_KB_ENTRIES_PER_SESSION most cited (analytics keep every answer's
-    sources); then, if still too large, the oldest of the final messages go."""
-    sources = list(fields.get("kb_sources") or [])
-    uses = list(fields.get("kb_source_uses") or [1] * len(sources))
-    out = dict(fields)
-    if len(sources) > MAX_KB_ENTRIES_PER_SESSION and len(uses) == len(sources):
-        kept = sorted(sorted(zip(sources, uses, strict=True), key=lambda e: (-e[1], e[0]))[:MAX_KB_ENTRIES_PER_SESSION])
-        out["kb_sources"], out["kb_source_uses"] = [e[0] for e in kept], [e[1] for e in kept]
-    final = list(out.get("final_messages") or [])
-    while final and stored_size(out) + stored_size(base.user_info) > SESSION_DOC_BYTES:
-        final.pop(0)
-        out["final_messages"] = final
-    if len(sources) != len(out.get("kb_sources") or []) or final != list(fields.get("final_messages") or []):
-        log.warning(
-            "session document trimmed to fit",
-            extra={"session_id": sid, "kb_sources": len(sources), "final_messages": len(final)},
-        )
-    return out
-
-
-def _storable(
-    sid: str, entries: list[dict[str, Any]], fields: dict[str, Any], base: SessionState
-) -> tuple[list[dict[str, Any]], dict[str, Any], SessionState]:
-    """What the end writes, without values Firestore refuses. The edge refuses them now;
-    data buffered before it did must not make a session impossible to end."""
-    # Nesting: Firestore's own bound (20 levels), less this wrapper's level and one spare.
-    whole = {"analytics": entries, "session": fields, "user_info": base.user_info}
-    cleaned, dropped = make_storable(whole, max_depth=19)
-    if not dropped:
-        return entries, fields, base
-    log.error("unstorable session data dropped at the end", extra={"session_id": sid, "dropped": dropped[:20]})
-    return cleaned["analytics"], cleaned["session"], replace(base, user_info=cleaned["user_info"])
-
-
 def _outage_errors() -> tuple[type[BaseException], ...]:
     from google.api_core.exceptions import GoogleAPIError
 
@@ -569,31 +461,3 @@ def _is_rejection(exc: BaseException) -> bool:
     if isinstance(exc, gx.TooManyRequests):
         return False
     return isinstance(exc, gx.BadRequest | gx.NotFound | gx.Conflict | ValueError | TypeError)
-
-
-def stored_size(value: Any) -> int:
-    """Bytes ``value`` takes in a Firestore document, by Firestore's storage-size rules
-    (JSON size can be a quarter of it: an int is 8 bytes there)."""
-    if isinstance(value, str):
-        return len(value.encode("utf-8", "replace")) + 1
-    if isinstance(value, dict):
-        return sum(len(str(k).encode("utf-8", "replace")) + 1 + stored_size(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return sum(stored_size(v) for v in value)
-    if value is None or isinstance(value, bool):
-        return 1
-    return 8
-
-
-def _split(entries: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
-    """Split analytics entries into parts that each fit one document (never drop any)."""
-    parts: list[list[dict[str, Any]]] = [[]]
-    size = 0
-    for e in entries:
-        n = stored_size(e) + 16
-        if parts[-1] and size + n > max_bytes:
-            parts.append([])
-            size = 0
-        parts[-1].append(e)
-        size += n
-    return parts if parts[0] else []

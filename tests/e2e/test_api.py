@@ -17,7 +17,7 @@ import jsonschema_rs
 import pytest
 import yaml
 
-from shared.store.firestore_store import kb_doc_id
+from shared.store.firestore_docs import kb_doc_id
 from tests.clients import Api, Reply, User
 from tests.e2e.conftest import cmid
 from tests.harness import settle_after_redis_restart

@@ -10,7 +10,7 @@ import pytest
 
 from shared.errors import StoreError
 from shared.store.base import AppendRequest, SessionState, StoredMessage
-from shared.store.firestore_store import kb_doc_id
+from shared.store.firestore_docs import kb_doc_id
 from shared.triggers import handle_session_written
 from tests.store.conftest import make_manager
 

@@ -4,7 +4,7 @@ from shared.context import estimate_tokens, fit_budget, format_context, merge_me
 from shared.settings import Settings
 from shared.store.base import QueryRecord, StoredMessage
 from shared.store.breaker import CircuitBreaker
-from shared.store.firestore_store import _split, kb_doc_id
+from shared.store.firestore_docs import kb_doc_id, split_parts
 from shared.summarizer import ExtractiveSummarizer, GeminiSummarizer, build_summarizer
 
 
@@ -90,10 +90,10 @@ def test_kb_doc_ids_are_safe():
 
 def test_analytics_split_never_drops_entries():
     entries = [{"i": i, "blob": "x" * 1000} for i in range(50)]
-    parts = _split(entries, 10_000)
+    parts = split_parts(entries, 10_000)
     assert len(parts) > 1
     assert [e for p in parts for e in p] == entries
-    assert _split([], 10_000) == []
+    assert split_parts([], 10_000) == []
 
 
 def test_query_record_from_answer_extracts_metadata():
