@@ -2,8 +2,8 @@
 
 Each handler takes a ``shared.http.Call`` and returns ``(status, body)``; validation of
 fields is the core's (``shared.models``), except what only exists at the edge (query
-parameter ranges, unknown top-level fields). The shapes here are the contract of issue #3
-and ``openapi.yaml``: keep the three in step.
+parameter ranges, unknown top-level fields). Every success body is a ``shared.wire`` model,
+checked against ``openapi.yaml`` by ``tests/unit/test_wire_contract.py``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every environment variable the product reads: name, default and meaning, in one place.
 
-Defaults are the seed design's figures (8 cached messages, 2 h TTL, a rolling summary
+Defaults are the product's documented figures (8 cached messages, 2 h TTL, a rolling summary
 every 5 messages, a fallback of 20 messages with a 30 min expiry).
 """
 
