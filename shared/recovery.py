@@ -90,8 +90,22 @@ class Recovery(OverLayers):
         # Sessions that may hold messages accepted outside Redis: merged on the next Redis
         # operation on them.
         self._reconcile: set[str] = set()
-        self._recoveries_seen = 0
+        self._scan_due = False
         self._recovered_at: float | None = None  # monotonic; None: never saw Redis come back
+        self._listening_to: set[int] = set()
+        self._listen()
+
+    def _listen(self) -> None:
+        """Hear from the Redis layer's breaker when Redis may have come back (a test may
+        replace the layer: its breaker is listened to on first use)."""
+        br = self.redis.breaker
+        if id(br) not in self._listening_to:
+            self._listening_to.add(id(br))
+            br.on_recovery(self._redis_back)
+
+    def _redis_back(self, at: float) -> None:
+        self._recovered_at = at
+        self._scan_due = True
 
     # -- the one retry ------------------------------------------------------------------
     @staticmethod
@@ -116,15 +130,14 @@ class Recovery(OverLayers):
     def check(self) -> None:
         """Probe Redis first if the breaker is due; when Redis came back since the last
         look, scan Firestore once for sessions holding outage messages."""
-        br = self.redis.breaker
-        if br.state() == "half_open":
+        self._listen()
+        if self.redis.breaker.state() == "half_open":
             self.redis.ping()  # the probe; records success or failure on the breaker
         else:
             self.redis.ensure_met()  # a new client learns here whether Redis just restarted
-        if br.recoveries == self._recoveries_seen:
+        if not self._scan_due:
             return
-        self._recoveries_seen = br.recoveries
-        self._recovered_at = br.recovered_at if br.recovered_at is not None else time.monotonic()
+        self._scan_due = False
         self._reconcile.update(self.memory.sessions_with_messages())
         if self.firestore.configured:
             try:

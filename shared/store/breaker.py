@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 
 class CircuitBreaker:
@@ -23,6 +24,7 @@ class CircuitBreaker:
         self.opened_count = 0
         self.recoveries = 0  # open -> closed transitions: "the backend came back"
         self.recovered_at: float | None = None  # when it came back (this clock), best known
+        self._listeners: list[Callable[[float], None]] = []
         # A connection error was forgiven once (maybe a dead pooled connection): the next
         # failure before a success is a real one.
         self.suspect = False
@@ -52,30 +54,48 @@ class CircuitBreaker:
             self._probe_started = now
             return True
 
+    def on_recovery(self, listener: Callable[[float], None]) -> None:
+        """Call ``listener(recovered_at)`` whenever the backend may have come back."""
+        self._listeners.append(listener)
+
+    def _recovered(self, at: float) -> None:
+        """Under the lock: count it; the listeners are called after it is released."""
+        self.recoveries += 1
+        self.recovered_at = at
+
+    def _tell(self, at: float | None) -> None:
+        if at is not None:
+            for listener in list(self._listeners):
+                listener(at)
+
     def record_success(self) -> None:
+        came_back = None
         with self._lock:
             if self._open_until != 0.0:
-                self.recoveries += 1
-                self.recovered_at = self._clock()
+                came_back = self._clock()
+                self._recovered(came_back)
             self._open_until = 0.0
             self.suspect = False
             self._probing = False
             self.failures = 0
+        self._tell(came_back)
 
     def note_reconnect(self, since_s: float = 0.0) -> None:
         """A pooled connection failed while all was well: the backend may have restarted
         (so it may have been away), or may be going down (the next failure will say).
         ``since_s``: how long ago it came back, when the backend says (its uptime)."""
         with self._lock:
-            self.recoveries += 1
-            self.recovered_at = self._clock() - max(0.0, since_s)
+            at = self._clock() - max(0.0, since_s)
+            self._recovered(at)
             self.suspect = True
+        self._tell(at)
 
     def note_recovery(self, since_s: float = 0.0) -> None:
         """The backend says it (re)started ``since_s`` ago: it may have been away."""
         with self._lock:
-            self.recoveries += 1
-            self.recovered_at = self._clock() - max(0.0, since_s)
+            at = self._clock() - max(0.0, since_s)
+            self._recovered(at)
+        self._tell(at)
 
     def record_failure(self, error: BaseException | str | None = None) -> None:
         with self._lock:

@@ -32,3 +32,17 @@ def test_a_reconnect_dates_the_recovery_by_the_backends_uptime():
     assert (b.recoveries, b.recovered_at, b.suspect) == (1, 70.0, True)
     b.note_reconnect(since_s=-3.0)  # a negative uptime is not a future recovery
     assert b.recovered_at == 100.0
+
+
+def test_listeners_hear_each_recovery_once_with_its_time():
+    clock = Clock()
+    b = CircuitBreaker(cooldown_s=5.0, clock=clock)
+    heard: list[float] = []
+    b.on_recovery(heard.append)
+    b.record_success()  # closed to closed: nothing came back
+    b.record_failure("down")
+    clock.t += 5.0
+    assert b.allow()
+    b.record_success()
+    b.note_recovery(since_s=2.0)
+    assert heard == [105.0, 103.0]
