@@ -82,6 +82,12 @@ def end_session(req: https_fn.Request) -> https_fn.Response:
     return handle(req, api.end_session, method="POST")
 
 
+@https_fn.on_request(**{**_HTTP, "timeout_sec": 60})
+def chat(req: https_fn.Request) -> https_fn.Response:
+    # The responder runs here (retrieval in memory, or Gemini with its own timeout).
+    return handle(req, api.chat, method="POST")
+
+
 @https_fn.on_request(**_HTTP)
 def get_user_stats(req: https_fn.Request) -> https_fn.Response:
     return handle(req, api.get_user_stats, method="GET")

@@ -53,6 +53,7 @@ def append_message(call: Call) -> Reply:
         body.get("metadata"),
         client_message_id=body.get("client_message_id"),
         user_id=call.uid,
+        backend=call.backend,
     )
     return 201, wire.AppendResult(
         session_id=res.session_id,
@@ -105,6 +106,20 @@ def end_session(call: Call) -> Reply:
         message_count=res.message_count,
         queries_recorded=res.queries_recorded,
     ).model_dump()
+
+
+def chat(call: Call) -> Reply:
+    body = call.body
+    only_fields(body, {"session_id", "content", "client_message_id"})
+    sid = validate_session_id(body.get("session_id"))
+    from shared.instance import get_instance
+
+    turn = (
+        get_instance()
+        .chat()
+        .turn(sid, body.get("content"), client_message_id=body.get("client_message_id"), user_id=call.uid)
+    )
+    return 201, wire.ChatResult.model_validate(turn.model_dump(exclude={"replayed"})).model_dump()
 
 
 def get_user_stats(call: Call) -> Reply:

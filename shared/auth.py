@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import InvalidArgument, Unauthenticated, Unavailable
@@ -66,11 +67,22 @@ def log_if_refusing() -> None:
         )
 
 
-def authenticate(headers: HeaderMap) -> str:
-    """The verified uid of the caller, or Unauthenticated."""
+# The custom claim of a trusted backend identity: it may write assistant and system turns
+# and answer metadata (scripts/grant_backend.py sets it). End users may write user turns only.
+BACKEND_CLAIM = "chat_backend"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    uid: str
+    backend: bool  # holds BACKEND_CLAIM (everyone does with AUTH_DISABLED: local development)
+
+
+def authenticate(headers: HeaderMap) -> Caller:
+    """The verified caller, or Unauthenticated."""
     if get_settings().auth_disabled:
-        return _dev_uid(headers)
-    return verify_id_token(bearer_token(headers))
+        return Caller(_dev_uid(headers), backend=True)
+    return verify_caller(bearer_token(headers))
 
 
 def bearer_token(headers: HeaderMap) -> str:
@@ -87,6 +99,10 @@ def bearer_token(headers: HeaderMap) -> str:
 
 
 def verify_id_token(token: str) -> str:
+    return verify_caller(token).uid
+
+
+def verify_caller(token: str) -> Caller:
     settings = get_settings()
     skew = settings.token_clock_skew_s
     claims = _verify(token, check_revoked=False, skew=skew)
@@ -105,7 +121,7 @@ def verify_id_token(token: str) -> str:
     except InvalidArgument:
         raise Unauthenticated("ID token's uid is not acceptable") from None
     _check_account(token, uid, claims.get("iat"), skew, settings.token_check_cache_s)
-    return uid
+    return Caller(uid, backend=claims.get(BACKEND_CLAIM) is True)
 
 
 def _check_account(token: str, uid: str, iat: object, skew: int, ttl: float) -> None:

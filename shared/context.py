@@ -41,13 +41,28 @@ def fit_budget(
     return kept
 
 
+SUMMARY_HEADER = "Summary of the earlier conversation:"
+MESSAGES_HEADER = "Recent messages:"
+_INDENT = "  "
+
+
 def format_context(messages: Sequence[StoredMessage], summary: dict[str, Any] | None) -> str:
+    """The context as the LLM reads it. Only this function starts a line at its left edge:
+    a section header or ``Role:`` of a real turn. Every line of a message's or the
+    summary's text (any line break Python knows, including U+2028) is indented, so no
+    content can start a turn or a section of its own."""
     parts: list[str] = []
     if summary and summary.get("text"):
-        parts.append("Summary of the earlier conversation:\n" + summary["text"])
+        parts.append(SUMMARY_HEADER + "\n" + _INDENT + _quoted(str(summary["text"])))
     if messages:
-        parts.append("Recent messages:\n" + "\n".join(f"{_LABEL.get(m.role, m.role)}: {m.content}" for m in messages))
+        parts.append(
+            MESSAGES_HEADER + "\n" + "\n".join(f"{_LABEL.get(m.role, m.role)}: {_quoted(m.content)}" for m in messages)
+        )
     return "\n\n".join(parts)
+
+
+def _quoted(text: str) -> str:
+    return ("\n" + _INDENT).join(text.splitlines() or [""])
 
 
 def merge_messages(*sources: Sequence[StoredMessage]) -> list[StoredMessage]:

@@ -56,6 +56,7 @@ class Call:
     body: dict[str, Any]
     args: Mapping[str, str]
     client_ip: str | None = None
+    backend: bool = False  # a trusted backend identity (auth.BACKEND_CLAIM)
     log_fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -77,6 +78,7 @@ def handle(request: Request, handler: Handler, *, method: Method, public: bool =
     started = time.perf_counter()
     name = handler.__name__
     uid: str | None = None
+    backend = False
     call: Call | None = None
     with log_context(function=name, **trace_fields(request.headers)):
         cors = _cors_headers(request, method)
@@ -89,13 +91,15 @@ def handle(request: Request, handler: Handler, *, method: Method, public: bool =
                 _check_method(request, method)
                 body = _read_json_body(request) if method == "POST" else {}
                 if not public:
-                    uid = auth.authenticate(request.headers)
+                    caller = auth.authenticate(request.headers)
+                    uid, backend = caller.uid, caller.backend
                     ratelimit.enforce(uid)
                 call = Call(
                     uid=uid,
                     body=body,
                     args=_single_args(request),
                     client_ip=ratelimit.client_ip(request.headers.get("X-Forwarded-For"), request.remote_addr),
+                    backend=backend,
                 )
                 with log_context(session_id=_session_id_of(call)):
                     status, payload = handler(call)

@@ -16,6 +16,7 @@ from shared.settings import Settings, get_settings, reset_settings
 from shared.store.breaker import CircuitBreaker
 
 if TYPE_CHECKING:
+    from shared.chat import Chat
     from shared.session_manager import SessionManager
 
 
@@ -30,6 +31,7 @@ class Instance:
         self._redis: Any = None
         self._firestore: Any = None
         self._manager: SessionManager | None = None
+        self._chat: Chat | None = None
 
     def redis_client(self) -> Any:
         """The Redis (or RedisCluster) client, or None when no Redis is configured."""
@@ -57,10 +59,23 @@ class Instance:
                     self._manager = self._build_manager()
         return self._manager
 
+    def chat(self) -> Chat:
+        """The chat turn, with the configured responder (built, and its libraries imported,
+        only on an instance that serves chat)."""
+        if self._chat is None:
+            from shared.chat import Chat
+            from shared.responders import build_responder
+
+            manager = self.manager()
+            with self._lock:
+                if self._chat is None:
+                    self._chat = Chat(manager, build_responder(self.settings))
+        return self._chat
+
     def use(self, manager: SessionManager) -> None:
         """Serve ``manager`` from now on (tests and tools that build their own)."""
         with self._lock:
-            self._manager = manager
+            self._manager, self._chat = manager, None
 
     def _build_manager(self) -> SessionManager:
         from shared.session_manager import SessionManager

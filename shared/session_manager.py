@@ -182,13 +182,33 @@ class SessionManager(OverLayers):
         *,
         client_message_id: object = None,
         user_id: str | None = None,
+        backend: bool = True,
     ) -> AppendResult:
-        """Append one message; every argument but ``user_id`` is checked here (400 naming the field)."""
+        """Append one message; every argument but ``user_id`` is checked here (400 naming
+        the field). ``backend`` False, an end user's own token: user turns only (403)."""
         sid = validate_session_id(session_id)
         m = parse_message(role, content, metadata, client_message_id)
-        now = self._clock()
-        msg = StoredMessage(0, m.client_message_id or "s-" + uuid.uuid4().hex[:20], m.role, m.content, now, m.metadata)
-        req = AppendRequest(sid, msg, user_id, m.client_message_id, now)
+        if not backend and m.role != "user":
+            raise PermissionDenied(
+                "end users append user turns only: assistant and system turns come from the chat backend"
+            )
+        mid = m.client_message_id or "s-" + uuid.uuid4().hex[:20]
+        msg = StoredMessage(0, mid, m.role, m.content, self._clock(), m.metadata)
+        return self._append(sid, msg, user_id, m.client_message_id)
+
+    def append_answer(
+        self, session_id: str, content: str, metadata: dict[str, Any], *, message_id: str, user_id: str | None
+    ) -> AppendResult:
+        """The assistant's answer of a chat turn, stored exactly once under ``message_id``
+        (the turn's own id, which no client message id can take)."""
+        sid = validate_session_id(session_id)
+        m = parse_message("assistant", content, metadata)
+        msg = StoredMessage(0, message_id, m.role, m.content, self._clock(), m.metadata)
+        return self._append(sid, msg, user_id, message_id)
+
+    def _append(self, sid: str, msg: StoredMessage, user_id: str | None, cmid: str | None) -> AppendResult:
+        """Exactly once per ``cmid`` on every layer (None: a server-made id, never retried)."""
+        req = AppendRequest(sid, msg, user_id, cmid, msg.timestamp)
         return self._failover(
             [
                 (self.redis, lambda: self.recovery.run(lambda: self._append_redis(req))),
@@ -196,6 +216,11 @@ class SessionManager(OverLayers):
                 (self.memory, lambda: self._append_memory(req)),
             ]
         )
+
+    def recent(self, session_id: str, *, user_id: str | None) -> list[StoredMessage]:
+        """The session's recent window as stored (message ids included), for the chat turn."""
+        sid = validate_session_id(session_id)
+        return self._read(sid, self.settings.message_window, user_id)[0]
 
     def _append_redis(self, req: AppendRequest) -> AppendResult:
         sid, user_id = req.session_id, req.owner

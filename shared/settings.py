@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     history_max_limit: int = Field(
         100, ge=1, le=1000, description="Largest `limit` of get_history (Redis holds the last MESSAGE_WINDOW)"
     )
+    chat_token_budget: int = Field(
+        4000, ge=100, le=1_000_000, description="Token budget of the context a chat turn gives the responder"
+    )
 
     # --- Summarizer -----------------------------------------------------------------
     summarizer: Literal["extractive", "gemini"] = Field("extractive", description="Rolling-summary engine")

@@ -65,6 +65,28 @@ class HistoryResult(_Wire):
     durable: bool
 
 
+class AnswerMetadata(_Wire):
+    confidence: float
+    sources: list[str]
+    collection: str | None
+
+
+class ChatAnswer(_Wire):
+    content: str
+    seq: int
+    metadata: AnswerMetadata
+
+
+class ChatResult(_Wire):
+    session_id: str
+    answer: ChatAnswer
+    user_seq: int
+    message_count: int
+    summary_updated: bool
+    storage: LayerName
+    durable: bool
+
+
 class EndResult(_Wire):
     session_id: str
     status: str
@@ -90,5 +112,8 @@ SCHEMAS: dict[str, type[_Wire]] = {
     "HistoryResult": HistoryResult,
     "EndResult": EndResult,
     "UserStats": UserStats,
+    "ChatResult": ChatResult,
+    "ChatAnswer": ChatAnswer,
+    "AnswerMetadata": AnswerMetadata,
     "Message": WireMessage,
 }

@@ -5,6 +5,8 @@ read as the admin (``Firestore``). The fixtures that hand them out are tests/con
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ HTTP_NOT_FOUND = 404
 class User:
     uid: str
     token: str
+    refresh_token: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -76,18 +79,46 @@ class Api:
     def url(self, fn: str) -> str:
         return f"{self.base_url}/{fn}"
 
-    def new_user(self) -> User:
-        """A new anonymous user of the Auth emulator, with a real ID token."""
+    def new_user(self, *, backend: bool = True) -> User:
+        """A new anonymous user of the Auth emulator, with a real ID token. ``backend``: it
+        holds the chat backend claim (it may write assistant and system turns, as the
+        chat backend of a deployment does); False: an end user (user turns only)."""
         if not self.auth_host:
             raise RuntimeError("no Auth emulator host (FIREBASE_AUTH_EMULATOR_HOST)")
+        base = f"http://{self.auth_host}"
         r = self.http.post(
-            f"http://{self.auth_host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=any",
+            f"{base}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=any",
             json={"returnSecureToken": True},
             timeout=10,
         )
         r.raise_for_status()
         data = r.json()
-        return User(data["localId"], data["idToken"])
+        user = User(data["localId"], data["idToken"], data["refreshToken"])
+        if backend:
+            self.set_claims(user.uid, {"chat_backend": True})
+            user.token = self.refreshed_token(user.refresh_token)
+        return user
+
+    def set_claims(self, uid: str, claims: dict[str, Any]) -> None:
+        """Custom claims through the emulator's admin API (``Bearer owner``)."""
+        project = os.environ.get("GCLOUD_PROJECT", "demo-chat-memory")
+        r = self.http.post(
+            f"http://{self.auth_host}/identitytoolkit.googleapis.com/v1/projects/{project}/accounts:update",
+            json={"localId": uid, "customAttributes": json.dumps(claims)},
+            headers={"Authorization": "Bearer owner"},
+            timeout=10,
+        )
+        r.raise_for_status()
+
+    def refreshed_token(self, refresh_token: str) -> str:
+        """A new ID token (with the user's current custom claims)."""
+        r = self.http.post(
+            f"http://{self.auth_host}/securetoken.googleapis.com/v1/token?key=any",
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+            timeout=10,
+        )
+        r.raise_for_status()
+        return str(r.json()["id_token"])
 
     def call(
         self,
@@ -144,6 +175,12 @@ class Api:
         if cmid is not None:
             body["client_message_id"] = cmid
         return self.post("append_message", body, user)
+
+    def chat(self, user: User, sid: str, content: str, cmid: str | None = None) -> Reply:
+        body: dict[str, Any] = {"session_id": sid, "content": content}
+        if cmid is not None:
+            body["client_message_id"] = cmid
+        return self.post("chat", body, user)
 
     def context(self, user: User, sid: str, n: int = 8) -> Reply:
         return self.get("get_context", {"session_id": sid, "max_messages": n}, user)

@@ -52,6 +52,7 @@ def test_spec_lists_every_function():
         "/end_session",
         "/get_user_stats",
         "/health",
+        "/chat",
     }
 
 

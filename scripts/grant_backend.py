@@ -1,0 +1,51 @@
+"""Grant (or revoke) the chat backend identity: the `chat_backend` custom claim that lets a
+Firebase user write assistant and system turns and answer metadata over HTTP (end users may
+append user turns only; the `chat` function writes its own answers).
+
+    python scripts/grant_backend.py <uid>            # grant
+    python scripts/grant_backend.py <uid> --revoke   # revoke
+
+Against a real project: run with Application Default Credentials of an account allowed to
+manage Firebase Auth users (e.g. `gcloud auth application-default login`) and
+GOOGLE_CLOUD_PROJECT set. Against the Auth emulator: set FIREBASE_AUTH_EMULATOR_HOST (e.g.
+127.0.0.1:9099) and GCLOUD_PROJECT=demo-chat-memory. The claim is in the user's next ID
+token: the client refreshes its token (or signs in again) after the change. Other custom
+claims of the user are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from shared.auth import BACKEND_CLAIM  # noqa: E402
+from shared.firebase_app import get_app  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("uid")
+    parser.add_argument("--revoke", action="store_true", help="remove the claim instead")
+    args = parser.parse_args(argv)
+
+    from firebase_admin import auth
+
+    app = get_app()
+    user = auth.get_user(args.uid, app=app)
+    claims = dict(user.custom_claims or {})
+    if args.revoke:
+        claims.pop(BACKEND_CLAIM, None)
+    else:
+        claims[BACKEND_CLAIM] = True
+    auth.set_custom_user_claims(args.uid, claims or None, app=app)
+    print(f"{args.uid}: {BACKEND_CLAIM} {'revoked' if args.revoke else 'granted'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
