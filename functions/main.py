@@ -89,6 +89,21 @@ def chat(req: https_fn.Request) -> https_fn.Response:
 
 
 @https_fn.on_request(**_HTTP)
+def admin_report(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.admin_report, method="GET")
+
+
+@https_fn.on_request(**_HTTP)
+def admin_low_confidence(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.admin_low_confidence, method="GET")
+
+
+@https_fn.on_request(**_HTTP)
+def admin_session(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.admin_session, method="GET")
+
+
+@https_fn.on_request(**_HTTP)
 def get_user_stats(req: https_fn.Request) -> https_fn.Response:
     return handle(req, api.get_user_stats, method="GET")
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from shared import ratelimit, wire
 from shared.auth import refusal_reason
-from shared.http import Call, Reply, int_param, only_fields
+from shared.errors import InvalidArgument
+from shared.http import Call, Reply, Text, int_param, only_fields
 from shared.logs import get_logger
 from shared.models import Context, validate_session_id
 from shared.settings import get_settings
@@ -120,6 +121,43 @@ def chat(call: Call) -> Reply:
         .turn(sid, body.get("content"), client_message_id=body.get("client_message_id"), user_id=call.uid)
     )
     return 201, wire.ChatResult.model_validate(turn.model_dump(exclude={"replayed"})).model_dump()
+
+
+def admin_report(call: Call) -> Reply:
+    from shared import admin
+
+    admin.require_admin(call.admin)
+    report = _reports().report(call.args.get("from"), call.args.get("to"))
+    return 200, wire.AdminReport.model_validate(report).model_dump()
+
+
+def admin_low_confidence(call: Call) -> Reply:
+    from shared import admin
+
+    admin.require_admin(call.admin)
+    fmt = call.args.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidArgument("format must be json or csv", details={"field": "format"})
+    limit = int_param(call.args, "limit", default=50, lo=1, hi=admin.MAX_PAGE)
+    args = call.args
+    items, cursor = _reports().low_confidence(args.get("from"), args.get("to"), limit, args.get("cursor"))
+    if fmt == "csv":
+        return 200, Text(admin.to_csv(items), "text/csv", filename="low-confidence.csv")
+    return 200, wire.LowConfidencePage.model_validate({"items": items, "next_cursor": cursor}).model_dump()
+
+
+def admin_session(call: Call) -> Reply:
+    from shared import admin
+
+    admin.require_admin(call.admin)
+    assert call.uid is not None
+    return 200, wire.AdminSession.model_validate(_reports().session(call.args.get("session_id"), call.uid)).model_dump()
+
+
+def _reports() -> Any:
+    from shared.instance import get_instance
+
+    return get_instance().reports()
 
 
 def get_user_stats(call: Call) -> Reply:

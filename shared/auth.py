@@ -70,18 +70,21 @@ def log_if_refusing() -> None:
 # The custom claim of a trusted backend identity: it may write assistant and system turns
 # and answer metadata (scripts/grant_backend.py sets it). End users may write user turns only.
 BACKEND_CLAIM = "chat_backend"
+# The custom claim of an admin: the answer-quality reports (scripts/grant_role.py sets it).
+ADMIN_CLAIM = "admin"
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
     uid: str
     backend: bool  # holds BACKEND_CLAIM (everyone does with AUTH_DISABLED: local development)
+    admin: bool = False  # holds ADMIN_CLAIM (likewise)
 
 
 def authenticate(headers: HeaderMap) -> Caller:
     """The verified caller, or Unauthenticated."""
     if get_settings().auth_disabled:
-        return Caller(_dev_uid(headers), backend=True)
+        return Caller(_dev_uid(headers), backend=True, admin=True)
     return verify_caller(bearer_token(headers))
 
 
@@ -121,7 +124,7 @@ def verify_caller(token: str) -> Caller:
     except InvalidArgument:
         raise Unauthenticated("ID token's uid is not acceptable") from None
     _check_account(token, uid, claims.get("iat"), skew, settings.token_check_cache_s)
-    return Caller(uid, backend=claims.get(BACKEND_CLAIM) is True)
+    return Caller(uid, backend=claims.get(BACKEND_CLAIM) is True, admin=claims.get(ADMIN_CLAIM) is True)
 
 
 def _check_account(token: str, uid: str, iat: object, skew: int, ttl: float) -> None:

@@ -36,7 +36,18 @@ from shared.models import SESSION_ID_RE
 from shared.settings import get_settings
 
 Method = Literal["GET", "POST"]
-Reply = tuple[int, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A body that is not JSON (a CSV download)."""
+
+    body: str
+    mimetype: str
+    filename: str | None = None
+
+
+Reply = tuple[int, "dict[str, Any] | Text"]
 
 # Headers a browser may send cross-origin (asked for in a preflight).
 _CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Cloud-Trace-Context", "traceparent")
@@ -57,6 +68,7 @@ class Call:
     args: Mapping[str, str]
     client_ip: str | None = None
     backend: bool = False  # a trusted backend identity (auth.BACKEND_CLAIM)
+    admin: bool = False  # an admin (auth.ADMIN_CLAIM)
     log_fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -78,7 +90,7 @@ def handle(request: Request, handler: Handler, *, method: Method, public: bool =
     started = time.perf_counter()
     name = handler.__name__
     uid: str | None = None
-    backend = False
+    backend = admin = False
     call: Call | None = None
     with log_context(function=name, **trace_fields(request.headers)):
         cors = _cors_headers(request, method)
@@ -92,7 +104,7 @@ def handle(request: Request, handler: Handler, *, method: Method, public: bool =
                 body = _read_json_body(request) if method == "POST" else {}
                 if not public:
                     caller = auth.authenticate(request.headers)
-                    uid, backend = caller.uid, caller.backend
+                    uid, backend, admin = caller.uid, caller.backend, caller.admin
                     ratelimit.enforce(uid)
                 call = Call(
                     uid=uid,
@@ -100,11 +112,15 @@ def handle(request: Request, handler: Handler, *, method: Method, public: bool =
                     args=_single_args(request),
                     client_ip=ratelimit.client_ip(request.headers.get("X-Forwarded-For"), request.remote_addr),
                     backend=backend,
+                    admin=admin,
                 )
                 with log_context(session_id=_session_id_of(call)):
                     status, payload = handler(call)
-                call.log_fields.update({k: payload[k] for k in _LOGGED_REPLY_FIELDS if k in payload})
-                response = _json(status, payload)
+                if isinstance(payload, Text):
+                    response = _text(status, payload)
+                else:
+                    call.log_fields.update({k: payload[k] for k in _LOGGED_REPLY_FIELDS if k in payload})
+                    response = _json(status, payload)
         except ChatMemoryError as exc:
             response = _error_response(exc)
         except StoreError as exc:
@@ -238,6 +254,13 @@ def _preflight(request: Request, method: Method, cors: dict[str, str]) -> Respon
 def _json(status: int, payload: Mapping[str, Any]) -> Response:
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return Response(body, status=status, mimetype="application/json")
+
+
+def _text(status: int, payload: Text) -> Response:
+    response = Response(payload.body, status=status, mimetype=payload.mimetype)
+    if payload.filename:
+        response.headers["Content-Disposition"] = f'attachment; filename="{payload.filename}"'
+    return response
 
 
 def _error_response(exc: ChatMemoryError) -> Response:

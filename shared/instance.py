@@ -17,6 +17,7 @@ from shared.settings import Settings, get_settings, reset_settings
 from shared.store.breaker import CircuitBreaker
 
 if TYPE_CHECKING:
+    from shared.admin import Reports
     from shared.chat import Chat
     from shared.session_manager import SessionManager
 
@@ -72,6 +73,11 @@ class Instance:
                 if self._chat is None:
                     self._chat = Chat(manager, build_responder(self.settings))
         return self._chat
+
+    def reports(self) -> Reports:
+        from shared.admin import Reports
+
+        return Reports(self.manager().firestore, self.settings.kb_path)
 
     def use(self, manager: SessionManager) -> None:
         """Serve ``manager`` from now on (tests and tools that build their own)."""

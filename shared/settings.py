@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     history_max_limit: int = Field(
         100, ge=1, le=1000, description="Largest `limit` of get_history (Redis holds the last MESSAGE_WINDOW)"
     )
+    low_confidence_threshold: float = Field(
+        0.5, ge=0, le=1, description="Answers below this confidence count as low confidence in the admin reports"
+    )
     chat_token_budget: int = Field(
         4000, ge=100, le=1_000_000, description="Token budget of the context a chat turn gives the responder"
     )

@@ -104,6 +104,51 @@ class UserStats(_Wire):
     recent_sessions: list[str]
 
 
+class ReportDay(_Wire):
+    date: str
+    sessions: int
+    messages: int
+    queries: int
+    low_confidence: int
+    avg_confidence: float | None
+
+
+class KbEntryUses(_Wire):
+    entry_id: str
+    uses: int
+
+
+class AdminReport(_Wire):
+    days: list[ReportDay]
+    confidence_histogram: list[int]
+    top_kb_entries: list[KbEntryUses]
+    unused_kb_entries: list[str]
+    end_reasons: dict[str, int]
+    collections: dict[str, int]
+
+
+class LowConfidenceItem(_Wire):
+    session_id: str
+    seq: int
+    query: str | None
+    response: str
+    confidence: float
+    sources: list[str]
+    collection: str | None
+    timestamp: float
+
+
+class LowConfidencePage(_Wire):
+    items: list[LowConfidenceItem]
+    next_cursor: str | None
+
+
+class AdminSession(_Wire):
+    session: dict[str, Any]
+    analytics: list[dict[str, Any]]
+    final_messages: list[dict[str, Any]]
+
+
 # openapi.yaml component schema -> the model answering with it
 SCHEMAS: dict[str, type[_Wire]] = {
     "SessionCreated": SessionCreated,
@@ -115,5 +160,11 @@ SCHEMAS: dict[str, type[_Wire]] = {
     "ChatResult": ChatResult,
     "ChatAnswer": ChatAnswer,
     "AnswerMetadata": AnswerMetadata,
+    "AdminReport": AdminReport,
+    "ReportDay": ReportDay,
+    "KbEntryUses": KbEntryUses,
+    "LowConfidencePage": LowConfidencePage,
+    "LowConfidenceItem": LowConfidenceItem,
+    "AdminSession": AdminSession,
     "Message": WireMessage,
 }

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from shared.errors import StoreError
 from shared.settings import Settings
-from shared.store import firestore_client
+from shared.store import firestore_client, rollups
 from shared.store.base import Appended, AppendRequest, LayerName, QueryRecord, SessionState, StoredMessage
 from shared.store.breaker import CircuitBreaker
 from shared.store.firestore_docs import (
@@ -339,7 +339,8 @@ class FirestoreLayer:
 
     # -- after the end: user stats and KB usage, exactly once ---------------------------------
     def apply_session_stats(self, sid: str, session: dict[str, Any]) -> bool:
-        """Count an ended session into users/{uid} and kb_usage, once.
+        """Count an ended session into users/{uid}, kb_usage and the reporting rollups
+        (``shared.store.rollups``), once.
 
         A marker users/{uid}/counted/{sid}, written in the same transaction as the counts,
         says the session was counted: a redelivered trigger event or the sweep's repair
@@ -350,6 +351,8 @@ class FirestoreLayer:
         uid = session["owner"]
         kb = kb_uses(session)
         ended_at = float(session.get("ended_at") or 0)
+        # The analytics are written before the session turns ended, and never change after.
+        report = rollups.session_rollup(sid, session, self.read_analytics(sid), self.settings.low_confidence_threshold)
 
         def work(tx: Any) -> bool:
             uref = self.db().collection("users").document(uid)
@@ -386,10 +389,46 @@ class FirestoreLayer:
                     },
                     merge=True,
                 )
+            rollups.write(tx, self.db(), report)
             return True
 
         with self._guard("apply_stats", sid):
             return self._transactional(work)
+
+    # -- reporting: admin reads ------------------------------------------------------------------
+    def rollup_days(self, dates: list[str]) -> dict[str, dict[str, Any]]:
+        """The day documents that exist among ``dates`` (one batched read)."""
+        with self._guard("rollups"):
+            refs = [self.db().collection("rollups").document(d) for d in dates]
+            return {s.id: s.to_dict() for s in self.db().get_all(refs, **self._kw()) if s.exists}
+
+    def low_confidence_page(
+        self, from_ts: float, to_ts: float, limit: int, after: tuple[float, str] | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Low-confidence answers with from_ts <= timestamp < to_ts, newest first, after the
+        cursor (timestamp, document id): pages neither skip nor repeat an answer."""
+        from google.cloud import firestore
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        col = self.db().collection("low_confidence")
+        q = (
+            col.where(filter=FieldFilter("timestamp", ">=", from_ts))
+            .where(filter=FieldFilter("timestamp", "<", to_ts))
+            .order_by("timestamp", direction=firestore.Query.DESCENDING)
+            .order_by("__name__", direction=firestore.Query.DESCENDING)
+        )
+        if after is not None:
+            q = q.start_after({"timestamp": after[0], "__name__": col.document(after[1])})
+        with self._guard("low_confidence"):
+            return [(d.id, d.to_dict()) for d in q.limit(limit).stream(timeout=self.settings.firestore_timeout_s)]
+
+    def audit(self, admin_uid: str, action: str, session_id: str, at: float) -> None:
+        """Who read which session's content, when (never the content itself)."""
+        with self._guard("audit", session_id):
+            self.db().collection("admin_audit").add(
+                {"admin": admin_uid, "action": action, "session_id": session_id, "at": at},
+                timeout=self.settings.firestore_timeout_s,
+            )
 
     # -- the sweep ----------------------------------------------------------------------------
     def active_sessions_before(self, cutoff: float, page: int, max_docs: int) -> Iterator[dict[str, Any]]:
