@@ -28,7 +28,7 @@ def render(out: dict[str, Any]) -> str:
         f"redis-py {m['redis_py']}; functions-framework {m['functions_framework']} on gunicorn {m['gunicorn']}.",
     ]
     renderers = {"store": _store, "roundtrips": _roundtrips, "http": _http, "coldstart": _coldstart,
-                 "cost": _cost, "scale": _scale}  # fmt: skip
+                 "cost": _cost, "scale": _scale, "chat": _chat}  # fmt: skip
     for name, fn in renderers.items():
         if name not in out["sections"]:
             continue
@@ -45,6 +45,18 @@ def render(out: dict[str, Any]) -> str:
                 f"of all cores busy, load average {b['loadavg_1m']})_"
             )
     return "\n".join(parts)
+
+
+def _chat(s: dict[str, Any]) -> str:
+    rows = []
+    for name, r in s.items():
+        if isinstance(r, dict) and "latency_p50_ms" in r:
+            rows.append([name, _f(r["latency_p50_ms"], 1), _f(r["latency_p99_ms"], 1), _f(r["cpu_mean_ms"], 1),
+                         _f(r["cpu_p99_ms"], 0), r["turns"]])  # fmt: skip
+    head = ["### 7. chat turn over HTTP", "", f"How: {s.get('how', '')}", ""]
+    table = _table(["path", "p50 ms", "p99 ms", "server CPU ms/turn (mean)", "CPU p99 ms", "turns"], rows)
+    tail = f"\nRatios (chat / three calls): latency p50 {s.get('latency_ratio_p50')}, CPU {s.get('cpu_ratio_mean')}"
+    return "\n".join(head) + table + tail
 
 
 def _store(s: dict[str, Any]) -> str:

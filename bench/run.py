@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """chat-memory benchmarks (issue 6): `make bench` runs `.venv/bin/python bench/run.py`.
 
-Sections: store (1), roundtrips (2), http (3), coldstart (4), cost (5), scale (6).
+Sections: store (1), roundtrips (2), http (3), coldstart (4), cost (5), scale (6), chat (7).
   --quick            everything small (under a minute): a smoke test of the suite
   --only a,b         only these sections (e.g. `--quick --only store` takes seconds)
   --out PATH         where the JSON goes (default bench/results/latest.json)
@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 from bench import report  # noqa: E402
 from bench.common import RESULTS, busy_probe, machine  # noqa: E402
 
-SECTIONS = ("store", "roundtrips", "http", "coldstart", "cost", "scale")
+SECTIONS = ("store", "roundtrips", "http", "coldstart", "cost", "scale", "chat")
 
 # Sizes: (full, quick)
 SIZES: dict[str, tuple[Any, Any]] = {
@@ -46,6 +46,8 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "scale_levels": ((10, 1_000, 100_000), (10, 1_000, 10_000)),
     "scale_n": (2000, 300),
     "cluster_sessions": (1000, 100),
+    "chat_turns": (300, 30),
+    "chat_warmup": (30, 5),
 }
 
 
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any("error" in s for s in out["sections"].values()) else 0
 
 
-def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, Any]:
+def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0911 - one per section
     # Each section's modules are imported when it runs: `--only store` needs no Firestore.
     if name == "store":
         from bench.store_ops import section_store
@@ -131,6 +133,10 @@ def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, An
         from bench.coldstart import section_coldstart
 
         return section_coldstart(redis_srv.url, runs=size["coldstart_runs"])
+    if name == "chat":
+        from bench.chat_turn import section_chat
+
+        return section_chat(redis_srv.url, turns=size["chat_turns"], warmup=size["chat_warmup"])
     if name == "cost":
         from bench.cost import section_cost
 

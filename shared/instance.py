@@ -9,6 +9,7 @@ first used, so a context read served from Redis never imports google.cloud.fires
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +128,9 @@ def reset() -> None:
             _instance.close()
         _instance = None
     reset_settings()
+    kb = sys.modules.get("shared.responders.kb")
+    if kb is not None:
+        kb.reset_indexes()
     ratelimit.reset_limiter()
     auth.reset_auth()
     api.reset_health()

@@ -103,8 +103,25 @@ class Settings(BaseSettings):
     # --- Summarizer -----------------------------------------------------------------
     summarizer: Literal["extractive", "gemini"] = Field("extractive", description="Rolling-summary engine")
     summary_max_chars: int = Field(1200, ge=100, le=20000, description="Longest rolling summary")
-    gemini_model: str = Field("gemini-2.5-flash", description="Model for SUMMARIZER=gemini")
-    gemini_timeout_s: float = Field(8.0, gt=0, le=60, description="Gemini call timeout; then extractive")
+    gemini_model: str = Field("gemini-2.5-flash", description="Gemini model (SUMMARIZER=gemini, RESPONDER=gemini)")
+    gemini_timeout_s: float = Field(
+        8.0, gt=0, le=60, description="Gemini call timeout; then the fallback (extractive summary, kb answer)"
+    )
+
+    # --- Responder (the assistant's answer in a chat turn) --------------------------
+    responder: Literal["kb", "gemini"] = Field(
+        "kb",
+        description="Answer engine: kb (BM25 over the FAQ, offline) or gemini (grounded on the FAQ; kb on failure)",
+    )
+    kb_path: str | None = Field(
+        None, description="FAQ file (JSON) answers come from; unset: the sample in shared/responders/data/faq.json"
+    )
+    kb_min_confidence: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Below this retrieval confidence the answer is 'I don't know' and how to reach a person",
+    )
 
     # --- Firestore / Firebase -------------------------------------------------------
     gcp_project: str | None = Field(
