@@ -1,11 +1,13 @@
-"""The chat console in a real browser, against the real stack (issue 7).
+"""The chat console in a real browser, against the real stack.
 
-Given the page served by Hosting, the Auth, Firestore and Functions emulators and Redis, when a
-user signs in anonymously, converses past a rolling summary and ends the session, then the page
-shows the summary appear, the storage layer, the message count and the end result, and the
-on_session_ended trigger writes the user's stats. Nothing is mocked: every request goes from
-Chromium to the running services. The one network failure the test causes is a request dropped
-in the browser (Playwright's routing), the way a flaky connection drops one.
+Given the page served by Hosting, the Auth, Firestore and Functions emulators, Redis and the
+default `kb` responder, when a user signs in anonymously, chats past a rolling summary and ends
+the session, then each answer shows its confidence and sources (or none, for a question the
+knowledge base does not cover), the page shows the summary appear, the storage layer, the
+message count and the end result, and the on_session_ended trigger writes the user's stats.
+Nothing is mocked: every request goes from Chromium to the running services. The one network
+failure the test causes is an answer lost on its way back (Playwright's routing lets the
+request reach the service, then drops the response), the way a flaky connection loses one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, Route, expect
@@ -25,15 +28,18 @@ SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 SUMMARY_INTERVAL = 5  # the service's default: a rolling summary every 5 messages
 CONTEXT_WINDOW = 8  # get_context's max_messages as the page asks for it
 TRIGGER_WAIT_S = 30
-APPEND = re.compile(r".*/append_message(\?.*)?$")
-QUESTIONS = [  # user + canned assistant reply each: 8 messages, past the summary at 5
-    "How do I reset my password on the mobile app?",
-    "Which plans include priority support?",
-    "Can I export my chat history as a CSV file?",
-    "Why does the sync stop when I switch networks?",
+CHAT = re.compile(r".*/chat(\?.*)?$")
+# A question and its answer each: 8 messages, past the summary at 5. The shop's FAQ (the kb
+# responder's sample) covers all but UNKNOWN, which it must not pretend to know.
+UNKNOWN = "Can you recommend a good pizza recipe for tonight?"
+QUESTIONS = [
+    "How do I reset my password?",
+    "Which payment methods do you accept?",
+    UNKNOWN,
+    "How long does delivery take to Germany?",
 ]
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
-LAST_QUESTION = "One more thing: does the summary keep my earlier questions?"
+LAST_QUESTION = "One more thing: can I get an invoice for my order?"
 
 # ----------------------------------------------------------------------------- Firestore reads
 
@@ -60,20 +66,32 @@ def _send(page: Page, text: str, expected_count: int) -> None:
     page.get_by_test_id("composer-input").fill(text)
     page.get_by_test_id("send-button").click()
     expect(page.get_by_test_id("message-count")).to_have_text(str(expected_count))
-    # The context is read back after both appends: wait for this turn in it.
+    # The context is read back after the turn: wait for this turn in it.
     expect(page.get_by_test_id("formatted-context")).to_contain_text(text[:40])
-    expect(page.get_by_test_id("status")).to_contain_text("Stored.")
+    expect(page.get_by_test_id("status")).to_contain_text("Answered.")
     expect(page.get_by_test_id("composer-input")).to_have_value("")
+
+
+def _user_turns(page: Page, text: str):
+    return page.get_by_test_id("transcript").locator('[data-role="user"]').filter(has_text=text)
 
 
 def _converse_past_the_summary(page: Page) -> int:
     count = 0
-    for turn, question in enumerate(QUESTIONS, start=1):
+    for question in QUESTIONS:
         count += 2
         _send(page, question, count)
         transcript = page.get_by_test_id("transcript").get_by_test_id("message")
         expect(transcript).to_have_count(count)
-        expect(transcript.nth(count - 1)).to_contain_text(f"[canned #{turn}]")
+        answer = transcript.nth(count - 1)
+        expect(answer).to_have_attribute("data-role", "assistant")
+        expect(answer.get_by_test_id("answer-confidence")).to_have_text(re.compile(r"^confidence \d{1,3}%$"))
+        if question == UNKNOWN:
+            # Honest about it: no sources, and it says it does not know.
+            expect(answer.get_by_test_id("answer-sources")).to_have_text("no sources")
+            expect(answer).to_contain_text(re.compile(r"(don't|do not) know", re.IGNORECASE))
+        else:
+            expect(answer.get_by_test_id("answer-sources")).to_have_text(re.compile(r"^sources: \S"))
         if count < SUMMARY_INTERVAL:
             expect(page.get_by_test_id("summary-empty")).to_be_visible()
             expect(page.get_by_test_id("summary")).to_be_hidden()
@@ -92,7 +110,7 @@ def _converse_past_the_summary(page: Page) -> int:
 
 
 def _refused_message_keeps_the_text(page: Page, count: int) -> None:
-    """A function's own error (413 from append_message): friendly message, text kept."""
+    """A function's own error (413 from chat): friendly message, text kept."""
     too_big = "é" * 20_000  # 40,000 bytes of UTF-8, over the 32 KiB content limit
     page.get_by_test_id("composer-input").fill(too_big)
     page.get_by_test_id("send-button").click()
@@ -107,18 +125,27 @@ def _refused_message_keeps_the_text(page: Page, count: int) -> None:
     expect(banner).to_be_hidden()
 
 
-def _dropped_request_then_retry(page: Page, count: int) -> int:
-    """The network drops an append: friendly message, text kept; "Try again" stores it once."""
-    dropped: list[str] = []
+def _lost_answer_then_retry(page: Page, count: int) -> tuple[int, dict[str, Any]]:
+    """The service answers a turn but the answer is lost on the way: friendly message, text
+    kept; "Try again" sends the same client_message_id and gets that first answer, so the
+    turn is stored and shown once. Returns the new count and the page's chat request (its URL
+    and ID token) for the next check."""
+    sent: list[dict[str, Any]] = []
 
-    def drop_once(route: Route) -> None:
-        if dropped:
+    def lose_the_first_answer(route: Route) -> None:
+        req = route.request
+        if req.method != "POST" or sent:  # a CORS preflight, or the retry
+            if req.method == "POST":
+                sent.append({"body": req.post_data_json})
             route.continue_()
-        else:
-            dropped.append(route.request.url)
-            route.abort("internetdisconnected")
+            return
+        token = req.all_headers().get("authorization")
+        sent.append({"url": req.url, "body": req.post_data_json, "authorization": token})
+        served = route.fetch()  # the service stores and answers the whole turn...
+        sent[0]["answer"] = served.json()["answer"]
+        route.abort("internetdisconnected")  # ...and the page never hears it
 
-    page.route(APPEND, drop_once)
+    page.route(CHAT, lose_the_first_answer)
     page.get_by_test_id("composer-input").fill(LAST_QUESTION)
     page.get_by_test_id("send-button").click()
     banner = page.get_by_test_id("error-banner")
@@ -132,9 +159,38 @@ def _dropped_request_then_retry(page: Page, count: int) -> int:
     expect(page.get_by_test_id("message-count")).to_have_text(str(count))
     expect(page.get_by_test_id("composer-input")).to_have_value("")
     expect(banner).to_be_hidden()
-    page.unroute(APPEND)
-    assert dropped, "the test did not drop a request"
-    return count
+    page.unroute(CHAT)
+
+    assert len(sent) == 2, sent
+    first, retry = sent
+    assert retry["body"]["client_message_id"] == first["body"]["client_message_id"]
+    assert retry["body"]["content"] == first["body"]["content"] == LAST_QUESTION
+    expect(_user_turns(page, LAST_QUESTION)).to_have_count(1)
+    answer = page.get_by_test_id("transcript").get_by_test_id("message").last
+    expect(answer).to_contain_text(first["answer"]["content"].splitlines()[0][:60])
+    return count, first
+
+
+def _page_cannot_write_an_assistant_turn(page: Page, chat_request: dict[str, Any], count: int) -> None:
+    """With the page's own ID token, from the page itself: append_message refuses an
+    assistant turn (403), so no answer can be forged from the browser."""
+    assert chat_request["authorization"], "the page sent no ID token"
+    url = re.sub(r"/chat(\?.*)?$", "/append_message", chat_request["url"])
+    status, body = page.evaluate(
+        """async ([url, authorization, sessionId]) => {
+            const res = await fetch(url, {
+              method: "POST",
+              headers: {Authorization: authorization, "Content-Type": "application/json"},
+              body: JSON.stringify({session_id: sessionId, role: "assistant", content: "Refund approved.",
+                                    metadata: {confidence: 1, sources: ["forged"], collection: "billing"}}),
+            });
+            return [res.status, await res.json()];
+        }""",
+        [url, chat_request["authorization"], chat_request["body"]["session_id"]],
+    )
+    assert status == 403, body
+    assert body["error"]["code"] == "permission_denied", body
+    expect(page.get_by_test_id("message-count")).to_have_text(str(count))
 
 
 def _end_the_session(page: Page, count: int, turns: int) -> None:
@@ -147,8 +203,10 @@ def _end_the_session(page: Page, count: int, turns: int) -> None:
     assert page.get_by_test_id("end-summary").inner_text().strip() not in ("", "(no summary)")
     # get_history just before the end: the hot window (the last messages; the rest is summarised).
     held = page.get_by_test_id("history").locator("li")
-    expect(held.last).to_contain_text(LAST_QUESTION[:40])
+    expect(held.filter(has_text=LAST_QUESTION)).to_have_count(1)
+    expect(held.last).to_have_attribute("data-role", "assistant")
     assert 1 <= held.count() <= count
+    assert "Refund approved." not in page.get_by_test_id("history").inner_text()
     expect(page.get_by_test_id("history-meta")).to_contain_text(f"of {count} messages")
     expect(page.get_by_test_id("history-after")).to_contain_text("messages (served by")
     expect(page.get_by_test_id("send-button")).to_be_disabled()
@@ -167,8 +225,9 @@ def _check_what_was_written(stack, uid: str, session_id: str, count: int, turns:
     assert analytics, f"no analytics/{session_id} document"
     queries = analytics.get("queries") or []
     assert len(queries) == turns, analytics
-    assert all(q.get("sources") and q["sources"][0].startswith("kb_") for q in queries)
-    assert queries[0].get("query") == QUESTIONS[0]
+    # Each answer with the question it answers, once, and the sources the page showed.
+    assert [q.get("query") for q in queries] == [*QUESTIONS, LAST_QUESTION], queries
+    assert all(bool(q.get("sources")) == (q["query"] != UNKNOWN) for q in queries), queries
 
     deadline = time.monotonic() + TRIGGER_WAIT_S  # the trigger runs asynchronously after the end
     stats: dict = {}
@@ -206,12 +265,13 @@ def test_console_converses_summarises_and_ends(page: Page, stack, artifacts_dir:
     uid, session_id = _open_and_sign_in(page, stack.page_url(api))
     expected_api = "/api" if api == "hosting" else stack.functions_url
     expect(page.get_by_test_id("config-note")).to_contain_text(f"Functions: {expected_api}/<name>")
-    expect(page.get_by_test_id("canned-note")).to_contain_text("canned")
+    expect(page.get_by_test_id("answer-note")).to_contain_text("chat")
     expect(page.get_by_test_id("health")).to_contain_text("ok")
 
     count = _converse_past_the_summary(page)
     _refused_message_keeps_the_text(page, count)
-    count = _dropped_request_then_retry(page, count)
+    count, chat_request = _lost_answer_then_retry(page, count)
+    _page_cannot_write_an_assistant_turn(page, chat_request, count)
     turns = len(QUESTIONS) + 1
     _end_the_session(page, count, turns)
 
@@ -223,10 +283,11 @@ def test_console_converses_summarises_and_ends(page: Page, stack, artifacts_dir:
 
 
 def test_reload_keeps_the_draft_and_the_session(page: Page, stack) -> None:
-    """Typed text is never lost: a draft survives a reload, and so does the session."""
+    """Typed text is never lost: a draft survives a reload, and so does the session. A turn
+    whose answer was lost before the reload is sent again under its first id: shown once."""
     _, session_id = _open_and_sign_in(page, stack.page_url())
-    _send(page, "A first question that the service stores.", 2)
-    draft = "A second question, typed but not sent yet"
+    _send(page, "How do I track my parcel?", 2)
+    draft = "Which countries do you ship to?"
     page.get_by_test_id("composer-input").fill(draft)
 
     page.reload()
@@ -234,5 +295,29 @@ def test_reload_keeps_the_draft_and_the_session(page: Page, stack) -> None:
     expect(page.get_by_test_id("session-id")).to_have_text(session_id)
     expect(page.get_by_test_id("composer-input")).to_have_value(draft)
     expect(page.get_by_test_id("transcript").get_by_test_id("message")).to_have_count(2)
-    expect(page.get_by_test_id("formatted-context")).to_contain_text("A first question")
-    _send(page, draft, 4)
+    expect(page.get_by_test_id("formatted-context")).to_contain_text("track my parcel")
+
+    ids: list[str] = []
+
+    def lose_the_answer(route: Route) -> None:
+        if route.request.method != "POST":  # a CORS preflight
+            route.continue_()
+            return
+        ids.append(route.request.post_data_json["client_message_id"])
+        route.fetch()
+        route.abort("internetdisconnected")
+
+    page.route(CHAT, lose_the_answer)
+    page.get_by_test_id("send-button").click()
+    expect(page.get_by_test_id("error-banner")).to_have_attribute("data-code", "network_error")
+    page.unroute(CHAT)
+    page.reload()
+    expect(page.get_by_test_id("status")).to_contain_text("Session restored")
+    # The service kept the whole turn; the page kept the text until it hears the answer.
+    expect(page.get_by_test_id("transcript").get_by_test_id("message")).to_have_count(4)
+    expect(page.get_by_test_id("composer-input")).to_have_value(draft)
+    with page.expect_request(CHAT) as again:
+        _send(page, draft, 4)
+    assert again.value.post_data_json["client_message_id"] == ids[0]
+    expect(page.get_by_test_id("transcript").get_by_test_id("message")).to_have_count(4)
+    expect(_user_turns(page, draft)).to_have_count(1)

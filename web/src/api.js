@@ -1,4 +1,4 @@
-// A thin client of the chat-memory HTTP functions (issue 3's contract).
+// A thin client of the chat-memory HTTP functions (their contract: openapi.yaml).
 //
 // Every failure becomes an ApiError with a `friendly` sentence for the page to show:
 // the function's own `{"error": {"code", "message"}}`, a non-JSON answer (e.g. a proxy or
@@ -46,6 +46,9 @@ export function friendlyMessage(err) {
     case "rate_limited":
       return `Too many requests. Wait ${err.retryAfterS ?? "a few"} s and try again.`;
     case "unavailable":
+      // A chat turn that failed here may have stored the question already: the retry (same
+      // client_message_id) finishes that turn rather than asking it twice.
+      if (err.fn === "chat") return "The assistant could not answer just now. Nothing was lost; try again to finish this turn.";
       return "The memory service is temporarily unavailable. Nothing was lost; try again in a moment.";
     case "invalid_argument":
     case "payload_too_large":
@@ -157,7 +160,10 @@ export function createApi({
 
   return {
     createSession: (userInfo) => call("create_session", { method: "POST", body: { user_info: userInfo } }),
-    appendMessage: (msg) => call("append_message", { method: "POST", body: msg }),
+    // One turn: the service stores the user's message, answers it and stores the answer. The
+    // page never writes a message itself (an end user's token may not write an assistant's).
+    chat: ({ sessionId, content, clientMessageId }) =>
+      call("chat", { method: "POST", body: { session_id: sessionId, content, client_message_id: clientMessageId } }),
     getContext: (sessionId, maxMessages) =>
       call("get_context", { method: "GET", query: { session_id: sessionId, max_messages: maxMessages } }),
     getHistory: (sessionId, limit) => call("get_history", { method: "GET", query: { session_id: sessionId, limit } }),

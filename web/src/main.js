@@ -1,19 +1,21 @@
-// The chat-memory console: signs in anonymously, holds one session, and shows what the
-// memory service keeps as the conversation goes on. Every piece of user text reaches the
-// DOM through textContent only.
+// The chat-memory console: signs in anonymously, holds one session, chats through the `chat`
+// function (which stores the user's message, answers it and stores the answer) and shows what
+// the memory service keeps as the conversation goes on. Every piece of user text and every
+// answer reaches the DOM through textContent only.
 
 import { initializeApp } from "firebase/app";
 import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
 
 import { ApiError, createApi } from "./api.js";
-import { CANNED_LABEL, cannedReply } from "./canned.js";
 import { resolveConfig } from "./config.js";
+import { describeAnswer, parsePending, turnFor, withMessages } from "./turn.js";
 
 const CONTEXT_MAX_MESSAGES = 8;
 const HISTORY_LIMIT = 100;
 const AGENT_ID = "web-console";
 const DRAFT_KEY = "chat-memory.draft";
 const SESSION_KEY = "chat-memory.session";
+const PENDING_KEY = "chat-memory.pending";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const el = {};
@@ -36,22 +38,14 @@ const state = {
   sessionId: null,
   ended: false,
   busy: false,
-  turn: 0, // exchanges completed in this session
   messageCount: 0,
-  // A user message offered but not yet acknowledged: a retry reuses its client_message_id,
-  // so the service stores it once however many times we send it.
-  pendingUser: null,
-  // An assistant reply whose user message is stored but which is not stored yet.
-  pendingAssistant: null,
+  // A turn sent but not answered yet. A retry (even after a reload) reuses its
+  // client_message_id, so the service stores the question once and asks the responder once.
+  pendingTurn: null,
   transcript: [],
 };
 
 // ---------------------------------------------------------------------------------- helpers
-
-function newId(prefix) {
-  const rand = globalThis.crypto && crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
-  return `${prefix}-${rand}`.replace(/[^A-Za-z0-9_.:-]/g, "");
-}
 
 function safeStorage(fn) {
   try {
@@ -135,29 +129,33 @@ function renderTranscript() {
     li.dataset.role = m.role;
     const who = document.createElement("span");
     who.className = "who";
-    who.textContent = m.role === "user" ? "You" : "Assistant ";
-    if (m.role === "assistant" && m.metadata && m.metadata.canned) {
-      const tag = document.createElement("span");
-      tag.className = "tag";
-      tag.textContent = "canned";
-      tag.title = CANNED_LABEL;
-      who.append(tag);
-    }
+    who.textContent = m.role === "user" ? "You" : "Assistant";
     const body = document.createElement("span");
     body.className = "content";
     body.textContent = m.content;
     li.append(who, body);
-    if (m.role === "assistant" && m.metadata) {
-      const meta = document.createElement("span");
-      meta.className = "meta";
-      const md = m.metadata;
-      meta.textContent = `confidence ${md.confidence ?? "?"} · sources ${(md.sources || []).join(", ") || "none"} · collection ${md.collection ?? "?"}`;
-      li.append(meta);
-    }
+    if (m.role === "assistant") li.append(answerMeta(m.metadata));
     list.append(li);
   }
   el["transcript-empty"].hidden = state.transcript.length > 0;
   list.scrollTop = list.scrollHeight;
+}
+
+function answerMeta(metadata) {
+  const d = describeAnswer(metadata);
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  const confidence = document.createElement("span");
+  confidence.dataset.testid = "answer-confidence";
+  confidence.textContent = d.confidenceText;
+  if (d.confidence !== null) confidence.dataset.value = String(d.confidence);
+  const sources = document.createElement("span");
+  sources.dataset.testid = "answer-sources";
+  sources.dataset.count = String(d.sources.length);
+  sources.textContent = d.sourcesText;
+  meta.append(confidence, " · ", sources);
+  if (d.collection) meta.append(` · ${d.collection}`);
+  return meta;
 }
 
 function renderMessageList(node, messages) {
@@ -218,9 +216,7 @@ function renderSession() {
 function resetPanels() {
   state.transcript = [];
   state.messageCount = 0;
-  state.turn = 0;
-  state.pendingAssistant = null;
-  state.pendingUser = null;
+  setPending(null);
   renderTranscript();
   el["message-count"].textContent = "0";
   for (const id of ["storage-layer", "durable", "context-storage", "summary-updated"]) {
@@ -244,6 +240,11 @@ async function withBusy(label, fn) {
     state.busy = false;
     updateControls();
   }
+}
+
+function setPending(turn) {
+  state.pendingTurn = turn;
+  safeStorage((s) => (turn ? s.setItem(PENDING_KEY, JSON.stringify(turn)) : s.removeItem(PENDING_KEY)));
 }
 
 function rememberSession() {
@@ -279,73 +280,45 @@ async function refreshContext() {
   return ctx;
 }
 
-async function storeAssistant() {
-  const p = state.pendingAssistant;
-  const res = await state.api.appendMessage({
-    session_id: state.sessionId,
-    role: "assistant",
-    content: p.content,
-    metadata: p.metadata,
-    client_message_id: p.cmid,
-  });
-  state.pendingAssistant = null;
-  state.transcript.push({ role: "assistant", content: p.content, metadata: p.metadata });
-  state.turn += 1;
-  renderTranscript();
-  renderAppend(res);
-}
-
 async function send() {
   if (state.busy || !state.sessionId || state.ended) return;
   const input = el["composer-input"];
   const text = input.value;
   clearError();
-  if (!text.trim() && !state.pendingAssistant) {
+  if (!text.trim()) {
     setStatus("Type a message first.");
     input.focus();
     return;
   }
+  const turn = turnFor(state.pendingTurn, state.sessionId, text);
+  setPending(turn);
   try {
-    await withBusy("Saving…", async () => {
-      // First finish an exchange that an earlier failure left half-stored.
-      if (state.pendingAssistant) {
-        setStatus("Storing the previous reply…");
-        await storeAssistant();
-      }
-      if (text.trim()) {
-        if (!state.pendingUser || state.pendingUser.content !== text) {
-          state.pendingUser = { content: text, cmid: newId("u") };
-        }
-        setStatus("Saving your message…");
-        const res = await state.api.appendMessage({
-          session_id: state.sessionId,
-          role: "user",
-          content: text,
-          client_message_id: state.pendingUser.cmid,
-        });
-        const cmid = state.pendingUser.cmid;
-        state.pendingUser = null;
-        state.transcript.push({ role: "user", content: text });
-        renderTranscript();
-        renderAppend(res);
-        // Stored: only now may the typed text go (unless the user typed more meanwhile).
-        if (input.value === text) input.value = "";
-        safeStorage((s) => s.setItem(DRAFT_KEY, input.value));
-
-        const reply = cannedReply(text, state.turn + 1);
-        state.pendingAssistant = { ...reply, cmid: `a${cmid.slice(1)}` };
-        setStatus("Storing the (canned) assistant reply…");
-        await storeAssistant();
-      }
-      setStatus("Reading the context back…");
-      await refreshContext();
-    });
-    setStatus(`Stored. ${el["message-count"].textContent} messages in this session.`);
+    const res = await withBusy("The assistant is answering…", () => state.api.chat(turn));
+    setPending(null);
+    state.transcript = withMessages(state.transcript, [
+      { seq: res.user_seq, role: "user", content: turn.content },
+      { seq: res.answer.seq, role: "assistant", content: res.answer.content, metadata: res.answer.metadata },
+    ]);
+    renderTranscript();
+    renderAppend(res);
+    // Answered, so stored: only now may the typed text go (unless the user typed more meanwhile).
+    if (input.value === turn.content) input.value = "";
+    safeStorage((s) => s.setItem(DRAFT_KEY, input.value));
   } catch (e) {
     if (e instanceof ApiError && e.code === "failed_precondition") markEnded();
     showError(e, state.ended ? null : send);
+    return;
   }
-  updateControls();
+  await showContext(`Answered. ${state.messageCount} messages in this session.`);
+}
+
+async function showContext(done) {
+  try {
+    await withBusy("Reading the context back…", refreshContext);
+    setStatus(done);
+  } catch (e) {
+    showError(e, () => showContext(done));
+  }
 }
 
 function markEnded() {
@@ -429,10 +402,10 @@ async function resumeSession(saved) {
       state.sessionId = saved.sessionId;
       renderSession();
       const h = await state.api.getHistory(state.sessionId, HISTORY_LIMIT);
-      state.transcript = h.messages.map((m) => ({ role: m.role, content: m.content, metadata: m.metadata }));
-      state.turn = state.transcript.filter((m) => m.role === "assistant").length;
-      state.turn = Math.max(state.turn, Math.floor((Number(saved.messageCount) || 0) / 2));
+      state.transcript = h.messages.map((m) => ({ seq: m.seq, role: m.role, content: m.content, metadata: m.metadata }));
       renderTranscript();
+      const pending = safeStorage((s) => parsePending(s.getItem(PENDING_KEY)));
+      state.pendingTurn = pending && pending.sessionId === state.sessionId ? pending : null;
       // The service keeps a window of recent messages: the count we saw last may be larger.
       state.messageCount = Math.max(h.messages.length, Number(saved.messageCount) || 0);
       el["message-count"].textContent = String(state.messageCount);

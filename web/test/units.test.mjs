@@ -1,10 +1,10 @@
-// Unit checks of the page's pure parts (config, API client, canned replies): `npm run check`.
+// Unit checks of the page's pure parts (config, API client, chat turns): `npm run check`.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { ApiError, createApi } from "../src/api.js";
-import { cannedReply } from "../src/canned.js";
 import { resolveConfig } from "../src/config.js";
+import { CLIENT_MESSAGE_ID, describeAnswer, newTurnId, parsePending, turnFor, withMessages } from "../src/turn.js";
 
 test("defaults: same-origin /api; Auth emulator only on loopback", () => {
   const local = resolveConfig({ hostname: "127.0.0.1", search: "" }, null);
@@ -48,15 +48,19 @@ function fakeFetch(handler) {
 }
 const json = (status, body, headers = {}) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
 
-test("API: request shape, bearer token, JSON body", async () => {
-  const f = fakeFetch(() => json(201, { session_id: "a".repeat(32), message_count: 1 }));
+test("API: a chat turn is one POST to chat with the turn's id; the page writes no message itself", async () => {
+  const answer = { content: "Use Forgot password.", seq: 2, metadata: { confidence: 0.86, sources: ["account-reset-password"], collection: "account_security" } };
+  const f = fakeFetch(() => json(201, { session_id: "s", answer, user_seq: 1, message_count: 2, summary_updated: false, storage: "redis", durable: true }));
   const api = createApi({ base: "/api", getToken: async () => "tok", fetchImpl: f });
-  await api.appendMessage({ session_id: "s", role: "user", content: "hi" });
+  const res = await api.chat({ sessionId: "s", content: "hi", clientMessageId: "t-1" });
+  assert.deepEqual(res.answer, answer);
   const { url, init } = f.calls[0];
-  assert.equal(url, "/api/append_message");
+  assert.equal(url, "/api/chat");
   assert.equal(init.method, "POST");
   assert.equal(init.headers.Authorization, "Bearer tok");
-  assert.equal(JSON.parse(init.body).content, "hi");
+  assert.equal(init.headers["Content-Type"], "application/json");
+  assert.deepEqual(JSON.parse(init.body), { session_id: "s", content: "hi", client_message_id: "t-1" });
+  assert.equal(api.appendMessage, undefined);
   await api.getContext("abc", 8);
   assert.equal(f.calls[1].url, "/api/get_context?session_id=abc&max_messages=8");
 });
@@ -64,7 +68,7 @@ test("API: request shape, bearer token, JSON body", async () => {
 test("API: a function's error becomes a friendly ApiError", async () => {
   const f = fakeFetch(() => json(409, { error: { code: "failed_precondition", message: "session ended" } }));
   const api = createApi({ base: "/api", getToken: async () => "t", fetchImpl: f });
-  await assert.rejects(api.appendMessage({}), (e) => {
+  await assert.rejects(api.chat({ sessionId: "s", content: "hi", clientMessageId: "t-1" }), (e) => {
     assert.ok(e instanceof ApiError);
     assert.equal(e.code, "failed_precondition");
     assert.match(e.friendly, /session has ended/);
@@ -92,16 +96,6 @@ test("API: network failure and 401 refresh", async () => {
   assert.equal(f.calls[1].init.headers.Authorization, "Bearer new");
 });
 
-test("canned reply: deterministic, labelled, with kb_ sources", () => {
-  const a = cannedReply("How do I reset my password?", 1);
-  assert.deepEqual(a, cannedReply("How do I reset my password?", 1));
-  assert.match(a.content, /^\[canned #1\]/);
-  assert.equal(a.metadata.canned, true);
-  assert.match(a.metadata.sources[0], /^kb_[a-z_]+$/);
-  assert.ok(a.metadata.confidence >= 0.55 && a.metadata.confidence <= 0.95);
-  assert.equal(typeof a.metadata.collection, "string");
-});
-
 test("API: a read is retried once after a dropped connection, a write is not", async () => {
   const flaky = () => fakeFetch((url, init, n) => {
     if (n === 1) throw new TypeError("Failed to fetch");
@@ -113,6 +107,70 @@ test("API: a read is retried once after a dropped connection, a write is not", a
   assert.equal(f.calls.length, 2);
   f = flaky();
   api = createApi({ base: "/api", getToken: async () => "t", fetchImpl: f, retryDelayMs: 0 });
-  await assert.rejects(api.appendMessage({}), (e) => e.kind === "network");
+  await assert.rejects(api.chat({ sessionId: "s", content: "hi", clientMessageId: "t-1" }), (e) => e.kind === "network");
   assert.equal(f.calls.length, 1);
+});
+
+test("API: a chat 503 says the turn can be finished by trying again", async () => {
+  const api = createApi({ base: "/api", getToken: async () => "t",
+    fetchImpl: fakeFetch(() => json(503, { error: { code: "unavailable", message: "the assistant could not answer" } })) });
+  await assert.rejects(api.chat({ sessionId: "s", content: "hi", clientMessageId: "t-1" }),
+    (e) => e.status === 503 && /try again to finish this turn/.test(e.friendly));
+});
+
+test("turn ids: fit the service's client_message_id rule", () => {
+  for (const id of [newTurnId(), newTurnId("a b/c?d#e"), newTurnId("x".repeat(300))]) {
+    assert.match(id, CLIENT_MESSAGE_ID);
+  }
+  assert.notEqual(newTurnId(), newTurnId());
+});
+
+test("a retry of the same message reuses the pending turn's id; another message or session gets a new one", async () => {
+  let n = 0;
+  const makeId = () => `t-${++n}`;
+  const first = turnFor(null, "s1", "hello", makeId);
+  assert.deepEqual(first, { sessionId: "s1", content: "hello", clientMessageId: "t-1" });
+  assert.equal(turnFor(first, "s1", "hello", makeId), first);
+  assert.equal(turnFor(first, "s1", "hello again", makeId).clientMessageId, "t-2");
+  assert.equal(turnFor(first, "s2", "hello", makeId).clientMessageId, "t-3");
+
+  // The retry sends the very same body: the service answers it once.
+  const f = fakeFetch((url, init, k) => {
+    if (k === 1) throw new TypeError("Failed to fetch");
+    return json(201, { session_id: "s1", answer: { content: "a", seq: 2, metadata: {} }, user_seq: 1, message_count: 2 });
+  });
+  const api = createApi({ base: "/api", getToken: async () => "t", fetchImpl: f });
+  let pending = turnFor(null, "s1", "hello", makeId);
+  await assert.rejects(api.chat(pending), (e) => e.kind === "network");
+  pending = turnFor(pending, "s1", "hello", makeId);
+  await api.chat(pending);
+  assert.equal(f.calls[0].init.body, f.calls[1].init.body);
+});
+
+test("a pending turn survives a reload through sessionStorage, and only a well-formed one", () => {
+  const turn = { sessionId: "s1", content: "hello", clientMessageId: "t-1" };
+  assert.deepEqual(parsePending(JSON.stringify(turn)), turn);
+  for (const raw of [null, "", "not json", "42", JSON.stringify({ ...turn, clientMessageId: "bad id#" }), JSON.stringify({ ...turn, content: 5 })]) {
+    assert.equal(parsePending(raw), null);
+  }
+});
+
+test("answers: confidence and sources shown as given; none shown as none", () => {
+  const known = describeAnswer({ confidence: 0.861, sources: ["account-reset-password"], collection: "account_security" });
+  assert.equal(known.confidenceText, "confidence 86%");
+  assert.equal(known.sourcesText, "sources: account-reset-password");
+  assert.equal(known.collection, "account_security");
+  const unknown = describeAnswer({ confidence: 0.21, sources: [], collection: null });
+  assert.equal(unknown.confidenceText, "confidence 21%");
+  assert.equal(unknown.sourcesText, "no sources");
+  assert.equal(unknown.collection, null);
+  assert.equal(describeAnswer(undefined).confidenceText, "confidence unknown");
+  assert.equal(describeAnswer({ confidence: "high" }).confidence, null);
+});
+
+test("the transcript holds each stored message once", () => {
+  const restored = [{ seq: 1, role: "user", content: "q1" }, { seq: 2, role: "assistant", content: "a1" }, { seq: 3, role: "user", content: "q2" }];
+  const after = withMessages(restored, [{ seq: 3, role: "user", content: "q2" }, { seq: 4, role: "assistant", content: "a2" }]);
+  assert.deepEqual(after.map((m) => m.seq), [1, 2, 3, 4]);
+  assert.equal(restored.length, 3);
 });

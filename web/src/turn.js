@@ -1,0 +1,71 @@
+// One chat turn as the page holds it until the `chat` function has answered it, and the
+// answer's metadata as the page shows it. Pure: no DOM, no network.
+
+// The service's rule for a client message id; the answer is stored under the id + "#a".
+export const CLIENT_MESSAGE_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export function newTurnId(random = defaultRandom()) {
+  return `t-${random}`.replace(/[^A-Za-z0-9_.:-]/g, "").slice(0, 128);
+}
+
+function defaultRandom() {
+  return globalThis.crypto && crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+}
+
+/**
+ * The turn to send for `content` in `sessionId`: the pending one when it is the same message
+ * (so a retry reuses its client_message_id and the service answers it once), else a new one.
+ * @param {{sessionId: string, content: string, clientMessageId: string}|null} pending
+ */
+export function turnFor(pending, sessionId, content, makeId = newTurnId) {
+  if (pending && pending.sessionId === sessionId && pending.content === content) return pending;
+  return { sessionId, content, clientMessageId: makeId() };
+}
+
+/** A pending turn read back from sessionStorage, or null when it is missing or malformed. */
+export function parsePending(raw) {
+  let p;
+  try {
+    p = JSON.parse(raw || "null");
+  } catch {
+    return null;
+  }
+  const ok =
+    p &&
+    typeof p === "object" &&
+    typeof p.sessionId === "string" &&
+    typeof p.content === "string" &&
+    typeof p.clientMessageId === "string" &&
+    CLIENT_MESSAGE_ID.test(p.clientMessageId);
+  return ok ? { sessionId: p.sessionId, content: p.content, clientMessageId: p.clientMessageId } : null;
+}
+
+/**
+ * What the page says about an answer: its confidence and the knowledge-base entries it used.
+ * An answer without sources (the assistant did not find the question in its knowledge base)
+ * says so instead of inventing any.
+ * @param {object|null|undefined} metadata  the answer's {confidence, sources, collection}
+ */
+export function describeAnswer(metadata) {
+  const md = metadata && typeof metadata === "object" ? metadata : {};
+  const c = md.confidence;
+  const confidence = typeof c === "number" && Number.isFinite(c) ? Math.min(1, Math.max(0, c)) : null;
+  const sources = Array.isArray(md.sources) ? md.sources.filter((s) => typeof s === "string") : [];
+  const collection = typeof md.collection === "string" && md.collection ? md.collection : null;
+  return {
+    confidence,
+    confidenceText: confidence === null ? "confidence unknown" : `confidence ${Math.round(confidence * 100)}%`,
+    sources,
+    sourcesText: sources.length ? `sources: ${sources.join(", ")}` : "no sources",
+    collection,
+  };
+}
+
+/**
+ * The transcript with `messages` added in order, skipping any whose seq it already holds:
+ * a turn finished after a reload may have its question in the history read back already.
+ */
+export function withMessages(transcript, messages) {
+  const seen = new Set(transcript.map((m) => m.seq).filter((seq) => seq !== undefined));
+  return [...transcript, ...messages.filter((m) => m.seq === undefined || !seen.has(m.seq))];
+}
