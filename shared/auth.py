@@ -68,7 +68,7 @@ def log_if_refusing() -> None:
 
 
 # The custom claim of a trusted backend identity: it may write assistant and system turns
-# and answer metadata (scripts/grant_backend.py sets it). End users may write user turns only.
+# and answer metadata (scripts/grant_role.py backend sets it). End users may write user turns only.
 BACKEND_CLAIM = "chat_backend"
 # The custom claim of an admin: the answer-quality reports (scripts/grant_role.py sets it).
 ADMIN_CLAIM = "admin"

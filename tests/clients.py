@@ -253,6 +253,15 @@ class Firestore:
         r.raise_for_status()
         return decode_fields(r.json())
 
+    def list_documents(self, collection: str, page_size: int = 300) -> list[dict[str, Any]]:
+        """A collection's documents (the first page: enough for a test's own few)."""
+        r = requests.get(
+            f"{self.base}/{collection}", params={"pageSize": page_size}, headers={"Authorization": "Bearer owner"},
+            timeout=10,
+        )  # fmt: skip
+        r.raise_for_status()
+        return [decode_fields(d) for d in r.json().get("documents", [])]
+
     def wait_for(self, path: str, pred: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
         deadline = time.time() + timeout
         doc = None

@@ -44,7 +44,7 @@ def test_an_end_user_token_writes_user_turns_only(api: Api):
 
 
 def test_the_grant_script_makes_a_backend_identity(api: Api):
-    """scripts/grant_backend.py against the Auth emulator: the user's next token may write
+    """scripts/grant_role.py backend against the Auth emulator: the user's next token may write
     an assistant turn; after --revoke, the next one may not."""
     user = api.new_user(backend=False)
     sid = api.new_session(user)
@@ -52,7 +52,7 @@ def test_the_grant_script_makes_a_backend_identity(api: Api):
 
     def grant(*extra: str) -> None:
         out = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "grant_backend.py"), user.uid, *extra],
+            [sys.executable, str(ROOT / "scripts" / "grant_role.py"), "backend", user.uid, *extra],
             env=env,
             capture_output=True,
             text=True,

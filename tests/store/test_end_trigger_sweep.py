@@ -38,7 +38,9 @@ class WriteCounter:
         client._firestore_api.run_query = run_query
 
 
-def test_session_writes_at_most_four_documents_plus_kb(redis_server, firestore_emulator, uid, no_emulated_trigger):
+def test_session_writes_at_most_six_documents_plus_kb_and_weak_answers(
+    redis_server, firestore_emulator, uid, no_emulated_trigger
+):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
 
@@ -49,12 +51,15 @@ def test_session_writes_at_most_four_documents_plus_kb(redis_server, firestore_e
     assert counter.writes == 1
     for i in range(10):
         m.add_message(sid, "user", f"q{i}", user_id=uid)
-        m.add_message(sid, "assistant", f"a{i}", {"sources": ["kb_1", "kb_2"]}, user_id=uid)
+        conf = 0.2 if i < 3 else 0.9  # three answers below LOW_CONFIDENCE_THRESHOLD
+        m.add_message(sid, "assistant", f"a{i}", {"sources": ["kb_1", "kb_2"], "confidence": conf}, user_id=uid)
     assert counter.writes == 1  # nothing during the conversation
     m.end_session_with_analytics(sid, user_id=uid)
     doc = m.firestore.get_session(sid)
     assert handle_session_written(sid, {"status": "active"}, doc, "evt-1", manager=m)
-    assert counter.writes == 5 + 2  # create, session+analytics, user + its counted marker; + 2 distinct KB entries
+    # create, session+analytics, user + its counted marker, the day's rollup; + 2 distinct KB
+    # entries + the 3 weak answers (at most rollups.LOW_CONFIDENCE_PER_SESSION)
+    assert counter.writes == 6 + 2 + 3
 
 
 def test_trigger_counts_once_under_redelivery_and_retried_end(

@@ -1,9 +1,11 @@
-"""Grant (or revoke) the chat backend identity: the `chat_backend` custom claim that lets a
-Firebase user write assistant and system turns and answer metadata over HTTP (end users may
-append user turns only; the `chat` function writes its own answers).
+"""Grant (or revoke) a role, as a Firebase custom claim:
 
-    python scripts/grant_backend.py <uid>            # grant
-    python scripts/grant_backend.py <uid> --revoke   # revoke
+- `backend` (claim `chat_backend`): may write assistant and system turns and answer metadata
+  over HTTP (end users append user turns only; the `chat` function writes its own answers);
+- `admin` (claim `admin`): may read the answer-quality reports (admin_* functions).
+
+    python scripts/grant_role.py backend <uid>            # grant
+    python scripts/grant_role.py admin <uid> --revoke     # revoke
 
 Against a real project: run with Application Default Credentials of an account allowed to
 manage Firebase Auth users (e.g. `gcloud auth application-default login`) and
@@ -23,12 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.auth import BACKEND_CLAIM  # noqa: E402
+from shared.auth import ADMIN_CLAIM, BACKEND_CLAIM  # noqa: E402
 from shared.firebase_app import get_app  # noqa: E402
+
+ROLES = {"backend": BACKEND_CLAIM, "admin": ADMIN_CLAIM}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("role", choices=sorted(ROLES))
     parser.add_argument("uid")
     parser.add_argument("--revoke", action="store_true", help="remove the claim instead")
     args = parser.parse_args(argv)
@@ -38,12 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     app = get_app()
     user = auth.get_user(args.uid, app=app)
     claims = dict(user.custom_claims or {})
+    claim = ROLES[args.role]
     if args.revoke:
-        claims.pop(BACKEND_CLAIM, None)
+        claims.pop(claim, None)
     else:
-        claims[BACKEND_CLAIM] = True
+        claims[claim] = True
     auth.set_custom_user_claims(args.uid, claims or None, app=app)
-    print(f"{args.uid}: {BACKEND_CLAIM} {'revoked' if args.revoke else 'granted'}")
+    print(f"{args.uid}: {claim} {'revoked' if args.revoke else 'granted'}")
     return 0
 
 

@@ -1,0 +1,115 @@
+"""The reporting rollups against the Firestore emulator and a real redis-server: after
+sessions whose trigger events are redelivered and one the sweep's repair counts, each day's
+rollup equals a recount from the analytics documents, and the low-confidence list pages
+newest first without a gap or a repeat, ties included."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from shared.admin import Reports
+from shared.session_manager import SessionManager
+from shared.store import rollups
+from shared.sweep import repair_user_stats
+from shared.triggers import handle_session_written
+from tests.store.conftest import make_manager
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _manager(redis_url: str, clock: Clock) -> SessionManager:
+    base = make_manager(redis_url)
+    return SessionManager(base.settings, redis=base.redis, firestore=base.firestore, clock=clock)
+
+
+def _session(m: SessionManager, uid: str, confidences: list[float | None], reason: str) -> str:
+    sid = m.create_session({}, user_id=uid).session_id
+    for i, conf in enumerate(confidences):
+        m.add_message(sid, "user", f"question {i}?", user_id=uid)
+        md: dict[str, Any] = {"sources": [f"faq_{i % 3}"], "collection": ["returns", "shipping"][i % 2]}
+        if conf is not None:
+            md["confidence"] = conf
+        m.add_message(sid, "assistant", f"answer {i}", md, user_id=uid)
+    m.end_session_with_analytics(sid, None, reason, user_id=uid)
+    return sid
+
+
+def test_rollups_equal_a_recount_under_redelivery_and_repair(
+    redis_server, firestore_emulator, uid, no_emulated_trigger
+):
+    day0 = 86400 * random.randint(21_000, 24_000)  # a day no other test writes
+    clock = Clock(day0 + 3600)
+    m = _manager(redis_server.url, clock)
+    rng = random.Random(7)
+    sids = []
+    for n in range(9):
+        clock.t = day0 + 86400 * (n % 3) + 3600  # three sessions on each of three days
+        confs = [rng.choice([None, 0.05, 0.3, 0.49, 0.5, 0.72, 0.99, 1.0]) for _ in range(rng.randint(1, 5))]
+        sids.append(_session(m, uid, confs, ["completed", "timeout"][n % 2]))
+    for n, sid in enumerate(sids):
+        doc = m.firestore.get_session(sid)
+        if n % 3 == 2:
+            continue  # this trigger run failed: the sweep's repair counts it
+        handle_session_written(sid, {"status": "active"}, doc, f"e{n}", manager=m)
+        handle_session_written(sid, {"status": "active"}, doc, f"e{n}", manager=m)  # redelivered
+    repair_user_stats(m, clock.t + 60)
+    repair_user_stats(m, clock.t + 60)  # a second repair counts nothing more
+
+    expected: dict[str, dict[str, Any]] = {}
+    for sid in sids:
+        r = rollups.session_rollup(sid, m.firestore.get_session(sid), m.firestore.read_analytics(sid), 0.5)
+        day = expected.setdefault(r.day, {})
+        for k, v in r.increments().items():
+            if isinstance(v, dict):
+                sub = day.setdefault(k, {})
+                for kk, vv in v.items():
+                    sub[kk] = sub.get(kk, 0) + vv
+            else:
+                day[k] = day.get(k, 0) + v
+    got = m.firestore.rollup_days(sorted(expected))
+    assert sorted(got) == sorted(expected) and len(expected) == 3
+    for d, exp in expected.items():
+        doc = {k: v for k, v in got[d].items() if k != "date"}
+        assert doc.keys() == {k for k, v in exp.items() if v != {}}
+        for k, v in exp.items():
+            if isinstance(v, float):
+                assert abs(doc[k] - v) < 1e-9, (d, k)
+            elif v != {}:
+                assert doc[k] == v, (d, k)
+
+
+def test_the_low_confidence_list_pages_without_gaps_or_repeats(
+    redis_server, firestore_emulator, uid, no_emulated_trigger
+):
+    day0 = 86400 * random.randint(24_001, 27_000)
+    clock = Clock(day0 + 100)
+    m = _manager(redis_server.url, clock)
+    sids = []
+    for n in range(4):
+        clock.t = day0 + 100 + (n // 2)  # answers of two sessions share each timestamp: ties
+        sid = _session(m, uid, [0.1, 0.2, 0.9, 0.3, 0.45, 0.05], "completed")
+        handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), f"w{n}", manager=m)
+        sids.append(sid)
+    reports = Reports(m.firestore, None)
+    day = rollups.day_of(day0)
+    seen: list[tuple[float, str, int]] = []
+    cursor = None
+    pages = 0
+    while True:
+        items, cursor = reports.low_confidence(day, day, 3, cursor)
+        seen += [(it["timestamp"], it["session_id"], it["seq"]) for it in items]
+        pages += 1
+        if cursor is None:
+            break
+    assert len(seen) == 4 * 5 and len(set(seen)) == len(seen)  # five weak answers per session, each once
+    assert [t for t, _, _ in seen] == sorted((t for t, _, _ in seen), reverse=True)
+    assert pages >= 7
+    report = reports.report(day, day)
+    assert report["days"][0]["low_confidence"] == 20 and report["days"][0]["sessions"] == 4
