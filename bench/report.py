@@ -28,7 +28,7 @@ def render(out: dict[str, Any]) -> str:
         f"redis-py {m['redis_py']}; functions-framework {m['functions_framework']} on gunicorn {m['gunicorn']}.",
     ]
     renderers = {"store": _store, "roundtrips": _roundtrips, "http": _http, "coldstart": _coldstart,
-                 "cost": _cost, "scale": _scale, "chat": _chat}  # fmt: skip
+                 "cost": _cost, "scale": _scale, "chat": _chat, "admin": _admin}  # fmt: skip
     for name, fn in renderers.items():
         if name not in out["sections"]:
             continue
@@ -45,6 +45,18 @@ def render(out: dict[str, Any]) -> str:
                 f"of all cores busy, load average {b['loadavg_1m']})_"
             )
     return "\n".join(parts)
+
+
+def _admin(s: dict[str, Any]) -> str:
+    if "skipped" in s:
+        return f"### 8. admin report: skipped ({s['skipped']})"
+    head = ["### 8. admin_report", "", f"How: {s.get('how', '')}", ""]
+    table = _table(
+        ["sessions", "days", "reports", "p50 ms", "p99 ms", "Firestore reads per report"],
+        [[s["sessions"], s["days"], s["reports"], _f(s["latency_p50_ms"], 1), _f(s["latency_p99_ms"], 1),
+          s["firestore_reads_per_report"]]],
+    )  # fmt: skip
+    return "\n".join(head) + table
 
 
 def _chat(s: dict[str, Any]) -> str:
