@@ -91,9 +91,14 @@ cat >&2 <<EOF
   Redis     : ${REDIS_URL:-none (in-memory fallback)}
   Auth      : AUTH_DISABLED=$AUTH_DISABLED$( [ "$AUTH_DISABLED" = true ] && echo " (dev only: X-User-Id header or a dev uid; set AUTH_DISABLED=false for real tokens)")
 
+  Console   : http://127.0.0.1:$HOST_PORT/admin.html   (admin reports; AUTH_DISABLED: everyone is admin)
+
   Try:
     curl -s -X POST -H 'Content-Type: application/json' -H 'X-User-Id: dev-user' \\
          -d '{}' $FN_URL/create_session
+    # then a chat turn with the session_id it answered:
+    curl -s -X POST -H 'Content-Type: application/json' -H 'X-User-Id: dev-user' \\
+         -d '{"session_id": "<session_id>", "content": "How long does shipping take?"}' $FN_URL/chat
 
   Ctrl-C stops the emulators and the Redis this script started.
 ================================================================
