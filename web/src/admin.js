@@ -103,6 +103,14 @@ function fillTable(tbody, rows) {
       return tr;
     }),
   );
+  labelCells(tbody);
+}
+
+// Each cell carries its column's name: on a phone a wide table is shown as one card per row,
+// the names beside the values (admin.css, table.stack).
+function labelCells(tbody) {
+  const names = [...tbody.closest("table").querySelectorAll("thead th")].map((th) => th.textContent);
+  for (const tr of tbody.rows) [...tr.cells].forEach((c, i) => (c.dataset.label = names[i] || ""));
 }
 
 function fillList(ul, items) {
@@ -139,9 +147,9 @@ function draw(testid, config, points, { hideWhenEmpty = false } = {}) {
   figure.dataset.points = String(points);
 }
 
-function bars(labels, datasets, { horizontal = false, percentAxis = false } = {}) {
+function bars(labels, datasets, { horizontal = false } = {}) {
   const valueAxis = { beginAtZero: true, ticks: { precision: 0 } };
-  if (percentAxis) Object.assign(valueAxis, { min: 0, max: 100, ticks: { callback: (v) => `${v}%` } });
+  for (const d of datasets) d.maxBarThickness = 36;
   return {
     type: "bar",
     data: { labels, datasets },
@@ -257,8 +265,11 @@ function renderRows(items) {
       open.type = "button";
       open.className = "link";
       open.dataset.testid = "open-session";
-      open.textContent = `${it.session_id.slice(0, 8)}…`;
-      open.setAttribute("aria-label", `Open session ${it.session_id}`);
+      const short = `${it.session_id.slice(0, 8)}…`;
+      open.textContent = short;
+      open.title = it.session_id;
+      // The name begins with the visible text, as speech input users say what they see.
+      open.setAttribute("aria-label", `${short} (open session ${it.session_id})`);
       open.addEventListener("click", () => openSession(it.session_id));
       const session = document.createElement("td");
       session.append(open);
@@ -273,6 +284,7 @@ function renderRows(items) {
       return tr;
     }),
   );
+  labelCells(body);
   $("low-empty").hidden = items.length > 0 || state.pager.page > 1;
   updatePager();
 }
