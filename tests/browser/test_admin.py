@@ -32,7 +32,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 PAGE_SIZE = 2  # small, so the weak answers below fill three pages
 TRIGGER_WAIT_S = 40
-# Questions the shop's FAQ does not cover (weak answers), and two it does.
+# Two sessions' questions: most of them the shop's FAQ does not cover (weak answers).
+ANSWERED = {"How do I reset my password?", "Which payment methods do you accept?"}
 SESSIONS = [
     [
         "what is the best pizza recipe in naples",
@@ -83,7 +84,7 @@ def weak_answers(api: Api, stack) -> dict[str, Any]:
         for i, q in enumerate(questions):
             r = api.chat(owner, sid, q, cmid=f"s{n}-q{i}")
             assert r.status == 201, r.text
-            if q[0].islower():
+            if q not in ANSWERED:
                 assert r.body["answer"]["metadata"]["confidence"] < WEAK_BELOW, (q, r.body)
                 weak.add((sid, r.body["answer"]["seq"]))
         assert api.end(owner, sid).status == 200
@@ -219,7 +220,7 @@ def _drill_down(page: Page, sid: str, questions: list[str]) -> None:
     assert [r[1] for r in analytics] == questions, analytics
     assert all(re.fullmatch(r"\d{1,3}%", r[2]) for r in analytics), analytics
     messages = page.get_by_test_id("session-messages").locator("li")
-    expect(messages.filter(has_text=questions[-1])).to_have_count(1)
+    expect(messages.and_(page.locator('[data-role="user"]')).filter(has_text=questions[-1])).to_have_count(1)
     expect(messages.last).to_have_attribute("data-role", "assistant")
 
 
@@ -245,8 +246,8 @@ def test_an_admin_sees_the_report_pages_the_weak_answers_downloads_and_drills_do
 
     pages = _page_through(page, weak_answers)
     _download_csv(page, pages[-2], artifacts_dir)
-    sid = weak_answers["sids"][0]
-    _drill_down(page, sid, SESSIONS[0])
+    sid = pages[-2][0][0]
+    _drill_down(page, sid, SESSIONS[weak_answers["sids"].index(sid)])
 
     _readable_at(page, DESKTOP, artifacts_dir / "admin.png")
     _readable_at(page, PHONE, artifacts_dir / "admin-phone.png")
