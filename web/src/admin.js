@@ -184,6 +184,7 @@ function drawCharts(days, report) {
             borderColor: BLUE,
             backgroundColor: BLUE,
             spanGaps: true,
+            pointRadius: 4, // a lone day with answers is a point, not a line
           },
         ],
       },
