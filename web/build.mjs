@@ -1,5 +1,7 @@
-// Build the console into web/dist/ (served by Firebase Hosting): one bundled, minified
-// app.js (Firebase JS SDK included: no CDN), index.html, styles.css and config.json.
+// Build the web pages into web/dist/ (served by Firebase Hosting): the console (index.html,
+// app.js) and the admin page (admin.html, admin.js, Chart.js included), each a bundled,
+// minified entry (the Firebase JS SDK shared through a chunk: no CDN), with styles.css,
+// admin.css and config.json.
 //
 // config.json is written from these environment variables (all optional):
 //   CHAT_MEMORY_API_BASE       base URL of the functions (default "/api": Hosting rewrites)
@@ -38,16 +40,19 @@ function fileConfig() {
 }
 
 async function copyStatic() {
-  await copyFile(join(src, "index.html"), join(dist, "index.html"));
-  await copyFile(join(src, "styles.css"), join(dist, "styles.css"));
+  for (const name of ["index.html", "styles.css", "admin.html", "admin.css"]) {
+    await copyFile(join(src, name), join(dist, name));
+  }
   await writeFile(join(dist, "config.json"), `${JSON.stringify(fileConfig(), null, 2)}\n`);
 }
 
 const options = {
-  entryPoints: [join(src, "main.js")],
-  outfile: join(dist, "app.js"),
+  entryPoints: { app: join(src, "main.js"), admin: join(src, "admin.js") },
+  outdir: dist,
   bundle: true,
   format: "esm",
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
   target: ["es2020"],
   minify: true,
   sourcemap: true,

@@ -63,7 +63,9 @@ createServer(async (req, res) => {
     res.writeHead(404, { "content-type": "text/plain" });
     return res.end("no API proxy configured (start serve.mjs with --api-proxy URL)");
   }
-  let path = normalize(join(root, decodeURIComponent(url.pathname)));
+  // As Hosting's rewrite does: /admin is the admin page.
+  const pathname = url.pathname === "/admin" ? "/admin.html" : url.pathname;
+  let path = normalize(join(root, decodeURIComponent(pathname)));
   if (!path.startsWith(root + sep) && path !== root) {
     res.writeHead(403);
     return res.end();

@@ -38,6 +38,9 @@ export function friendlyMessage(err) {
     case "unauthenticated":
       return "Your sign-in was not accepted (it may have expired). Reload the page to sign in again.";
     case "permission_denied":
+      if (String(err.fn || "").startsWith("admin_")) {
+        return "This page is for admins: your account does not hold the admin role.";
+      }
       return "This session belongs to another user. Start a new session.";
     case "not_found":
       return `Not found (${what}): ${err.message}`;
@@ -73,7 +76,8 @@ export function createApi({
   timeoutMs = 15000,
   retryDelayMs = 300,
 }) {
-  async function once(fn, { method, query, body }, forceRefresh) {
+  // `as: "text"`: a successful answer is returned as text (a CSV download), not parsed.
+  async function once(fn, { method, query, body, as = "json" }, forceRefresh) {
     let url = `${base}/${fn}`;
     if (query) {
       const qs = new URLSearchParams(
@@ -81,7 +85,7 @@ export function createApi({
       ).toString();
       if (qs) url += `?${qs}`;
     }
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: as === "text" ? "text/csv, application/json" : "application/json" };
     const token = await getToken(forceRefresh);
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -116,6 +120,7 @@ export function createApi({
     } catch (e) {
       throw new ApiError({ kind: "network", code: "network_error", message: String((e && e.message) || e), fn });
     }
+    if (res.ok && as === "text") return text;
     let data = null;
     try {
       data = text ? JSON.parse(text) : null;
@@ -171,5 +176,12 @@ export function createApi({
       call("end_session", { method: "POST", body: agentId ? { session_id: sessionId, agent_id: agentId } : { session_id: sessionId } }),
     getUserStats: () => call("get_user_stats", { method: "GET" }),
     health: () => call("health", { method: "GET" }),
+    // The admin functions (the token must carry the `admin` claim; else 403 permission_denied).
+    adminReport: ({ from, to }) => call("admin_report", { method: "GET", query: { from, to } }),
+    adminLowConfidence: ({ from, to, limit, cursor }) =>
+      call("admin_low_confidence", { method: "GET", query: { from, to, limit, cursor } }),
+    adminLowConfidenceCsv: ({ from, to, limit, cursor }) =>
+      call("admin_low_confidence", { method: "GET", query: { from, to, limit, cursor, format: "csv" }, as: "text" }),
+    adminSession: (sessionId) => call("admin_session", { method: "GET", query: { session_id: sessionId } }),
   };
 }

@@ -81,3 +81,26 @@ export function resolveConfig(location, fileConfig) {
   cfg.ignoredParams = ignored;
   return cfg;
 }
+
+async function fetchJson(fetchImpl, path) {
+  try {
+    const res = await fetchImpl(path, { cache: "no-store" });
+    return res.ok ? await res.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The runtime config file (`config.json` next to the page), completed by Hosting's web config. */
+export async function loadFileConfig(fetchImpl = globalThis.fetch.bind(globalThis)) {
+  const file = (await fetchJson(fetchImpl, "config.json")) || {};
+  if (!file.firebase) {
+    // On Firebase Hosting (and its emulator) the project's web config is at a reserved URL.
+    const init = await fetchJson(fetchImpl, "/__/firebase/init.json");
+    if (init && init.apiKey && init.projectId) {
+      const { apiKey, authDomain, projectId, appId } = init;
+      file.firebase = { apiKey, authDomain, projectId, ...(appId ? { appId } : {}) };
+    }
+  }
+  return file;
+}

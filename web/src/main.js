@@ -7,7 +7,7 @@ import { initializeApp } from "firebase/app";
 import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
 
 import { ApiError, createApi } from "./api.js";
-import { resolveConfig } from "./config.js";
+import { loadFileConfig, resolveConfig } from "./config.js";
 import { describeAnswer, parsePending, turnFor, withMessages } from "./turn.js";
 
 const CONTEXT_MAX_MESSAGES = 8;
@@ -471,28 +471,6 @@ async function afterSignIn(ok) {
 }
 
 // ----------------------------------------------------------------------------------- boot
-
-async function fetchJson(path) {
-  try {
-    const res = await fetch(path, { cache: "no-store" });
-    return res.ok ? await res.json() : null;
-  } catch {
-    return null;
-  }
-}
-
-async function loadFileConfig() {
-  const file = (await fetchJson("config.json")) || {};
-  if (!file.firebase) {
-    // On Firebase Hosting (and its emulator) the project's web config is at a reserved URL.
-    const init = await fetchJson("/__/firebase/init.json");
-    if (init && init.apiKey && init.projectId) {
-      const { apiKey, authDomain, projectId, appId } = init;
-      file.firebase = { apiKey, authDomain, projectId, ...(appId ? { appId } : {}) };
-    }
-  }
-  return file;
-}
 
 async function boot() {
   const config = resolveConfig(window.location, await loadFileConfig());

@@ -174,3 +174,14 @@ test("the transcript holds each stored message once", () => {
   assert.deepEqual(after.map((m) => m.seq), [1, 2, 3, 4]);
   assert.equal(restored.length, 3);
 });
+
+test("the file config: config.json, else Hosting's reserved web config, else nothing", async () => {
+  const { loadFileConfig } = await import("../src/config.js");
+  const init = { apiKey: "k", projectId: "p", authDomain: "p.firebaseapp.com", storageBucket: "b" };
+  const hosting = async (path) =>
+    path === "/__/firebase/init.json" ? new Response(JSON.stringify(init)) : new Response("", { status: 404 });
+  assert.deepEqual(await loadFileConfig(hosting), { firebase: { apiKey: "k", authDomain: "p.firebaseapp.com", projectId: "p" } });
+  const file = async (path) => (path === "config.json" ? new Response(JSON.stringify({ apiBase: "/fn", firebase: { projectId: "q" } })) : hosting(path));
+  assert.deepEqual(await loadFileConfig(file), { apiBase: "/fn", firebase: { projectId: "q" } });
+  assert.deepEqual(await loadFileConfig(async () => { throw new Error("offline"); }), {});
+});

@@ -1,0 +1,539 @@
+// The admin page: answer quality and knowledge-base use over a range of UTC days, the
+// low-confidence answers page by page (with a CSV download), and one session in full. It
+// signs in as the console does; the admin functions decide who is an admin (the `admin`
+// custom claim), and a 403 from them shows the "not an admin" panel. Every piece of data
+// reaches the DOM through textContent only.
+
+import {
+  BarController,
+  BarElement,
+  CategoryScale,
+  Chart,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  PointElement,
+  Tooltip,
+} from "chart.js";
+import { initializeApp } from "firebase/app";
+import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
+
+import {
+  byCount,
+  CursorStack,
+  csvFilename,
+  defaultRange,
+  fieldRows,
+  fillDays,
+  fmtTimestamp,
+  histogramLabels,
+  MAX_PAGE_SIZE,
+  pageSizeFrom,
+  pct,
+  rangeProblem,
+  totals,
+} from "./admin-model.js";
+import { ApiError, createApi } from "./api.js";
+import { loadFileConfig, resolveConfig } from "./config.js";
+
+Chart.register(BarController, BarElement, CategoryScale, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip);
+Chart.defaults.font.family = 'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", sans-serif';
+Chart.defaults.color = "#1b1f24";
+Chart.defaults.animation = false;
+Chart.defaults.maintainAspectRatio = false;
+
+const BLUE = "#1a5fb4";
+const ORANGE = "#b04a00";
+
+const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+
+const state = {
+  api: null,
+  auth: null,
+  uid: null,
+  range: defaultRange(),
+  pageSize: pageSizeFrom(window.location.search),
+  pager: new CursorStack(),
+  busy: false,
+  charts: new Map(),
+};
+
+// ---------------------------------------------------------------------------------- helpers
+
+function setStatus(text) {
+  $("status").textContent = text || "";
+}
+
+let retryAction = null;
+
+function showError(err, retry) {
+  const text = err instanceof ApiError ? err.friendly : `Something went wrong: ${(err && err.message) || err}`;
+  $("error-message").textContent = text;
+  $("error-banner").dataset.code = err instanceof ApiError ? err.code : "client_error";
+  $("error-banner").hidden = false;
+  retryAction = retry || null;
+  $("error-retry").hidden = !retry;
+  setStatus("");
+  if (!(err instanceof ApiError)) console.error(err);
+}
+
+function clearError() {
+  $("error-banner").hidden = true;
+  $("error-message").textContent = "";
+  retryAction = null;
+}
+
+function isNotAdmin(e) {
+  return e instanceof ApiError && e.status === 403;
+}
+
+function td(text, className) {
+  const c = document.createElement("td");
+  c.textContent = text;
+  if (className) c.className = className;
+  return c;
+}
+
+function fillTable(tbody, rows) {
+  tbody.replaceChildren(
+    ...rows.map((cells) => {
+      const tr = document.createElement("tr");
+      tr.append(...cells.map((c) => td(String(c))));
+      return tr;
+    }),
+  );
+  labelCells(tbody);
+}
+
+// Each cell carries its column's name: on a phone a wide table is shown as one card per row,
+// the names beside the values (admin.css, table.stack).
+function labelCells(tbody) {
+  const names = [...tbody.closest("table").querySelectorAll("thead th")].map((th) => th.textContent);
+  for (const tr of tbody.rows) [...tr.cells].forEach((c, i) => (c.dataset.label = names[i] || ""));
+}
+
+function fillList(ul, items) {
+  ul.replaceChildren(
+    ...items.map((text) => {
+      const li = document.createElement("li");
+      li.textContent = text;
+      return li;
+    }),
+  );
+}
+
+async function withBusy(label, fn) {
+  state.busy = true;
+  updatePager();
+  setStatus(label);
+  try {
+    return await fn();
+  } finally {
+    state.busy = false;
+    updatePager();
+  }
+}
+
+// --------------------------------------------------------------------------------- charts
+
+// `points`: how many bars or points carry data; a list chart with none gives way to its
+// "none in this range" line.
+function draw(testid, config, points, { hideWhenEmpty = false } = {}) {
+  const figure = $(testid);
+  state.charts.get(testid)?.destroy();
+  figure.querySelector(".canvas-box").hidden = hideWhenEmpty && points === 0;
+  state.charts.set(testid, new Chart(figure.querySelector("canvas"), config));
+  figure.dataset.points = String(points);
+}
+
+function bars(labels, datasets, { horizontal = false } = {}) {
+  const valueAxis = { beginAtZero: true, ticks: { precision: 0 } };
+  for (const d of datasets) d.maxBarThickness = 36;
+  return {
+    type: "bar",
+    data: { labels, datasets },
+    options: {
+      indexAxis: horizontal ? "y" : "x",
+      scales: horizontal ? { x: valueAxis } : { y: valueAxis },
+      plugins: { legend: { display: datasets.length > 1 } },
+    },
+  };
+}
+
+function drawCharts(days, report) {
+  const labels = days.map((d) => d.date.slice(5)); // MM-DD: the year is in the range above
+  draw(
+    "chart-activity",
+    bars(labels, [
+      { label: "Sessions ended", data: days.map((d) => d.sessions), backgroundColor: BLUE },
+      { label: "Questions answered", data: days.map((d) => d.queries), backgroundColor: ORANGE },
+    ]),
+    days.filter((d) => d.sessions || d.queries).length,
+  );
+  draw(
+    "chart-confidence",
+    {
+      type: "line",
+      data: {
+        labels,
+        datasets: [
+          {
+            label: "Average confidence",
+            data: days.map((d) => (d.avg_confidence === null ? null : Math.round(d.avg_confidence * 1000) / 10)),
+            borderColor: BLUE,
+            backgroundColor: BLUE,
+            spanGaps: true,
+            pointRadius: 4, // a lone day with answers is a point, not a line
+          },
+        ],
+      },
+      options: {
+        scales: { y: { min: 0, max: 100, ticks: { callback: (v) => `${v}%` } } },
+        plugins: { legend: { display: false } },
+      },
+    },
+    days.filter((d) => d.avg_confidence !== null).length,
+  );
+  const hist = report.confidence_histogram;
+  draw(
+    "chart-histogram",
+    bars(histogramLabels(), [{ label: "Answers", data: hist, backgroundColor: hist.map((_, i) => (i < 5 ? ORANGE : BLUE)) }]),
+    hist.reduce((a, b) => a + b, 0),
+  );
+  const kb = report.top_kb_entries;
+  draw(
+    "chart-kb",
+    bars(kb.map((e) => e.entry_id), [{ label: "Citations", data: kb.map((e) => e.uses), backgroundColor: BLUE }], { horizontal: true }),
+    kb.length,
+    { hideWhenEmpty: true },
+  );
+  const reasons = byCount(report.end_reasons);
+  draw(
+    "chart-end-reasons",
+    bars(reasons.map(([r]) => r), [{ label: "Sessions", data: reasons.map(([, n]) => n), backgroundColor: BLUE }], { horizontal: true }),
+    reasons.length,
+    { hideWhenEmpty: true },
+  );
+}
+
+// --------------------------------------------------------------------------------- report
+
+function renderReport(report) {
+  const { from, to } = state.range;
+  const days = fillDays(from, to, report.days);
+  const t = totals(days);
+  $("report-range").textContent = `${from} to ${to} (${days.length} days, UTC)`;
+  $("total-sessions").textContent = String(t.sessions);
+  $("total-messages").textContent = String(t.messages);
+  $("total-queries").textContent = String(t.queries);
+  $("total-low").textContent = String(t.low_confidence);
+  $("total-avg").textContent = pct(t.avg_confidence);
+
+  fillTable($("activity-rows"), days.map((d) => [d.date, d.sessions, d.queries, d.messages]));
+  fillTable($("confidence-rows"), days.map((d) => [d.date, pct(d.avg_confidence), d.low_confidence]));
+  const labels = histogramLabels();
+  fillTable($("histogram-rows"), report.confidence_histogram.map((n, i) => [labels[i], n]));
+  fillTable($("kb-rows"), report.top_kb_entries.map((e) => [e.entry_id, e.uses]));
+  $("kb-empty").hidden = report.top_kb_entries.length > 0;
+  const reasons = byCount(report.end_reasons);
+  fillTable($("end-reason-rows"), reasons);
+  $("end-reasons-empty").hidden = reasons.length > 0;
+
+  const collections = byCount(report.collections);
+  fillList($("collections"), collections.length ? collections.map(([c, n]) => `${c}: ${n}`) : ["none in this range"]);
+  fillList($("unused-entries"), report.unused_kb_entries);
+  $("unused-count").textContent = `(${report.unused_kb_entries.length})`;
+
+  drawCharts(days, report);
+}
+
+// ----------------------------------------------------------------------- low-confidence table
+
+function fetchPage(cursor) {
+  return state.api.adminLowConfidence({ ...state.range, limit: state.pageSize, cursor });
+}
+
+function renderRows(items) {
+  const body = $("low-rows");
+  body.replaceChildren(
+    ...items.map((it) => {
+      const tr = document.createElement("tr");
+      tr.dataset.testid = "low-row";
+      tr.dataset.sessionId = it.session_id;
+      tr.dataset.seq = String(it.seq);
+      const open = document.createElement("button");
+      open.type = "button";
+      open.className = "link";
+      open.dataset.testid = "open-session";
+      const short = `${it.session_id.slice(0, 8)}…`;
+      open.textContent = short;
+      open.title = it.session_id;
+      // The name begins with the visible text, as speech input users say what they see.
+      open.setAttribute("aria-label", `${short} (open session ${it.session_id})`);
+      open.addEventListener("click", () => openSession(it.session_id));
+      const session = document.createElement("td");
+      session.append(open);
+      tr.append(
+        td(fmtTimestamp(it.timestamp), "nowrap"),
+        td(it.query ?? "—", "text"),
+        td(it.response, "text"),
+        td(pct(it.confidence), "num"),
+        td(it.collection ?? "—"),
+        session,
+      );
+      return tr;
+    }),
+  );
+  labelCells(body);
+  $("low-empty").hidden = items.length > 0 || state.pager.page > 1;
+  updatePager();
+}
+
+function updatePager() {
+  const p = state.pager;
+  $("page-previous").disabled = state.busy || !p.hasPrevious;
+  $("page-next").disabled = state.busy || !p.hasNext;
+  $("csv-download").disabled = state.busy || $("low-rows").children.length === 0;
+  $("low-page").textContent = `(page ${p.page}, ${$("low-rows").children.length} rows, up to ${state.pageSize} a page)`;
+}
+
+async function firstPage() {
+  state.pager.reset();
+  const res = await fetchPage(null);
+  state.pager.loaded(res.next_cursor);
+  renderRows(res.items);
+}
+
+async function nextPage() {
+  if (state.busy || !state.pager.hasNext) return;
+  clearError();
+  try {
+    const res = await withBusy("Reading the next page…", () => fetchPage(state.pager.next));
+    if (res.items.length === 0) {
+      // The last page was exactly full: the service offered a cursor to an empty page.
+      state.pager.loaded(null);
+      updatePager();
+      setStatus("That was the last page.");
+      return;
+    }
+    state.pager.advanced(res.next_cursor);
+    renderRows(res.items);
+    setStatus(`Page ${state.pager.page}.`);
+  } catch (e) {
+    showError(e, nextPage);
+  }
+}
+
+async function previousPage() {
+  if (state.busy || !state.pager.hasPrevious) return;
+  clearError();
+  try {
+    const res = await withBusy("Reading the previous page…", () => fetchPage(state.pager.previousCursor));
+    state.pager.wentBack(res.next_cursor);
+    renderRows(res.items);
+    setStatus(`Page ${state.pager.page}.`);
+  } catch (e) {
+    showError(e, previousPage);
+  }
+}
+
+async function downloadCsv() {
+  if (state.busy) return;
+  clearError();
+  try {
+    const text = await withBusy("Preparing the CSV…", () =>
+      state.api.adminLowConfidenceCsv({ ...state.range, limit: state.pageSize, cursor: state.pager.current }),
+    );
+    // The function needs the ID token in a header, so a plain link cannot fetch it: the
+    // page fetches the rows and hands them to the browser as a file.
+    const url = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = csvFilename(state.range.from, state.range.to, state.pager.page);
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    setStatus(`Downloaded ${a.download}.`);
+  } catch (e) {
+    showError(e, downloadCsv);
+  }
+}
+
+// ---------------------------------------------------------------------------------- session
+
+function renderSession(sid, res) {
+  $("session-detail-id").textContent = sid;
+  const fields = $("session-fields");
+  fields.replaceChildren(
+    ...fieldRows(res.session).map(([k, v]) => {
+      const div = document.createElement("div");
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = v;
+      dd.dataset.field = k;
+      div.append(dt, dd);
+      return div;
+    }),
+  );
+  const analytics = res.analytics || [];
+  $("session-analytics-count").textContent = `(${analytics.length})`;
+  fillTable(
+    $("session-analytics"),
+    analytics.map((q) => [
+      fmtTimestamp(q.timestamp),
+      q.query ?? "—",
+      pct(q.confidence),
+      (q.sources || []).join(", ") || "none",
+      q.collection ?? "—",
+    ]),
+  );
+  const messages = res.final_messages || [];
+  $("session-messages-count").textContent = `(${messages.length})`;
+  $("session-messages").replaceChildren(
+    ...messages.map((m) => {
+      const li = document.createElement("li");
+      li.dataset.role = String(m.role);
+      const role = document.createElement("span");
+      role.className = "role";
+      role.textContent = `${m.role}: `;
+      const content = document.createElement("span");
+      content.textContent = String(m.content ?? "");
+      li.append(role, content);
+      return li;
+    }),
+  );
+  $("session-detail").hidden = false;
+}
+
+async function openSession(sessionId) {
+  const sid = String(sessionId || "").trim();
+  if (!sid) {
+    setStatus("Type a session id first.");
+    $("session-input").focus();
+    return;
+  }
+  clearError();
+  $("session-input").value = sid;
+  try {
+    const res = await withBusy("Opening the session…", () => state.api.adminSession(sid));
+    renderSession(sid, res);
+    setStatus(`Session ${sid} opened.`);
+    $("session-panel").scrollIntoView({ block: "start" });
+  } catch (e) {
+    showError(e, () => openSession(sid));
+  }
+}
+
+// ------------------------------------------------------------------------------- the page
+
+async function loadAll() {
+  await withBusy("Reading the report…", async () => {
+    const [report] = await Promise.all([state.api.adminReport(state.range), firstPage()]);
+    renderReport(report);
+  });
+  setStatus(`Report for ${state.range.from} to ${state.range.to}.`);
+}
+
+function showAdmin(yes) {
+  document.body.dataset.role = yes ? "admin" : "not-admin";
+  $("admin-main").hidden = !yes;
+  $("not-admin").hidden = yes;
+}
+
+// The admin functions are the judge of who is an admin. A role granted since sign-in is in
+// the next ID token only, so the first refusal fetches a fresh token and asks once more.
+async function enter(freshToken = false) {
+  clearError();
+  try {
+    if (freshToken) await state.auth.currentUser.getIdToken(true);
+    await loadAll();
+    showAdmin(true);
+  } catch (e) {
+    if (isNotAdmin(e) && !freshToken) return enter(true);
+    if (isNotAdmin(e)) {
+      showAdmin(false);
+      setStatus("");
+      return;
+    }
+    showError(e, () => enter());
+  }
+}
+
+function applyRange(ev) {
+  ev.preventDefault();
+  const from = $("range-from").value;
+  const to = $("range-to").value;
+  const problem = rangeProblem(from, to);
+  const size = Number.parseInt($("page-size").value, 10);
+  const sizeProblem = Number.isInteger(size) && size >= 1 && size <= MAX_PAGE_SIZE ? null : `Rows per page: 1 to ${MAX_PAGE_SIZE}.`;
+  $("range-problem").textContent = problem || sizeProblem || "";
+  $("range-problem").hidden = !(problem || sizeProblem);
+  if (problem || sizeProblem) return;
+  state.range = { from, to };
+  state.pageSize = size;
+  enter();
+}
+
+async function signIn() {
+  $("auth-status").textContent = "signing in…";
+  await state.auth.authStateReady();
+  const user = state.auth.currentUser || (await signInAnonymously(state.auth)).user;
+  state.uid = user.uid;
+  $("auth-status").textContent = `${user.isAnonymous ? "anonymous" : user.email || "signed in"} · ${user.uid}`;
+  $("auth-status").dataset.uid = user.uid;
+  $("not-admin-uid").textContent = user.uid;
+}
+
+async function boot() {
+  const config = resolveConfig(window.location, await loadFileConfig());
+  $("config-note").textContent =
+    `Functions: ${config.apiBase}/<name> · Auth: ${config.authEmulatorUrl ? `emulator at ${config.authEmulatorUrl}` : "Firebase Auth"}` +
+    (config.ignoredParams.length ? ` · ignored query parameters: ${config.ignoredParams.join(", ")}` : "");
+  const app = initializeApp(config.firebase);
+  state.auth = getAuth(app);
+  if (config.authEmulatorUrl) connectAuthEmulator(state.auth, config.authEmulatorUrl, { disableWarnings: true });
+  state.api = createApi({
+    base: config.apiBase,
+    timeoutMs: config.requestTimeoutMs,
+    getToken: async (force) => (state.auth.currentUser ? state.auth.currentUser.getIdToken(force) : null),
+  });
+
+  $("range-from").value = state.range.from;
+  $("range-to").value = state.range.to;
+  $("page-size").value = String(state.pageSize);
+  $("range-form").addEventListener("submit", applyRange);
+  $("page-next").addEventListener("click", nextPage);
+  $("page-previous").addEventListener("click", previousPage);
+  $("csv-download").addEventListener("click", downloadCsv);
+  $("check-again").addEventListener("click", () => enter(true));
+  $("session-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    openSession($("session-input").value);
+  });
+  $("error-dismiss").addEventListener("click", clearError);
+  $("error-retry").addEventListener("click", () => {
+    const action = retryAction;
+    clearError();
+    if (action) action();
+  });
+
+  await start();
+  document.body.dataset.ready = "true";
+}
+
+async function start() {
+  try {
+    await signIn();
+  } catch (e) {
+    $("auth-status").textContent = "not signed in";
+    const why = (e && e.code) || (e && e.message) || e;
+    showError(new Error(`Could not sign in (${why}). Check the network and that Firebase Auth (or its emulator) is running.`), start);
+    return;
+  }
+  await enter();
+}
+
+boot().catch((e) => showError(e));
