@@ -91,7 +91,7 @@ cat >&2 <<EOF
   Redis     : ${REDIS_URL:-none (in-memory fallback)}
   Auth      : AUTH_DISABLED=$AUTH_DISABLED$( [ "$AUTH_DISABLED" = true ] && echo " (dev only: X-User-Id header or a dev uid; set AUTH_DISABLED=false for real tokens)")
 
-  Console   : http://127.0.0.1:$HOST_PORT/admin.html   (admin reports; AUTH_DISABLED: everyone is admin)
+  Console   : http://127.0.0.1:$HOST_PORT/admin   (admin reports; AUTH_DISABLED: everyone is admin)
 
   Try:
     curl -s -X POST -H 'Content-Type: application/json' -H 'X-User-Id: dev-user' \\
