@@ -49,10 +49,13 @@ mkdir -p web/dist
 
 # 6. Browser tests: the console's packages and build, and Debian's Chromium.
 if [ -d tests/browser ] && [ "${CM_SKIP_BROWSER_SETUP:-0}" != 1 ]; then
-  if [ -f web/package-lock.json ] && [ ! -e web/node_modules/.bin/esbuild ]; then
+  # Installed again whenever the lock file changed (a stamp of its hash in node_modules).
+  web_lock="$(sha256sum web/package-lock.json 2>/dev/null | cut -c1-64)"
+  if [ -f web/package-lock.json ] && [ "$(cat web/node_modules/.cm-lock 2>/dev/null)" != "$web_lock" ]; then
     cm_log "npm ci in web/ ..."
     npm --prefix web ci --no-audit --no-fund --loglevel=error ||
       { rm -rf web/node_modules; npm --prefix web ci --no-audit --no-fund --loglevel=error; }
+    echo "$web_lock" > web/node_modules/.cm-lock
   fi
   # tests/browser rebuilds web/dist when stale; build here only when it is missing.
   if [ -f web/build.mjs ] && [ ! -f web/dist/index.html ]; then

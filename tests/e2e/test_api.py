@@ -53,6 +53,9 @@ def test_spec_lists_every_function():
         "/get_user_stats",
         "/health",
         "/chat",
+        "/admin_report",
+        "/admin_low_confidence",
+        "/admin_session",
     }
 
 
