@@ -29,7 +29,7 @@ class Instance:
         # session layers and the rate limiter): one outage, one cool-down.
         self.redis_breaker = CircuitBreaker(settings.redis_breaker_cooldown_s)
         self.firestore_breaker = CircuitBreaker(settings.redis_breaker_cooldown_s)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # manager() builds the Redis client under it too
         self._redis: Any = None
         self._firestore: Any = None
         self._manager: SessionManager | None = None
@@ -96,6 +96,10 @@ class Instance:
             firestore=FirestoreLayer(s, connect=self.firestore_client, breaker=self.firestore_breaker),
         )
         if manager.redis.configured:
+            # Import redis-py and build the client here, before any other thread touches
+            # it: two threads importing redis-py's modules at once can each meet the other's
+            # half-initialised module (seen: the first append of a new instance answered 500).
+            self.redis_client()
             # Logs a warning at start-up if Redis may evict single session keys; in the
             # background, so that a Redis down at start-up delays no request.
             threading.Thread(target=manager.redis.eviction_policy, daemon=True).start()
