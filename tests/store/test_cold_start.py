@@ -32,7 +32,6 @@ assert m.add_message(sid, "user", "hello", user_id="cold-user").storage == "redi
 def test_redis_py_is_imported_before_the_start_up_thread(redis_server):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIRESTORE_EMULATOR")}
     env.update({"REDIS_URL": redis_server.url, "FIRESTORE_ENABLED": "false", "PYTHONPATH": str(ROOT)})
-    out = subprocess.run(
-        [sys.executable, "-c", FIRST_REQUEST], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
+    cmd = [sys.executable, "-c", FIRST_REQUEST]
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
