@@ -26,9 +26,10 @@ def _b64(obj: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
 
-def mock_token(uid: str) -> str:
+def mock_token(uid: str, **custom: object) -> str:
     now = int(time.time())
     claims = {
+        **custom,
         "iss": f"https://securetoken.google.com/{PROJECT}",
         "aud": PROJECT,
         "auth_time": now,
@@ -78,6 +79,9 @@ def data(fs):
     _seed(fs, f"analytics/{sid}", {"owner": alice})
     _seed(fs, f"users/{alice}", {"owner": alice})
     _seed(fs, "kb_usage/doc-1", {"owner": alice})
+    _seed(fs, "rollups/2030-01-01", {"sessions": 1})
+    _seed(fs, f"low_confidence/{sid}_00000002", {"session_id": sid, "query": "hello"})
+    _seed(fs, "admin_audit/a1", {"session_id": sid})
     return {"base": fs, "alice": alice, "bob": bob, "sid": sid}
 
 
@@ -114,7 +118,16 @@ def test_owner_lists_only_with_own_owner_filter(data):
 
 @pytest.mark.parametrize(
     "path",
-    ["analytics/{sid}", "users/{alice}", "kb_usage/doc-1", "sessions/{sid}/pending/m1", "_health/ping"],
+    [
+        "analytics/{sid}",
+        "users/{alice}",
+        "kb_usage/doc-1",
+        "sessions/{sid}/pending/m1",
+        "_health/ping",
+        "rollups/2030-01-01",
+        "low_confidence/{sid}_00000002",
+        "admin_audit/a1",
+    ],
 )
 def test_everything_else_is_unreadable_even_for_the_owner(data, path):
     url = f"{data['base']}/{path.format(**data)}"
@@ -133,3 +146,12 @@ def test_no_client_writes(data, path):
 def test_session_still_intact_after_refused_writes(data):
     resp = requests.get(f"{data['base']}/sessions/{data['sid']}", headers={"Authorization": "Bearer owner"}, timeout=10)
     assert resp.json()["fields"]["status"]["stringValue"] == "active"
+
+
+@pytest.mark.parametrize("path", ["rollups/2030-01-01", "low_confidence/{sid}_00000002", "admin_audit/a1"])
+def test_the_reports_are_closed_to_client_sdks_even_for_an_admin(data, path):
+    """Admins read reports through the admin_* functions, never through a client SDK."""
+    headers = {"Authorization": f"Bearer {mock_token(data['alice'], admin=True)}"}
+    url = f"{data['base']}/{path.format(**data)}"
+    assert requests.get(url, headers=headers, timeout=10).status_code == 403
+    assert requests.delete(url, headers=headers, timeout=10).status_code == 403
