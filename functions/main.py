@@ -103,6 +103,12 @@ def admin_session(req: https_fn.Request) -> https_fn.Response:
     return handle(req, api.admin_session, method="GET")
 
 
+@https_fn.on_request(**{**_HTTP, "timeout_sec": 120})
+def export_my_data(req: https_fn.Request) -> https_fn.Response:
+    # A page of a user's sessions with their messages and analytics: many reads.
+    return handle(req, api.export_my_data, method="GET")
+
+
 @https_fn.on_request(**_HTTP)
 def get_user_stats(req: https_fn.Request) -> https_fn.Response:
     return handle(req, api.get_user_stats, method="GET")

@@ -5,15 +5,13 @@ read recorded in ``admin_audit`` (who, which session, when; no content)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import datetime as dt
 import io
-import json
 import time
 from typing import Any
 
+from shared.cursor import decode_cursor, encode_cursor
 from shared.errors import InvalidArgument, NotFound, PermissionDenied, StoreError, Unavailable
 from shared.models import validate_session_id
 from shared.store import rollups
@@ -24,7 +22,6 @@ MAX_DAYS = 366
 DEFAULT_DAYS = 30
 TOP_ENTRIES = 20
 MAX_PAGE = 200
-MAX_CURSOR_CHARS = 512
 CSV_FIELDS = ("session_id", "seq", "timestamp", "confidence", "collection", "sources", "query", "response")
 
 
@@ -100,11 +97,11 @@ class Reports:
         start = dt.datetime.fromisoformat(days[0]).replace(tzinfo=dt.UTC).timestamp()
         end = dt.datetime.fromisoformat(days[-1]).replace(tzinfo=dt.UTC).timestamp() + 86400
         try:
-            rows = self.firestore.low_confidence_page(start, end, limit, _decode_cursor(cursor))
+            rows = self.firestore.low_confidence_page(start, end, limit, decode_cursor(cursor))
         except StoreError as exc:
             raise Unavailable("reports are unavailable; try again shortly") from exc
         items = [_item(r) for _, r in rows]
-        nxt = _encode_cursor(rows[-1][1]["timestamp"], rows[-1][0]) if len(rows) == limit else None
+        nxt = encode_cursor(rows[-1][1]["timestamp"], rows[-1][0]) if len(rows) == limit else None
         return items, nxt
 
     def session(self, session_id: object, admin_uid: str) -> dict[str, Any]:
@@ -126,24 +123,6 @@ def _item(r: dict[str, Any]) -> dict[str, Any]:
     return {k: r.get(k) for k in ("session_id", "seq", "query", "response", "confidence", "sources", "collection")} | {
         "timestamp": float(r.get("timestamp") or 0)
     }
-
-
-def _encode_cursor(ts: float, doc_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([ts, doc_id]).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: object) -> tuple[float, str] | None:
-    if cursor is None or cursor == "":
-        return None
-    try:
-        if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_CHARS:
-            raise ValueError
-        ts, doc_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(ts, int | float) or not isinstance(doc_id, str) or "/" in doc_id or not doc_id:
-            raise ValueError
-        return float(ts), doc_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgument("cursor is not one this API gave out", details={"field": "cursor"}) from None
 
 
 def to_csv(items: list[dict[str, Any]]) -> str:

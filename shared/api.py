@@ -8,6 +8,7 @@ checked against ``openapi.yaml`` by ``tests/unit/test_wire_contract.py``.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -138,7 +139,7 @@ def admin_low_confidence(call: Call) -> Reply:
     fmt = call.args.get("format", "json")
     if fmt not in ("json", "csv"):
         raise InvalidArgument("format must be json or csv", details={"field": "format"})
-    limit = int_param(call.args, "limit", default=50, lo=1, hi=admin.MAX_PAGE)
+    limit = int_param(call.args, "limit", default=50, lo=1, hi=admin.MAX_PAGE) or 50
     args = call.args
     items, cursor = _reports().low_confidence(args.get("from"), args.get("to"), limit, args.get("cursor"))
     if fmt == "csv":
@@ -158,6 +159,20 @@ def _reports() -> Any:
     from shared.instance import get_instance
 
     return get_instance().reports()
+
+
+def export_my_data(call: Call) -> Reply:
+    from shared.instance import get_instance
+    from shared.rights import MAX_PAGE, DataRights
+
+    limit = int_param(call.args, "limit", default=50, lo=1, hi=MAX_PAGE) or 50
+    page = DataRights(get_instance().manager()).export(call.uid, cursor=call.args.get("cursor"), limit=limit)
+    body = wire.ExportPage.model_validate(page).model_dump(exclude_none=False)
+    if body["user"] is None:
+        del body["user"]
+    # a file the browser downloads (JSON, as it answers)
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return 200, Text(text, "application/json", filename="chat-memory-export.json")
 
 
 def get_user_stats(call: Call) -> Reply:

@@ -149,6 +149,13 @@ class AdminSession(_Wire):
     final_messages: list[dict[str, Any]]
 
 
+class ExportPage(_Wire):
+    user_id: str
+    user: dict[str, Any] | None = None  # the first page only
+    sessions: list[dict[str, Any]]
+    next_cursor: str | None
+
+
 # openapi.yaml component schema -> the model answering with it
 SCHEMAS: dict[str, type[_Wire]] = {
     "SessionCreated": SessionCreated,
@@ -166,5 +173,6 @@ SCHEMAS: dict[str, type[_Wire]] = {
     "LowConfidencePage": LowConfidencePage,
     "LowConfidenceItem": LowConfidenceItem,
     "AdminSession": AdminSession,
+    "ExportPage": ExportPage,
     "Message": WireMessage,
 }

@@ -395,6 +395,17 @@ class FirestoreLayer:
         with self._guard("apply_stats", sid):
             return self._transactional(work)
 
+    def sessions_of(self, uid: str, limit: int, after: tuple[float, str] | None) -> list[dict[str, Any]]:
+        """The user's session documents, oldest first, after the cursor (created_at, id)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        col = self.db().collection("sessions")
+        q = col.where(filter=FieldFilter("owner", "==", uid)).order_by("created_at").order_by("__name__")
+        if after is not None:
+            q = q.start_after({"created_at": after[0], "__name__": col.document(after[1])})
+        with self._guard("sessions_of"):
+            return [d.to_dict() for d in q.limit(limit).stream(timeout=self.settings.firestore_timeout_s)]
+
     # -- reporting: admin reads ------------------------------------------------------------------
     def rollup_days(self, dates: list[str]) -> dict[str, dict[str, Any]]:
         """The day documents that exist among ``dates`` (one batched read)."""

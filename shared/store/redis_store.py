@@ -320,6 +320,39 @@ class RedisLayer:
         """Record that the session's Firestore document exists (no-op if Redis lost it)."""
         return bool(self._run("mark_doc", sid, [], nkeys=1))
 
+    def held_for_export(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:
+        """Everything Redis holds of a session's messages: the window and the messages not
+        yet summarised (merged by id), and its buffered analytics. Read only."""
+        from redis.exceptions import RedisError
+
+        client = self.client()
+        if client is None or not self.breaker.allow():
+            raise StoreError("redis unavailable", layer="redis")
+        _, msgs, pend, ana, _, _ = self.keys(sid)
+        try:
+            window, unsummarised, queries = self._once_more_if_reconnected(
+                lambda: (client.lrange(msgs, 0, -1), client.lrange(pend, 0, -1), client.lrange(ana, 0, -1))
+            )
+        except (RedisError, OSError) as exc:
+            redis_client.record_outage(self.breaker, client, exc)
+            raise StoreError(f"redis export: {type(exc).__name__}", layer="redis") from exc
+        self.breaker.record_success()
+        by_mid = {m.mid: m for m in (StoredMessage.from_json(r) for r in [*unsummarised, *window])}
+        return sorted(by_mid.values(), key=lambda m: m.seq), [QueryRecord.from_json(r) for r in queries]
+
+    def user_session_ids(self, uid: str) -> list[str]:
+        """The user's sessions Redis counts against the cap (active ones, some maybe ended)."""
+        from redis.exceptions import RedisError
+
+        client = self.client()
+        if client is None or not self.breaker.allow():
+            return []
+        try:
+            return list(self._once_more_if_reconnected(lambda: client.zrange(self.user_sessions_key(uid), 0, -1)))
+        except (RedisError, OSError) as exc:
+            redis_client.record_outage(self.breaker, client, exc)
+            raise StoreError(f"redis user sessions: {type(exc).__name__}", layer="redis") from exc
+
     def forget_expiring(self, sid: str) -> None:
         self._run("forget", sid, [], nkeys=1)
 

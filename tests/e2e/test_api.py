@@ -56,6 +56,7 @@ def test_spec_lists_every_function():
         "/admin_report",
         "/admin_low_confidence",
         "/admin_session",
+        "/export_my_data",
     }
 
 

@@ -70,3 +70,20 @@ def test_the_grant_script_makes_a_backend_identity(api: Api):
     grant("--revoke")
     signed_in_again()
     contract(api.append(user, sid, "assistant", "and again"), "append_message", 403)
+
+
+def test_a_user_downloads_everything_they_wrote(api: Api):
+    """export_my_data with an end user's token: every canary the user wrote, as a download,
+    and nothing of another user's."""
+    user, other = api.new_user(backend=False), api.new_user(backend=False)
+    sid, theirs = api.new_session(user), api.new_session(other)
+    mine = [f"canary-{i}-{user.uid[:6]}" for i in range(3)]
+    for i, c in enumerate(mine):
+        contract(api.chat(user, sid, f"How do I return an item? {c}", cmid=f"x{i}"), "chat", 201)
+    contract(api.chat(other, theirs, "their secret words", cmid="y0"), "chat", 201)
+    r = api.get("export_my_data", {"limit": 10}, user)
+    body = contract(r, "export_my_data", 200)
+    assert 'filename="chat-memory-export.json"' in r.headers["Content-Disposition"]
+    assert all(c in r.text for c in mine) and "their secret words" not in r.text
+    assert [s["session_id"] for s in body["sessions"]] == [sid] and body["next_cursor"] is None
+    assert len(body["sessions"][0]["analytics"]) == 3  # the answers, still buffered in Redis

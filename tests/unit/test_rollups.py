@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.admin import _decode_cursor, _encode_cursor, day_range, to_csv
+from shared.admin import day_range, to_csv
+from shared.cursor import decode_cursor as _decode_cursor
+from shared.cursor import encode_cursor as _encode_cursor
 from shared.errors import InvalidArgument
 from shared.store import rollups
 
