@@ -5,6 +5,7 @@ default `kb` responder, when a user signs in anonymously, chats past a rolling s
 the session, then each answer shows its confidence and sources (or none, for a question the
 knowledge base does not cover), the page shows the summary appear, the storage layer, the
 message count and the end result, and the on_session_ended trigger writes the user's stats.
+"Download my data" saves one file holding the user's session and every message they typed.
 Nothing is mocked: every request goes from Chromium to the running services. The one network
 failure the test causes is an answer lost on its way back (Playwright's routing lets the
 request reach the service, then drops the response), the way a flaky connection loses one.
@@ -12,6 +13,7 @@ request reach the service, then drops the response), the way a flaky connection 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -321,3 +323,35 @@ def test_reload_keeps_the_draft_and_the_session(page: Page, stack) -> None:
     assert again.value.post_data_json["client_message_id"] == ids[0]
     expect(page.get_by_test_id("transcript").get_by_test_id("message")).to_have_count(4)
     expect(_user_turns(page, draft)).to_have_count(1)
+
+
+def test_download_my_data(page: Page, stack, tmp_path: Path) -> None:
+    """A user who has chatted downloads everything held about them: one JSON file, built by
+    the page from every export_my_data page, holding this session and each message typed."""
+    uid, session_id = _open_and_sign_in(page, stack.page_url())
+    typed = QUESTIONS[:2]
+    for turn, question in enumerate(typed, start=1):
+        _send(page, question, 2 * turn)
+
+    button = page.get_by_test_id("download-data-button")
+    expect(button).to_be_enabled()
+    with page.expect_download() as info:
+        button.click()
+    download = info.value
+    assert download.suggested_filename == "chat-memory-export.json"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    expect(page.get_by_test_id("status")).to_contain_text("Downloaded chat-memory-export.json")
+    expect(page.get_by_test_id("error-banner")).to_be_hidden()
+
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    assert set(data) == {"user_id", "user", "sessions", "exported_at"}, data.keys()
+    assert data["user_id"] == uid
+    sessions = {s["session_id"]: s for s in data["sessions"]}
+    assert session_id in sessions, list(sessions)
+    mine = sessions[session_id]
+    assert mine["status"] == "active", mine
+    assert [m["content"] for m in mine["messages"] if m["role"] == "user"] == typed, mine["messages"]
+    assert [m["role"] for m in mine["messages"]] == ["user", "assistant"] * len(typed), mine["messages"]
+    # Each answer's analytics entry is buffered while the session is active: exported too.
+    assert [q["query"] for q in mine["analytics"]] == typed, mine["analytics"]

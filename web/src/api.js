@@ -175,6 +175,8 @@ export function createApi({
     endSession: (sessionId, agentId) =>
       call("end_session", { method: "POST", body: agentId ? { session_id: sessionId, agent_id: agentId } : { session_id: sessionId } }),
     getUserStats: () => call("get_user_stats", { method: "GET" }),
+    // One page of everything held about the caller; the first page has no cursor.
+    exportMyData: ({ limit, cursor }) => call("export_my_data", { method: "GET", query: { limit, cursor } }),
     health: () => call("health", { method: "GET" }),
     // The admin functions (the token must carry the `admin` claim; else 403 permission_denied).
     adminReport: ({ from, to }) => call("admin_report", { method: "GET", query: { from, to } }),

@@ -1,13 +1,15 @@
 // The chat-memory console: signs in anonymously, holds one session, chats through the `chat`
 // function (which stores the user's message, answers it and stores the answer) and shows what
-// the memory service keeps as the conversation goes on. Every piece of user text and every
-// answer reaches the DOM through textContent only.
+// the memory service keeps as the conversation goes on; "Download my data" saves everything it
+// holds about the user as one file. Every piece of user text and every answer reaches the DOM
+// through textContent only.
 
 import { initializeApp } from "firebase/app";
 import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
 
 import { ApiError, createApi } from "./api.js";
 import { loadFileConfig, resolveConfig } from "./config.js";
+import { combineExportPages, EXPORT_FILENAME, EXPORT_PAGE_SIZE, exportBlob, readAllExportPages } from "./export.js";
 import { describeAnswer, parsePending, turnFor, withMessages } from "./turn.js";
 
 const CONTEXT_MAX_MESSAGES = 8;
@@ -26,7 +28,7 @@ for (const id of [
   "context-storage", "summary-updated", "summary-empty", "summary", "summary-meta", "context-count",
   "context-messages", "formatted-context", "end-panel", "end-status", "end-reason", "end-message-count",
   "queries-recorded", "end-summary", "history-meta", "history", "history-after", "end-reason-row", "config-note",
-  "user-stats-status", "stats-sessions", "stats-messages", "stats-queries", "stats-recent",
+  "user-stats-status", "stats-sessions", "stats-messages", "stats-queries", "stats-recent", "download-data-button",
 ]) {
   el[id] = $(id);
 }
@@ -114,6 +116,7 @@ function updateControls() {
   el["send-button"].disabled = !ready || state.busy;
   el["end-session-button"].disabled = !ready || state.busy;
   el["new-session-button"].hidden = !state.ended;
+  el["download-data-button"].disabled = !state.uid || state.busy;
   el["composer"].setAttribute("aria-busy", state.busy ? "true" : "false");
 }
 
@@ -395,6 +398,33 @@ async function loadUserStats(attempts = 15) {
   return null;
 }
 
+async function downloadMyData() {
+  if (state.busy || !state.uid) return;
+  clearError();
+  try {
+    const doc = await withBusy("Reading your data…", async () => {
+      const pages = await readAllExportPages(
+        (cursor) => state.api.exportMyData({ limit: EXPORT_PAGE_SIZE, cursor }),
+        (n, sessions) => setStatus(`Reading your data… page ${n}, ${sessions} sessions so far.`),
+      );
+      return combineExportPages(pages, new Date().toISOString());
+    });
+    // The function needs the ID token in a header, so a plain link cannot fetch it: the page
+    // reads every page and hands the browser one file.
+    const url = URL.createObjectURL(exportBlob(doc));
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = EXPORT_FILENAME;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    setStatus(`Downloaded ${EXPORT_FILENAME}: ${doc.sessions.length} sessions.`);
+  } catch (e) {
+    showError(e, downloadMyData);
+  }
+}
+
 async function resumeSession(saved) {
   // After a reload: show the session we had, if it is still ours and still there.
   try {
@@ -504,6 +534,7 @@ async function boot() {
   });
   el["end-session-button"].addEventListener("click", endSession);
   el["new-session-button"].addEventListener("click", startSession);
+  el["download-data-button"].addEventListener("click", downloadMyData);
 
   checkHealth();
   await afterSignIn(await signIn());
