@@ -110,6 +110,22 @@ def export_my_data(req: https_fn.Request) -> https_fn.Response:
 
 
 @https_fn.on_request(**_HTTP)
+def delete_session(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.delete_session, method="POST")
+
+
+@https_fn.on_request(**{**_HTTP, "timeout_sec": 540})
+def delete_my_data(req: https_fn.Request) -> https_fn.Response:
+    # Every session of the user; resumable: a call that stops is finished by the next.
+    return handle(req, api.delete_my_data, method="POST")
+
+
+@https_fn.on_request(**{**_HTTP, "timeout_sec": 540})
+def admin_erase_user(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.admin_erase_user, method="POST")
+
+
+@https_fn.on_request(**_HTTP)
 def get_user_stats(req: https_fn.Request) -> https_fn.Response:
     return handle(req, api.get_user_stats, method="GET")
 

@@ -175,6 +175,38 @@ def export_my_data(call: Call) -> Reply:
     return 200, Text(text, "application/json", filename="chat-memory-export.json")
 
 
+def delete_session(call: Call) -> Reply:
+    only_fields(call.body, {"session_id"})
+    sid = validate_session_id(call.body.get("session_id"))
+    counts = _erasure().erase_session(sid, call.uid)
+    return 200, wire.SessionErased.model_validate({"session_id": sid, "erased": counts}).model_dump()
+
+
+def delete_my_data(call: Call) -> Reply:
+    only_fields(call.body, {"confirm"})
+    if call.body.get("confirm") is not True:
+        raise InvalidArgument("confirm must be true: this erases all your data", details={"field": "confirm"})
+    assert call.uid is not None
+    receipt = _erasure().erase_user(call.uid, requested_by="self")
+    return 200, wire.ErasureReceipt.model_validate(receipt).model_dump()
+
+
+def admin_erase_user(call: Call) -> Reply:
+    from shared import admin
+
+    admin.require_admin(call.admin)
+    only_fields(call.body, {"user_id"})
+    receipt = _erasure().erase_user(call.body.get("user_id"), requested_by=f"admin:{call.uid}")
+    return 200, wire.ErasureReceipt.model_validate(receipt).model_dump()
+
+
+def _erasure() -> Any:
+    from shared.erasure import Erasure
+    from shared.instance import get_instance
+
+    return Erasure(get_instance().manager())
+
+
 def get_user_stats(call: Call) -> Reply:
     return 200, wire.UserStats.model_validate(_manager().get_user_stats(call.uid).model_dump()).model_dump()
 

@@ -33,9 +33,9 @@ from shared.errors import (
 )
 from shared.models import AGENT_ID_RE, EndResult, Summary, validate_session_id
 from shared.recovery import Held, Recovery, check_owner
-from shared.store.base import QueryRecord, SessionState, pair_queries
+from shared.store.base import ERASED, QueryRecord, SessionState, pair_queries
 from shared.store.firestore_docs import state_from_doc
-from shared.store.firestore_store import PendingArrived, UsedSince
+from shared.store.firestore_store import Erased, PendingArrived, UsedSince
 from shared.store.layers import Layers, OverLayers
 from shared.store.redis_store import EndSnapshot, RedisLayer
 from shared.summaries import Summaries
@@ -135,6 +135,8 @@ class Ending(OverLayers):
                     if snap is not None:
                         self.redis.abort_end(sid, token, reopen=True)
                     raise SessionInUse("the session was used after the idle bound") from None
+                except Erased:
+                    raise NotFound("no such session (its data was erased)") from None
             raise StoreError("outage-path messages kept arriving during the end", layer="firestore")
         except StoreError as exc:
             if snap is not None:
@@ -195,6 +197,8 @@ class Ending(OverLayers):
             doc = self.firestore.get_session(sid)
         except StoreError:
             doc = None
+        if doc is not None and doc.get("status") == ERASED:
+            raise NotFound("no such session (its data was erased)")
         if doc is not None:
             check_owner(doc.get("owner", ""), user_id)
             if doc.get("status") == "ended":
@@ -215,6 +219,8 @@ class Ending(OverLayers):
     ) -> EndResult:
         """Gather every layer's part of the session and write the end (one transaction)."""
         doc = self.firestore.get_session(sid)
+        if doc is not None and doc.get("status") == ERASED:
+            raise NotFound("no such session (its data was erased)")
         if doc is not None:
             check_owner(doc.get("owner", ""), user_id)
             if doc.get("status") == "ended":
@@ -333,6 +339,8 @@ def validate_end_args(session_id: object, agent_id: object, reason: object) -> s
 
 
 def _raise_for_snapshot(status: str, idle_before: float | None) -> None:
+    if status == "erased":
+        raise NotFound("no such session (its data was erased)")
     if status == "forbidden":
         raise PermissionDenied("this session belongs to another user")
     if status == "in_use" or (status == "busy" and idle_before is not None):

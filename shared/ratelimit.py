@@ -143,6 +143,10 @@ def client_ip(forwarded_for: str | None, remote_addr: str | None) -> str | None:
         return None
 
 
+def key_of(uid: str) -> str:
+    return _key(uid)
+
+
 def _key(uid: str) -> str:
     # A hash tag, as for every per-user key: one Redis Cluster slot per user.
     return f"{get_settings().redis_key_prefix}:rl:{{{uid}}}"

@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from shared.errors import NotFound, PermissionDenied, StoreError
-from shared.store.base import QueryRecord, SessionState, StoredMessage
+from shared.store.base import ERASED, QueryRecord, SessionState, StoredMessage
 from shared.store.firestore_docs import state_from_doc
 from shared.store.layers import Layers, OverLayers
 from shared.store.redis_store import RedisLayer
@@ -179,6 +179,11 @@ class Recovery(OverLayers):
         merged_mem: set[str] = set()
         if msgs or held:
             meta = self.redis.meta(sid)
+            if meta is not None and meta.get("status") == ERASED:
+                self._reconcile.discard(sid)  # erased: what other layers held is not brought back
+                if held:
+                    self.memory.drop(sid)
+                return pending
             if meta is None:
                 state = self.hydrate(sid, user_id)
                 if state is None or state.status != "active":
@@ -224,6 +229,8 @@ class Recovery(OverLayers):
                 # any other needs Firestore's word: the caller falls back.
                 if not self.memory.local_only(sid):
                     raise
+        if doc is not None and doc.get("status") == ERASED:
+            return None  # erased: nothing may rebuild it
         if doc is not None:
             state = state_from_doc(doc)
             check_owner(state.owner, user_id)

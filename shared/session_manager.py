@@ -49,7 +49,7 @@ from shared.models import (
 )
 from shared.recovery import InstanceMemo, Recovery, check_owner
 from shared.settings import Settings, get_settings
-from shared.store.base import Appended, AppendRequest, LayerName, SessionState, SessionStore, StoredMessage
+from shared.store.base import ERASED, Appended, AppendRequest, LayerName, SessionState, SessionStore, StoredMessage
 from shared.store.firestore_store import FirestoreLayer
 from shared.store.layers import Layers, OverLayers
 from shared.store.memory_store import MemoryLayer
@@ -310,7 +310,7 @@ class SessionManager(OverLayers):
 
         def firestore() -> Read:
             doc = self.firestore.get_session(sid)
-            if doc is None:
+            if doc is None or doc.get("status") == ERASED:
                 known_missing[0] = True  # the durable record says: no such session
                 raise StoreError("not in firestore", layer="firestore")
             return self._read_firestore(sid, doc, n, user_id)
@@ -340,6 +340,8 @@ class SessionManager(OverLayers):
             out = self.redis.read(sid, user_id, n)
         if out.status == "forbidden":
             raise PermissionDenied("this session belongs to another user")
+        if out.status == "erased":
+            raise NotFound("no such session (its data was erased)")
         self.memo.know_owner(sid, user_id)
         if out.doc_missing and out.session_status == "active":
             self.recovery.write_missing_doc(sid)
@@ -451,6 +453,8 @@ def _raise_for(out: Appended) -> None:
         raise FailedPrecondition("session has ended")
     if status == "full":
         raise FailedPrecondition("the session's analytics buffer is full; end the session and start a new one")
+    if status == "erased":
+        raise NotFound("no such session (its data was erased)")
     raise StoreError(f"unexpected store answer {status!r}", layer="redis")
 
 

@@ -156,6 +156,25 @@ class ExportPage(_Wire):
     next_cursor: str | None
 
 
+class ErasedCounts(_Wire):
+    sessions: int
+    messages: int
+    analytics_entries: int
+    redis_keys: int
+    documents: int
+
+
+class SessionErased(_Wire):
+    session_id: str
+    erased: ErasedCounts
+
+
+class ErasureReceipt(_Wire):
+    receipt_id: str
+    complete: bool
+    erased: ErasedCounts
+
+
 # openapi.yaml component schema -> the model answering with it
 SCHEMAS: dict[str, type[_Wire]] = {
     "SessionCreated": SessionCreated,
@@ -174,5 +193,8 @@ SCHEMAS: dict[str, type[_Wire]] = {
     "LowConfidenceItem": LowConfidenceItem,
     "AdminSession": AdminSession,
     "ExportPage": ExportPage,
+    "ErasedCounts": ErasedCounts,
+    "SessionErased": SessionErased,
+    "ErasureReceipt": ErasureReceipt,
     "Message": WireMessage,
 }

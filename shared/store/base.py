@@ -9,15 +9,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 SessionStatus = Literal["active", "ending", "expiring", "ended"]
+ERASED = "erased"  # a session tombstone's status, in Redis and Firestore: no owner, no content
 LayerName = Literal["redis", "firestore", "memory"]
 # What an append answers, in every layer: stored (ok), stored before under the same message
 # id (dup), or refused: the layer does not know the session, it is another user's, it has
-# ended, or the session's bound is reached.
-AppendStatus = Literal["ok", "dup", "missing", "forbidden", "ended", "full"]
-ReadStatus = Literal["ok", "missing", "forbidden"]
+# ended, the session's bound is reached, or its data was erased (a tombstone).
+AppendStatus = Literal["ok", "dup", "missing", "forbidden", "ended", "full", "erased"]
+ReadStatus = Literal["ok", "missing", "forbidden", "erased"]
 # An end's snapshot: taken (ok), or refused; busy: another attempt owns the end; in_use: the
 # session was used after the sweep's idle bound.
-SnapshotStatus = Literal["ok", "missing", "forbidden", "ended", "busy", "in_use"]
+SnapshotStatus = Literal["ok", "missing", "forbidden", "ended", "busy", "in_use", "erased"]
 
 
 @dataclass(slots=True)

@@ -20,7 +20,15 @@ from typing import Any, TypeVar
 from shared.errors import StoreError
 from shared.settings import Settings
 from shared.store import firestore_client, rollups
-from shared.store.base import Appended, AppendRequest, LayerName, QueryRecord, SessionState, StoredMessage
+from shared.store.base import (
+    ERASED,
+    Appended,
+    AppendRequest,
+    LayerName,
+    QueryRecord,
+    SessionState,
+    StoredMessage,
+)
 from shared.store.breaker import CircuitBreaker
 from shared.store.firestore_docs import (
     ANALYTICS_PART_BYTES,
@@ -44,6 +52,14 @@ ENSURE_SESSION_TIMEOUT_S = 0.25
 class PendingArrived(Exception):  # noqa: N818 - an outcome, not a failure
     """An outage-path message was accepted after the end's snapshot: nothing was written;
     the end takes it in and tries again."""
+
+
+class Erased(Exception):  # noqa: N818 - an outcome, not a failure
+    """The session's data was erased (its document is a tombstone): nothing was written."""
+
+
+class Forbidden(Exception):  # noqa: N818 - an outcome, not a failure
+    """Another user's session: nothing was written."""
 
 
 class UsedSince(Exception):  # noqa: N818 - an outcome, not a failure
@@ -162,7 +178,7 @@ class FirestoreLayer:
     # -- the outage path: messages while Redis is down ---------------------------------
     def state(self, sid: str) -> SessionState | None:
         doc = self.get_session(sid)
-        return state_from_doc(doc) if doc else None
+        return state_from_doc(doc) if doc and doc.get("status") != ERASED else None
 
     def append(self, req: AppendRequest) -> Appended:
         """Accept a message durably while Redis is down (two writes; outage path only).
@@ -179,6 +195,8 @@ class FirestoreLayer:
             ref = self._session_ref(sid)
             snap = ref.get(transaction=tx)
             doc = snap.to_dict() if snap.exists else None
+            if doc is not None and doc.get("status") == ERASED:
+                return Appended("erased")
             if doc is None and base is None:
                 return Appended("missing")
             if doc is None:
@@ -275,6 +293,8 @@ class FirestoreLayer:
                 ref = self._session_ref(sid)
                 snap = ref.get(transaction=tx)
                 doc = snap.to_dict() if snap.exists else None
+                if doc is not None and doc.get("status") == ERASED:
+                    raise Erased(sid)
                 if doc is not None and doc.get("status") == "ended":
                     return True, doc
                 if doc is not None and idle_before is not None and float(doc.get("last_active_at") or 0) > idle_before:
@@ -310,7 +330,84 @@ class FirestoreLayer:
                     tx.delete(d.reference)
                 return False, after
 
+            try:
+                return self._transactional(work)
+            except Erased:
+                # Erased while this end ran: the parts written above must not outlive it.
+                self.delete_analytics(sid)
+                raise
+
+    # -- erasure -----------------------------------------------------------------------------
+    def tombstone(self, sid: str, owner: str | None, now: float) -> dict[str, Any] | None:
+        """Replace the session document with a tombstone (no owner, no content), first of
+        all erasure steps, in a transaction: an end or a count racing it sees the tombstone.
+        Returns the document it replaced (None: there was none, or it was a tombstone);
+        raises PermissionDenied-worthy ``Forbidden`` if ``owner`` does not own it."""
+
+        def work(tx: Any) -> dict[str, Any] | None:
+            ref = self._session_ref(sid)
+            snap = ref.get(transaction=tx)
+            doc = snap.to_dict() if snap.exists else None
+            if doc is None or doc.get("status") == ERASED:
+                return None
+            if owner is not None and doc.get("owner") != owner:
+                raise Forbidden(sid)
+            tx.set(ref, {"session_id": sid, "status": ERASED, "erased_at": now})
+            return doc
+
+        with self._guard("tombstone", sid):
             return self._transactional(work)
+
+    def delete_session_data(self, sid: str) -> dict[str, int]:
+        """Delete what Firestore holds of a session besides its tombstone: outage-held
+        messages, analytics (and parts), weak answers listed for the reports."""
+        counts = {"pending_messages": 0, "analytics_entries": 0, "low_confidence": 0}
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        with self._guard("erase", sid):
+            for d in self._session_ref(sid).collection("pending").stream(timeout=self.settings.firestore_timeout_s):
+                d.reference.delete()
+                counts["pending_messages"] += 1
+            q = self.db().collection("low_confidence").where(filter=FieldFilter("session_id", "==", sid))
+            for d in q.stream(timeout=self.settings.firestore_timeout_s):
+                d.reference.delete()
+                counts["low_confidence"] += 1
+        counts["analytics_entries"] = self.delete_analytics(sid)
+        return counts
+
+    def delete_analytics(self, sid: str) -> int:
+        with self._guard("erase_analytics", sid):
+            ref = self.db().collection("analytics").document(sid)
+            snap = ref.get(**self._kw())
+            n = int((snap.to_dict() or {}).get("query_count") or 0) if snap.exists else 0
+            for part in ref.collection("parts").stream(timeout=self.settings.firestore_timeout_s):
+                part.reference.delete()
+            ref.delete()
+        return n
+
+    def receipt(self, receipt_id: str) -> dict[str, Any] | None:
+        with self._guard("receipt"):
+            snap = self.db().collection("erasures").document(receipt_id).get(**self._kw())
+        return snap.to_dict() if snap.exists else None
+
+    def save_receipt(self, receipt: dict[str, Any]) -> None:
+        with self._guard("receipt"):
+            self.db().collection("erasures").document(receipt["receipt_id"]).set(
+                receipt, timeout=self.settings.firestore_timeout_s
+            )
+
+    def delete_user(self, uid: str) -> int:
+        """The user document and its ledger of counted sessions; returns documents deleted."""
+        with self._guard("erase_user"):
+            uref = self.db().collection("users").document(uid)
+            n = 0
+            for d in uref.collection("counted").stream(timeout=self.settings.firestore_timeout_s):
+                d.reference.delete()
+                n += 1
+            if uref.get(**self._kw()).exists:
+                uref.delete()
+                n += 1
+        return n
 
     def reread_session(self, sid: str) -> dict[str, Any] | None:
         """The session document, read even while the breaker is open: an end whose write
@@ -355,6 +452,11 @@ class FirestoreLayer:
         report = rollups.session_rollup(sid, session, self.read_analytics(sid), self.settings.low_confidence_threshold)
 
         def work(tx: Any) -> bool:
+            # The session as it is now, not as the event saw it: an erased session (its
+            # document a tombstone) is never counted again, whatever event arrives late.
+            now_doc = self._session_ref(sid).get(transaction=tx).to_dict() or {}
+            if now_doc.get("status") != "ended" or now_doc.get("owner") != uid:
+                return False
             uref = self.db().collection("users").document(uid)
             mref = uref.collection("counted").document(sid)
             usnap, msnap = uref.get(transaction=tx), mref.get(transaction=tx)

@@ -35,6 +35,7 @@ log = logging.getLogger("chat_memory.redis")
 _SCRIPT_NAMES = (
     "append",
     "read",
+    "erase",
     "store_summary",
     "begin_end",
     "finish_end",
@@ -257,7 +258,35 @@ class RedisLayer:
 
     def state(self, sid: str) -> SessionState | None:
         meta = self.meta(sid)
-        return self.state_from_meta(sid, meta) if meta else None
+        return self.state_from_meta(sid, meta) if meta and meta.get("status") != "erased" else None
+
+    def erase(self, sid: str, owner: str | None, now: float) -> tuple[str, dict[str, int]]:
+        """Delete the session's keys and leave a tombstone for its TTL (``lua/erase.lua``)."""
+        out = self._run("erase", sid, [owner or "", repr(now), self.settings.session_ttl_s])
+        names = ("messages", "unsummarised", "analytics_entries", "message_ids")
+        counts = dict(zip(names, map(int, out[1:5]), strict=True))
+        return str(out[0]), counts
+
+    def forget_user(self, uid: str) -> int:
+        """Delete the user's own keys (the session-cap set, the rate-limit log): keys named by
+        the user id. Returns how many session-cap sets existed (0 or 1)."""
+        from redis.exceptions import RedisError
+
+        from shared import ratelimit
+
+        client = self.client()
+        if client is None:
+            return 0
+        try:
+            # The rate-limit log goes too but is not counted: the request asking for the
+            # erasure has just written it, so a repeated request would count it again.
+            n, _ = self._once_more_if_reconnected(
+                lambda: (client.delete(self.user_sessions_key(uid)), client.delete(ratelimit.key_of(uid)))
+            )
+            return int(n)
+        except (RedisError, OSError) as exc:
+            redis_client.record_outage(self.breaker, client, exc)
+            raise StoreError(f"redis forget user: {type(exc).__name__}", layer="redis") from exc
 
     def append(self, req: AppendRequest) -> Appended:
         """Append one message (exactly once per ``msg.mid``, the client message id when given)."""

@@ -83,3 +83,33 @@ def test_an_admin_reads_the_report_the_weak_answers_and_a_session(api: Api, ende
     audit = firestore.list_documents("admin_audit")
     assert any(d.get("admin") == admin.uid and d.get("session_id") == ended["sid"] for d in audit)
     assert all("response" not in d and "query" not in d for d in audit)  # who, what, when; no content
+
+
+def test_erasure_over_http(api: Api, firestore):
+    """delete_session (the owner only), delete_my_data (confirmed; the same receipt twice),
+    admin_erase_user (admins only), through the emulated functions with real tokens; the
+    emulated trigger runs on every tombstone and counts nothing back."""
+    user, other = api.new_user(backend=False), api.new_user(backend=False)
+    one, two = api.new_session(user), api.new_session(user)
+    for sid in (one, two):
+        contract(api.chat(user, sid, "How long does shipping take?", cmid=f"e-{sid[:6]}"), "chat", 201)
+    assert api.end(user, two).status == 200
+    firestore.wait_for(f"users/{user.uid}", lambda d: d.get("total_sessions") == 1)
+
+    body = contract(api.post("delete_session", {"session_id": one}, other), "delete_session", 403)
+    assert body["error"]["code"] == "permission_denied"
+    erased = contract(api.post("delete_session", {"session_id": one}, user), "delete_session", 200)
+    assert erased["erased"]["sessions"] == 1 and erased["erased"]["messages"] == 2
+    assert api.context(user, one).status == 404
+
+    contract(api.post("delete_my_data", {}, user), "delete_my_data", 400)  # confirm is required
+    receipt = contract(api.post("delete_my_data", {"confirm": True}, user), "delete_my_data", 200)
+    assert receipt["complete"] and receipt["erased"]["sessions"] == 1
+    assert contract(api.post("delete_my_data", {"confirm": True}, user), "delete_my_data", 200) == receipt
+    time.sleep(1.0)  # the tombstones' trigger events have run; none recreated the user
+    assert firestore.get(f"users/{user.uid}") is None and firestore.get(f"analytics/{two}") is None
+
+    contract(api.post("admin_erase_user", {"user_id": other.uid}, user), "admin_erase_user", 403)
+    admin = make_admin(api)
+    done = contract(api.post("admin_erase_user", {"user_id": other.uid}, admin), "admin_erase_user", 200)
+    assert done["complete"] and done["erased"]["sessions"] == 0

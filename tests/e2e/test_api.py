@@ -57,6 +57,9 @@ def test_spec_lists_every_function():
         "/admin_low_confidence",
         "/admin_session",
         "/export_my_data",
+        "/delete_session",
+        "/delete_my_data",
+        "/admin_erase_user",
     }
 
 

@@ -7,6 +7,8 @@
 --       16 window max bytes
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local m = redis.call('HMGET', KEYS[1], 'owner', 'status', 'fs_doc')
+-- an erased session's tombstone holds no owner: it answers 'erased' to everyone
+if m[2] == 'erased' then return {'erased'} end
 if ARGV[1] ~= '' and m[1] ~= ARGV[1] then return {'forbidden'} end
 if m[2] ~= 'active' then return {'ended', m[2] or ''} end
 -- Exactly once per message id: a client retry with the same client_message_id, a

@@ -9,6 +9,8 @@
 --       5 idle bound ('' = none): 'in_use' if the session was used after it
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local m = redis.call('HMGET', KEYS[1], 'owner', 'status', 'end_token', 'ending_since', 'last_active_at')
+-- an erased session's tombstone holds no owner: it answers 'erased' to everyone
+if m[2] == 'erased' then return {'erased'} end
 if ARGV[1] ~= '' and m[1] ~= ARGV[1] then return {'forbidden'} end
 if m[2] == 'ended' then return {'ended', redis.call('HGET', KEYS[1], 'end_result') or ''} end
 local now = tonumber(ARGV[3])

@@ -4,6 +4,8 @@
 -- ARGV: 1 owner ('' = no check), 2 how many messages, 3 ttl, 4 now
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local m = redis.call('HMGET', KEYS[1], 'owner', 'status', 'seq', 'end_result', 'fs_doc')
+-- an erased session's tombstone holds no owner: it answers 'erased' to everyone
+if m[2] == 'erased' then return {'erased'} end
 if ARGV[1] ~= '' and m[1] ~= ARGV[1] then return {'forbidden'} end
 local n = tonumber(ARGV[2])
 local msgs = {}

@@ -1,0 +1,154 @@
+"""Erasure against real Redis and the Firestore emulator, with a canary in every message:
+afterwards no Redis key and no Firestore document (every collection and sub-collection)
+holds a canary or the user id; another user's data is untouched; and nothing comes back -
+a redelivered session-end event, the sweep's repair, an append on another instance, an end
+already in flight there, a merge of what another instance's memory held."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from shared.erasure import Erasure
+from shared.errors import NotFound, PermissionDenied
+from shared.sweep import repair_user_stats
+from shared.triggers import handle_session_written
+from tests.store.conftest import dead_firestore_client, make_manager
+
+
+def canary() -> str:
+    return "canary-" + uuid.uuid4().hex[:12]
+
+
+def converse(m: Any, sid: str, uid: str, n: int, written: list[str]) -> None:
+    for _ in range(n):
+        q, a = canary(), canary()
+        m.add_message(sid, "user", f"question {q}", user_id=uid)
+        m.add_message(sid, "assistant", f"answer {a}", {"sources": ["faq_x"], "confidence": 0.2}, user_id=uid)
+        written += [q, a]
+
+
+def redis_text(url: str) -> str:
+    """Every key and value of the test's redis-server, as one text."""
+    import redis
+
+    r = redis.Redis.from_url(url, decode_responses=True)
+    parts = []
+    for key in r.scan_iter(count=1000):
+        kind = r.type(key)
+        value: Any = {
+            "string": r.get,
+            "hash": r.hgetall,
+            "list": lambda k: r.lrange(k, 0, -1),
+            "set": r.smembers,
+            "zset": lambda k: r.zrange(k, 0, -1),
+        }.get(kind, lambda k: "")(key)
+        parts.append(f"{key} {value}")
+    return "\n".join(parts)
+
+
+def firestore_text(db: Any) -> str:
+    """Every document of the emulator's database, sub-collections included, as one text."""
+    parts = []
+
+    def walk(col: Any) -> None:
+        for doc in col.stream():
+            parts.append(f"{doc.reference.path} {doc.to_dict()}")
+            for sub in doc.reference.collections():
+                walk(sub)
+
+    for col in db.collections():
+        walk(col)
+    return "\n".join(parts)
+
+
+def test_a_user_erased_leaves_no_canary_and_no_id_and_nothing_comes_back(
+    redis_server_persistent, firestore_emulator, uid, no_emulated_trigger
+):
+    a = make_manager(redis_server_persistent.url)  # this instance erases
+    b = make_manager(redis_server_persistent.url)  # another instance, busy with the same user
+    other = "u-" + uuid.uuid4().hex[:12]
+    mine: list[str] = []
+    theirs: list[str] = []
+    ended = a.create_session({"platform": canary()}, user_id=uid).session_id
+    converse(a, ended, uid, 2, mine)
+    a.end_session_with_analytics(ended, user_id=uid)
+    old_doc = a.firestore.get_session(ended)
+    assert handle_session_written(ended, {"status": "active"}, old_doc, "e1", manager=a)
+    active = a.create_session({}, user_id=uid).session_id
+    converse(a, active, uid, 2, mine)
+    redis_server_persistent.kill()  # outage: messages held in Firestore
+    converse(a, active, uid, 1, mine)
+    redis_server_persistent.start()
+    time.sleep(a.settings.redis_breaker_cooldown_s + 0.1)
+    live = a.firestore
+    a.firestore = type(live)(a.settings, client=dead_firestore_client())
+    redis_only = a.create_session({}, user_id=uid).session_id  # Firestore down: no document
+    converse(a, redis_only, uid, 1, mine)
+    a.firestore = live
+    in_flight = a.create_session({}, user_id=uid).session_id
+    converse(a, in_flight, uid, 1, mine)
+    snap = b.redis.begin_end(in_flight, uid, "b-token")  # an end on b, snapshot taken
+    assert snap.status == "ok"
+    kept = a.create_session({}, user_id=other).session_id
+    converse(a, kept, other, 2, theirs)
+
+    receipt = Erasure(a).erase_user(uid, requested_by="self")
+    assert receipt["complete"] and receipt["erased"]["sessions"] == 4
+    assert receipt["erased"]["messages"] >= len(mine)
+
+    # Nothing comes back.
+    assert not handle_session_written(ended, {"status": "active"}, old_doc, "e1-late", manager=a)
+    repair_user_stats(a, time.time())
+    with pytest.raises(NotFound):
+        b.add_message(active, "user", f"late {canary()}", user_id=uid)
+    with pytest.raises(NotFound):
+        b.get_context_for_llm(active, user_id=uid)
+    with pytest.raises(NotFound):
+        b.end_session_with_analytics(in_flight, user_id=uid)  # b's end finds the tombstone
+    assert a.firestore.read_analytics(in_flight) == []
+
+    r_text, f_text = redis_text(redis_server_persistent.url), firestore_text(a.firestore.db())
+    assert [c for c in mine if c in r_text or c in f_text] == []
+    assert uid not in r_text and uid not in f_text
+    assert all(c in r_text or c in f_text for c in theirs)  # another user's data is untouched
+
+    again = Erasure(a).erase_user(uid, requested_by="self")
+    assert again == receipt  # the same receipt, nothing new erased
+
+
+def test_what_another_instance_held_in_memory_is_not_merged_back(redis_server, firestore_emulator, uid):
+    a = make_manager(redis_server.url)
+    b = make_manager(redis_server.url)
+    sid = a.create_session({}, user_id=uid).session_id
+    a.add_message(sid, "user", "before", user_id=uid)
+    assert b.get_context_for_llm(sid, user_id=uid).storage == "redis"  # b knows the owner
+    live = b.firestore
+    b.firestore = type(live)(b.settings, client=dead_firestore_client())
+    b_redis = b.redis
+    b.redis = type(b_redis)(b.settings.model_copy(update={"redis_url": None}))  # both down, for b
+    words = canary()
+    assert b.add_message(sid, "user", f"held {words}", user_id=uid).storage == "memory"
+    Erasure(a).erase_session(sid, uid)
+    b.firestore, b.redis = live, b_redis  # b's stores are back: its next operation merges
+    with pytest.raises(NotFound):
+        b.add_message(sid, "user", "after", user_id=uid)
+    assert words not in redis_text(redis_server.url) and words not in firestore_text(a.firestore.db())
+    assert b.memory.snapshot(sid) is None
+
+
+def test_deleting_one_session_is_the_owners_alone(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "hello", user_id=uid)
+    with pytest.raises(PermissionDenied):
+        Erasure(m).erase_session(sid, "u-someone-else")
+    assert m.get_history(sid, user_id=uid).messages[0].content == "hello"
+    counts = Erasure(m).erase_session(sid, uid)
+    assert counts["sessions"] == 1 and counts["messages"] == 1
+    assert Erasure(m).erase_session(sid, uid)["sessions"] == 0  # again: nothing new
+    with pytest.raises(NotFound):
+        m.get_session(sid, user_id=uid)
