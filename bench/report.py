@@ -28,7 +28,7 @@ def render(out: dict[str, Any]) -> str:
         f"redis-py {m['redis_py']}; functions-framework {m['functions_framework']} on gunicorn {m['gunicorn']}.",
     ]
     renderers = {"store": _store, "roundtrips": _roundtrips, "http": _http, "coldstart": _coldstart,
-                 "cost": _cost, "scale": _scale, "chat": _chat, "admin": _admin}  # fmt: skip
+                 "cost": _cost, "scale": _scale, "chat": _chat, "admin": _admin, "erase": _erase}  # fmt: skip
     for name, fn in renderers.items():
         if name not in out["sections"]:
             continue
@@ -45,6 +45,18 @@ def render(out: dict[str, Any]) -> str:
                 f"of all cores busy, load average {b['loadavg_1m']})_"
             )
     return "\n".join(parts)
+
+
+def _erase(s: dict[str, Any]) -> str:
+    if "skipped" in s:
+        return f"### 9. erase a user: skipped ({s['skipped']})"
+    head = ["### 9. delete_my_data: a user with many sessions", "", f"How: {s.get('how', '')}", ""]
+    table = _table(
+        ["sessions", "erased", "seconds", "ms per session", "share of the 540 s limit", "second call: same receipt"],
+        [[s["sessions"], s["erased_sessions"], _f(s["erase_s"], 1), _f(s["ms_per_session"], 1),
+          _f(s["share_of_limit"], 3), s["second_call_same_receipt"]]],
+    )  # fmt: skip
+    return "\n".join(head) + table
 
 
 def _admin(s: dict[str, Any]) -> str:

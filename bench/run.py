@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """chat-memory benchmarks (issue 6): `make bench` runs `.venv/bin/python bench/run.py`.
 
-Sections: store (1), roundtrips (2), http (3), coldstart (4), cost (5), scale (6), chat (7), admin (8).
+Sections: store (1), roundtrips (2), http (3), coldstart (4), cost (5), scale (6), chat (7), admin (8), erase (9).
   --quick            everything small (under a minute): a smoke test of the suite
   --only a,b         only these sections (e.g. `--quick --only store` takes seconds)
   --out PATH         where the JSON goes (default bench/results/latest.json)
@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 from bench import report  # noqa: E402
 from bench.common import RESULTS, busy_probe, machine  # noqa: E402
 
-SECTIONS = ("store", "roundtrips", "http", "coldstart", "cost", "scale", "chat", "admin")
+SECTIONS = ("store", "roundtrips", "http", "coldstart", "cost", "scale", "chat", "admin", "erase")
 
 # Sizes: (full, quick)
 SIZES: dict[str, tuple[Any, Any]] = {
@@ -50,6 +50,7 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "chat_warmup": (30, 5),
     "admin_sessions": (10_000, 1_000),
     "admin_reports": (20, 5),
+    "erase_sessions": (1000, 100),
 }
 
 
@@ -135,6 +136,10 @@ def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, An
         from bench.coldstart import section_coldstart
 
         return section_coldstart(redis_srv.url, runs=size["coldstart_runs"])
+    if name == "erase":
+        from bench.erase_user import section_erase
+
+        return section_erase(redis_srv.url, sessions=size["erase_sessions"])
     if name == "admin":
         from bench.admin_report import section_admin
 
