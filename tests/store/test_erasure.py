@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from shared.erasure import Erasure
-from shared.errors import NotFound, PermissionDenied
+from shared.erasure import Erasure, subject_hash
+from shared.errors import NotFound, PermissionDenied, Unavailable
 from shared.sweep import repair_user_stats
 from shared.triggers import handle_session_written
 from tests.store.conftest import dead_firestore_client, make_manager
@@ -152,3 +152,26 @@ def test_deleting_one_session_is_the_owners_alone(redis_server, firestore_emulat
     assert Erasure(m).erase_session(sid, uid)["sessions"] == 0  # again: nothing new
     with pytest.raises(NotFound):
         m.get_session(sid, user_id=uid)
+
+
+def test_an_erasure_that_stopped_half_way_is_finished_by_the_next_call(
+    redis_server_persistent, firestore_emulator, uid
+):
+    m = make_manager(redis_server_persistent.url)
+    sids = [m.create_session({}, user_id=uid).session_id for _ in range(3)]
+    for sid in sids:
+        m.add_message(sid, "user", f"hello {canary()}", user_id=uid)
+    Erasure(m).erase_session(sids[0], uid)  # as far as a first call got before it stopped
+    redis_server_persistent.kill()  # then Redis is away: the call cannot finish
+    with pytest.raises(Unavailable):
+        Erasure(m).erase_user(uid, requested_by="self")
+    receipt_id = subject_hash(uid)[:32]
+    assert m.firestore.receipt(receipt_id)["complete"] is False
+    redis_server_persistent.start()
+    time.sleep(m.settings.redis_breaker_cooldown_s + 0.1)
+    done = Erasure(m).erase_user(uid, requested_by="self")
+    assert done["complete"] and m.firestore.receipt(receipt_id)["complete"] is True
+    for sid in sids:
+        with pytest.raises(NotFound):
+            m.get_session(sid, user_id=uid)
+    assert uid not in redis_text(redis_server_persistent.url)
