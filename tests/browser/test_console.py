@@ -5,7 +5,9 @@ default `kb` responder, when a user signs in anonymously, chats past a rolling s
 the session, then each answer shows its confidence and sources (or none, for a question the
 knowledge base does not cover), the page shows the summary appear, the storage layer, the
 message count and the end result, and the on_session_ended trigger writes the user's stats.
-"Download my data" saves one file holding the user's session and every message they typed.
+"Download my data" saves one file holding the user's session and every message they typed;
+"Delete my data", once confirmed, erases them: the old session answers 404 and a repeat of the
+erasure answers the same receipt.
 Nothing is mocked: every request goes from Chromium to the running services. The one network
 failure the test causes is an answer lost on its way back (Playwright's routing lets the
 request reach the service, then drops the response), the way a flaky connection loses one.
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, Request, Route, expect
 
 from tests.clients import Firestore
 
@@ -31,6 +33,7 @@ SUMMARY_INTERVAL = 5  # the service's default: a rolling summary every 5 message
 CONTEXT_WINDOW = 8  # get_context's max_messages as the page asks for it
 TRIGGER_WAIT_S = 30
 CHAT = re.compile(r".*/chat(\?.*)?$")
+DELETE_MY_DATA = re.compile(r".*/delete_my_data(\?.*)?$")
 # A question and its answer each: 8 messages, past the summary at 5. The shop's FAQ (the kb
 # responder's sample) covers all but UNKNOWN, which it must not pretend to know.
 UNKNOWN = "Can you recommend a good pizza recipe for tonight?"
@@ -355,3 +358,113 @@ def test_download_my_data(page: Page, stack, tmp_path: Path) -> None:
     assert [m["role"] for m in mine["messages"]] == ["user", "assistant"] * len(typed), mine["messages"]
     # Each answer's analytics entry is buffered while the session is active: exported too.
     assert [q["query"] for q in mine["analytics"]] == typed, mine["analytics"]
+
+
+def _from_the_page(page: Page, url: str, authorization: str, body: dict | None = None) -> tuple[int, dict]:
+    """One request from the page's own context with its ID token: a GET, or a POST of body."""
+    return page.evaluate(
+        """async ([url, authorization, body]) => {
+            const init = {headers: {Authorization: authorization}};
+            if (body !== null) {
+              init.method = "POST";
+              init.headers["Content-Type"] = "application/json";
+              init.body = JSON.stringify(body);
+            }
+            const res = await fetch(url, init);
+            return [res.status, await res.json()];
+        }""",
+        [url, authorization, body],
+    )
+
+
+def _cancel_changes_nothing(page: Page, session_id: str, erasures: list[str]) -> None:
+    """Given the confirm panel open, when the user cancels, then nothing is sent or changed."""
+    button = page.get_by_test_id("delete-data-button")
+    confirm = page.get_by_test_id("erase-confirm")
+    word = page.get_by_test_id("erase-word")
+    button.click()
+    expect(confirm).to_be_visible()
+    expect(confirm).to_contain_text("Every session, every message and every analytics entry")
+    expect(confirm).to_contain_text("cannot be undone")
+    expect(button).to_have_attribute("aria-expanded", "true")
+    expect(word).to_be_focused()
+    expect(page.get_by_test_id("erase-submit")).to_be_disabled()
+    word.fill("DELET")
+    expect(page.get_by_test_id("erase-submit")).to_be_disabled()
+    assert _accessibility_violations(page) == []
+    page.get_by_test_id("erase-cancel").click()
+    expect(confirm).to_be_hidden()
+    expect(button).to_be_focused()
+    expect(page.get_by_test_id("session-id")).to_have_text(session_id)
+    expect(page.get_by_test_id("session-status")).to_have_text("active")
+    expect(page.get_by_test_id("message-count")).to_have_text("2")
+    expect(page.get_by_test_id("transcript").get_by_test_id("message")).to_have_count(2)
+    expect(page.get_by_test_id("erase-receipt")).to_be_hidden()
+    assert erasures == []
+
+
+def _confirm_and_erase(page: Page) -> tuple[Request, str]:
+    """When the user types DELETE and erases, then one POST of {"confirm": true} goes, the
+    receipt shows its counts and the page is fresh. Returns the request and the receipt id."""
+    page.get_by_test_id("delete-data-button").click()
+    word = page.get_by_test_id("erase-word")
+    expect(word).to_have_value("")
+    word.fill("DELETE")
+    erase = page.get_by_test_id("erase-submit")
+    expect(erase).to_be_enabled()
+    with page.expect_request(lambda r: bool(DELETE_MY_DATA.match(r.url)) and r.method == "POST") as sent:
+        erase.click()
+    request = sent.value
+    assert request.post_data_json == {"confirm": True}
+    receipt = page.get_by_test_id("erase-receipt")
+    expect(receipt).to_be_visible()
+    expect(page.get_by_test_id("erase-confirm")).to_be_hidden()
+    expect(page.get_by_test_id("error-banner")).to_be_hidden()
+    assert int(page.get_by_test_id("erased-sessions").inner_text()) >= 1
+    assert int(page.get_by_test_id("erased-messages").inner_text()) >= 2
+    receipt_id = receipt.get_attribute("data-receipt-id")
+    assert receipt_id, "the page shows no receipt id"
+    expect(page.get_by_test_id("receipt-sentence")).to_contain_text(f"Receipt {receipt_id}.")
+    expect(page.get_by_test_id("status")).to_contain_text("Erased:")
+    # A fresh page: the old session is gone from it.
+    expect(page.get_by_test_id("session-id")).to_have_text("none yet")
+    expect(page.get_by_test_id("session-status")).to_be_hidden()
+    expect(page.get_by_test_id("message-count")).to_have_text("0")
+    expect(page.get_by_test_id("transcript").get_by_test_id("message")).to_have_count(0)
+    expect(page.get_by_test_id("send-button")).to_be_enabled()
+    return request, receipt_id
+
+
+def test_delete_my_data(page: Page, stack) -> None:
+    """A user who has chatted opens "Delete my data": Cancel leaves the session as it was; typing
+    DELETE and "Erase everything" erases it, the receipt counts the session and its messages,
+    and the page forgets the session. Then, with the page's own ID token, the old session
+    answers 404 and a second erasure answers the same receipt; the next message starts a new
+    session."""
+    _, session_id = _open_and_sign_in(page, stack.page_url())
+    _send(page, QUESTIONS[0], 2)
+    erasures: list[str] = []
+    page.on("request", lambda r: erasures.append(r.url) if DELETE_MY_DATA.match(r.url) and r.method == "POST" else None)
+
+    _cancel_changes_nothing(page, session_id, erasures)
+    request, receipt_id = _confirm_and_erase(page)
+    assert len(erasures) == 1, erasures
+    assert _accessibility_violations(page) == []
+
+    # Then, from the page with its own ID token: the session is gone, and the erasure is idempotent.
+    authorization = request.all_headers().get("authorization")
+    assert authorization, "the page sent no ID token"
+    history = re.sub(r"/delete_my_data(\?.*)?$", f"/get_history?session_id={session_id}", request.url)
+    status, body = _from_the_page(page, history, authorization)
+    assert status == 404, body
+    assert body["error"]["code"] == "not_found", body
+    status, again = _from_the_page(page, request.url, authorization, {"confirm": True})
+    assert status == 200, again
+    assert again["receipt_id"] == receipt_id, again
+    assert again["complete"] is True, again
+
+    # The next message starts a new session, as after an end.
+    _send(page, QUESTIONS[1], 2)
+    expect(page.get_by_test_id("session-id")).to_have_text(SESSION_ID)
+    assert page.get_by_test_id("session-id").inner_text() != session_id
+    expect(page.get_by_test_id("erase-receipt")).to_be_hidden()

@@ -28,6 +28,10 @@ export class ApiError extends Error {
 
 export function friendlyMessage(err) {
   const what = err.fn ? `${err.fn.replace(/_/g, " ")}` : "the request";
+  // An erasure that stopped half way is finished by the same call: never say "nothing was lost".
+  if (err.fn === "delete_my_data" && (err.kind !== "http" || err.code === "unavailable")) {
+    return "Your data was not all erased: the erasure did not finish. Try again to complete it (what is already erased stays erased).";
+  }
   if (err.kind === "network") {
     return `Could not reach the chat-memory service (${what}): the network failed or the service is down. Nothing was lost; try again.`;
   }
@@ -177,6 +181,8 @@ export function createApi({
     getUserStats: () => call("get_user_stats", { method: "GET" }),
     // One page of everything held about the caller; the first page has no cursor.
     exportMyData: ({ limit, cursor }) => call("export_my_data", { method: "GET", query: { limit, cursor } }),
+    // Erases everything held about the caller; a repeat answers the same receipt.
+    deleteMyData: () => call("delete_my_data", { method: "POST", body: { confirm: true } }),
     health: () => call("health", { method: "GET" }),
     // The admin functions (the token must carry the `admin` claim; else 403 permission_denied).
     adminReport: ({ from, to }) => call("admin_report", { method: "GET", query: { from, to } }),

@@ -1,14 +1,15 @@
 // The chat-memory console: signs in anonymously, holds one session, chats through the `chat`
 // function (which stores the user's message, answers it and stores the answer) and shows what
 // the memory service keeps as the conversation goes on; "Download my data" saves everything it
-// holds about the user as one file. Every piece of user text and every answer reaches the DOM
-// through textContent only.
+// holds about the user as one file, and "Delete my data" erases it all, once the user has
+// confirmed. Every piece of user text and every answer reaches the DOM through textContent only.
 
 import { initializeApp } from "firebase/app";
 import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
 
 import { ApiError, createApi } from "./api.js";
 import { loadFileConfig, resolveConfig } from "./config.js";
+import { describeReceipt, erasureConfirmed } from "./erase.js";
 import { combineExportPages, EXPORT_FILENAME, EXPORT_PAGE_SIZE, exportBlob, readAllExportPages } from "./export.js";
 import { describeAnswer, parsePending, turnFor, withMessages } from "./turn.js";
 
@@ -29,6 +30,8 @@ for (const id of [
   "context-messages", "formatted-context", "end-panel", "end-status", "end-reason", "end-message-count",
   "queries-recorded", "end-summary", "history-meta", "history", "history-after", "end-reason-row", "config-note",
   "user-stats-status", "stats-sessions", "stats-messages", "stats-queries", "stats-recent", "download-data-button",
+  "delete-data-button", "erase-confirm", "erase-word", "erase-submit", "erase-cancel", "erase-receipt",
+  "receipt-sentence", "receipt-counts",
 ]) {
   el[id] = $(id);
 }
@@ -113,10 +116,13 @@ el["error-retry"].addEventListener("click", () => {
 function updateControls() {
   const ready = !!state.sessionId && !state.ended;
   el["composer-input"].disabled = !state.uid || state.ended;
-  el["send-button"].disabled = !ready || state.busy;
+  // Without a session (after an erasure) the next message starts one.
+  el["send-button"].disabled = !state.uid || state.ended || state.busy;
   el["end-session-button"].disabled = !ready || state.busy;
   el["new-session-button"].hidden = !state.ended;
   el["download-data-button"].disabled = !state.uid || state.busy;
+  el["delete-data-button"].disabled = !state.uid || state.busy;
+  el["erase-submit"].disabled = state.busy || !erasureConfirmed(el["erase-word"].value);
   el["composer"].setAttribute("aria-busy", state.busy ? "true" : "false");
 }
 
@@ -258,18 +264,21 @@ function rememberSession() {
   );
 }
 
+async function createSession() {
+  const res = await state.api.createSession({ platform: "web", client: "chat-memory-console" });
+  state.sessionId = res.session_id;
+  state.ended = false;
+  resetPanels();
+  el["erase-receipt"].hidden = true;
+  if (res.storage) layerBadge(el["storage-layer"], res.storage);
+  rememberSession();
+  renderSession();
+}
+
 async function startSession() {
   clearError();
   try {
-    await withBusy("Creating a session…", async () => {
-      const res = await state.api.createSession({ platform: "web", client: "chat-memory-console" });
-      state.sessionId = res.session_id;
-      state.ended = false;
-      resetPanels();
-      if (res.storage) layerBadge(el["storage-layer"], res.storage);
-      rememberSession();
-      renderSession();
-    });
+    await withBusy("Creating a session…", createSession);
     setStatus("Session ready.");
     el["composer-input"].focus();
   } catch (e) {
@@ -284,7 +293,7 @@ async function refreshContext() {
 }
 
 async function send() {
-  if (state.busy || !state.sessionId || state.ended) return;
+  if (state.busy || !state.uid || state.ended) return;
   const input = el["composer-input"];
   const text = input.value;
   clearError();
@@ -292,6 +301,14 @@ async function send() {
     setStatus("Type a message first.");
     input.focus();
     return;
+  }
+  if (!state.sessionId) {
+    try {
+      await withBusy("Creating a session…", createSession);
+    } catch (e) {
+      showError(e, send);
+      return;
+    }
   }
   const turn = turnFor(state.pendingTurn, state.sessionId, text);
   setPending(turn);
@@ -425,6 +442,80 @@ async function downloadMyData() {
   }
 }
 
+// ------------------------------------------------------------------------- delete my data
+
+function openEraseConfirm() {
+  if (state.busy || !state.uid) return;
+  clearError();
+  el["erase-word"].value = "";
+  el["erase-confirm"].hidden = false;
+  el["delete-data-button"].setAttribute("aria-expanded", "true");
+  updateControls();
+  el["erase-word"].focus();
+}
+
+function closeEraseConfirm(returnFocus) {
+  el["erase-confirm"].hidden = true;
+  el["erase-word"].value = "";
+  el["delete-data-button"].setAttribute("aria-expanded", "false");
+  updateControls();
+  if (returnFocus) el["delete-data-button"].focus();
+}
+
+async function eraseMyData() {
+  if (state.busy || !state.uid) return;
+  clearError();
+  closeEraseConfirm(false);
+  let receipt;
+  try {
+    receipt = await withBusy("Erasing your data from every store…", () => state.api.deleteMyData());
+  } catch (e) {
+    // "Try again" repeats the same call: the service finishes what it started.
+    showError(e, eraseMyData);
+    return;
+  }
+  const d = describeReceipt(receipt);
+  if (!d.complete) {
+    showError(new ApiError({ kind: "http", status: 200, code: "unavailable", message: "incomplete", fn: "delete_my_data" }), eraseMyData);
+    return;
+  }
+  forgetSession();
+  renderReceipt(d);
+  setStatus(d.sentence);
+}
+
+// The session is gone on the service: the page drops it and everything it kept of it.
+function forgetSession() {
+  state.sessionId = null;
+  state.ended = false;
+  resetPanels();
+  rememberSession();
+  el["composer-input"].value = "";
+  safeStorage((s) => s.removeItem(DRAFT_KEY));
+  renderSession();
+  updateControls();
+}
+
+function renderReceipt(d) {
+  el["receipt-sentence"].textContent = d.sentence;
+  const list = el["receipt-counts"];
+  list.textContent = "";
+  for (const row of d.rows) {
+    const div = document.createElement("div");
+    const dt = document.createElement("dt");
+    dt.textContent = row.label;
+    const dd = document.createElement("dd");
+    dd.dataset.testid = `erased-${row.key}`;
+    dd.textContent = String(row.value);
+    div.append(dt, dd);
+    list.append(div);
+  }
+  el["erase-receipt"].dataset.receiptId = d.receiptId;
+  el["erase-receipt"].hidden = false;
+  // The confirm panel that held the focus is gone: hand it to the receipt.
+  document.getElementById("receipt-h").focus();
+}
+
 async function resumeSession(saved) {
   // After a reload: show the session we had, if it is still ours and still there.
   try {
@@ -535,6 +626,16 @@ async function boot() {
   el["end-session-button"].addEventListener("click", endSession);
   el["new-session-button"].addEventListener("click", startSession);
   el["download-data-button"].addEventListener("click", downloadMyData);
+  el["delete-data-button"].addEventListener("click", openEraseConfirm);
+  el["erase-word"].addEventListener("input", updateControls);
+  el["erase-cancel"].addEventListener("click", () => closeEraseConfirm(true));
+  el["erase-confirm"].addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") closeEraseConfirm(true);
+  });
+  el["erase-confirm"].addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (erasureConfirmed(el["erase-word"].value)) eraseMyData();
+  });
 
   checkHealth();
   await afterSignIn(await signIn());
