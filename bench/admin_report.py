@@ -8,13 +8,12 @@ one document per day, whatever the number of sessions.
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import time
 from typing import Any
 
-from bench.common import PROJECT, FirestoreEmulator, percentile
+from bench.common import PROJECT, firestore_on_emulator, percentile
 
 DAY0 = 86400 * 25_000  # 2038-06-13, a range nothing else writes
 
@@ -50,23 +49,15 @@ def _synthetic_days(sessions: int, days: int, seed: int = 11) -> dict[str, dict[
 
 
 def section_admin(*, sessions: int, days: int, reports: int) -> dict[str, Any]:
-    emu = FirestoreEmulator()
-    if not emu.start():
-        return {"skipped": emu.skip_reason}
-    old = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    os.environ["FIRESTORE_EMULATOR_HOST"] = emu.host
-    try:
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import firestore
-
+    with firestore_on_emulator() as client:
+        if isinstance(client, str):
+            return {"skipped": client}
         from shared.admin import Reports
         from shared.settings import Settings
-        from shared.store.firestore_client import bound_rpc_deadlines
         from shared.store.firestore_store import FirestoreLayer
         from shared.store.rollups import day_of
         from tests.store.test_end_trigger_sweep import WriteCounter
 
-        client = bound_rpc_deadlines(firestore.Client(project=PROJECT, credentials=AnonymousCredentials()), 5.0)
         counter = WriteCounter(client)
         data = _synthetic_days(sessions, days)
         batch = client.batch()
@@ -95,9 +86,3 @@ def section_admin(*, sessions: int, days: int, reports: int) -> dict[str, Any]:
             "how": "Reports.report over the range against the Firestore emulator (in-process, as admin_report "
             "calls it); reads counted at the client (documents in batch gets)",
         }
-    finally:
-        if old is None:
-            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
-        else:
-            os.environ["FIRESTORE_EMULATOR_HOST"] = old
-        emu.stop()

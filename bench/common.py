@@ -12,7 +12,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,28 @@ class FirestoreEmulator:
 
 def python() -> str:
     return sys.executable
+
+
+@contextmanager
+def firestore_on_emulator() -> Iterator[Any]:
+    """A Firestore client on a fresh emulator (FIRESTORE_EMULATOR_HOST pointing at it
+    meanwhile), or, as a str, the reason there is none."""
+    emu = FirestoreEmulator()
+    if not emu.start():
+        yield emu.skip_reason
+        return
+    old = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emu.host
+    try:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import firestore
+
+        from shared.store.firestore_client import bound_rpc_deadlines
+
+        yield bound_rpc_deadlines(firestore.Client(project=PROJECT, credentials=AnonymousCredentials()), 5.0)
+    finally:
+        if old is None:
+            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+        else:
+            os.environ["FIRESTORE_EMULATOR_HOST"] = old
+        emu.stop()

@@ -7,33 +7,24 @@ a second call erases nothing new.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-from bench.common import PROJECT, FirestoreEmulator
+from bench.common import PROJECT, firestore_on_emulator
 
 FUNCTION_LIMIT_S = 540
 
 
 def section_erase(redis_url: str, *, sessions: int) -> dict[str, Any]:
-    emu = FirestoreEmulator()
-    if not emu.start():
-        return {"skipped": emu.skip_reason}
-    old = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    os.environ["FIRESTORE_EMULATOR_HOST"] = emu.host
-    try:
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import firestore
-
+    with firestore_on_emulator() as client:
+        if isinstance(client, str):
+            return {"skipped": client}
         from shared.erasure import Erasure
         from shared.session_manager import SessionManager
         from shared.settings import Settings
-        from shared.store.firestore_client import bound_rpc_deadlines
         from shared.store.firestore_store import FirestoreLayer
         from shared.store.redis_store import RedisLayer
 
-        client = bound_rpc_deadlines(firestore.Client(project=PROJECT, credentials=AnonymousCredentials()), 5.0)
         s = Settings(
             redis_url=redis_url,
             gcp_project=PROJECT,
@@ -64,9 +55,3 @@ def section_erase(redis_url: str, *, sessions: int) -> dict[str, Any]:
             "how": "Erasure.erase_user in-process against the bench's redis-server and the Firestore emulator; "
             "each session: a document, two messages and one buffered answer",
         }
-    finally:
-        if old is None:
-            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
-        else:
-            os.environ["FIRESTORE_EMULATOR_HOST"] = old
-        emu.stop()
