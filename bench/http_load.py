@@ -32,6 +32,7 @@ def server_env(redis_url: str, target: str) -> dict[str, str]:
             "REDIS_URL": redis_url,
             "AUTH_DISABLED": "true",
             "RATE_LIMIT_PER_MINUTE": "0",
+            "MAX_ACTIVE_SESSIONS_PER_USER": "0",  # one bench user, many sessions
             "FIRESTORE_ENABLED": "false",
             "GCLOUD_PROJECT": PROJECT,
             "FUNCTION_TARGET": target,

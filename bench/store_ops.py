@@ -21,7 +21,7 @@ from bench.common import ASSISTANT_TEXT, PROJECT, USER_TEXT, summarize_rounds
 from shared.session_manager import SessionManager
 from shared.settings import Settings
 from shared.store import redis_client
-from shared.store.base import QueryRecord, StoredMessage
+from shared.store.base import AppendRequest, QueryRecord, StoredMessage
 from shared.store.firestore_store import FirestoreLayer
 from shared.store.redis_store import RedisLayer
 
@@ -30,7 +30,14 @@ UID = "bench-user"
 
 
 def settings_for(url: str, *, cluster: bool = False, firestore: bool = False) -> Settings:
-    return Settings(redis_url=url, redis_cluster=cluster, firestore_enabled=firestore, gcp_project=PROJECT)
+    # One bench user holds thousands of sessions: the per-user cap is for real users.
+    return Settings(
+        redis_url=url,
+        redis_cluster=cluster,
+        firestore_enabled=firestore,
+        gcp_project=PROJECT,
+        max_active_sessions_per_user=0,
+    )
 
 
 def manager_for(settings: Settings, client: Any = None, fs_client: Any = None) -> SessionManager:
@@ -89,7 +96,7 @@ def layer_append_fn(m: SessionManager, feed: AppendFeed) -> Callable[[int], Any]
         role, content, md, cmid = turn(k)
         now = time.time()
         msg = StoredMessage(0, cmid or uuid.uuid4().hex[:20], role, content, now, md)
-        out = layer.append(sid, UID, msg, now)
+        out = layer.append(AppendRequest(sid, msg, UID, cmid, now))
         assert out.status == "ok", out.status
         return out
 

@@ -144,7 +144,7 @@ class SessionManager(OverLayers):
     def _claim_session_slot(self, uid: str, sid: str, now: float) -> None:
         # Counted in Redis so every instance sees the same count. Without Redis the cap is
         # not enforced: creating a session must not depend on the layer that may be down.
-        if not self.redis.configured:
+        if not self.redis.configured or self.settings.max_active_sessions_per_user == 0:
             return
         try:
             claimed = self.redis.claim_session_slot(uid, sid, now)

@@ -65,7 +65,10 @@ class Settings(BaseSettings):
         description="Message ids remembered per session for exactly-once appends (older retries are stored again)",
     )
     max_active_sessions_per_user: int = Field(
-        10, ge=1, le=10000, description="Sessions one user may have active at once (409 too_many_sessions past it)"
+        10,
+        ge=0,
+        le=10000,
+        description="Sessions one user may have active at once (409 too_many_sessions past it; 0: no cap)",
     )
     fallback_max_messages: int = Field(20, ge=1, le=1000, description="Messages per session in instance memory")
     fallback_ttl_s: int = Field(1800, ge=60, description="Instance-memory sessions expire after this much silence")

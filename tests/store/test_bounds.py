@@ -177,3 +177,9 @@ def test_the_message_window_is_bounded_by_bytes_too(redis_server, uid):
     assert _usage(r, f"cm:{{{sid}}}:msgs") <= limit
     ctx = m.get_context_for_llm(sid, user_id=uid)
     assert ctx.messages and ctx.messages[-1].content.startswith("7")  # the newest are kept
+
+
+def test_a_cap_of_zero_is_no_cap(redis_server, uid):
+    """MAX_ACTIVE_SESSIONS_PER_USER=0 (benchmarks: one user, thousands of sessions)."""
+    m = make_manager(redis_server.url, firestore=False, max_active_sessions_per_user=0)
+    assert len({m.create_session({}, user_id=uid).session_id for _ in range(25)}) == 25
