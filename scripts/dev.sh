@@ -79,7 +79,8 @@ FB_PID=$!
 # Wait for the functions to answer, then print the URLs and a curl that works.
 for _ in $(seq 1 240); do
   kill -0 "$FB_PID" 2>/dev/null || cm_die "the emulators exited"
-  curl -s -o /dev/null --max-time 5 "$FN_URL/health" && break
+  # -f: an answer from the emulator itself (a 404 while it loads the functions) is not one
+  curl -sf -o /dev/null --max-time 5 "$FN_URL/health" && break
   sleep 0.5
 done
 cat >&2 <<EOF
