@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import time
 from typing import Any
@@ -81,13 +82,7 @@ class Reports:
 
     def _unused(self, cited: set[str]) -> list[str]:
         """Entries of the configured knowledge base file never cited in the range."""
-        from shared.responders.knowledge import KnowledgeBaseError, load_knowledge_base
-
-        try:
-            kb = load_knowledge_base(self.kb_path)
-        except KnowledgeBaseError:
-            return []
-        return [e.id for e in kb.entries if kb_doc_id(e.id) not in cited]
+        return [entry for entry, doc_id in _kb_entries(self.kb_path) if doc_id not in cited]
 
     def low_confidence(
         self, date_from: object, date_to: object, limit: int, cursor: object
@@ -117,6 +112,19 @@ class Reports:
             raise Unavailable("reports are unavailable; try again shortly") from exc
         final = doc.pop("final_messages", None) or []
         return {"session": doc, "analytics": analytics, "final_messages": final}
+
+
+@functools.lru_cache(maxsize=4)
+def _kb_entries(path: str | None) -> tuple[tuple[str, str], ...]:
+    """(entry id, its document id) of a KB file, read once per instance: the file ships
+    with the deployment and does not change while it runs."""
+    from shared.responders.knowledge import KnowledgeBaseError, load_knowledge_base
+
+    try:
+        kb = load_knowledge_base(path)
+    except KnowledgeBaseError:
+        return ()
+    return tuple((e.id, kb_doc_id(e.id)) for e in kb.entries)
 
 
 def _item(r: dict[str, Any]) -> dict[str, Any]:

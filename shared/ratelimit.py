@@ -80,7 +80,7 @@ def check(uid: str, *, limit: int | None = None) -> Decision:
     try:
         # Idempotent enough to repeat: a refused first attempt never reached the server.
         allowed, count, retry = redis_client.once_more_if_reconnected(
-            lambda: _script(client)(keys=[_key(uid)], args=[limit, WINDOW_S * 1000, now_ms, member]),
+            lambda: _script(client)(keys=[key_of(uid)], args=[limit, WINDOW_S * 1000, now_ms, member]),
             breaker,
             client,
         )
@@ -144,10 +144,6 @@ def client_ip(forwarded_for: str | None, remote_addr: str | None) -> str | None:
 
 
 def key_of(uid: str) -> str:
-    return _key(uid)
-
-
-def _key(uid: str) -> str:
     # A hash tag, as for every per-user key: one Redis Cluster slot per user.
     return f"{get_settings().redis_key_prefix}:rl:{{{uid}}}"
 

@@ -448,6 +448,13 @@ class FirestoreLayer:
         uid = session["owner"]
         kb = kb_uses(session)
         ended_at = float(session.get("ended_at") or 0)
+        marker = self.db().collection("users").document(uid).collection("counted").document(sid)
+        with self._guard("apply_stats", sid):
+            # Counted already (a redelivered event, the sweep's repair pass over the last
+            # hour's sessions): one read, not the session's analytics. The transaction
+            # below checks the marker again; this only saves the reads.
+            if marker.get(**self._kw()).exists:
+                return False
         # The analytics are written before the session turns ended, and never change after.
         report = rollups.session_rollup(sid, session, self.read_analytics(sid), self.settings.low_confidence_threshold)
 
