@@ -96,6 +96,32 @@ def firestore_cost(redis_url: str) -> dict[str, Any]:
         emu.stop()
 
 
+def content_bytes(m: Any, sid: str) -> tuple[int, int]:
+    """What Redis must hold of one active session, as JSON records (the window's messages,
+    the messages no summary covers yet, one question/answer pair per answer, the summary),
+    and as text only (each distinct message's content once, and the summary's text)."""
+    import json
+
+    read = m.redis.read(sid, UID, m.settings.message_window)
+    held, pairs = m.redis.held_for_export(sid)
+    covered = int((read.summary or {}).get("message_count", 0))
+    window = read.messages or []
+    seen = {x.seq for x in window}
+    records = [x.to_dict() for x in window] + [x.to_dict() for x in held if x.seq > covered and x.seq not in seen]
+    records += [
+        {"query": q.query, "response": q.response, "confidence": q.confidence, "sources": q.sources,
+         "collection": q.collection, "timestamp": q.timestamp} for q in pairs
+    ]  # fmt: skip
+    dumps = json.dumps
+    content = sum(len(dumps(r, ensure_ascii=False).encode()) for r in records)
+    content += len(dumps(read.summary, ensure_ascii=False).encode()) if read.summary else 0
+    distinct = {x.seq: x.content for x in [*window, *held]}
+    text = sum(len(c.encode()) for c in distinct.values())
+    text += sum(len((q.query or "").encode()) + len(q.response.encode()) for q in pairs if q.seq not in distinct)
+    text += len(str((read.summary or {}).get("text", "")).encode())
+    return content, text
+
+
 def redis_memory(sessions: int) -> dict[str, Any]:
     from tests.harness import RedisServer
 
@@ -108,14 +134,15 @@ def redis_memory(sessions: int) -> dict[str, Any]:
         base = int(admin.info("memory")["used_memory"])
         sids = [conversation(m) for _ in range(sessions)]
         used = int(admin.info("memory")["used_memory"]) - base
-        names = ["meta", "msgs", "pend", "ana", "cmid", "sum"]
-        usage = {
-            f"{n}": int(admin.memory_usage(k, samples=0) or 0)
-            for n, k in zip(names, m.redis.keys(sids[0]), strict=True)
-        }
+        usage = {k.rsplit(":", 1)[1]: int(admin.memory_usage(k, samples=0) or 0) for k in m.redis.keys(sids[0])}
         total = sum(usage.values())
         per = used / sessions
+        content, text = content_bytes(m, sids[0])
         return {
+            "content_bytes": content,
+            "text_bytes": text,
+            "used_memory_vs_content": per / content,
+            "used_memory_vs_text": per / text,
             "sessions": sessions,
             "messages": MESSAGES_PER_SESSION,
             "memory_usage_by_key": usage,

@@ -6,6 +6,7 @@ check and the counter); that is the price the scripts do not pay, besides latenc
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 
@@ -17,61 +18,53 @@ def append(  # noqa: PLR0913 - one parameter per ARGV of append.lua, to compare 
     tail: str,
     mid: str,
     *,
-    window: int,
     ttl: int,
     interval: int,
     ana_max: int,
     now: str,
-    content_json: str,
-    ana_tail: str,
-    pend_max: int,
 ) -> tuple[str, int]:
-    meta, msgs, pend, ana, cmids, summ = keys
-    if not r.exists(meta):
+    meta, log, summ = keys
+    status, cur_owner, seq_s, sc_s, lb_s, an_s, prev = r.hmget(
+        meta, "status", "owner", "seq", "sc", "lb", "an", f"m:{mid}"
+    )
+    if status is None:
         return "missing", 0
-    cur_owner, status = r.hmget(meta, "owner", "status")
     if owner and cur_owner != owner:
         return "forbidden", 0
     if status != "active":
         return "ended", 0
-    idkey = f"mid:{mid}"  # exactly once per message id, as append.lua
-    if r.hget(cmids, idkey):
+    if prev:  # exactly once per message id, as append.lua
         return "dup", 0
-    if role == "assistant" and r.llen(ana) >= ana_max:
+    seq = int(seq_s or 0) + 1
+    an = int(an_s or 0) + (1 if role == "assistant" else 0)
+    if an > ana_max:
         return "full", 0
-    seq = int(r.hincrby(meta, "seq", 1))
     msg = f'{{"seq":{seq},{tail}'
-    r.rpush(msgs, msg)
-    r.ltrim(msgs, -window, -1)
-    r.rpush(pend, msg)
-    r.ltrim(pend, -pend_max, -1)
-    if role == "user":
-        r.hset(meta, "pending_query", content_json)
-    elif role == "assistant":
-        q = r.hget(meta, "pending_query") or "null"
-        r.rpush(ana, f'{{"seq":{seq},"query":{q},{ana_tail}')
-        r.hdel(meta, "pending_query")
-    r.hset(meta, "last_active_at", now)
+    r.rpush(log, msg)
+    lb = int(lb_s or 0) + len(msg) * 5 // 4 + 64 + len(mid) + 16
     due = 1 if seq % interval == 0 else 0
-    r.hset(cmids, idkey, f'{{"seq":{seq},"summary_due":{due}}}')
+    r.hset(
+        meta, mapping={"seq": seq, "last_active_at": now, "lb": lb, "an": an, f"m:{mid}": f"{seq}{'!' if due else ''}"}
+    )
     for k in keys:
         r.expire(k, ttl)
     if due:
         r.get(summ)
-        r.lrange(pend, 0, -1)
+        r.lrange(log, -(seq - int(sc_s or 0)), -1)
     return "ok", seq
 
 
 def read(r: Any, keys: list[str], owner: str, n: int, ttl: int) -> tuple[str, list[str]]:
-    meta, msgs = keys[0], keys[1]
-    if not r.exists(meta):
+    meta, log = keys[0], keys[1]
+    status, cur_owner, _seq, _end, _doc = r.hmget(meta, "status", "owner", "seq", "end_result", "fs_doc")
+    if status is None:
         return "missing", []
-    cur_owner, status, _seq, _end = r.hmget(meta, "owner", "status", "seq", "end_result")
     if owner and cur_owner != owner:
         return "forbidden", []
-    out = r.lrange(msgs, -n, -1)
+    out = r.lrange(log, -n, -1)
     if status == "active":
+        r.hset(meta, "last_active_at", repr(time.time()))
         for k in keys:
             r.expire(k, ttl)
-    r.get(keys[5])
+    r.get(keys[2])
     return "ok", out

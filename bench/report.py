@@ -117,7 +117,18 @@ def _roundtrips(s: dict[str, Any]) -> str:
         top = ", ".join(f"{c} {n:g}" for c, n in list(v["by_command"].items())[:8])
         rows.append([k, _f(v["round_trips_per_op"], 2), _f(v["commands_per_op"], 2), _f(v["server_us_per_op"], 1), top])
     head = ["operation", "round trips/op", "commands/op", "server µs/op", "commands/op by name (top 8)"]
-    return f"### 2. Round trips and commands per operation (counted over {s['ops']} ops)\n\n" + _table(head, rows)
+    out = f"### 2. Round trips and commands per operation (counted over {s['ops']} ops)\n\n" + _table(head, rows)
+    kinds = s.get("append_by_kind")
+    if kinds:
+        krows = [[k, v["appends"], _f(v["mean"], 2), v["max"]] for k, v in kinds.items()]
+        worst = max((v["max"] for k, v in kinds.items() if not k.startswith("summary")), default=0)
+        out += (
+            "\n\nRedis commands per RedisLayer append by kind (each append counted on its own):\n\n"
+            + _table(["kind", "appends", "commands (mean)", "commands (max)"], krows)
+            + f"\n\nTarget: at most 10 commands per append, summary claims apart: max {worst}, "
+            + ("met." if worst <= 10 else "**NOT met**.")
+        )
+    return out
 
 
 def _http(s: dict[str, Any]) -> str:
@@ -190,6 +201,15 @@ def _cost(s: dict[str, Any]) -> str:
             f"{mem['sessions']:,} sessions / {mem['sessions']:,}: {mem['used_memory_per_session']:,.0f} bytes "
             f"(~{mem['sessions_per_gb']:,.0f} sessions per GB)."
         )
+        if mem.get("content_bytes"):
+            ratio = mem["used_memory_vs_content"]
+            parts.append(
+                f"\nWhat Redis must hold of such a session, as JSON records (window, messages no summary "
+                f"covers yet, question/answer pairs, summary): {mem['content_bytes']:,} bytes; as text only "
+                f"(each distinct message's content once, the summary's text): {mem['text_bytes']:,} bytes. "
+                f"used_memory per session is **{ratio:.2f}x** the records and {mem['used_memory_vs_text']:.2f}x "
+                "the text. Target: at most 1.0x the records: " + ("met." if ratio <= 1.0 else "**NOT met**.")
+            )
     return "\n".join(parts)
 
 

@@ -5,9 +5,8 @@ Run: .venv/bin/python -m bench.session_bytes
 
 The worst session: user_info at MAX_USER_INFO_BYTES; every message at MAX_CONTENT_BYTES of
 control characters (JSON escapes each to six bytes) and MAX_METADATA_BYTES of metadata,
-with a 128-character client message id; a summarizer that always fails (its input list
-only grows); question/answer pairs until the analytics buffer refuses, then user messages
-until the id map and the unsummarized list are at their bounds.
+with a 128-character client message id; a summarizer that always fails; question/answer
+pairs until the session refuses, then one-character messages until those are refused too.
 """
 
 from __future__ import annotations
@@ -54,15 +53,19 @@ def measure() -> dict[str, int]:
             m.add_message(sid, role, content, meta, client_message_id=uuid.uuid4().hex * 4, user_id=uid)
 
         pairs = 0
-        while True:
-            add("user")
-            try:
+        try:
+            while True:
+                add("user")
                 add("assistant")
+                pairs += 1
+        except FailedPrecondition:
+            pass
+        # then the shortest messages until those are refused too (ids and list entries)
+        for _ in range(100000):
+            try:
+                m.add_message(sid, "user", "x", client_message_id=uuid.uuid4().hex * 4, user_id=uid)
             except FailedPrecondition:
                 break
-            pairs += 1
-        for _ in range(s.message_id_window + s.summary_interval * 20):
-            add("user")
         r = redis.Redis.from_url(srv.url)
         out = {k.split(":")[-1]: int(r.memory_usage(k, samples=0) or 0) for k in m.redis.keys(sid)}
         out["session"] = sum(out.values())

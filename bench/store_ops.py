@@ -7,7 +7,6 @@ the floor (PING) and the straightforward variant (bench/naive.py) use that same 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -21,7 +20,7 @@ from bench.common import ASSISTANT_TEXT, PROJECT, USER_TEXT, summarize_rounds
 from shared.session_manager import SessionManager
 from shared.settings import Settings
 from shared.store import redis_client
-from shared.store.base import AppendRequest, QueryRecord, StoredMessage
+from shared.store.base import AppendRequest, StoredMessage
 from shared.store.firestore_store import FirestoreLayer
 from shared.store.redis_store import RedisLayer
 
@@ -122,7 +121,6 @@ def naive_append_fn(m: SessionManager, feed: AppendFeed) -> Callable[[int], Any]
         role, content, md, cmid = turn(k)
         now = time.time()
         msg = StoredMessage(0, cmid or uuid.uuid4().hex[:20], role, content, now, md)
-        ana_tail = QueryRecord.from_answer(0, msg.mid, None, msg).tail_json() if role == "assistant" else ""
         out = naive.append(
             r,
             keys_of(sid),
@@ -130,14 +128,10 @@ def naive_append_fn(m: SessionManager, feed: AppendFeed) -> Callable[[int], Any]
             role,
             msg.tail_json(),
             msg.mid,
-            window=s.message_window,
             ttl=s.session_ttl_s,
             interval=s.summary_interval,
             ana_max=s.analytics_buffer_max,
             now=repr(now),
-            content_json=json.dumps(content, ensure_ascii=False) if role == "user" else "",
-            ana_tail=ana_tail,
-            pend_max=max(s.summary_interval * 20, s.message_window),
         )
         assert out[0] == "ok", out
         return out
@@ -299,6 +293,34 @@ def _commandstats(admin: Any) -> tuple[dict[str, int], dict[str, float]]:
     return calls, usec
 
 
+def append_commands_by_kind(m: SessionManager, admin: Any, k: int) -> dict[str, dict[str, float]]:
+    """Redis commands of each RedisLayer append, counted one append at a time and grouped by
+    kind: a user message, an answer, and an append that claims a rolling summary (which also
+    reads the summarizer's input), in 20-message sessions and 300 messages into one."""
+    kinds: dict[str, list[int]] = {}
+
+    def count(fn: Callable[[int], Any], i: int, where: str) -> None:
+        admin.config_resetstat()
+        out = fn(i)
+        stats, _ = _commandstats(admin)
+        n = sum(v for c, v in stats.items() if c not in ("config|resetstat", "config", "info"))
+        kind = "summary claim" if out.summary_due else ("answer" if i % 2 else "user message")
+        kinds.setdefault(f"{kind}{where}", []).append(n)
+
+    short = layer_append_fn(m, AppendFeed(m, k))
+    for i in range(k):
+        count(short, i, "")
+    skip = 300
+    long = layer_append_fn(m, AppendFeed(m, skip + k, per_session=skip + k))
+    for i in range(skip):
+        long(i)
+    for i in range(skip, skip + k):
+        count(long, i, f", {skip}+ messages into a session")
+    return {
+        kind: {"appends": len(v), "mean": round(sum(v) / len(v), 2), "max": max(v)} for kind, v in sorted(kinds.items())
+    }
+
+
 def section_roundtrips(url: str, *, k: int = 100) -> dict[str, Any]:
     import redis
 
@@ -354,6 +376,7 @@ def section_roundtrips(url: str, *, k: int = 100) -> dict[str, Any]:
     return {
         "ops": k,
         "results": out,
+        "append_by_kind": append_commands_by_kind(m, admin, k),
         "note": "round trips = socket sends counted in the client; commands = INFO commandstats deltas "
         "(commands run inside Lua scripts included) over the same ops; server µs = commandstats usec "
         "(EVALSHA's includes the commands it ran)",

@@ -68,12 +68,17 @@ echo "$REDIS_PID" >"$CM_STACK_REDIS_PIDFILE"
 export REDIS_URL="redis://127.0.0.1:$CM_STACK_REDIS_PORT/0"
 
 # 4. A firebase config with free ports, in the repo root (relative paths resolve there).
-eval "$("$CM_VENV/bin/python" scripts/firebase_config.py "$CONFIG" --bundle "${CM_BUNDLE#"$CM_ROOT/"}")"
-export CM_FUNCTIONS_URL="http://127.0.0.1:$CM_PORT_FUNCTIONS/$CM_PROJECT/us-central1"
-export CHAT_MEMORY_FUNCTIONS_URL="$CM_FUNCTIONS_URL"
-export CHAT_MEMORY_WEB_URL="http://127.0.0.1:$CM_PORT_HOSTING/"
-# The browser test calls the functions cross-origin from the Hosting page too.
-# (and tests/e2e checks CORS with the web dev server's origin http://localhost:5173).
+#    The browser test calls the functions cross-origin from the Hosting page too (and
+#    tests/e2e checks CORS with the web dev server's origin http://localhost:5173).
+CORS_GIVEN="${CORS_ORIGINS:-}"
+choose_ports() {
+  eval "$("$CM_VENV/bin/python" scripts/firebase_config.py "$CONFIG" --bundle "${CM_BUNDLE#"$CM_ROOT/"}")"
+  export CM_FUNCTIONS_URL="http://127.0.0.1:$CM_PORT_FUNCTIONS/$CM_PROJECT/us-central1"
+  export CHAT_MEMORY_FUNCTIONS_URL="$CM_FUNCTIONS_URL"
+  export CHAT_MEMORY_WEB_URL="http://127.0.0.1:$CM_PORT_HOSTING/"
+  export CORS_ORIGINS="${CORS_GIVEN:-http://127.0.0.1:$CM_PORT_HOSTING,http://localhost:$CM_PORT_HOSTING,http://localhost:5173}"
+}
+choose_ports
 # A short breaker cool-down: after a test restarts the functions' Redis, every emulated
 # instance is back on Redis within a second, so the next test does not inherit fallbacks.
 export REDIS_BREAKER_COOLDOWN_S="${REDIS_BREAKER_COOLDOWN_S:-1}"
@@ -82,7 +87,6 @@ export REDIS_BREAKER_COOLDOWN_S="${REDIS_BREAKER_COOLDOWN_S:-1}"
 # tests/store/test_bounds.py), not imposed on every other test.
 export SESSION_CREATE_PER_IP_PER_MINUTE="${SESSION_CREATE_PER_IP_PER_MINUTE:-0}"
 export MAX_ACTIVE_SESSIONS_PER_USER="${MAX_ACTIVE_SESSIONS_PER_USER:-10000}"
-export CORS_ORIGINS="${CORS_ORIGINS:-http://127.0.0.1:$CM_PORT_HOSTING,http://localhost:$CM_PORT_HOSTING,http://localhost:5173}"
 export GCLOUD_PROJECT="$CM_PROJECT"
 
 EMULATORS="${CM_EMULATORS:-functions,firestore,auth,hosting}"
@@ -93,9 +97,14 @@ cm_log "running: $PYTEST_CMD"
 # 5. The suite, under the emulators. emulators:exec exits with the command's status.
 #    The emulators' own log goes to a file (shown in part on failure); pytest's output is
 #    followed live.
+#    If the emulators never got as far as starting pytest (a port another process took
+#    between the choice and the bind, a JVM that failed to start), that is said, with the
+#    emulators' log, and the stack is started once more on fresh ports: a test failure
+#    is never retried.
 T1=$SECONDS
 EMU_LOG="$CM_ROOT/.build/test-$RUN_ID.emulators.log"
 PY_LOG="$RUN_DIR/pytest.log"
+for attempt in 1 2; do
 : >"$PY_LOG"
 set +e
 NODE_OPTIONS="--require $CM_ROOT/scripts/node_no_keepalive.cjs${NODE_OPTIONS:+ $NODE_OPTIONS}" "$FIREBASE" emulators:exec --config "$CONFIG" --project "$CM_PROJECT" --only "$EMULATORS" \
@@ -107,6 +116,15 @@ wait "$FB_PID"
 TEST_RC=$?
 wait "$TAIL_PID" 2>/dev/null
 set -e
+if [ "$TEST_RC" -ne 0 ] && [ ! -s "$PY_LOG" ] && [ "$attempt" = 1 ]; then
+  cm_log "the emulators exited ($TEST_RC) before pytest started; their log:"
+  grep -v '^\s*$' "$EMU_LOG" | tail -n "${CM_EMU_LOG_LINES:-60}" >&2
+  cm_log "starting the stack once more, on fresh ports"
+  choose_ports
+  continue
+fi
+break
+done
 cm_log "tests: exit $TEST_RC ($((SECONDS - T1)) s)"
 if [ "$TEST_RC" -ne 0 ]; then
   cm_log "last lines of the emulators' log (all of it: $EMU_LOG):"

@@ -119,7 +119,7 @@ class Ending(OverLayers):
             if snap is not None and pending and pending[0]:
                 # The merge above is refused while another attempt's snapshot stands (one
                 # this end has just taken over): bring the outage messages in under this one.
-                if self.redis.import_messages(sid, *pending, end_token=token).added > 0:
+                if self.redis.import_messages(sid, pending[0], end_token=token).added > 0:
                     snap = self._own_snapshot(sid, user_id, token)
             for _ in range(_END_ROUNDS):
                 try:
@@ -129,7 +129,7 @@ class Ending(OverLayers):
                     # snapshot (and before the end's write): take it in, snapshot again.
                     pending = self.firestore.read_pending(sid)
                     if snap is not None:
-                        self.redis.import_messages(sid, *pending, end_token=token)
+                        self.redis.import_messages(sid, pending[0], end_token=token)
                         snap = self._own_snapshot(sid, user_id, token)
                 except UsedSince:
                     if snap is not None:

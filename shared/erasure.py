@@ -82,7 +82,7 @@ class Erasure:
             if erased_now
             else 0,
             "analytics_entries": max(redis_counts["analytics_entries"], fs_counts["analytics_entries"]),
-            "redis_keys": (6 if status == "ok" else 0),
+            "redis_keys": (len(self.m.redis.keys(sid)) if status == "ok" else 0),
             "documents": (1 if doc is not None else 0) + fs_counts["pending_messages"] + fs_counts["low_confidence"]
             + (1 if fs_counts["analytics_entries"] else 0),
         }  # fmt: skip

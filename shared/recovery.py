@@ -204,7 +204,7 @@ class Recovery(OverLayers):
                 queries = queries + snap[1]
                 merged_mem = {m.mid for m in held}
         if msgs:
-            out = self.redis.import_messages(sid, msgs, queries)
+            out = self.redis.import_messages(sid, msgs)
             if out.added < 0:
                 return pending  # Redis lost the session meanwhile: nothing merged
             if out.due_seq:

@@ -452,7 +452,7 @@ def _raise_for(out: Appended) -> None:
     if status == "ended":
         raise FailedPrecondition("session has ended")
     if status == "full":
-        raise FailedPrecondition("the session's analytics buffer is full; end the session and start a new one")
+        raise FailedPrecondition("the session is full (its answers or bytes in Redis); end it and start a new one")
     if status == "erased":
         raise NotFound("no such session (its data was erased)")
     raise StoreError(f"unexpected store answer {status!r}", layer="redis")

@@ -37,32 +37,26 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field("cm", pattern=r"^[a-z][a-z0-9_]{0,15}$", description="Prefix of every Redis key")
 
     # --- Windows and lifetimes -----------------------------------------------------
-    message_window: int = Field(8, ge=1, le=100, description="Messages kept per session in Redis")
+    message_window: int = Field(8, ge=1, le=100, description="Messages in a session's recent window (the context)")
     window_max_bytes: int = Field(
         1024 * 1024,
         ge=256 * 1024,
-        description="Bytes of those messages in Redis at most; past it the oldest leave the window early",
+        description="Bytes of the window's messages at most; past it the oldest leave the window early",
     )
     session_ttl_s: int = Field(7200, ge=60, description="Sliding TTL of a session's Redis keys")
     summary_interval: int = Field(5, ge=1, le=100, description="A rolling summary every N messages")
     analytics_buffer_max: int = Field(
-        1000, ge=10, le=100000, description="Queries buffered per session before appends are refused"
+        1000, ge=10, le=100000, description="Answers per session in Redis before its appends are refused"
     )
     analytics_buffer_max_bytes: int = Field(
         2 * 1024 * 1024,
         ge=512 * 1024,
-        description="Bytes (Redis MEMORY USAGE) of one session's analytics buffer before assistant appends are refused",
+        description="Bytes of one session's messages (and their ids) in Redis before its appends are refused",
     )
     pending_max_bytes: int = Field(
         1024 * 1024,
         ge=512 * 1024,
-        description="Bytes of one session's not-yet-summarized messages in Redis; the oldest are dropped past it",
-    )
-    message_id_window: int = Field(
-        200,
-        ge=10,
-        le=10000,
-        description="Message ids remembered per session for exactly-once appends (older retries are stored again)",
+        description="Bytes of not-yet-summarized messages handed to the summarizer; the oldest are left out past it",
     )
     max_active_sessions_per_user: int = Field(
         10,

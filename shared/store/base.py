@@ -35,9 +35,11 @@ class StoredMessage:
 
     def tail_json(self) -> str:
         """JSON of everything but seq, without the opening brace (the Lua script adds
-        ``{"seq":N,`` in front once it has assigned the number)."""
-        d = self.to_dict()
-        del d["seq"]
+        ``{"seq":N,`` in front once it has assigned the number). No metadata is left out,
+        not written as null: Redis holds every message, so its bytes count."""
+        d: dict[str, Any] = {"mid": self.mid, "role": self.role, "content": self.content, "timestamp": self.timestamp}
+        if self.metadata is not None:
+            d["metadata"] = self.metadata
         return _dumps(d)[1:]
 
     def to_json(self) -> str:
@@ -200,12 +202,27 @@ class SessionStore(Protocol):
     def append(self, req: AppendRequest) -> Appended: ...
 
 
+def pairs_of(messages: list[StoredMessage]) -> list[QueryRecord]:
+    """One question/answer pair per answer, from a session's messages in order: an answer
+    answers the last user message since the answer before it (None if there is none;
+    system turns in between do not change it). The Redis layer keeps no pairs: it keeps
+    every message once, and the end and the export read the pairs from them here."""
+    pairs, question = [], None
+    for m in messages:
+        if m.role == "user":
+            question = m.content
+        elif m.role == "assistant":
+            pairs.append(QueryRecord.from_answer(m.seq, m.mid, question, m))
+            question = None
+    return pairs
+
+
 def pair_queries(queries: list[QueryRecord], messages: list[StoredMessage]) -> None:
     """Give an answer without its question the user message just before it.
 
-    Each layer pairs as it stores (the Lua scripts atomically, from the session's pending
-    query); this is for answers one layer accepted whose question another layer holds (an
-    outage between the two), once everything is merged by number.
+    The Firestore and memory layers pair as they store (from the session's pending query);
+    this is for answers one layer accepted whose question another layer holds (an outage
+    between the two), once everything is merged by number.
     """
     by_seq = {m.seq: m for m in messages}
     for q in queries:

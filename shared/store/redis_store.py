@@ -27,6 +27,7 @@ from shared.store.base import (
     SessionStatus,
     SnapshotStatus,
     StoredMessage,
+    pairs_of,
 )
 from shared.store.breaker import CircuitBreaker
 
@@ -54,6 +55,26 @@ def _load_sources() -> dict[str, str]:
 
 
 _SOURCES = _load_sources()
+
+# The session's own fields in its state hash (``meta``); the hash also holds the last
+# message the stored summary covers ('sc'), the session's byte ledger ('lb') and answer
+# count ('an'), and the id of every message ('m:<id>' -> its number), which makes appends
+# exactly once for the session's whole life.
+META_FIELDS = (
+    "owner",
+    "status",
+    "seq",
+    "created_at",
+    "last_active_at",
+    "user_info",
+    "fs_doc",
+    "end_result",
+    "end_token",
+    "ending_since",
+    "erased_at",
+)
+# What an ended session's state hash keeps (finish_end.lua): enough to answer its owner.
+_ENDED_FIELDS = ("owner", "seq", "created_at", "last_active_at", "user_info", "fs_doc")
 
 # maxmemory-policy is re-read this often (seconds): it changes only by reconfiguration.
 _POLICY_TTL_S = 300.0
@@ -148,8 +169,11 @@ class RedisLayer:
     def keys(self, sid: str) -> list[str]:
         # The {hash tag} puts every key of one session in one cluster slot, which Lua
         # scripts need (all keys of a script must live on one node).
+        # Three keys (three EXPIREs per append): the state hash, the log of every message
+        # (the window, the summarizer's input and the end's question/answer pairs are all
+        # read from it: each message is held once) and the rolling summary.
         base = f"{self.settings.redis_key_prefix}:{{{sid}}}"
-        return [f"{base}:meta", f"{base}:msgs", f"{base}:pend", f"{base}:ana", f"{base}:cmid", f"{base}:sum"]
+        return [f"{base}:meta", f"{base}:log", f"{base}:sum"]
 
     def user_sessions_key(self, uid: str) -> str:
         return f"{self.settings.redis_key_prefix}:user:{{{uid}}}:sessions"
@@ -159,7 +183,7 @@ class RedisLayer:
         name: str,
         sid: str,
         args: list[Any],
-        nkeys: int = 6,
+        nkeys: int = 3,
         keys: list[str] | None = None,
         *,
         merge_first: bool = False,
@@ -292,9 +316,6 @@ class RedisLayer:
         """Append one message (exactly once per ``msg.mid``, the client message id when given)."""
         s = self.settings
         sid, owner, msg, now = req.session_id, req.owner, req.message, req.now
-        ana_tail = ""
-        if msg.role == "assistant":
-            ana_tail = QueryRecord.from_answer(0, msg.mid, None, msg).tail_json()
         out = self._run(
             "append",
             sid,
@@ -303,36 +324,41 @@ class RedisLayer:
                 msg.role,
                 msg.tail_json(),
                 msg.mid,
-                s.message_window,
                 s.session_ttl_s,
                 s.summary_interval,
                 s.analytics_buffer_max,
                 repr(now),
-                json.dumps(msg.content, ensure_ascii=False) if msg.role == "user" else "",
-                ana_tail,
-                max(s.summary_interval * 20, s.message_window),
                 s.analytics_buffer_max_bytes,
-                s.pending_max_bytes,
-                s.message_id_window,
-                s.window_max_bytes,
             ],
             merge_first=True,
         )
         status = out[0]
         if status == "dup":
-            prev = json.loads(out[1])
-            return Appended("dup", seq=int(prev["seq"]), summary_due=bool(prev.get("summary_due")))
+            mark = str(out[1])  # the message's number, '!' if its append claimed a summary
+            return Appended("dup", seq=int(mark.rstrip("!")), summary_due=mark.endswith("!"))
         if status != "ok":
             return Appended(status)
         res = Appended("ok", seq=int(out[1]), summary_due=bool(int(out[2])), doc_missing=bool(int(out[3])))
         if res.summary_due:
             res.previous_summary = json.loads(out[4]) if out[4] else None
-            res.unsummarized = [StoredMessage.from_json(r) for r in out[5]]
+            res.unsummarized = self._newest_within_bound(out[5])
         return res
+
+    def _newest_within_bound(self, raw: list[str]) -> list[StoredMessage]:
+        """The summarizer's input: the newest messages no summary covers, up to
+        PENDING_MAX_BYTES (a summarizer failing for ever never gets an unbounded input)."""
+        budget, kept = self.settings.pending_max_bytes, list[str]()
+        for r in reversed(raw):
+            budget -= len(r)
+            if budget < 0 and kept:
+                break
+            kept.append(r)
+        return [StoredMessage.from_json(r) for r in reversed(kept)]
 
     def read(self, sid: str, owner: str | None, n: int, now: float | None = None) -> ReadOutcome:
         now = time.time() if now is None else now
-        out = self._run("read", sid, [owner or "", n, self.settings.session_ttl_s, repr(now)], merge_first=True)
+        args = [owner or "", n, self.settings.session_ttl_s, repr(now), self.settings.window_max_bytes]
+        out = self._run("read", sid, args, merge_first=True)
         if out[0] != "ok":
             return ReadOutcome(out[0])
         return ReadOutcome(
@@ -350,24 +376,22 @@ class RedisLayer:
         return bool(self._run("mark_doc", sid, [], nkeys=1))
 
     def held_for_export(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:
-        """Everything Redis holds of a session's messages: the window and the messages not
-        yet summarised (merged by id), and its buffered analytics. Read only."""
+        """Everything Redis holds of a session: its messages, and the question/answer pairs
+        read from them. Read only."""
         from redis.exceptions import RedisError
 
         client = self.client()
         if client is None or not self.breaker.allow():
             raise StoreError("redis unavailable", layer="redis")
-        _, msgs, pend, ana, _, _ = self.keys(sid)
+        log_key = self.keys(sid)[1]
         try:
-            window, unsummarised, queries = self._once_more_if_reconnected(
-                lambda: (client.lrange(msgs, 0, -1), client.lrange(pend, 0, -1), client.lrange(ana, 0, -1))
-            )
+            held = self._once_more_if_reconnected(lambda: client.lrange(log_key, 0, -1))
         except (RedisError, OSError) as exc:
             redis_client.record_outage(self.breaker, client, exc)
             raise StoreError(f"redis export: {type(exc).__name__}", layer="redis") from exc
         self.breaker.record_success()
-        by_mid = {m.mid: m for m in (StoredMessage.from_json(r) for r in [*unsummarised, *window])}
-        return sorted(by_mid.values(), key=lambda m: m.seq), [QueryRecord.from_json(r) for r in queries]
+        messages = [StoredMessage.from_json(r) for r in held]
+        return messages, pairs_of(messages)
 
     def user_session_ids(self, uid: str) -> list[str]:
         """The user's sessions Redis counts against the cap (active ones, some maybe ended)."""
@@ -386,7 +410,7 @@ class RedisLayer:
         self._run("forget", sid, [], nkeys=1)
 
     def meta(self, sid: str) -> dict[str, str] | None:
-        """The session's state hash (one HGETALL), or None if Redis does not know it."""
+        """The session's own fields (one HMGET of ``META_FIELDS``), or None if Redis does not know it."""
         from redis.exceptions import RedisError
 
         client = self.client()
@@ -395,12 +419,13 @@ class RedisLayer:
         if not self.breaker.allow():
             raise StoreError("redis circuit open", layer="redis")
         try:
-            h = self._once_more_if_reconnected(lambda: client.hgetall(self.keys(sid)[0]))
+            values = self._once_more_if_reconnected(lambda: client.hmget(self.keys(sid)[0], META_FIELDS))
         except (RedisError, OSError) as exc:
             redis_client.record_outage(self.breaker, client, exc)
             raise StoreError(f"redis meta: {type(exc).__name__}", layer="redis") from exc
         self.breaker.record_success()
-        return h or None
+        h = {k: v for k, v in zip(META_FIELDS, values, strict=True) if v is not None}
+        return h if "status" in h else None
 
     def store_summary(self, sid: str, summary: dict[str, Any]) -> bool:
         """Compare and set; False too once an end took its snapshot (the caches go)."""
@@ -423,27 +448,29 @@ class RedisLayer:
         'in_use': used after ``idle_before``. The attempt's own token re-snapshots."""
         token = token or uuid.uuid4().hex
         args = [owner or "", token, repr(time.time()), self.settings.end_lease_s]
-        out = self._run("begin_end", sid, [*args, "" if idle_before is None else repr(idle_before)], merge_first=True)
+        args.append("" if idle_before is None else repr(idle_before))
+        out = self._run("begin_end", sid, [*args, *META_FIELDS], merge_first=True)
         if out[0] == "ended":
             return EndSnapshot("ended", end_result=json.loads(out[1]) if out[1] else None)
         if out[0] != "ok":
             return EndSnapshot(out[0])
-        flat = out[1]
-        meta = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+        meta = {k: v for k, v in zip(META_FIELDS, out[1], strict=True) if v is not None}
+        held = [StoredMessage.from_json(r) for r in out[2]]
+        covered = int(out[4])
         return EndSnapshot(
             "ok",
             token=token,
             meta=meta,
-            unsummarized=[StoredMessage.from_json(r) for r in out[2]],
-            queries=[QueryRecord.from_json(r) for r in out[3]],
-            summary=json.loads(out[4]) if out[4] else None,
-            messages=[StoredMessage.from_json(r) for r in out[5]],
+            unsummarized=[m for m in held if m.seq > covered],
+            queries=pairs_of(held),
+            summary=json.loads(out[3]) if out[3] else None,
+            messages=held[-self.settings.message_window :],
         )
 
     def finish_end(self, sid: str, end_result: dict[str, Any]) -> str:
         """'cleared' (caches dropped), 'already' (it was ended) or 'reopened' (the session
         took writes after the committed snapshot: marked ended, caches left to the TTL)."""
-        args = [json.dumps(end_result, separators=(",", ":")), self.settings.session_ttl_s]
+        args = [json.dumps(end_result, separators=(",", ":")), self.settings.session_ttl_s, *_ENDED_FIELDS]
         return ("already", "cleared", "reopened")[int(self._run("finish_end", sid, args))]
 
     def abort_end(self, sid: str, token: str, *, reopen: bool) -> bool:
@@ -451,45 +478,26 @@ class RedisLayer:
         Firestore write happened is unknown) keep it 'ending' for any later end to take over."""
         return bool(self._run("abort_end", sid, [token, "1" if reopen else "0"], nkeys=1))
 
-    def import_messages(
-        self, sid: str, messages: list[StoredMessage], queries: list[QueryRecord], *, end_token: str = ""
-    ) -> ImportOutcome:
+    def import_messages(self, sid: str, messages: list[StoredMessage], *, end_token: str = "") -> ImportOutcome:
         """Append messages accepted elsewhere (during an outage), renumbered, exactly once
         per message id. ``messages`` in acceptance order. Returns the last summary claim.
         Refused (added -2) once an end took its snapshot, except by that end (``end_token``)."""
         s = self.settings
-        by_mid = {q.mid: q for q in queries}
-        items = []
-        for m in messages:
-            item: dict[str, Any] = {"mid": m.mid, "role": m.role, "tail": m.tail_json()}
-            if m.role == "user":
-                item["content_json"] = json.dumps(m.content, ensure_ascii=False)
-            elif m.role == "assistant":
-                q = by_mid.get(m.mid) or QueryRecord.from_answer(0, m.mid, None, m)
-                item["ana_tail"] = q.tail_json()
-                if q.query is not None:
-                    item["query_json"] = json.dumps(q.query, ensure_ascii=False)
-            items.append(item)
+        # Only messages travel: the end pairs questions and answers from the merged log.
+        items = [{"mid": m.mid, "role": m.role, "tail": m.tail_json()} for m in messages]
         if not items:
             return ImportOutcome(0)
         out = self._run(
             "import",
             sid,
-            [
-                json.dumps(items, ensure_ascii=False),
-                s.message_window,
-                s.session_ttl_s,
-                s.summary_interval,
-                max(s.summary_interval * 20, s.message_window),
-                end_token,
-            ],
+            [json.dumps(items, ensure_ascii=False), s.session_ttl_s, s.summary_interval, end_token],
         )
         if int(out[0]) < 0:
             return ImportOutcome(int(out[0]))
         res = ImportOutcome(int(out[0]), due_seq=int(out[1]))
         if res.due_seq:
             res.previous_summary = json.loads(out[2]) if out[2] else None
-            res.unsummarized = [StoredMessage.from_json(r) for r in out[3]]
+            res.unsummarized = self._newest_within_bound(out[3])
         return res
 
     def eviction_policy(self) -> str | None:

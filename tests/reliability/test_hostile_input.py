@@ -159,7 +159,7 @@ json_any = st.recursive(
 )
 anything = st.one_of(json_any, st.binary(max_size=20), st.tuples(st.integers()))
 KEY_RE = re.compile(
-    r"^cm:(\{[0-9a-f]{32}\}:(meta|msgs|pend|ana|cmid|sum|end)|rl:\{[A-Za-z0-9_.:@-]{1,138}\}:\d+"
+    r"^cm:(\{[0-9a-f]{32}\}:(meta|log|sum|end)|rl:\{[A-Za-z0-9_.:@-]{1,138}\}:\d+"
     r"|user:\{[A-Za-z0-9_.:@-]{1,128}\}:sessions)$"
 )
 

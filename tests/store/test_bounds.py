@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from shared.errors import FailedPrecondition
+from shared.store.base import AppendRequest, StoredMessage
 from tests import harness
 from tests.store.conftest import make_manager
 
@@ -19,53 +21,67 @@ def _usage(r: redis.Redis, key: str) -> int:
     return int(r.memory_usage(key, samples=0) or 0)
 
 
-def test_analytics_buffer_is_bounded_by_bytes_not_only_count(redis_server, uid):
+def test_a_session_is_bounded_by_bytes_not_only_count(redis_server, uid):
     limit = 512 * KB
     m = make_manager(redis_server.url, firestore=False, analytics_buffer_max_bytes=limit)
     sid = m.create_session({}, user_id=uid).session_id
     r = redis.Redis.from_url(redis_server.url)
-    refused_at = None
-    for i in range(40):  # 40 pairs of 30 KB query + 30 KB answer: far past 512 KB
-        m.add_message(sid, "user", BIG, user_id=uid)
+    answers, refused = 0, None
+    for _ in range(40):  # 40 pairs of 30 KB query + 30 KB answer: far past 512 KB
         try:
+            m.add_message(sid, "user", BIG, user_id=uid)
             m.add_message(sid, "assistant", BIG, user_id=uid)
+            answers += 1
         except FailedPrecondition as exc:
-            assert "analytics" in exc.message
-            refused_at = i
+            refused = exc
             break
-    assert refused_at is not None, "the analytics buffer took every answer"
-    assert refused_at > 3  # the bound is bytes, not a handful of answers
-    assert _usage(r, f"cm:{{{sid}}}:ana") <= limit
+    assert refused is not None, "the session took every message"
+    assert "full" in refused.message and refused.http_status == 409
+    assert answers > 3  # the bound is bytes, not a handful of answers
+    assert _usage(r, f"cm:{{{sid}}}:log") <= limit
     # what was accepted is still there for the end of the session
-    assert len(m.redis.begin_end(sid, uid).queries) == refused_at
+    snap = m.redis.begin_end(sid, uid)
+    assert len(snap.queries) == answers and all(q.query == BIG for q in snap.queries)
 
 
-def test_unsummarized_messages_are_bounded_by_bytes(redis_server, uid):
+def test_answers_per_session_are_bounded_by_count(redis_server, uid):
+    m = make_manager(redis_server.url, firestore=False, analytics_buffer_max=10)
+    sid = m.create_session({}, user_id=uid).session_id
+    for i in range(10):
+        m.add_message(sid, "user", f"q{i}", user_id=uid)
+        m.add_message(sid, "assistant", f"a{i}", user_id=uid)
+    m.add_message(sid, "user", "one more question", user_id=uid)
+    with pytest.raises(FailedPrecondition):
+        m.add_message(sid, "assistant", "an eleventh answer", user_id=uid)
+    assert [q.response for q in m.redis.begin_end(sid, uid).queries] == [f"a{i}" for i in range(10)]
+
+
+def test_the_summarizers_input_is_bounded_by_bytes(redis_server, uid):
     limit = 512 * KB
-    # No summary in this test's life: the summarizer's input only grows.
-    m = make_manager(redis_server.url, firestore=False, pending_max_bytes=limit, summary_interval=100)
+    # A summarizer that never ran: the claim at 40 hands it everything since the start.
+    m = make_manager(redis_server.url, firestore=False, pending_max_bytes=limit, summary_interval=40)
     sid = m.create_session({}, user_id=uid).session_id
-    r = redis.Redis.from_url(redis_server.url)
-    for i in range(40):
+    for i in range(1, 40):
         m.add_message(sid, "user", f"{i} " + BIG, user_id=uid)
-    assert _usage(r, f"cm:{{{sid}}}:pend") <= limit
-    pend = r.lrange(f"cm:{{{sid}}}:pend", 0, -1)
-    assert pend and pend[-1].startswith(b'{"seq":40,')  # the newest are kept
+    msg = StoredMessage(0, "c-40", "user", "40 " + BIG, time.time(), None)
+    res = m.redis.append(AppendRequest(sid, msg, uid, "c-40", time.time()))
+    assert res.summary_due and res.unsummarized
+    assert sum(len(x.to_json()) for x in res.unsummarized) <= limit
+    assert res.unsummarized[-1].seq == 40  # the newest are kept
+    assert 8 < len(res.unsummarized) < 40
 
 
-def test_message_id_map_remembers_the_last_n_ids(redis_server, uid):
-    m = make_manager(redis_server.url, firestore=False, message_id_window=10)
+def test_message_ids_are_remembered_for_the_whole_session(redis_server, uid):
+    m = make_manager(redis_server.url, firestore=False)
     sid = m.create_session({}, user_id=uid).session_id
     r = redis.Redis.from_url(redis_server.url)
-    for i in range(1, 51):
+    for i in range(1, 251):
         m.add_message(sid, "user", f"m{i}", client_message_id=f"c-{i}", user_id=uid)
-    assert r.hlen(f"cm:{{{sid}}}:cmid") <= 2 * 10
-    # inside the horizon: exactly once
-    again = m.add_message(sid, "user", "m45", client_message_id="c-45", user_id=uid)
-    assert (again.duplicate, again.seq) == (True, 45)
-    # past it (documented): a retry that late is stored as a new message
-    late = m.add_message(sid, "user", "m1", client_message_id="c-1", user_id=uid)
-    assert (late.duplicate, late.seq) == (False, 51)
+    assert len([f for f in r.hkeys(f"cm:{{{sid}}}:meta") if f.startswith(b"m:")]) == 250
+    # a retry of the first message, 249 messages later, is still recognised
+    again = m.add_message(sid, "user", "m1", client_message_id="c-1", user_id=uid)
+    assert (again.duplicate, again.seq) == (True, 1)
+    assert m.add_message(sid, "user", "m251", client_message_id="c-251", user_id=uid).seq == 251
 
 
 def test_active_sessions_per_user_are_capped_across_instances(redis_server, uid):
@@ -174,9 +190,12 @@ def test_the_message_window_is_bounded_by_bytes_too(redis_server, uid):
     r = redis.Redis.from_url(redis_server.url)
     for i in range(8):  # eight messages of 30 KB of control characters: 180 KB each in JSON
         m.add_message(sid, "user", f"{i}" + "\x01" * (30 * KB), user_id=uid)
-    assert _usage(r, f"cm:{{{sid}}}:msgs") <= limit
+    # the log holds at most the larger bound; the window read from it at most its own
+    assert _usage(r, f"cm:{{{sid}}}:log") <= m.settings.analytics_buffer_max_bytes
     ctx = m.get_context_for_llm(sid, user_id=uid)
     assert ctx.messages and ctx.messages[-1].content.startswith("7")  # the newest are kept
+    assert 1 <= len(ctx.messages) < 8
+    assert sum(len(x.model_dump_json().encode()) for x in ctx.messages) <= limit
 
 
 def test_a_cap_of_zero_is_no_cap(redis_server, uid):

@@ -228,7 +228,7 @@ def test_merge_and_summary_store_after_the_snapshot_are_refused(redis_server, ui
     snap = m.redis.begin_end(sid, uid)
     assert snap.status == "ok"
     late = StoredMessage(0, "mid-late", "user", "merged late", time.time(), None)
-    assert m.redis.import_messages(sid, [late], []).added < 0
+    assert m.redis.import_messages(sid, [late]).added < 0
     assert not m.redis.store_summary(sid, {"text": "late", "message_count": 1, "updated_at": 0.0})
     meta = m.redis.meta(sid)
     assert meta is not None and meta["seq"] == "1"
