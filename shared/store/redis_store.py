@@ -46,6 +46,7 @@ _SCRIPT_NAMES = (
     "mark_doc",
     "forget",
     "claim",
+    "migrate",
 )
 
 
@@ -74,7 +75,10 @@ META_FIELDS = (
     "erased_at",
 )
 # What an ended session's state hash keeps (finish_end.lua): enough to answer its owner.
-_ENDED_FIELDS = ("owner", "seq", "created_at", "last_active_at", "user_info", "fs_doc")
+_ENDED_FIELDS = ("owner", "seq", "created_at", "last_active_at", "user_info", "fs_doc", "v")
+
+# import.lua's answer for a session of the six-key layout (it is moved, then merged into)
+_IMPORT_LEGACY = -3
 
 # maxmemory-policy is re-read this often (seconds): it changes only by reconfiguration.
 _POLICY_TTL_S = 300.0
@@ -174,6 +178,11 @@ class RedisLayer:
         # read from it: each message is held once) and the rolling summary.
         base = f"{self.settings.redis_key_prefix}:{{{sid}}}"
         return [f"{base}:meta", f"{base}:log", f"{base}:sum"]
+
+    def legacy_keys(self, sid: str) -> list[str]:
+        """The keys the six-key layout (before issue 15) held besides ``meta`` and ``sum``."""
+        base = f"{self.settings.redis_key_prefix}:{{{sid}}}"
+        return [f"{base}:msgs", f"{base}:pend", f"{base}:ana", f"{base}:cmid"]
 
     def user_sessions_key(self, uid: str) -> str:
         return f"{self.settings.redis_key_prefix}:user:{{{uid}}}:sessions"
@@ -286,7 +295,8 @@ class RedisLayer:
 
     def erase(self, sid: str, owner: str | None, now: float) -> tuple[str, dict[str, int]]:
         """Delete the session's keys and leave a tombstone for its TTL (``lua/erase.lua``)."""
-        out = self._run("erase", sid, [owner or "", repr(now), self.settings.session_ttl_s])
+        keys = [*self.keys(sid), *self.legacy_keys(sid)]
+        out = self._run("erase", sid, [owner or "", repr(now), self.settings.session_ttl_s], keys=keys)
         names = ("messages", "unsummarised", "analytics_entries", "message_ids")
         counts = dict(zip(names, map(int, out[1:5]), strict=True))
         return str(out[0]), counts
@@ -316,22 +326,21 @@ class RedisLayer:
         """Append one message (exactly once per ``msg.mid``, the client message id when given)."""
         s = self.settings
         sid, owner, msg, now = req.session_id, req.owner, req.message, req.now
-        out = self._run(
-            "append",
-            sid,
-            [
-                owner or "",
-                msg.role,
-                msg.tail_json(),
-                msg.mid,
-                s.session_ttl_s,
-                s.summary_interval,
-                s.analytics_buffer_max,
-                repr(now),
-                s.analytics_buffer_max_bytes,
-            ],
-            merge_first=True,
-        )
+        args = [
+            owner or "",
+            msg.role,
+            msg.tail_json(),
+            msg.mid,
+            s.session_ttl_s,
+            s.summary_interval,
+            s.analytics_buffer_max,
+            repr(now),
+            s.analytics_buffer_max_bytes,
+        ]
+        out = self._run("append", sid, args, merge_first=True)
+        if out[0] == "legacy":  # once per session, after a deploy of this layout
+            self.migrate_legacy(sid)
+            out = self._run("append", sid, args, merge_first=True)
         status = out[0]
         if status == "dup":
             mark = str(out[1])  # the message's number, '!' if its append claimed a summary
@@ -359,6 +368,9 @@ class RedisLayer:
         now = time.time() if now is None else now
         args = [owner or "", n, self.settings.session_ttl_s, repr(now), self.settings.window_max_bytes]
         out = self._run("read", sid, args, merge_first=True)
+        if out[0] == "legacy":
+            self.migrate_legacy(sid)
+            out = self._run("read", sid, args, merge_first=True)
         if out[0] != "ok":
             return ReadOutcome(out[0])
         return ReadOutcome(
@@ -450,6 +462,9 @@ class RedisLayer:
         args = [owner or "", token, repr(time.time()), self.settings.end_lease_s]
         args.append("" if idle_before is None else repr(idle_before))
         out = self._run("begin_end", sid, [*args, *META_FIELDS], merge_first=True)
+        if out[0] == "legacy":
+            self.migrate_legacy(sid)
+            out = self._run("begin_end", sid, [*args, *META_FIELDS], merge_first=True)
         if out[0] == "ended":
             return EndSnapshot("ended", end_result=json.loads(out[1]) if out[1] else None)
         if out[0] != "ok":
@@ -487,11 +502,11 @@ class RedisLayer:
         items = [{"mid": m.mid, "role": m.role, "tail": m.tail_json()} for m in messages]
         if not items:
             return ImportOutcome(0)
-        out = self._run(
-            "import",
-            sid,
-            [json.dumps(items, ensure_ascii=False), s.session_ttl_s, s.summary_interval, end_token],
-        )
+        args = [json.dumps(items, ensure_ascii=False), s.session_ttl_s, s.summary_interval, end_token]
+        out = self._run("import", sid, args)
+        if int(out[0]) == _IMPORT_LEGACY:
+            self.migrate_legacy(sid)
+            out = self._run("import", sid, args)
         if int(out[0]) < 0:
             return ImportOutcome(int(out[0]))
         res = ImportOutcome(int(out[0]), due_seq=int(out[1]))
@@ -499,6 +514,47 @@ class RedisLayer:
             res.previous_summary = json.loads(out[2]) if out[2] else None
             res.unsummarized = self._newest_within_bound(out[3])
         return res
+
+    def migrate_legacy(self, sid: str, *, stragglers: bool = False) -> bool:
+        """Move a session of the six-key layout (before issue 15) to the three-key one, so a
+        rolling deploy loses nothing a session held: its window, the messages no summary
+        covered and its analytics pairs become one log (``legacy.rebuild``). With
+        ``stragglers``, a session already moved takes in what an instance of the old code
+        wrote to the old keys after it moved (run by scripts/migrate_redis_layout.py once the
+        old code is gone). True if it moved now; False if there was nothing to do."""
+        from redis.exceptions import RedisError
+
+        from shared.store import legacy
+
+        client = self.client()
+        meta_key, log_key, sum_key = self.keys(sid)
+        old = self.legacy_keys(sid)
+        for _ in range(5):  # compare and set: an old instance appending meanwhile
+            try:
+                pipe = client.pipeline(transaction=False)
+                pipe.hgetall(meta_key).lrange(log_key, 0, -1).get(sum_key)
+                pipe.lrange(old[0], 0, -1).lrange(old[1], 0, -1).lrange(old[2], 0, -1).hgetall(old[3])
+                meta, current, summary, window, pending, pairs, ids = pipe.execute()
+            except (RedisError, OSError) as exc:
+                redis_client.record_outage(self.breaker, client, exc)
+                raise StoreError(f"redis migrate: {type(exc).__name__}", layer="redis") from exc
+            if not meta or (stragglers and not (window or pending or pairs or ids)):
+                return False
+            if bool(meta.get("v")) != stragglers:
+                return False
+            messages, fields = legacy.rebuild(current, window, pending, pairs, ids, summary)
+            args = [
+                meta.get("seq", "0"),
+                "1" if stragglers else "0",
+                json.dumps([m.to_json() for m in messages], ensure_ascii=False),
+                json.dumps(fields, ensure_ascii=False),
+            ]
+            out = int(self._run("migrate", sid, args, keys=[meta_key, log_key, sum_key, *old]))
+            if out >= 0:
+                if out:
+                    log.info("session moved to the three-key layout", extra={"session_id": sid})
+                return bool(out)
+        raise StoreError("redis migrate: the session kept changing", layer="redis")
 
     def eviction_policy(self) -> str | None:
         """Redis's maxmemory-policy (None: unknown). Any policy but ``noeviction`` can evict

@@ -8,12 +8,14 @@
 -- ARGV: 1 owner ('' = no check), 2 this attempt's token, 3 now, 4 lease seconds,
 --       5 idle bound ('' = none): 'in_use' if the session was used after it,
 --       6... the state fields to return (the message ids stay in Redis)
-local m = redis.call('HMGET', KEYS[1], 'owner', 'status', 'end_token', 'ending_since', 'last_active_at')
+local m = redis.call('HMGET', KEYS[1], 'owner', 'status', 'end_token', 'ending_since', 'last_active_at', 'v')
 if not m[2] then return {'missing'} end
 -- an erased session's tombstone holds no owner: it answers 'erased' to everyone
 if m[2] == 'erased' then return {'erased'} end
 if ARGV[1] ~= '' and m[1] ~= ARGV[1] then return {'forbidden'} end
 if m[2] == 'ended' then return {'ended', redis.call('HGET', KEYS[1], 'end_result') or ''} end
+-- a session of the six-key layout: the caller migrates it (migrate.lua) and comes back
+if not m[6] then return {'legacy'} end
 local now = tonumber(ARGV[3])
 if m[2] == 'ending' and (m[3] or '') ~= '' and m[3] ~= ARGV[2]
     and now - (tonumber(m[4]) or 0) < tonumber(ARGV[4]) then

@@ -2,7 +2,7 @@
 -- owner, no content) stays for the session's TTL, so that an append, a read, an end or a
 -- merge on another instance finds the session erased instead of missing (which would
 -- rebuild it from another layer). Idempotent: an erased session answers zero counts.
--- KEYS: 1 meta, 2 log, 3 sum
+-- KEYS: 1 meta, 2 log, 3 sum, 4-7 the six-key layout's msgs, pend, ana, cmid (before issue 15)
 -- ARGV: 1 owner ('' = no check), 2 now, 3 ttl
 -- Returns {status, messages, unsummarised, analytics, ids}: status ok | erased | forbidden | missing
 local st = redis.call('HMGET', KEYS[1], 'owner', 'status', 'seq', 'sc', 'an')
@@ -18,7 +18,8 @@ if known then
   end
 end
 local answers = tonumber(st[5] or '0')
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+if #KEYS >= 6 then answers = math.max(answers, redis.call('LLEN', KEYS[6])) end
+redis.call('DEL', unpack(KEYS))
 redis.call('HSET', KEYS[1], 'status', 'erased', 'erased_at', ARGV[2])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return {known and 'ok' or 'missing', held, unsummarised, answers, ids}
