@@ -77,6 +77,11 @@ META_FIELDS = (
 # What an ended session's state hash keeps (finish_end.lua): enough to answer its owner.
 _ENDED_FIELDS = ("owner", "seq", "created_at", "last_active_at", "user_info", "fs_doc", "v")
 
+# A read slides the session's TTL (and its last_active_at) only if it has run down by more
+# than this: a read just after a write (the usual turn) writes nothing. last_active_at, which
+# the sweep's idle bound is minutes long against, may be this much older than the last read.
+_READ_SLIDE_SLACK_S = 10
+
 # import.lua's answer for a session of the six-key layout (it is moved, then merged into)
 _IMPORT_LEGACY = -3
 
@@ -366,7 +371,8 @@ class RedisLayer:
 
     def read(self, sid: str, owner: str | None, n: int, now: float | None = None) -> ReadOutcome:
         now = time.time() if now is None else now
-        args = [owner or "", n, self.settings.session_ttl_s, repr(now), self.settings.window_max_bytes]
+        s = self.settings
+        args = [owner or "", n, s.session_ttl_s, repr(now), s.window_max_bytes, _READ_SLIDE_SLACK_S]
         out = self._run("read", sid, args, merge_first=True)
         if out[0] == "legacy":
             self.migrate_legacy(sid)

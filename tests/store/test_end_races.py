@@ -235,10 +235,15 @@ def test_merge_and_summary_store_after_the_snapshot_are_refused(redis_server, ui
 
 
 def _age(m: Any, sid: str, seconds: float) -> None:
-    """Make the session look created and last used ``seconds`` ago."""
+    """Make the session look created and last used ``seconds`` ago (its keys' TTLs ran
+    down that much too)."""
     then = time.time() - seconds
     m.firestore.db().collection("sessions").document(sid).update({"created_at": then, "last_active_at": then})
-    m.redis.client().hset(f"cm:{{{sid}}}:meta", "last_active_at", repr(then))
+    r = m.redis.client()
+    r.hset(f"cm:{{{sid}}}:meta", "last_active_at", repr(then))
+    for key in m.redis.keys(sid):
+        if r.exists(key):
+            r.expire(key, max(1, m.settings.session_ttl_s - int(seconds)))
 
 
 def test_sweep_counts_reads_as_activity(redis_server, firestore_emulator, uid):

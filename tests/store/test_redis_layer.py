@@ -69,6 +69,11 @@ def test_window_ttl_and_sliding_expiry(redis_server, uid):
     keys = [k.decode() for k in r.keys(f"cm:{{{sid}}}:*")]
     assert keys and all(7100 < r.ttl(k) <= 7200 for k in keys), {k: r.ttl(k) for k in keys}
     assert r.llen(f"cm:{{{sid}}}:log") == 12  # every message once: the window is its tail
+    # a read just after a write finds the TTL full: it writes nothing
+    r.config_resetstat()
+    m.get_context_for_llm(sid)
+    calls = {k.removeprefix("cmdstat_") for k in r.info("commandstats")}
+    assert not calls & {"hset", "expire"}, calls
     # reading slides the TTL back to 2 h
     for k in keys:
         r.expire(k, 100)

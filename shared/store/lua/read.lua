@@ -1,7 +1,9 @@
 #!lua flags=allow-oom
 -- Context/history read: one round trip; slides the TTL (reading is activity).
 -- KEYS: 1 meta, 2 log, 3 sum
--- ARGV: 1 owner ('' = no check), 2 how many messages, 3 ttl, 4 now, 5 window max bytes
+-- ARGV: 1 owner ('' = no check), 2 how many messages, 3 ttl, 4 now, 5 window max bytes,
+--       6 slack: a TTL within this many seconds of full is not slid again (a read just after
+--       an append, the usual turn, writes nothing: one TTL instead of a HSET and three EXPIREs)
 local m = redis.call('HMGET', KEYS[1], 'status', 'owner', 'seq', 'end_result', 'fs_doc', 'v')
 if not m[1] then return {'missing'} end
 -- an erased session's tombstone holds no owner: it answers 'erased' to everyone
@@ -27,7 +29,7 @@ if n > 0 then
     msgs = kept
   end
 end
-if m[1] == 'active' then
+if m[1] == 'active' and redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) - tonumber(ARGV[6]) then
   -- the sweep ends sessions by last_active_at: a session being read is in use
   redis.call('HSET', KEYS[1], 'last_active_at', ARGV[4])
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3])) end
