@@ -152,8 +152,9 @@ def _finite(text: str) -> float | None:
 def _loads(raw: str) -> Any:
     """Buffered JSON, with NaN and infinities (accepted before the edge refused them) read
     as null: an answer must stay JSON. orjson first (about five times faster on the read
-    path); it refuses exactly what needs that care (NaN, infinities, integers past 64 bits,
-    lone surrogates), and the standard library reads those."""
+    path); it refuses what needs that care (NaN, infinities, lone surrogates), and the
+    standard library reads those. An integer past 64 bits (the edge refuses them) is read
+    as its nearest float."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -1,0 +1,64 @@
+"""The store's JSON (shared.store.base._loads/_dumps): orjson where it can, the standard
+library where it cannot, and the same values either way."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from shared.store.base import StoredMessage, _dumps, _loads
+
+
+def _std_loads(raw: str) -> object:
+    return json.loads(
+        raw, parse_constant=lambda _: None, parse_float=lambda t: f if math.isfinite(f := float(t)) else None
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"seq":1,"mid":"a","role":"user","content":"héllo \\u2028 😀","timestamp":1.5}',
+        '{"confidence":1e999,"x":-1e999}',  # infinities buffered before the edge refused them
+        '{"a":NaN,"b":Infinity,"c":-Infinity}',
+        '{"lone":"\\ud800"}',
+        '{"dup":1,"dup":2}',
+        "[0.1, 1e-7, 5e300, -0.0]",
+    ],
+)
+def test_reads_what_the_standard_library_reads(raw: str) -> None:
+    assert repr(_loads(raw)) == repr(_std_loads(raw))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"content": "héllo\n\u2028", "n": [1, 2.5, -0.0, 1e-7]},
+        {"big": 2**70},  # past 64 bits: the standard library writes it
+        {"lone": "\ud800"},  # not UTF-8: the standard library escapes it
+        {1: "a key that is not a string"},
+    ],
+)
+def test_writes_json_that_reads_back_the_same(value: object) -> None:
+    out = _dumps(value)
+    assert json.loads(out) == json.loads(json.dumps(value))
+    assert ", " not in out and '": ' not in out  # compact
+
+
+def test_an_integer_past_64_bits_reads_as_its_nearest_float() -> None:
+    """The edge refuses such integers (tests/store/test_unstorable_data.py); one buffered
+    before it did is read as a number still, not as an error."""
+    assert _loads('{"big":123456789012345678901234567890}') == {"big": 1.2345678901234568e29}
+
+
+def test_nan_is_written_as_null_not_as_invalid_json() -> None:
+    assert _dumps({"x": math.nan}) == '{"x":null}'
+
+
+def test_a_message_round_trips() -> None:
+    m = StoredMessage(3, "c-1", "assistant", "é\u2028x", 1.25, {"sources": ["kb_1"], "confidence": 0.5})
+    assert StoredMessage.from_json(m.to_json()) == m
+    bare = StoredMessage(4, "c-2", "user", "q", 2.0)
+    assert '"metadata"' not in bare.to_json() and StoredMessage.from_json(bare.to_json()) == bare
