@@ -104,6 +104,28 @@ def _store(s: dict[str, Any]) -> str:
         parts.append(
             f"{place} ({n['rounds']} rounds x {n['n_per_round']} ops, after warm-up):\n\n" + _table(head, rows)
         )
+    two = next((res for place, res in s["placements"].items() if "two cores" in place), None)
+    if two:
+        verdicts = []
+        for name, target in (("add_message (SessionManager)", 2.0), ("get_context_for_llm (SessionManager)", 1.7)):
+            got = two[name]["x_ping"]
+            verdicts.append(
+                f"{name} {got:.2f}x PING (target <= {target}x): " + ("met" if got <= target else "**NOT met**")
+            )
+        parts.append("Targets, two cores: " + "; ".join(verdicts) + ".")
+    cpu = s.get("client_cpu")
+    if cpu:
+        names = list(cpu)
+        part_names: list[str] = []
+        for v in cpu.values():
+            part_names += [p for p in v["parts"] if p not in part_names]
+        rows = [[p, *(_f(cpu[n]["parts"].get(p), 1) for n in names)] for p in part_names]
+        rows.append(["**total (profiled)**", *(_f(cpu[n]["profiled_us_per_op"], 1) for n in names)])
+        parts.append(
+            "Where the client's CPU goes (cProfile, own time per op in µs, by the file a function lives in; "
+            "profiling slows Python code more than C code, so read shares, not absolute times):\n\n"
+            + _table(["part", *names], rows)
+        )
     return (
         "### 1. Store operations in-process, local redis-server\n\n"
         + "\n\n".join(parts)

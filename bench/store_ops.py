@@ -274,6 +274,11 @@ def section_store(url: str, *, n: int, warmup: int, rounds: int) -> dict[str, An
         by_place[place] = res
     return {
         "placements": by_place,
+        "client_cpu": {
+            "add_message (SessionManager)": client_cpu_breakdown(manager_append_fn(m, AppendFeed(m, 3200)), 3000),
+            "get_context_for_llm (SessionManager)": client_cpu_breakdown(reads["manager"], 3000),
+            "ping": client_cpu_breakdown(lambda _i: client.ping(), 3000),
+        },
         "workload": (
             f"{MESSAGES_PER_SESSION}-message conversations (user {len(USER_TEXT)} chars with a client "
             f"message id, assistant {len(ASSISTANT_TEXT)} chars citing 2 KB entries); reads of a full "
@@ -281,6 +286,50 @@ def section_store(url: str, *, n: int, warmup: int, rounds: int) -> dict[str, An
             f"{s.summary_interval}th append (SessionManager rows include it)"
         ),
         "client": "redis_client.build(settings): one pooled connection, socket_timeout 0.5 s, decode_responses",
+    }
+
+
+# Where the client's CPU goes, by the file a function lives in (cProfile's own time).
+_PARTS = (
+    ("redis-py (connection pool, command packing, reply reading)", ("site-packages/redis/", "hiredis")),
+    ("socket calls (the wait for the reply included)", ("_socket.socket",)),
+    ("pydantic validation", ("pydantic",)),
+    ("JSON (orjson, json)", ("orjson", "/json/")),
+    ("our Redis layer (shared/store)", ("shared/store/",)),
+    ("input checks (shared/models.py)", ("shared/models.py",)),
+    ("context formatting (shared/context.py)", ("shared/context.py",)),
+    ("rolling summary (shared/summar*)", ("shared/summar",)),
+    ("manager, recovery, memo (shared/session_manager.py, recovery.py)", ("shared/session_manager", "shared/recovery")),
+)
+
+
+def client_cpu_breakdown(fn: Callable[[int], Any], n: int) -> dict[str, Any]:
+    """Profile ``n`` calls of ``fn`` (after 200 unprofiled) and split the client's own time by
+    part. cProfile slows Python code more than C code, so the shares lean towards Python: read
+    them as where the time goes, the µs column as an upper bound."""
+    import cProfile
+    import pstats
+
+    for i in range(200):
+        fn(i)
+    prof = cProfile.Profile()
+    prof.enable()
+    for i in range(n):
+        fn(i)
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    parts: dict[str, float] = {}
+    total = 0.0
+    for (filename, _line, func), (_cc, _nc, tottime, _ct, _callers) in stats.items():
+        where = f"{filename}:{func}"
+        if "method 'poll'" in func or "select" in func:
+            continue  # waiting for the reply, not work
+        total += tottime
+        part = next((name for name, keys in _PARTS if any(k in where for k in keys)), "other (builtins, stdlib)")
+        parts[part] = parts.get(part, 0.0) + tottime
+    return {
+        "profiled_us_per_op": round(total / n * 1e6, 1),
+        "parts": {k: round(v / n * 1e6, 1) for k, v in sorted(parts.items(), key=lambda kv: -kv[1])},
     }
 
 
