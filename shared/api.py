@@ -57,13 +57,7 @@ def append_message(call: Call) -> Reply:
         user_id=call.uid,
         backend=call.backend,
     )
-    return 201, wire.AppendResult(
-        session_id=res.session_id,
-        message_count=res.message_count,
-        summary_updated=res.summary_updated,
-        storage=res.storage,
-        durable=res.durable,
-    ).model_dump()
+    return 201, wire.AppendResult.body(res)
 
 
 def get_context(call: Call) -> Reply:
@@ -71,14 +65,7 @@ def get_context(call: Call) -> Reply:
     window = get_settings().message_window
     n = int_param(call.args, "max_messages", default=window, lo=1, hi=window)
     ctx: Context = _manager().get_context_for_llm(sid, n, user_id=call.uid)
-    return 200, wire.ContextResult(
-        session_id=ctx.session_id,
-        messages=[wire.WireMessage.of(m) for m in ctx.messages],
-        summary=ctx.summary,
-        formatted_context=ctx.formatted_context,
-        storage=ctx.storage,
-        durable=ctx.durable,
-    ).model_dump()
+    return 200, wire.ContextResult.body(ctx)
 
 
 def get_history(call: Call) -> Reply:

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.models import Message, Summary
+from shared import models
+from shared.models import Context, Message, Summary
 from shared.store.base import LayerName
 
 
@@ -25,10 +26,18 @@ class WireMessage(_Wire):
 
     @classmethod
     def of(cls, m: Message) -> dict[str, Any]:
-        return cls(seq=m.seq, role=m.role, content=m.content, timestamp=m.timestamp, metadata=m.metadata).dump()
+        """The body of ``m``: what ``cls(...).model_dump()`` gives (metadata left out when
+        absent), built without validating again what ``Message`` already validated (the
+        same field types); tests/unit/test_wire_contract.py holds the two equal."""
+        out: dict[str, Any] = {"seq": m.seq, "role": m.role, "content": m.content, "timestamp": m.timestamp}
+        if m.metadata is not None:
+            out["metadata"] = m.metadata
+        return out
 
-    def dump(self) -> dict[str, Any]:
-        out = self.model_dump()
+    @classmethod
+    def validated(cls, m: Message) -> dict[str, Any]:
+        """``of`` the long way: through this model (the reference the test compares with)."""
+        out = cls(seq=m.seq, role=m.role, content=m.content, timestamp=m.timestamp, metadata=m.metadata).model_dump()
         if out["metadata"] is None:
             del out["metadata"]
         return out
@@ -48,6 +57,27 @@ class AppendResult(_Wire):
     storage: LayerName
     durable: bool  # false: only this instance's memory holds it (both stores down)
 
+    @classmethod
+    def body(cls, res: models.AppendResult) -> dict[str, Any]:
+        """append_message's answer from the core's validated result (as ContextResult.body)."""
+        return {
+            "session_id": res.session_id,
+            "message_count": res.message_count,
+            "summary_updated": res.summary_updated,
+            "storage": res.storage,
+            "durable": res.durable,
+        }
+
+    @classmethod
+    def validated(cls, res: models.AppendResult) -> dict[str, Any]:
+        return cls(
+            session_id=res.session_id,
+            message_count=res.message_count,
+            summary_updated=res.summary_updated,
+            storage=res.storage,
+            durable=res.durable,
+        ).model_dump()
+
 
 class ContextResult(_Wire):
     session_id: str
@@ -56,6 +86,34 @@ class ContextResult(_Wire):
     formatted_context: str
     storage: LayerName
     durable: bool  # false: served from this instance's memory only
+
+    @classmethod
+    def body(cls, ctx: Context) -> dict[str, Any]:
+        """get_context's answer: ``cls(...).model_dump()`` of ``ctx``'s fields, built from
+        the core's already validated ``Context`` (same types, no second validation and
+        dump of every message); tests/unit/test_wire_contract.py holds the two equal."""
+        summary = ctx.summary
+        return {
+            "session_id": ctx.session_id,
+            "messages": [WireMessage.of(m) for m in ctx.messages],
+            "summary": None
+            if summary is None
+            else {"text": summary.text, "message_count": summary.message_count, "updated_at": summary.updated_at},
+            "formatted_context": ctx.formatted_context,
+            "storage": ctx.storage,
+            "durable": ctx.durable,
+        }
+
+    @classmethod
+    def validated(cls, ctx: Context) -> dict[str, Any]:
+        return cls(
+            session_id=ctx.session_id,
+            messages=[WireMessage.validated(m) for m in ctx.messages],
+            summary=ctx.summary,
+            formatted_context=ctx.formatted_context,
+            storage=ctx.storage,
+            durable=ctx.durable,
+        ).model_dump()
 
 
 class HistoryResult(_Wire):
