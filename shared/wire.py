@@ -1,6 +1,11 @@
 """The answers on the wire: one model per success body of ``openapi.yaml`` (its component
 schema of the same name). Handlers build these and nothing else, and a unit test checks each
-against the spec's fields, so code, spec and README cannot drift apart silently."""
+against the spec's fields, so code, spec and README cannot drift apart silently.
+
+The hot answers (get_context, append_message, get_history's messages) are built by
+``shared/bodies.py`` from the core's already validated models, without this module (whose
+twenty models cost a cold start several ms to define); each model's ``validated`` is the
+long way, and tests/unit/test_wire_contract.py holds the two equal."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from shared import models
+from shared import bodies, models
 from shared.models import Context, Message, Summary
 from shared.store.base import LayerName
 
@@ -26,13 +31,7 @@ class WireMessage(_Wire):
 
     @classmethod
     def of(cls, m: Message) -> dict[str, Any]:
-        """The body of ``m``: what ``cls(...).model_dump()`` gives (metadata left out when
-        absent), built without validating again what ``Message`` already validated (the
-        same field types); tests/unit/test_wire_contract.py holds the two equal."""
-        out: dict[str, Any] = {"seq": m.seq, "role": m.role, "content": m.content, "timestamp": m.timestamp}
-        if m.metadata is not None:
-            out["metadata"] = m.metadata
-        return out
+        return bodies.message(m)
 
     @classmethod
     def validated(cls, m: Message) -> dict[str, Any]:
@@ -58,17 +57,6 @@ class AppendResult(_Wire):
     durable: bool  # false: only this instance's memory holds it (both stores down)
 
     @classmethod
-    def body(cls, res: models.AppendResult) -> dict[str, Any]:
-        """append_message's answer from the core's validated result (as ContextResult.body)."""
-        return {
-            "session_id": res.session_id,
-            "message_count": res.message_count,
-            "summary_updated": res.summary_updated,
-            "storage": res.storage,
-            "durable": res.durable,
-        }
-
-    @classmethod
     def validated(cls, res: models.AppendResult) -> dict[str, Any]:
         return cls(
             session_id=res.session_id,
@@ -86,23 +74,6 @@ class ContextResult(_Wire):
     formatted_context: str
     storage: LayerName
     durable: bool  # false: served from this instance's memory only
-
-    @classmethod
-    def body(cls, ctx: Context) -> dict[str, Any]:
-        """get_context's answer: ``cls(...).model_dump()`` of ``ctx``'s fields, built from
-        the core's already validated ``Context`` (same types, no second validation and
-        dump of every message); tests/unit/test_wire_contract.py holds the two equal."""
-        summary = ctx.summary
-        return {
-            "session_id": ctx.session_id,
-            "messages": [WireMessage.of(m) for m in ctx.messages],
-            "summary": None
-            if summary is None
-            else {"text": summary.text, "message_count": summary.message_count, "updated_at": summary.updated_at},
-            "formatted_context": ctx.formatted_context,
-            "storage": ctx.storage,
-            "durable": ctx.durable,
-        }
 
     @classmethod
     def validated(cls, ctx: Context) -> dict[str, Any]:

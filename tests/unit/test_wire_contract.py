@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared import wire
+from shared import bodies, wire
 from shared.store.base import LayerName
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
@@ -77,7 +77,7 @@ def test_context_body_is_the_models_dump(with_summary, durable):
         durable=durable,
         estimated_tokens=12,
     )
-    fast, slow = wire.ContextResult.body(ctx), wire.ContextResult.validated(ctx)
+    fast, slow = bodies.context(ctx), wire.ContextResult.validated(ctx)
     assert fast == slow
     # the same JSON, key order included
     assert json.dumps(fast) == json.dumps(slow)
@@ -99,6 +99,25 @@ def test_append_body_is_the_models_dump(storage):
         storage=storage,
         durable=storage != "memory",
     )
-    fast, slow = wire.AppendResult.body(res), wire.AppendResult.validated(res)
+    fast, slow = bodies.appended(res), wire.AppendResult.validated(res)
     assert json.dumps(fast) == json.dumps(slow)
     assert set(fast) == set(wire.AppendResult.model_fields)
+
+
+def test_an_instance_serving_get_context_never_defines_the_wire_models():
+    """The hot handlers answer through shared.bodies: a cold start of get_context skips
+    defining shared.wire's twenty models (several ms)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import importlib.util, sys; "
+        f"sys.path.insert(0, {str(root)!r}); "
+        f"spec = importlib.util.spec_from_file_location('main', {str(root / 'functions' / 'main.py')!r}); "
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod); "
+        "import shared.session_manager, shared.bodies; "
+        "print('shared.wire' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
