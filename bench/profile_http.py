@@ -5,9 +5,11 @@ Starts its own redis-server, builds the section's sessions, serves one function 
 functions-framework (the same FunctionServer as section 3: one gunicorn worker pinned to
 CPU 0), attaches py-spy to the worker and runs bench/loadgen.py against it. Prints the
 top functions by own share (the frame on top of the stack) and by cumulative share (the
-frame anywhere on the stack) of the worker's samples taken while a thread held the GIL
-(--gil: the gthread pool's idle threads and threads blocked on a socket are not counted;
-time in C code that releases the GIL and in the kernel is not in the shares).
+frame anywhere on the stack) of the worker's samples of threads that were running: a
+sample whose top frame is a wait (the gthread pool's threads on their queue, the event
+loop in select, a request thread in recv for Redis's reply) is dropped. py-spy's own idle
+detection and --gil both misattribute here (threads blocked in C are counted as running;
+--gil's holder is often stale).
 
     .venv/bin/pip install py-spy   # measuring only: not a requirement of the product
     flock /tmp/stack.lock .venv/bin/python bench/profile_http.py --target get_context
@@ -52,8 +54,24 @@ def _short(frame: str) -> str:
     return f"{m.group('fn')} ({path})"
 
 
+# A thread whose top frame is one of these is waiting (py-spy cannot tell idle threads here:
+# the gthread pool's threads blocked on their queue, the event loop in select, a request
+# thread in recv for Redis's reply); its samples are dropped.
+_WAITING = (
+    "_worker (concurrent/futures/thread.py)",
+    "select (selectors.py)",
+    "EpollSelector.select (selectors.py)",
+    "_PollLikeSelector.select (selectors.py)",
+    "wait (threading.py)",
+    "Condition.wait (threading.py)",
+    "_HiredisParser.read_from_socket (redis/_parsers/hiredis.py)",
+    "SocketBuffer._read_from_socket (redis/_parsers/socket.py)",
+)
+
+
 def summarize(raw: str, top: int) -> tuple[int, list[tuple[str, float, float]]]:
-    """(samples, [(function, own share, cumulative share)]) from py-spy's raw (collapsed) output."""
+    """(samples, [(function, own share, cumulative share)]) from py-spy's raw (collapsed)
+    output, over the samples of threads that were not waiting."""
     own: Counter[str] = Counter()
     cum: Counter[str] = Counter()
     total = 0
@@ -63,6 +81,8 @@ def summarize(raw: str, top: int) -> tuple[int, list[tuple[str, float, float]]]:
             continue
         n = int(count)
         frames = [_short(f) for f in stack.split(";")]
+        if frames[-1] in _WAITING:
+            continue
         # gunicorn's worker loop in the main thread is the accept/poll loop; the request
         # threads' stacks start at threading's bootstrap. Both are the worker's CPU.
         total += n
@@ -115,7 +135,7 @@ def main() -> int:
             worker = _worker_pid(srv.pid)
             raw = Path(a.raw or tempfile.mktemp(prefix="cm-pyspy-", suffix=".txt"))
             spy = subprocess.Popen(
-                [PYSPY, "record", "--pid", str(worker), "--gil", "--format", "raw", "-r", str(a.rate), "-o", str(raw)],
+                [PYSPY, "record", "--pid", str(worker), "--format", "raw", "-r", str(a.rate), "-o", str(raw)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )

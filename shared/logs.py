@@ -111,7 +111,15 @@ def _severity(levelno: int) -> str:
 
 
 def _rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
+    global _second
+    whole = int(ts)
+    second = _second
+    if second[0] != whole:  # strftime once per second, not once per line
+        second = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{second[1]}.{int(ts % 1 * 1e6):06d}Z"
+
+
+_second: tuple[int, str] = (-1, "")
 
 
 def configure_logging(stream: Any = None) -> logging.Logger:
