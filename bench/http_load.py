@@ -12,6 +12,7 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -96,7 +97,7 @@ class FunctionServer:
             stop_process(self.proc)
 
 
-def load(
+def load(  # noqa: PLR0913 - the load's knobs, keyword-only
     port: int,
     kind: str,
     sids: list[str],
@@ -107,6 +108,7 @@ def load(
     rounds: int,
     server_pid: int | None = None,
     token: str | None = None,
+    token_file: str | None = None,
 ) -> dict[str, Any]:
     cmd = [
         python(),
@@ -128,6 +130,7 @@ def load(
         "--rounds",
         str(rounds),
         *(["--token", token] if token else []),
+        *(["--token-file", token_file] if token_file else []),
     ]
     c0 = proc_cpu_ms(server_pid) if server_pid else 0.0
     res = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600, preexec_fn=pin(1))
@@ -219,6 +222,9 @@ def section_http(redis_url: str, *, requests: int, warmup: int, connections: int
                 )
             finally:
                 srv.stop()
+        results["get_context, a new real ID token every request, 1 connection"] = _fresh_tokens(
+            tokens, redis_url, read_sids, requests=max(100, requests // 4), rounds=rounds
+        )
     finally:
         tokens.stop()
         if rpid and pin(1):
@@ -245,9 +251,43 @@ def section_http(redis_url: str, *, requests: int, warmup: int, connections: int
             "carries one RS256 Firebase ID token (1 h), verified by firebase-admin against a self-signed "
             "certificate served from loopback by tests/tokens.py (fetched once, cached per its Cache-Control "
             "max-age=3600 as Google's are); the revocation check asks the stand-in's Auth API (get_user) "
-            "once per TOKEN_CHECK_CACHE_S (60 s), as in production"
+            "once per TOKEN_CHECK_CACHE_S (60 s), as in production; one token per client, reused as clients do "
+            "(an instance verifies its signature once). 'A new real ID token every request': each request "
+            "another token of the same user and issue time (the signature verified by firebase-admin every "
+            "time, the account check cached): what a token not seen before costs"
         ),
     }
+
+
+def _fresh_tokens(
+    tokens: GoogleStandIn, redis_url: str, sids: list[str], *, requests: int, rounds: int
+) -> dict[str, Any]:
+    """What a token the instance has not seen costs: every request carries another token
+    (same user and issue time, so the account check stays cached as for one client; only
+    the signature is verified each time, by firebase-admin)."""
+    warmup = 50
+    iat = time.time() - 60
+    minted = [tokens.token(UID, iat=iat, claims={"bench_n": i}) for i in range(warmup + requests * rounds)]
+    with tempfile.NamedTemporaryFile("w", suffix=".tokens", delete=False) as f:
+        f.write("\n".join(minted))
+    srv = FunctionServer(ROOT / "functions" / "main.py", "get_context", redis_url, tokens=tokens)
+    srv.start()
+    try:
+        _check(srv, "get_context", sids)
+        return load(
+            srv.port,
+            "get_context",
+            sids,
+            requests=requests,
+            warmup=warmup,
+            connections=1,
+            rounds=rounds,
+            server_pid=srv.pid,
+            token_file=f.name,
+        )
+    finally:
+        srv.stop()
+        os.unlink(f.name)
 
 
 def _check(srv: FunctionServer, kind: str, sids: list[str]) -> None:

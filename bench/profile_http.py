@@ -95,7 +95,7 @@ def summarize(raw: str, top: int) -> tuple[int, list[tuple[str, float, float]]]:
     return total, by_own + [r for r in rows[: top * 2] if r not in by_own][:top]
 
 
-def main() -> int:
+def main() -> int:  # noqa: PLR0915 - one linear script
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", default="get_context", choices=["get_context", "append_message", "empty"])
     ap.add_argument("--auth", default="off", choices=["off", "token"])

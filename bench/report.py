@@ -158,7 +158,9 @@ def _http_targets(results: dict[str, Any]) -> str:
                 if v is not None:
                     verdict = "met" if v <= limit else "**not met**"
                     lines.append(f"{fn}{suffix}, {conns}: {v:.2f}x (target <= {limit}x: {verdict})")
-    return ("\n\nIssue 15 targets, server CPU per request vs the empty function: " + "; ".join(lines) + ".") if lines else ""
+    if not lines:
+        return ""
+    return "\n\nIssue 15 targets, server CPU per request vs the empty function: " + "; ".join(lines) + "."
 
 
 def _coldstart(s: dict[str, Any]) -> str:
