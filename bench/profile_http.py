@@ -11,7 +11,7 @@ loop in select, a request thread in recv for Redis's reply) is dropped. py-spy's
 detection and --gil both misattribute here (threads blocked in C are counted as running;
 --gil's holder is often stale).
 
-    .venv/bin/pip install py-spy   # measuring only: not a requirement of the product
+    (py-spy is in requirements-dev.txt: measuring only, never deployed)
     flock /tmp/stack.lock .venv/bin/python bench/profile_http.py --target get_context
         [--auth token] [--requests 6000] [--top 25] [--raw out.txt]
 
