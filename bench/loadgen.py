@@ -8,7 +8,7 @@ latency in µs. Standard library only (selectors, raw sockets): its own cost per
 request is a few tens of µs, which matters on a two-core machine.
 
     loadgen.py --port P --kind get_context|append|empty --sids a,b --uid U
-               --requests N --warmup W --connections C --rounds R
+               --requests N --warmup W --connections C --rounds R [--token ID_TOKEN | --token-file F]
 """
 
 from __future__ import annotations
@@ -24,10 +24,16 @@ import uuid
 USER = "What did you say about resetting my password a moment ago?"
 
 
-def build_requests(kind: str, port: int, sids: list[str], uid: str, count: int) -> list[bytes]:
+def build_requests(
+    kind: str, port: int, sids: list[str], uid: str, count: int, *, token: str = "", tokens: list[str] | None = None
+) -> list[bytes]:
     host = f"127.0.0.1:{port}"
+    # who calls: a Firebase ID token (one, or the i-th of many), or (AUTH_DISABLED) a uid on trust
+    who = f"Authorization: Bearer {token}" if token else f"X-User-Id: {uid}"
     out = []
     for i in range(count):
+        if tokens:
+            who = f"Authorization: Bearer {tokens[i % len(tokens)]}"
         sid = sids[i % len(sids)] if sids else ""
         if kind == "append":
             body = json.dumps(
@@ -39,12 +45,12 @@ def build_requests(kind: str, port: int, sids: list[str], uid: str, count: int) 
                 }
             ).encode()
             head = (
-                f"POST / HTTP/1.1\r\nHost: {host}\r\nX-User-Id: {uid}\r\nContent-Type: application/json\r\n"
+                f"POST / HTTP/1.1\r\nHost: {host}\r\n{who}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"
             ).encode()
             out.append(head + body)
         elif kind == "get_context":
-            out.append(f"GET /?session_id={sid} HTTP/1.1\r\nHost: {host}\r\nX-User-Id: {uid}\r\n\r\n".encode())
+            out.append(f"GET /?session_id={sid} HTTP/1.1\r\nHost: {host}\r\n{who}\r\n\r\n".encode())
         else:
             out.append(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     return out
@@ -141,9 +147,19 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=0)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--token", default="", help="a Firebase ID token sent as Authorization: Bearer")
+    ap.add_argument("--token-file", default="", help="ID tokens, one a line: request i sends the i-th")
     a = ap.parse_args()
     sids = [x for x in a.sids.split(",") if x]
-    reqs = build_requests(a.kind, a.port, sids, a.uid, a.warmup + a.requests * a.rounds)
+    reqs = build_requests(
+        a.kind,
+        a.port,
+        sids,
+        a.uid,
+        a.warmup + a.requests * a.rounds,
+        token=a.token,
+        tokens=open(a.token_file).read().split() if a.token_file else None,  # noqa: SIM115 - read once
+    )
     out: dict[str, object] = {}
     if a.warmup:
         w = run(a.port, reqs[: a.warmup], a.connections)

@@ -174,7 +174,26 @@ def _http(s: dict[str, Any]) -> str:
         f"### 3. Through HTTP: functions-framework, one instance ({s['server']})\n\n"
         + _table(head, rows)
         + f"\n\nLoad: {s['load']}."
+        + _http_targets(s["results"])
     )
+
+
+# Issue 15: server CPU per request against the empty function's, same run.
+_HTTP_TARGETS = {"": 1.5, ", real ID token": 2.0}
+
+
+def _http_targets(results: dict[str, Any]) -> str:
+    lines = []
+    for suffix, limit in _HTTP_TARGETS.items():
+        for fn in ("get_context", "append_message"):
+            for conns in ("8 connections", "1 connection"):
+                v = results.get(f"{fn}{suffix}, {conns}", {}).get("cpu_vs_empty")
+                if v is not None:
+                    verdict = "met" if v <= limit else "**not met**"
+                    lines.append(f"{fn}{suffix}, {conns}: {v:.2f}x (target <= {limit}x: {verdict})")
+    if not lines:
+        return ""
+    return "\n\nIssue 15 targets, server CPU per request vs the empty function: " + "; ".join(lines) + "."
 
 
 def _coldstart(s: dict[str, Any]) -> str:
@@ -194,6 +213,16 @@ def _coldstart(s: dict[str, Any]) -> str:
         )
         if imp.get("firebase_admin_already_loaded"):
             txt += " firebase_admin itself is already imported by firebase_functions on the lazy path."
+    res = s["results"]
+    floor = next((v["median_ms"] for k, v in res.items() if k.startswith("empty function")), None)
+    if floor:
+        ratios = []
+        for k, v in res.items():
+            if k.startswith(("get_context as shipped", "chat as shipped")):
+                r = v["median_ms"] / floor
+                target = " (target <= 1.25x: " + ("met" if r <= 1.25 else "**not met**") + ")"
+                ratios.append(f"{k.split(' (')[0]} {r:.2f}x" + (target if k.startswith("get_context") else ""))
+        txt += "\n\nIssue 15, cold start vs the empty function (medians, same run): " + "; ".join(ratios) + "."
     return txt
 
 

@@ -3,7 +3,10 @@
 Each handler takes a ``shared.http.Call`` and returns ``(status, body)``; validation of
 fields is the core's (``shared.models``), except what only exists at the edge (query
 parameter ranges, unknown top-level fields). Every success body is a ``shared.wire`` model,
-checked against ``openapi.yaml`` by ``tests/unit/test_wire_contract.py``.
+checked against ``openapi.yaml`` by ``tests/unit/test_wire_contract.py``; the hot ones are
+built by ``shared.bodies`` (equal to the model's dump, tested), and ``shared.wire`` is
+imported by the handlers that use it: an instance serving get_context never defines its
+twenty models.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from shared import ratelimit, wire
+from shared import bodies, ratelimit
 from shared.auth import refusal_reason
 from shared.errors import InvalidArgument
 from shared.http import Call, Reply, Text, int_param, only_fields
@@ -24,6 +27,7 @@ from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from shared.session_manager import SessionManager
+
 
 _log = get_logger("health")
 
@@ -36,6 +40,8 @@ def _manager() -> SessionManager:
 
 
 def create_session(call: Call) -> Reply:
+    from shared import wire
+
     only_fields(call.body, {"user_info"})
     ratelimit.enforce_session_creation(call.client_ip)
     info = _manager().create_session(call.body.get("user_info"), user_id=call.uid)
@@ -57,13 +63,7 @@ def append_message(call: Call) -> Reply:
         user_id=call.uid,
         backend=call.backend,
     )
-    return 201, wire.AppendResult(
-        session_id=res.session_id,
-        message_count=res.message_count,
-        summary_updated=res.summary_updated,
-        storage=res.storage,
-        durable=res.durable,
-    ).model_dump()
+    return 201, bodies.appended(res)
 
 
 def get_context(call: Call) -> Reply:
@@ -71,29 +71,26 @@ def get_context(call: Call) -> Reply:
     window = get_settings().message_window
     n = int_param(call.args, "max_messages", default=window, lo=1, hi=window)
     ctx: Context = _manager().get_context_for_llm(sid, n, user_id=call.uid)
-    return 200, wire.ContextResult(
-        session_id=ctx.session_id,
-        messages=[wire.WireMessage.of(m) for m in ctx.messages],
-        summary=ctx.summary,
-        formatted_context=ctx.formatted_context,
-        storage=ctx.storage,
-        durable=ctx.durable,
-    ).model_dump()
+    return 200, bodies.context(ctx)
 
 
 def get_history(call: Call) -> Reply:
+    from shared import wire
+
     sid = validate_session_id(call.args.get("session_id"))
     limit = int_param(call.args, "limit", default=None, lo=1, hi=get_settings().history_max_limit)
     hist = _manager().get_history(sid, limit, user_id=call.uid)
     return 200, wire.HistoryResult(
         session_id=hist.session_id,
-        messages=[wire.WireMessage.of(m) for m in hist.messages],
+        messages=[bodies.message(m) for m in hist.messages],
         storage=hist.storage,
         durable=hist.durable,
     ).model_dump()
 
 
 def end_session(call: Call) -> Reply:
+    from shared import wire
+
     body = call.body
     only_fields(body, {"session_id", "agent_id", "reason"})
     sid = validate_session_id(body.get("session_id"))
@@ -111,6 +108,8 @@ def end_session(call: Call) -> Reply:
 
 
 def chat(call: Call) -> Reply:
+    from shared import wire
+
     body = call.body
     only_fields(body, {"session_id", "content", "client_message_id"})
     sid = validate_session_id(body.get("session_id"))
@@ -125,7 +124,7 @@ def chat(call: Call) -> Reply:
 
 
 def admin_report(call: Call) -> Reply:
-    from shared import admin
+    from shared import admin, wire
 
     admin.require_admin(call.admin)
     report = _reports().report(call.args.get("from"), call.args.get("to"))
@@ -133,7 +132,7 @@ def admin_report(call: Call) -> Reply:
 
 
 def admin_low_confidence(call: Call) -> Reply:
-    from shared import admin
+    from shared import admin, wire
 
     admin.require_admin(call.admin)
     fmt = call.args.get("format", "json")
@@ -148,7 +147,7 @@ def admin_low_confidence(call: Call) -> Reply:
 
 
 def admin_session(call: Call) -> Reply:
-    from shared import admin
+    from shared import admin, wire
 
     admin.require_admin(call.admin)
     assert call.uid is not None
@@ -162,6 +161,7 @@ def _reports() -> Any:
 
 
 def export_my_data(call: Call) -> Reply:
+    from shared import wire
     from shared.instance import get_instance
     from shared.rights import MAX_PAGE, DataRights
 
@@ -176,6 +176,8 @@ def export_my_data(call: Call) -> Reply:
 
 
 def delete_session(call: Call) -> Reply:
+    from shared import wire
+
     only_fields(call.body, {"session_id"})
     sid = validate_session_id(call.body.get("session_id"))
     counts = _erasure().erase_session(sid, call.uid)
@@ -183,6 +185,8 @@ def delete_session(call: Call) -> Reply:
 
 
 def delete_my_data(call: Call) -> Reply:
+    from shared import wire
+
     only_fields(call.body, {"confirm"})
     if call.body.get("confirm") is not True:
         raise InvalidArgument("confirm must be true: this erases all your data", details={"field": "confirm"})
@@ -192,7 +196,7 @@ def delete_my_data(call: Call) -> Reply:
 
 
 def admin_erase_user(call: Call) -> Reply:
-    from shared import admin
+    from shared import admin, wire
 
     admin.require_admin(call.admin)
     only_fields(call.body, {"user_id"})
@@ -208,6 +212,8 @@ def _erasure() -> Any:
 
 
 def get_user_stats(call: Call) -> Reply:
+    from shared import wire
+
     return 200, wire.UserStats.model_validate(_manager().get_user_stats(call.uid).model_dump()).model_dump()
 
 

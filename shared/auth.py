@@ -108,7 +108,7 @@ def verify_id_token(token: str) -> str:
 def verify_caller(token: str) -> Caller:
     settings = get_settings()
     skew = settings.token_clock_skew_s
-    claims = _verify(token, check_revoked=False, skew=skew)
+    claims = _verified_claims(token, skew)
     # firebase-admin checks nothing but the shape of a token while
     # FIREBASE_AUTH_EMULATOR_HOST is set: check the expiry ourselves, everywhere, with the
     # same allowance firebase-admin is given.
@@ -125,6 +125,59 @@ def verify_caller(token: str) -> Caller:
         raise Unauthenticated("ID token's uid is not acceptable") from None
     _check_account(token, uid, claims.get("iat"), skew, settings.token_check_cache_s)
     return Caller(uid, backend=claims.get(BACKEND_CLAIM) is True, admin=claims.get(ADMIN_CLAIM) is True)
+
+
+def _verified_claims(token: str, skew: int) -> dict[str, Any]:
+    """The token's claims, its signature verified by firebase-admin once per instance.
+
+    A client sends the same ID token with every request for up to an hour; verifying it
+    anew each time (firebase-admin: a cache-controlled HTTP lookup of Google's
+    certificates, parsing them, an RS256 check) is most of the edge's CPU. The claims of a
+    token that passed are kept, keyed by the token's exact text, until the token expires:
+    the same bytes carry the same signature. What is re-checked on every request all the
+    same: the expiry (here and in verify_caller) and, through _check_account, revocation
+    and disabled accounts. A token that failed is never kept. A signing key Google
+    withdraws keeps the tokens it signed accepted here at most until they expire (an hour);
+    firebase-admin's own certificate cache keeps them accepted as long (Google's
+    Cache-Control max-age is hours)."""
+    now = time.time()
+    hit = _claims.get(token)
+    if hit is not None and hit[0] + skew > now:
+        return hit[1]
+    claims = _verify(token, check_revoked=False, skew=skew)
+    exp = claims.get("exp")
+    if isinstance(exp, int | float) and exp + skew > now:
+        _claims.put(token, (float(exp), claims), now)
+    return claims
+
+
+class _ClaimsCache:
+    """token -> (exp, claims); bounded, thread-safe (dict operations under the GIL, the
+    eviction under a lock)."""
+
+    _MAX_ENTRIES = 10000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def get(self, token: str) -> tuple[float, dict[str, Any]] | None:
+        return self._entries.get(token)
+
+    def put(self, token: str, entry: tuple[float, dict[str, Any]], now: float) -> None:
+        with self._lock:
+            if len(self._entries) >= self._MAX_ENTRIES:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                if len(self._entries) >= self._MAX_ENTRIES:
+                    self._entries.clear()
+            self._entries[token] = entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_claims = _ClaimsCache()
 
 
 def _check_account(token: str, uid: str, iat: object, skew: int, ttl: float) -> None:
@@ -229,3 +282,4 @@ def reset_auth() -> None:
 
     reset_app()
     _account_checks.clear()
+    _claims.clear()

@@ -24,6 +24,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
@@ -64,6 +66,8 @@ _context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.Context
 
 _configured = False
 _configure_lock = threading.Lock()
+_root = logging.getLogger(LOGGER_NAME)
+_handler: logging.StreamHandler[Any] | None = None  # configure_logging's
 
 
 class CloudLoggingFormatter(logging.Formatter):
@@ -81,8 +85,16 @@ class CloudLoggingFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # Error Reporting picks up a ``stack_trace`` field; the response never has it.
             entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
-        for key in entry.keys() & _REDACTED_KEYS:
-            entry[key] = "[redacted]"
+        return _line(entry)
+
+
+def _line(entry: dict[str, Any]) -> str:
+    for key in entry.keys() & _REDACTED_KEYS:
+        entry[key] = "[redacted]"
+    try:
+        # orjson: the same compact UTF-8 JSON, a few times faster (NaN becomes null)
+        return orjson.dumps(entry, default=str).decode()
+    except TypeError:  # a key that is not a string, an integer past 64 bits, a lone surrogate
         return json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -99,12 +111,20 @@ def _severity(levelno: int) -> str:
 
 
 def _rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
+    global _second
+    whole = int(ts)
+    second = _second
+    if second[0] != whole:  # strftime once per second, not once per line
+        second = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{second[1]}.{int(ts % 1 * 1e6):06d}Z"
+
+
+_second: tuple[int, str] = (-1, "")
 
 
 def configure_logging(stream: Any = None) -> logging.Logger:
     """Attach the JSON handler to the ``chat_memory`` logger (idempotent; no I/O)."""
-    global _configured
+    global _configured, _handler
     logger = logging.getLogger(LOGGER_NAME)
     with _configure_lock:
         if _configured and stream is None:
@@ -116,11 +136,58 @@ def configure_logging(stream: Any = None) -> logging.Logger:
         handler.setFormatter(CloudLoggingFormatter())
         handler._chat_memory = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+        _handler = handler
         logger.setLevel(get_settings().log_level.upper())
         # The root logger (functions-framework's) would print every line a second time.
         logger.propagate = False
         _configured = True
     return logger
+
+
+def log_line(logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
+    """``logger.log(level, message, extra=fields)``, the same line, for the edge's one line
+    per request: written straight to this module's handler when it is the only one the
+    line would reach (no LogRecord, no handler chain), through ``logging`` otherwise."""
+    if not logger.isEnabledFor(level):
+        return
+    handler = _handler
+    if (
+        handler is None
+        or logger.handlers
+        or logger.filters
+        or not logger.propagate
+        or _root.handlers != [handler]
+        or _root.filters
+        or handler.filters
+        or level < handler.level
+    ):
+        logger.log(level, message, extra=fields)
+        return
+    now = time.time()
+    entry: dict[str, Any] = {
+        "severity": _severity(level),
+        "message": message,
+        "time": _rfc3339(now),
+        "logger": logger.name,
+    }
+    entry.update(_context.get() or {})
+    entry.update(fields)
+    line = _line(entry) + "\n"
+    with handler.lock:  # type: ignore[union-attr]
+        try:
+            handler.stream.write(line)
+            handler.stream.flush()
+        except Exception:  # noqa: BLE001 - as logging does: a broken stream must not fail the request
+            handler.handleError(logging.makeLogRecord({"msg": message, "levelno": level}))
+
+
+def push_context(fields: dict[str, Any]) -> contextvars.Token[Mapping[str, Any] | None]:
+    """``log_context`` without the context manager (the edge: once per request)."""
+    return _context.set({**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
+
+
+def pop_context(token: contextvars.Token[Mapping[str, Any] | None]) -> None:
+    _context.reset(token)
 
 
 def get_logger(name: str = "") -> logging.Logger:
@@ -150,7 +217,7 @@ def trace_fields(headers: HeaderMap) -> dict[str, Any]:
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Fields added to every line logged inside the block (this thread only)."""
-    token = _context.set({**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
+    token = push_context(fields)
     try:
         yield
     finally:

@@ -1,6 +1,11 @@
 """The answers on the wire: one model per success body of ``openapi.yaml`` (its component
 schema of the same name). Handlers build these and nothing else, and a unit test checks each
-against the spec's fields, so code, spec and README cannot drift apart silently."""
+against the spec's fields, so code, spec and README cannot drift apart silently.
+
+The hot answers (get_context, append_message, get_history's messages) are built by
+``shared/bodies.py`` from the core's already validated models, without this module (whose
+twenty models cost a cold start several ms to define); each model's ``validated`` is the
+long way, and tests/unit/test_wire_contract.py holds the two equal."""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.models import Message, Summary
+from shared import bodies, models
+from shared.models import Context, Message, Summary
 from shared.store.base import LayerName
 
 
@@ -25,10 +31,12 @@ class WireMessage(_Wire):
 
     @classmethod
     def of(cls, m: Message) -> dict[str, Any]:
-        return cls(seq=m.seq, role=m.role, content=m.content, timestamp=m.timestamp, metadata=m.metadata).dump()
+        return bodies.message(m)
 
-    def dump(self) -> dict[str, Any]:
-        out = self.model_dump()
+    @classmethod
+    def validated(cls, m: Message) -> dict[str, Any]:
+        """``of`` the long way: through this model (the reference the test compares with)."""
+        out = cls(seq=m.seq, role=m.role, content=m.content, timestamp=m.timestamp, metadata=m.metadata).model_dump()
         if out["metadata"] is None:
             del out["metadata"]
         return out
@@ -48,6 +56,16 @@ class AppendResult(_Wire):
     storage: LayerName
     durable: bool  # false: only this instance's memory holds it (both stores down)
 
+    @classmethod
+    def validated(cls, res: models.AppendResult) -> dict[str, Any]:
+        return cls(
+            session_id=res.session_id,
+            message_count=res.message_count,
+            summary_updated=res.summary_updated,
+            storage=res.storage,
+            durable=res.durable,
+        ).model_dump()
+
 
 class ContextResult(_Wire):
     session_id: str
@@ -56,6 +74,17 @@ class ContextResult(_Wire):
     formatted_context: str
     storage: LayerName
     durable: bool  # false: served from this instance's memory only
+
+    @classmethod
+    def validated(cls, ctx: Context) -> dict[str, Any]:
+        return cls(
+            session_id=ctx.session_id,
+            messages=[WireMessage.validated(m) for m in ctx.messages],
+            summary=ctx.summary,
+            formatted_context=ctx.formatted_context,
+            storage=ctx.storage,
+            durable=ctx.durable,
+        ).model_dump()
 
 
 class HistoryResult(_Wire):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared import wire
+from shared import bodies, wire
 from shared.store.base import LayerName
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
@@ -38,3 +38,86 @@ def test_every_success_body_in_the_spec_has_a_model():
 
 def test_storage_names_are_the_layers():
     assert COMPONENTS["Storage"]["enum"] == list(LayerName.__args__)
+
+
+# -- the hot answers are built without validating twice: they must equal the model's dump -----
+
+
+def _messages():
+    from shared.models import Message
+
+    return [
+        Message(seq=1, role="user", content="Where is my order? ünïcode ✓", timestamp=1700000000.25),
+        Message(
+            seq=2,
+            role="assistant",
+            content="On its way.\nLine two",
+            timestamp=1700000001.0,
+            metadata={"sources": ["kb_1"], "confidence": 0.82, "nested": {"a": [1, 2.5, None, True]}},
+        ),
+        Message(seq=3, role="system", content="x", timestamp=1700000002, metadata=None),
+    ]
+
+
+@pytest.mark.parametrize("with_summary", [True, False])
+@pytest.mark.parametrize("durable", [True, False])
+def test_context_body_is_the_models_dump(with_summary, durable):
+    import json
+
+    from shared.models import Context, Summary
+
+    ctx = Context(
+        session_id="0123456789abcdef0123456789abcdef",
+        messages=_messages(),
+        summary=Summary(text="They asked about an order.", message_count=5, updated_at=1700000000.5)
+        if with_summary
+        else None,
+        formatted_context="Recent messages:\nUser: Where is my order?",
+        storage="redis",
+        durable=durable,
+        estimated_tokens=12,
+    )
+    fast, slow = bodies.context(ctx), wire.ContextResult.validated(ctx)
+    assert fast == slow
+    # the same JSON, key order included
+    assert json.dumps(fast) == json.dumps(slow)
+    assert set(fast) == set(wire.ContextResult.model_fields)
+    assert "metadata" not in fast["messages"][0] and fast["messages"][1]["metadata"]["confidence"] == 0.82
+
+
+@pytest.mark.parametrize("storage", list(LayerName.__args__))
+def test_append_body_is_the_models_dump(storage):
+    import json
+
+    from shared.models import AppendResult
+
+    res = AppendResult(
+        session_id="0123456789abcdef0123456789abcdef",
+        seq=7,
+        message_count=7,
+        summary_updated=True,
+        storage=storage,
+        durable=storage != "memory",
+    )
+    fast, slow = bodies.appended(res), wire.AppendResult.validated(res)
+    assert json.dumps(fast) == json.dumps(slow)
+    assert set(fast) == set(wire.AppendResult.model_fields)
+
+
+def test_an_instance_serving_get_context_never_defines_the_wire_models():
+    """The hot handlers answer through shared.bodies: a cold start of get_context skips
+    defining shared.wire's twenty models (several ms)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import importlib.util, sys; "
+        f"sys.path.insert(0, {str(root)!r}); "
+        f"spec = importlib.util.spec_from_file_location('main', {str(root / 'functions' / 'main.py')!r}); "
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod); "
+        "import shared.session_manager, shared.bodies; "
+        "print('shared.wire' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
