@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -149,16 +150,22 @@ def _finite(text: str) -> float | None:
     return f if math.isfinite(f) else None
 
 
+_LONG_DIGITS = re.compile(r"\d{19}")  # an integer that may not fit in 64 bits
+
+
 def _loads(raw: str) -> Any:
     """Buffered JSON, with NaN and infinities (accepted before the edge refused them) read
     as null: an answer must stay JSON. orjson first (about five times faster on the read
     path); it refuses what needs that care (NaN, infinities, lone surrogates), and the
-    standard library reads those. An integer past 64 bits (the edge refuses them) is read
-    as its nearest float."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw, parse_constant=lambda _: None, parse_float=_finite)
+    standard library reads those, and anything with 19 digits in a row (orjson would read an
+    integer past 64 bits as a float; the edge refuses them, data buffered before did not):
+    every stored value reads back as it did (as shared/http.py does for request bodies)."""
+    if not _LONG_DIGITS.search(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw, parse_constant=lambda _: None, parse_float=_finite)
 
 
 def _dumps(v: Any) -> str:
