@@ -5,7 +5,9 @@ old instance wrote to a session after it moved. Idempotent: a second run finds n
 
     REDIS_URL=redis://... [REDIS_CLUSTER=true] python scripts/migrate_redis_layout.py
 
-Prints {"sessions": n, "moved": n, "stragglers": n}.
+Prints {"sessions": n, "moved": n, "stragglers": n, "errors": n} (ended and erased
+sessions are left alone: they hold nothing to move; a session that failed is named on
+stderr, and a second run retries it).
 """
 
 from __future__ import annotations
@@ -27,14 +29,20 @@ def main(argv: list[str] | None = None) -> int:
     layer = get_instance().manager().redis
     client = layer.client()
     prefix = layer.settings.redis_key_prefix
-    counts = {"sessions": 0, "moved": 0, "stragglers": 0}
+    from shared.errors import StoreError
+
+    counts = {"sessions": 0, "moved": 0, "stragglers": 0, "errors": 0}
     for key in client.scan_iter(match=f"{prefix}:{{*}}:meta", count=1000):
         sid = key[len(prefix) + 2 : -len("}:meta")]
         counts["sessions"] += 1
-        if layer.migrate_legacy(sid):
-            counts["moved"] += 1
-        elif layer.migrate_legacy(sid, stragglers=True):
-            counts["stragglers"] += 1
+        try:
+            if layer.migrate_legacy(sid):
+                counts["moved"] += 1
+            elif layer.migrate_legacy(sid, stragglers=True):
+                counts["stragglers"] += 1
+        except StoreError as exc:  # one session's trouble does not stop the pass: run it again
+            counts["errors"] += 1
+            print(json.dumps({"session_id": sid, "error": str(exc)}), file=sys.stderr)
     print(json.dumps(counts))
     return 0
 

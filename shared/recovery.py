@@ -201,7 +201,6 @@ class Recovery(OverLayers):
                 have = {x.mid for x in msgs}
                 msgs = msgs + [m for m in held if m.mid not in have]
                 assert snap is not None
-                queries = queries + snap[1]
                 merged_mem = {m.mid for m in held}
         if msgs:
             out = self.redis.import_messages(sid, msgs)

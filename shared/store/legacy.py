@@ -9,9 +9,10 @@ order; the end reads the pairs from it (``base.pairs_of``). So the log is rebuil
 
 - every message the window, the pending list or an already-moved log holds, by number;
 - for an answer only ``ana`` still holds, the answer itself (its metadata put back
-  together from the pair's confidence, sources, collection and the rest), and its
-  question as a user message just before it (id ``legacy-q-<answer id>``) if that number is
-  free: ``pairs_of`` then gives the answer the same question the old buffer recorded.
+  together from the pair's confidence, sources, collection and the rest);
+- for an answer whose question no kept user message holds any more, that question as a
+  user message (id ``legacy-q-<answer id>``) at the nearest free number before it:
+  ``pairs_of`` then gives every answer the question the old buffer recorded.
 
 Messages older than the window that were neither pending nor answered were not kept by the
 old layout either; nothing is invented for them.
@@ -20,6 +21,7 @@ old layout either; nothing is invented for them.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from shared.store.base import QueryRecord, StoredMessage
@@ -41,6 +43,15 @@ def _answer(q: QueryRecord) -> StoredMessage:
     return StoredMessage(q.seq, q.mid, "assistant", q.response, q.timestamp, md or None)
 
 
+@dataclass(slots=True)
+class Rebuilt:
+    messages: list[StoredMessage]  # every message, once, in order
+    id_fields: list[str]  # 'm:<id>', mark, ...: set where absent (HSETNX)
+    covered: int  # the last message the stored summary covers
+    ledger: int  # append.lua's byte ledger for these messages
+    answers: int
+
+
 def rebuild(
     current: list[str],
     window: list[str],
@@ -48,21 +59,47 @@ def rebuild(
     pairs: list[str],
     ids: dict[str, str],
     summary: str | None,
-) -> tuple[list[StoredMessage], list[str]]:
-    """The session's messages in order, and the meta fields (name, value, ...) to set: one
-    ``m:<id>`` per message id, the summary's covered number, the ledger and answer count."""
+) -> Rebuilt:
+    """The session's messages in order, and what its state hash needs: one ``m:<id>`` per
+    message id, the summary's covered number, the ledger and the answer count."""
     by_seq: dict[int, StoredMessage] = {}
     for raw in [*current, *window, *pending]:
         m = StoredMessage.from_json(raw)
         by_seq.setdefault(m.seq, m)
-    for raw in pairs:
-        q = QueryRecord.from_json(raw)
+    recorded = [QueryRecord.from_json(raw) for raw in pairs]
+    for q in recorded:
         if q.seq not in by_seq:
             by_seq[q.seq] = _answer(q)
-        if q.query is not None and q.seq > 1 and q.seq - 1 not in by_seq:
-            by_seq[q.seq - 1] = StoredMessage(q.seq - 1, f"legacy-q-{q.mid}", "user", q.query, q.timestamp, None)
+    # Each answer's recorded question, where no user message since the answer before it
+    # holds it any more: just before the answer, at the nearest free number after that one.
+    answer_seqs = sorted(n for n, m in by_seq.items() if m.role == "assistant")
+    for q in recorded:
+        if q.query is None:
+            continue
+        before = max((n for n in answer_seqs if n < q.seq), default=0)
+        between = range(q.seq - 1, before, -1)
+        if any(by_seq[n].role == "user" for n in between if n in by_seq):
+            continue
+        free = next((n for n in between if n not in by_seq), None)
+        if free is not None:
+            by_seq[free] = StoredMessage(free, f"legacy-q-{q.mid}", "user", q.query, q.timestamp, None)
     messages = sorted(by_seq.values(), key=lambda m: m.seq)
 
+    id_fields: list[str] = []
+    for mid, mark in _marks(ids, messages).items():
+        id_fields += [f"m:{mid}", mark]
+    return Rebuilt(
+        messages=messages,
+        id_fields=id_fields,
+        covered=_covered(summary),
+        ledger=sum(cost(m.to_json(), m.mid) for m in messages),
+        answers=sum(1 for m in messages if m.role == "assistant"),
+    )
+
+
+def _marks(ids: dict[str, str], messages: list[StoredMessage]) -> dict[str, str]:
+    """Every id's mark: the old map's (``mid:<id>`` -> ``{"seq":N,"summary_due":0|1}``,
+    as ``N`` or ``N!``), and each message's own id."""
     marks: dict[str, str] = {}
     for name, value in ids.items():
         if not name.startswith("mid:"):
@@ -74,16 +111,14 @@ def rebuild(
             continue
     for m in messages:
         marks.setdefault(m.mid, str(m.seq))
+    return marks
 
-    covered = 0
-    if summary:
-        try:
-            covered = int(json.loads(summary).get("message_count", 0))
-        except (ValueError, AttributeError, TypeError):
-            covered = 0
-    ledger = sum(cost(m.to_json(), m.mid) for m in messages)
-    answers = sum(1 for m in messages if m.role == "assistant")
-    fields: list[str] = ["sc", str(covered), "lb", str(ledger), "an", str(answers)]
-    for mid, mark in marks.items():
-        fields += [f"m:{mid}", mark]
-    return messages, fields
+
+def _covered(summary: str | None) -> int:
+    """The last message the stored summary covers (0: none, or unreadable)."""
+    if not summary:
+        return 0
+    try:
+        return int(json.loads(summary).get("message_count", 0))
+    except (ValueError, AttributeError, TypeError):
+        return 0

@@ -363,7 +363,7 @@ class RedisLayer:
         PENDING_MAX_BYTES (a summarizer failing for ever never gets an unbounded input)."""
         budget, kept = self.settings.pending_max_bytes, list[str]()
         for r in reversed(raw):
-            budget -= len(r)
+            budget -= len(r.encode())
             if budget < 0 and kept:
                 break
             kept.append(r)
@@ -395,20 +395,33 @@ class RedisLayer:
 
     def held_for_export(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:
         """Everything Redis holds of a session: its messages, and the question/answer pairs
-        read from them. Read only."""
+        read from them. Read only; what the six-key layout (before issue 15) still holds of
+        it is read too (``legacy.rebuild``), moved or not."""
         from redis.exceptions import RedisError
+
+        from shared.store import legacy
 
         client = self.client()
         if client is None or not self.breaker.allow():
             raise StoreError("redis unavailable", layer="redis")
-        log_key = self.keys(sid)[1]
+        names = [self.keys(sid)[1], *self.legacy_keys(sid)[:3]]
+
+        def read() -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.lrange(name, 0, -1)
+            return list(pipe.execute())
+
         try:
-            held = self._once_more_if_reconnected(lambda: client.lrange(log_key, 0, -1))
+            held, window, pending, pairs = self._once_more_if_reconnected(read)
         except (RedisError, OSError) as exc:
             redis_client.record_outage(self.breaker, client, exc)
             raise StoreError(f"redis export: {type(exc).__name__}", layer="redis") from exc
         self.breaker.record_success()
-        messages = [StoredMessage.from_json(r) for r in held]
+        if window or pending or pairs:
+            messages = legacy.rebuild(held, window, pending, pairs, {}, None).messages
+        else:
+            messages = [StoredMessage.from_json(r) for r in held]
         return messages, pairs_of(messages)
 
     def user_session_ids(self, uid: str) -> list[str]:
@@ -467,10 +480,12 @@ class RedisLayer:
         token = token or uuid.uuid4().hex
         args = [owner or "", token, repr(time.time()), self.settings.end_lease_s]
         args.append("" if idle_before is None else repr(idle_before))
-        out = self._run("begin_end", sid, [*args, *META_FIELDS], merge_first=True)
+        keys = [*self.keys(sid), *self.legacy_keys(sid)[:3]]
+        out = self._run("begin_end", sid, [*args, *META_FIELDS], keys=keys, merge_first=True)
         if out[0] == "legacy":
-            self.migrate_legacy(sid)
-            out = self._run("begin_end", sid, [*args, *META_FIELDS], merge_first=True)
+            if not self.migrate_legacy(sid):
+                self.migrate_legacy(sid, stragglers=True)
+            out = self._run("begin_end", sid, [*args, *META_FIELDS], keys=keys, merge_first=True)
         if out[0] == "ended":
             return EndSnapshot("ended", end_result=json.loads(out[1]) if out[1] else None)
         if out[0] != "ok":
@@ -482,7 +497,7 @@ class RedisLayer:
             "ok",
             token=token,
             meta=meta,
-            unsummarized=[m for m in held if m.seq > covered],
+            unsummarized=self._newest_within_bound([r for r, m in zip(out[2], held, strict=True) if m.seq > covered]),
             queries=pairs_of(held),
             summary=json.loads(out[3]) if out[3] else None,
             messages=held[-self.settings.message_window :],
@@ -548,12 +563,18 @@ class RedisLayer:
                 return False
             if bool(meta.get("v")) != stragglers:
                 return False
-            messages, fields = legacy.rebuild(current, window, pending, pairs, ids, summary)
+            if meta.get("status") not in ("active", "ending"):
+                return False  # ended or erased: nothing left to bring along
+            rebuilt = legacy.rebuild(current, window, pending, pairs, ids, summary)
             args = [
                 meta.get("seq", "0"),
                 "1" if stragglers else "0",
-                json.dumps([m.to_json() for m in messages], ensure_ascii=False),
-                json.dumps(fields, ensure_ascii=False),
+                json.dumps([m.to_json() for m in rebuilt.messages], ensure_ascii=False),
+                json.dumps(rebuilt.id_fields, ensure_ascii=False),
+                rebuilt.covered,
+                self.settings.session_ttl_s,
+                rebuilt.ledger,
+                rebuilt.answers,
             ]
             out = int(self._run("migrate", sid, args, keys=[meta_key, log_key, sum_key, *old]))
             if out >= 0:

@@ -175,3 +175,32 @@ def test_an_erasure_that_stopped_half_way_is_finished_by_the_next_call(
         with pytest.raises(NotFound):
             m.get_session(sid, user_id=uid)
     assert uid not in redis_text(redis_server_persistent.url)
+
+
+def test_a_session_redis_no_longer_holds_is_erased_too(redis_server, firestore_emulator, uid):
+    """Its keys ran out (2 h after its last use) but its document and analytics stay: the
+    erasure must not take the missing state hash for another user's."""
+    m = make_manager(redis_server.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "a question", user_id=uid)
+    m.add_message(sid, "assistant", "an answer", {"confidence": 0.1}, user_id=uid)
+    m.end_session_with_analytics(sid, user_id=uid)
+    m.redis.client().delete(*m.redis.keys(sid))
+    counts = Erasure(m).erase_session(sid, uid)
+    assert counts["sessions"] == 1 and counts["redis_keys"] == 0
+    assert m.firestore.read_analytics(sid) == []
+    with pytest.raises(NotFound):
+        m.get_session(sid, user_id=uid)
+
+
+def test_an_end_finishing_after_an_erasure_leaves_the_tombstone(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "hello", user_id=uid)
+    snap = m.redis.begin_end(sid, uid)
+    assert snap.status == "ok"
+    Erasure(m).erase_session(sid, uid)
+    assert m.redis.finish_end(sid, {"status": "ended"}) == "already"
+    assert (m.redis.meta(sid) or {}).get("status") == "erased"
+    with pytest.raises(NotFound):
+        m.get_context_for_llm(sid, user_id=uid)

@@ -113,10 +113,44 @@ def test_what_old_instances_write_after_the_move_is_taken_in_by_the_script(redis
     assert [x.seq for x in held] == list(range(1, 24))  # every message once, in order
     assert (22, "question 21", "answer 22") in [(q.seq, q.query, q.response) for q in pairs]
     assert len(pairs) == 11
+    # the summary claims' marks survive the second pass (a retry still says summary_due)
+    assert old.r.hget(old.keys[0], "m:s-20") == "20!"
     # a second run finds nothing to do
     run = subprocess.run(script, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert json.loads(run.stdout.strip().splitlines()[-1]) | {"sessions": 0} == {
-        "sessions": 0,
-        "moved": 0,
-        "stragglers": 0,
-    }
+    counts = json.loads(run.stdout.strip().splitlines()[-1])
+    assert counts | {"sessions": 0} == {"sessions": 0, "moved": 0, "stragglers": 0, "errors": 0}
+
+
+def test_an_end_takes_in_what_an_old_instance_wrote_after_the_move(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
+    sid, old = old_session(m, redis_server.url, uid)
+    m.get_context_for_llm(sid, user_id=uid)  # moved by a new instance
+    old.converse(21, 22)  # an old instance, still serving during the rollout, appends
+    end = m.end_session_with_analytics(sid, user_id=uid)
+    assert (end.message_count, end.queries_recorded) == (22, 11)
+    last = m.firestore.read_analytics(sid)[-1]
+    assert (last["query"], last["response"]) == ("question 21", "answer 22")
+
+
+def test_the_export_reads_a_session_that_has_not_moved(redis_server, firestore_emulator, uid):
+    m = make_manager(redis_server.url)
+    sid, old = old_session(m, redis_server.url, uid)
+    held, pairs = m.redis.held_for_export(sid)
+    assert [x.seq for x in held] == list(range(1, 21))
+    assert [(q.query, q.response) for q in pairs][-1] == ("question 19", "answer 20")
+    assert old.r.exists(old.keys[3]) == 1  # read only: nothing moved
+
+
+def test_a_question_older_than_the_window_keeps_its_answer_company():
+    """The old buffer recorded the question; the window kept only a system turn before the
+    answer: the rebuilt log still pairs the answer with that question."""
+    from shared.store import legacy
+    from shared.store.base import pairs_of
+
+    system = StoredMessage(9, "sys-9", "system", "be brief", 1.0, None)
+    answer = StoredMessage(10, "s-10", "assistant", "X is Y", 1.0, {"confidence": 0.7})
+    pair = QueryRecord.from_answer(10, "s-10", "what is X?", answer)
+    pair_json = f'{{"seq":10,"query":"what is X?",{pair.tail_json()}'
+    rebuilt = legacy.rebuild([], [system.to_json(), answer.to_json()], [], [pair_json], {}, None)
+    assert [(q.seq, q.query) for q in pairs_of(rebuilt.messages)] == [(10, "what is X?")]
+    assert [m.seq for m in rebuilt.messages] == [8, 9, 10]  # the question before the system turn

@@ -7,9 +7,11 @@
 -- Returns {status, messages, unsummarised, analytics, ids}: status ok | erased | forbidden | missing
 local st = redis.call('HMGET', KEYS[1], 'owner', 'status', 'seq', 'sc', 'an')
 if st[2] == 'erased' then return {'erased', 0, 0, 0, 0} end
-local known = st[2] ~= nil
+-- (HMGET answers false, not nil, for a field the hash lacks)
+local known = st[2] and true or false
 if known and ARGV[1] ~= '' and st[1] ~= ARGV[1] then return {'forbidden', 0, 0, 0, 0} end
 local held = redis.call('LLEN', KEYS[2])
+if #KEYS >= 4 then held = math.max(held, redis.call('LLEN', KEYS[4])) end
 local unsummarised = math.max(math.min(held, tonumber(st[3] or '0') - tonumber(st[4] or '0')), 0)
 local ids = 0
 if known then

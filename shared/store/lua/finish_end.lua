@@ -10,6 +10,8 @@ local status = redis.call('HGET', KEYS[1], 'status')
 -- A session Redis does not know is answered from its document: a hash holding only the
 -- result would lack the owner, and every owner check would refuse the owner.
 if not status or status == 'ended' then return 0 end
+-- an erase came between the end's commit and this: the tombstone stays
+if status == 'erased' then return 0 end
 if status == 'active' then
   redis.call('HSET', KEYS[1], 'status', 'ended', 'end_result', ARGV[1])
   redis.call('HDEL', KEYS[1], 'end_token', 'ending_since')
