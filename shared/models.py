@@ -12,6 +12,7 @@ import math
 import re
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import InvalidArgument, PayloadTooLarge
@@ -158,7 +159,12 @@ def check_sources(sources: Any, field: str) -> None:
 
 
 def json_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    """Bytes of ``value`` as compact UTF-8 JSON (orjson: the same bytes, several times
+    faster; the standard library for what orjson cannot write)."""
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 class _Strict(BaseModel):
