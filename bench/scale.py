@@ -160,7 +160,7 @@ def section_scale(*, levels: tuple[int, ...], n: int, rounds: int, cluster_sessi
     return {
         "results": results,
         "prefill": (
-            f"one 20-message session written by the store, its 6 keys DUMPed and RESTOREd under new ids "
+            f"one 20-message session written by the store, its keys (meta, log, sum) DUMPed and RESTOREd under new ids "
             f"(pipelines of {BATCH} sessions); appends and reads go to a random live session; "
             f"{rounds} interleaved rounds of {n} ops each after warm-up; cluster: RedisCluster client "
             f"(the product's REDIS_CLUSTER=true), PING to one node; single node: client on CPU 0, "
