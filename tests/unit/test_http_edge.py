@@ -149,7 +149,13 @@ def test_empty_post_body_counts_as_empty_object():
     assert resp.status_code == 201
 
 
-@pytest.mark.parametrize("raw", ["{", "[1, 2]", '"s"', "null", '{"a": NaN}', "\xff\xfe", "[" * 100_000 + "]" * 100_000])
+_NESTED = "[" * 1000 + "]" * 1000
+DEEP = f'{{"session_id": "{SID}", "role": "user", "content": "x", "metadata": {{"m": {_NESTED}}}}}'
+
+
+@pytest.mark.parametrize(
+    "raw", ["{", "[1, 2]", '"s"', "null", '{"a": NaN}', "\xff\xfe", "[" * 100_000 + "]" * 100_000, DEEP]
+)
 def test_bad_json_is_400(raw, monkeypatch):
     monkeypatch.setenv("MAX_REQUEST_BYTES", str(1024 * 1024))
     instance.reset()

@@ -59,3 +59,13 @@ def test_a_message_round_trips() -> None:
     assert StoredMessage.from_json(m.to_json()) == m
     bare = StoredMessage(4, "c-2", "user", "q", 2.0)
     assert '"metadata"' not in bare.to_json() and StoredMessage.from_json(bare.to_json()) == bare
+
+
+def test_the_guard_reads_nesting_orjson_accepts_past_the_recursion_limit() -> None:
+    from shared import fastjson
+
+    deep = "[" * 1000 + "123456789012345678901234567890" + "]" * 1000
+    assert fastjson.loads(deep) is fastjson.MISS  # the integer would come back a float
+    assert fastjson.loads("[" * 1000 + "1" + "]" * 1000) is not fastjson.MISS
+    assert fastjson.loads('{"a":[{"b":1e19}]}') is not fastjson.MISS
+    assert fastjson.loads('{"a":[{"b":-2e19}]}') is fastjson.MISS
