@@ -46,6 +46,7 @@ def _answer(q: QueryRecord) -> StoredMessage:
 @dataclass(slots=True)
 class Rebuilt:
     messages: list[StoredMessage]  # every message, once, in order
+    entries: list[str]  # the same, as the log stores them
     id_fields: list[str]  # 'm:<id>', mark, ...: set where absent (HSETNX)
     covered: int  # the last message the stored summary covers
     ledger: int  # append.lua's byte ledger for these messages
@@ -88,11 +89,13 @@ def rebuild(
     id_fields: list[str] = []
     for mid, mark in _marks(ids, messages).items():
         id_fields += [f"m:{mid}", mark]
+    entries = [m.to_json() for m in messages]
     return Rebuilt(
         messages=messages,
+        entries=entries,
         id_fields=id_fields,
         covered=_covered(summary),
-        ledger=sum(cost(m.to_json(), m.mid) for m in messages),
+        ledger=sum(cost(e, m.mid) for e, m in zip(entries, messages, strict=True)),
         answers=sum(1 for m in messages if m.role == "assistant"),
     )
 

@@ -361,13 +361,16 @@ class RedisLayer:
     def _newest_within_bound(self, raw: list[str]) -> list[StoredMessage]:
         """The summarizer's input: the newest messages no summary covers, up to
         PENDING_MAX_BYTES (a summarizer failing for ever never gets an unbounded input)."""
-        budget, kept = self.settings.pending_max_bytes, list[str]()
-        for r in reversed(raw):
+        return [StoredMessage.from_json(r) for r in raw[len(raw) - self._fitting(raw) :]]
+
+    def _fitting(self, raw: list[str]) -> int:
+        """How many of the newest entries fit in PENDING_MAX_BYTES (the newest always)."""
+        budget = self.settings.pending_max_bytes
+        for n, r in enumerate(reversed(raw)):
             budget -= len(r.encode())
-            if budget < 0 and kept:
-                break
-            kept.append(r)
-        return [StoredMessage.from_json(r) for r in reversed(kept)]
+            if budget < 0 and n:
+                return n
+        return len(raw)
 
     def read(self, sid: str, owner: str | None, n: int, now: float | None = None) -> ReadOutcome:
         now = time.time() if now is None else now
@@ -493,11 +496,14 @@ class RedisLayer:
         meta = {k: v for k, v in zip(META_FIELDS, out[1], strict=True) if v is not None}
         held = [StoredMessage.from_json(r) for r in out[2]]
         covered = int(out[4])
+        # the log is in order: what no summary covers is its tail (bounded as the rolling input)
+        start = next((i for i, m in enumerate(held) if m.seq > covered), len(held))
+        fitting = self._fitting(out[2][start:])
         return EndSnapshot(
             "ok",
             token=token,
             meta=meta,
-            unsummarized=self._newest_within_bound([r for r, m in zip(out[2], held, strict=True) if m.seq > covered]),
+            unsummarized=held[len(held) - fitting :],
             queries=pairs_of(held),
             summary=json.loads(out[3]) if out[3] else None,
             messages=held[-self.settings.message_window :],
@@ -569,7 +575,7 @@ class RedisLayer:
             args = [
                 meta.get("seq", "0"),
                 "1" if stragglers else "0",
-                json.dumps([m.to_json() for m in rebuilt.messages], ensure_ascii=False),
+                json.dumps(rebuilt.entries, ensure_ascii=False),
                 json.dumps(rebuilt.id_fields, ensure_ascii=False),
                 rebuilt.covered,
                 self.settings.session_ttl_s,
