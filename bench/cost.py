@@ -10,7 +10,7 @@ import os
 import time
 from typing import Any
 
-from bench.common import PROJECT, FirestoreEmulator
+from bench.common import PROJECT, firestore_on_emulator
 from bench.store_ops import MESSAGES_PER_SESSION, UID, conversation, manager_for, settings_for, turn
 
 
@@ -19,20 +19,15 @@ def firestore_cost(redis_url: str) -> dict[str, Any]:
 
     from tests.store.test_redis_layer import CountingConnection
 
-    emu = FirestoreEmulator()
-    if not emu.start():
-        return {"skipped": emu.skip_reason}
-    old = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    os.environ["FIRESTORE_EMULATOR_HOST"] = emu.host
-    try:
+    with firestore_on_emulator() as client:
+        if isinstance(client, str):
+            return {"skipped": client}
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import firestore
 
-        from shared.store.firestore_client import bound_rpc_deadlines
         from shared.triggers import handle_session_written
         from tests.store.test_end_trigger_sweep import WriteCounter
 
-        client = bound_rpc_deadlines(firestore.Client(project=PROJECT, credentials=AnonymousCredentials()), 5.0)
         fs = WriteCounter(client)
         conn_cls: Any = type("CostCounting", (CountingConnection,), {"sends": 0})
         pool = redis.ConnectionPool.from_url(
@@ -86,14 +81,8 @@ def firestore_cost(redis_url: str) -> dict[str, Any]:
             "total_reads": sum(p["reads"] for p in phases.values()),
             "total_writes": sum(p["writes"] for p in phases.values()),
             "total_redis_round_trips": sum(p["redis_round_trips"] for p in phases.values()),
-            "emulator": emu.host,
+            "emulator": os.environ["FIRESTORE_EMULATOR_HOST"],
         }
-    finally:
-        if old is None:
-            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
-        else:
-            os.environ["FIRESTORE_EMULATOR_HOST"] = old
-        emu.stop()
 
 
 def content_bytes(m: Any, sid: str) -> tuple[int, int]:
