@@ -154,3 +154,19 @@ def test_a_question_older_than_the_window_keeps_its_answer_company():
     rebuilt = legacy.rebuild([], [system.to_json(), answer.to_json()], [], [pair_json], {}, None)
     assert [(q.seq, q.query) for q in pairs_of(rebuilt.messages)] == [(10, "what is X?")]
     assert [m.seq for m in rebuilt.messages] == [8, 9, 10]  # the question before the system turn
+
+
+def test_two_instances_moving_one_session_at_once_move_it_once(redis_server, firestore_emulator, uid):
+    from concurrent.futures import ThreadPoolExecutor
+
+    m = make_manager(redis_server.url)
+    sid, old = old_session(m, redis_server.url, uid)
+    others = [make_manager(redis_server.url) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        moved = list(pool.map(lambda x: x.redis.migrate_legacy(sid), others))
+    assert moved.count(True) == 1  # compare and set: the others find it moved
+    held, pairs = m.redis.held_for_export(sid)
+    assert [x.seq for x in held] == list(range(1, 21)) and len(pairs) == 10
+    # and the next append of any instance continues the numbering once
+    assert others[1].add_message(sid, "user", "question 21", client_message_id="c-21", user_id=uid).seq == 21
+    assert others[2].add_message(sid, "user", "question 21", client_message_id="c-21", user_id=uid).duplicate
