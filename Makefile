@@ -1,7 +1,7 @@
 # chat-memory developer commands. Everything installs what it needs (idempotent).
 #   make dev          emulators (functions, firestore, auth, hosting) + a local Redis
 #   make test         the whole suite against real services, then ./deploy.sh --dry-run
-#   make lint         ruff check, ruff format --check, mypy
+#   make lint         ruff check, ruff format --check, mypy, lint-imports (the house rule)
 #   make check        lint + test (the gate; alias: make pr)
 #   make reliability  tests/reliability against the same stack (no deploy dry run)
 #   make bench        bench/run.py $(BENCH_ARGS) against the same stack
@@ -29,6 +29,7 @@ lint: setup-venv
 	$(VENV)/bin/ruff check shared functions tests scripts
 	$(VENV)/bin/ruff format --check shared functions tests scripts
 	$(VENV)/bin/mypy shared functions
+	$(VENV)/bin/lint-imports
 
 format: setup-venv
 	$(VENV)/bin/ruff check --fix shared functions tests scripts

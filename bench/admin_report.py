@@ -19,7 +19,7 @@ DAY0 = 86400 * 25_000  # 2038-06-13, a range nothing else writes
 
 
 def _synthetic_days(sessions: int, days: int, seed: int = 11) -> dict[str, dict[str, Any]]:
-    from shared.store import rollups
+    from shared.store.firestore import rollups
 
     rng = random.Random(seed)
     out: dict[str, dict[str, Any]] = {}
@@ -52,10 +52,10 @@ def section_admin(*, sessions: int, days: int, reports: int) -> dict[str, Any]:
     with firestore_on_emulator() as client:
         if isinstance(client, str):
             return {"skipped": client}
-        from shared.admin import Reports
+        from shared.features.admin import Reports
         from shared.settings import Settings
-        from shared.store.firestore_store import FirestoreLayer
-        from shared.store.rollups import day_of
+        from shared.store.firestore.layer import FirestoreLayer
+        from shared.store.firestore.rollups import day_of
         from tests.store.test_end_trigger_sweep import WriteCounter
 
         counter = WriteCounter(client)

@@ -72,7 +72,7 @@ sys.path.insert(0, {root!r})
 os.environ["FUNCTION_TARGET"] = "get_context"
 spec = importlib.util.spec_from_file_location("main", {main!r})
 mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-import shared.session_manager, shared.store.redis_client, redis  # what the first get_context loads
+import shared.core.manager, shared.store.redis.client, redis  # what the first get_context loads
 before = set(sys.modules)
 sys.stderr.write("=== MARK ===\n"); sys.stderr.flush()
 t = time.perf_counter()

@@ -252,7 +252,7 @@ def firestore_on_emulator() -> Iterator[Any]:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import firestore
 
-        from shared.store.firestore_client import bound_rpc_deadlines
+        from shared.store.firestore.client import bound_rpc_deadlines
 
         yield bound_rpc_deadlines(firestore.Client(project=PROJECT, credentials=AnonymousCredentials()), 5.0)
     finally:

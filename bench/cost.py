@@ -25,7 +25,7 @@ def firestore_cost(redis_url: str) -> dict[str, Any]:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import firestore
 
-        from shared.triggers import handle_session_written
+        from shared.features.triggers import handle_session_written
         from tests.store.test_end_trigger_sweep import WriteCounter
 
         fs = WriteCounter(client)

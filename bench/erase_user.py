@@ -19,11 +19,11 @@ def section_erase(redis_url: str, *, sessions: int) -> dict[str, Any]:
     with firestore_on_emulator() as client:
         if isinstance(client, str):
             return {"skipped": client}
-        from shared.erasure import Erasure
-        from shared.session_manager import SessionManager
+        from shared.core.manager import SessionManager
+        from shared.features.erasure import Erasure
         from shared.settings import Settings
-        from shared.store.firestore_store import FirestoreLayer
-        from shared.store.redis_store import RedisLayer
+        from shared.store.firestore.layer import FirestoreLayer
+        from shared.store.redis.layer import RedisLayer
 
         s = Settings(
             redis_url=redis_url,

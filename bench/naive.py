@@ -1,5 +1,5 @@
 """The straightforward way, written plainly to compare with: the same steps as
-shared/store/lua/append.lua and read.lua, one Redis command (one round trip) per step,
+shared/store/redis/lua/append.lua and read.lua, one Redis command (one round trip) per step,
 no script and no pipeline. Not atomic (two appends can interleave between the owner
 check and the counter); that is the price the scripts do not pay, besides latency.
 """

@@ -18,11 +18,11 @@ import uuid
 
 import redis
 
+from shared.core.manager import SessionManager
 from shared.errors import FailedPrecondition
-from shared.session_manager import SessionManager
 from shared.settings import Settings
-from shared.store.firestore_store import FirestoreLayer
-from shared.store.redis_store import RedisLayer
+from shared.store.firestore.layer import FirestoreLayer
+from shared.store.redis.layer import RedisLayer
 from tests.harness import RedisServer
 
 

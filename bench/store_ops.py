@@ -1,7 +1,7 @@
 """Sections 1, 2 and 6: the store in-process against real redis-server processes.
 
 Every operation goes through the product's own code (RedisLayer, SessionManager) on a
-client built by ``shared.store.redis_client.build`` (the product's timeouts and retry);
+client built by ``shared.store.redis.client.build`` (the product's timeouts and retry);
 the floor (PING) and the straightforward variant (bench/naive.py) use that same client.
 """
 
@@ -17,12 +17,12 @@ from typing import Any
 
 from bench import naive
 from bench.common import ASSISTANT_TEXT, PROJECT, USER_TEXT, summarize_rounds
-from shared.session_manager import SessionManager
+from shared.core.manager import SessionManager
 from shared.settings import Settings
-from shared.store import redis_client
 from shared.store.base import AppendRequest, StoredMessage
-from shared.store.firestore_store import FirestoreLayer
-from shared.store.redis_store import RedisLayer
+from shared.store.firestore.layer import FirestoreLayer
+from shared.store.redis import client as redis_client
+from shared.store.redis.layer import RedisLayer
 
 MESSAGES_PER_SESSION = 20  # a conversation of 10 turns; then the bench moves to a new session
 UID = "bench-user"
@@ -296,10 +296,10 @@ _PARTS = (
     ("pydantic validation", ("pydantic",)),
     ("JSON (orjson, json)", ("orjson", "/json/")),
     ("our Redis layer (shared/store)", ("shared/store/",)),
-    ("input checks (shared/models.py)", ("shared/models.py",)),
-    ("context formatting (shared/context.py)", ("shared/context.py",)),
-    ("rolling summary (shared/summar*)", ("shared/summar",)),
-    ("manager, recovery, memo (shared/session_manager.py, recovery.py)", ("shared/session_manager", "shared/recovery")),
+    ("input checks (shared/core/models.py)", ("shared/core/models.py",)),
+    ("context formatting (shared/core/context.py)", ("shared/core/context.py",)),
+    ("rolling summary (shared/summar*)", ("shared/core/summar",)),
+    ("manager, recovery, memo (shared/core/manager.py, recovery.py)", ("shared/core/manager", "shared/core/recovery")),
 )
 
 

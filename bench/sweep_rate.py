@@ -17,11 +17,11 @@ import sys
 import time
 import uuid
 
-from shared.session_manager import SessionManager
+from shared.core.manager import SessionManager
+from shared.features.sweep import sweep_idle_sessions
 from shared.settings import Settings
-from shared.store.firestore_store import FirestoreLayer
-from shared.store.redis_store import RedisLayer
-from shared.sweep import sweep_idle_sessions
+from shared.store.firestore.layer import FirestoreLayer
+from shared.store.redis.layer import RedisLayer
 from tests.harness import RedisServer
 
 

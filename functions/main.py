@@ -1,7 +1,7 @@
 """chat-memory's Cloud Functions: decorated entry points only.
 
 Each HTTP function is deployed as its own service and is one line: ``handle`` (the HTTP
-edge in ``shared/http.py``) around one handler of ``shared/api.py``. The trigger and the
+edge in ``shared/edge/http.py``) around one handler of ``shared/edge/api.py``. The trigger and the
 schedule convert their event and call the core. Nothing here does I/O at import: the
 Firebase CLI imports this file to discover the functions.
 
@@ -17,8 +17,8 @@ from typing import Any
 
 from firebase_functions import https_fn, options, scheduler_fn
 
-from shared import api, auth
-from shared.http import handle
+from shared.edge import api, auth
+from shared.edge.http import handle
 from shared.logs import configure_logging, get_logger
 
 configure_logging()
@@ -139,9 +139,10 @@ def health(req: https_fn.Request) -> https_fn.Response:
     schedule="every 10 minutes", timeout_sec=300, memory=options.MemoryOption.MB_512, **_VPC, **_SECRETS
 )
 def sweep_idle_sessions(event: scheduler_fn.ScheduledEvent) -> None:
-    from shared import sweep
+    from shared.features import sweep
+    from shared.instance import get_instance
 
-    result = sweep.sweep_idle_sessions()
+    result = sweep.sweep_idle_sessions(get_instance().manager())
     log.info("sweep done", extra={"function": "sweep_idle_sessions", **result})
 
 
@@ -157,7 +158,8 @@ if os.environ.get("FUNCTION_TARGET") in (None, "", "on_session_ended"):
         # to "ended"). Delivery is at least once: the core dedupes on the event id.
         # firebase-functions 0.6.0 has no retry option for event triggers, so a failed
         # run is not redelivered; the failure is logged with the event id.
-        from shared.triggers import handle_session_written
+        from shared.features.triggers import handle_session_written
+        from shared.instance import get_instance
 
         before, after = event.data.before, event.data.after
         try:
@@ -166,6 +168,7 @@ if os.environ.get("FUNCTION_TARGET") in (None, "", "on_session_ended"):
                 before.to_dict() if before is not None and before.exists else None,
                 after.to_dict() if after is not None and after.exists else None,
                 event.id,
+                manager=get_instance().manager(),
             )
         except Exception:
             log.exception("session trigger failed", extra={"event_id": event.id})

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--since", help="rebuild only the UTC days from this one (YYYY-MM-DD) on")
     args = parser.parse_args(argv)
     from shared.instance import get_instance
-    from shared.store import rollups
+    from shared.store.firestore import rollups
 
     inst = get_instance()
     fs, threshold = inst.manager().firestore, inst.settings.low_confidence_threshold

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.auth import ADMIN_CLAIM, BACKEND_CLAIM  # noqa: E402
+from shared.edge.auth import ADMIN_CLAIM, BACKEND_CLAIM  # noqa: E402
 from shared.firebase_app import get_app  # noqa: E402
 
 ROLES = {"backend": BACKEND_CLAIM, "admin": ADMIN_CLAIM}

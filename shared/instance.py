@@ -17,9 +17,9 @@ from shared.settings import Settings, get_settings, reset_settings
 from shared.store.breaker import CircuitBreaker
 
 if TYPE_CHECKING:
-    from shared.admin import Reports
-    from shared.chat import Chat
-    from shared.session_manager import SessionManager
+    from shared.core.manager import SessionManager
+    from shared.features.admin import Reports
+    from shared.features.chat import Chat
 
 
 class Instance:
@@ -38,7 +38,7 @@ class Instance:
     def redis_client(self) -> Any:
         """The Redis (or RedisCluster) client, or None when no Redis is configured."""
         if self._redis is None and self.settings.redis_url:
-            from shared.store import redis_client
+            from shared.store.redis import client as redis_client
 
             with self._lock:
                 if self._redis is None:
@@ -47,7 +47,7 @@ class Instance:
 
     def firestore_client(self) -> Any:
         if self._firestore is None:
-            from shared.store import firestore_client
+            from shared.store.firestore import client as firestore_client
 
             with self._lock:
                 if self._firestore is None:
@@ -65,8 +65,8 @@ class Instance:
         """The chat turn, with the configured responder (built, and its libraries imported,
         only on an instance that serves chat)."""
         if self._chat is None:
-            from shared.chat import Chat
-            from shared.responders import build_responder
+            from shared.features.chat import Chat
+            from shared.features.responders import build_responder
 
             manager = self.manager()
             with self._lock:
@@ -75,7 +75,7 @@ class Instance:
         return self._chat
 
     def reports(self) -> Reports:
-        from shared.admin import Reports
+        from shared.features.admin import Reports
 
         return Reports(self.manager().firestore, self.settings.kb_path)
 
@@ -85,9 +85,9 @@ class Instance:
             self._manager, self._chat = manager, None
 
     def _build_manager(self) -> SessionManager:
-        from shared.session_manager import SessionManager
-        from shared.store.firestore_store import FirestoreLayer
-        from shared.store.redis_store import RedisLayer
+        from shared.core.manager import SessionManager
+        from shared.store.firestore.layer import FirestoreLayer
+        from shared.store.redis.layer import RedisLayer
 
         s = self.settings
         manager = SessionManager(
@@ -127,20 +127,16 @@ def get_instance() -> Instance:
 
 
 def reset() -> None:
-    """For tests: forget everything this process built (settings, clients, breakers, the
-    manager, registered scripts, cached token checks and health), so the next use reads
-    the environment anew."""
+    """Forget everything this instance built (settings, clients, breakers, the manager,
+    registered scripts, the KB's indexes). Tests call ``shared.edge.reset``, which also
+    drops the edge's caches."""
     global _instance
-    from shared import api, auth, ratelimit
 
     with _lock:
         if _instance is not None:
             _instance.close()
         _instance = None
     reset_settings()
-    kb = sys.modules.get("shared.responders.kb")
+    kb = sys.modules.get("shared.features.responders.kb")
     if kb is not None:
         kb.reset_indexes()
-    ratelimit.reset_limiter()
-    auth.reset_auth()
-    api.reset_health()

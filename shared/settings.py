@@ -114,7 +114,8 @@ class Settings(BaseSettings):
         description="Answer engine: kb (BM25 over the FAQ, offline) or gemini (grounded on the FAQ; kb on failure)",
     )
     kb_path: str | None = Field(
-        None, description="FAQ file (JSON) answers come from; unset: the sample in shared/responders/data/faq.json"
+        None,
+        description="FAQ file (JSON) answers come from; unset: the sample in shared/features/responders/data/faq.json",
     )
     kb_min_confidence: float = Field(
         0.3,

@@ -28,9 +28,9 @@ NO_EMULATOR_OPT_OUT = "CM_ALLOW_NO_EMULATOR"
 def _reset_singletons() -> None:
     """What the process built (settings, clients, breakers, manager, caches) is forgotten:
     ``shared.instance`` is the one place it lives."""
-    from shared import instance
+    from shared import edge
 
-    instance.reset()
+    edge.reset()
 
 
 @pytest.fixture(autouse=True)

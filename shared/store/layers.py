@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from shared.settings import Settings
 from shared.store.base import SessionStore
-from shared.store.firestore_store import FirestoreLayer
-from shared.store.memory_store import MemoryLayer
-from shared.store.redis_store import RedisLayer
+from shared.store.firestore.layer import FirestoreLayer
+from shared.store.memory import MemoryLayer
+from shared.store.redis.layer import RedisLayer
 
 
 @dataclass(slots=True)

@@ -58,14 +58,14 @@ def redis_outage(stack_redis: Any) -> RedisOutage:
 @pytest.fixture
 def core_env(monkeypatch) -> Iterator[None]:
     """In-process access to the same stores as the emulated functions (trigger, sweep)."""
-    from shared import instance
+    from shared import edge
 
     monkeypatch.setenv("GCLOUD_PROJECT", PROJECT)
     monkeypatch.delenv("FIRESTORE_ENABLED", raising=False)
     assert os.environ.get("REDIS_URL"), "REDIS_URL (the functions' Redis) must be set for in-process core calls"
-    instance.reset()
+    edge.reset()
     yield
-    instance.reset()
+    edge.reset()
 
 
 def cmid() -> str:

@@ -17,7 +17,7 @@ import jsonschema_rs
 import pytest
 import yaml
 
-from shared.store.firestore_docs import kb_doc_id
+from shared.store.firestore.docs import kb_doc_id
 from tests.clients import Api, Reply, User
 from tests.e2e.conftest import cmid
 from tests.harness import settle_after_redis_restart
@@ -336,7 +336,8 @@ def test_cors_preflight_and_headers(api: Api, user: User):
 
 
 def test_redelivered_trigger_event_counts_nothing(api: Api, user: User, firestore, core_env):
-    from shared.triggers import handle_session_written
+    from shared.features.triggers import handle_session_written
+    from shared.instance import get_instance
 
     sid = api.new_session(user)
     api.append(user, sid, "user", "q")
@@ -346,20 +347,22 @@ def test_redelivered_trigger_event_counts_nothing(api: Api, user: User, firestor
     after = firestore.get(f"sessions/{sid}")
     before = {**after, "status": "active"}
     # The same transition delivered again (at-least-once), under two event ids.
-    assert handle_session_written(sid, before, after, "redelivered-1") is False
-    assert handle_session_written(sid, before, after, "redelivered-1") is False
+    m = get_instance().manager()
+    assert handle_session_written(sid, before, after, "redelivered-1", manager=m) is False
+    assert handle_session_written(sid, before, after, "redelivered-1", manager=m) is False
     time.sleep(0.5)
     assert firestore.get(f"users/{user.uid}") == stats
 
 
 def test_sweep_ends_idle_sessions(api: Api, user: User, firestore, core_env):
+    from shared.features.sweep import sweep_idle_sessions
+    from shared.instance import get_instance
     from shared.settings import get_settings
-    from shared.sweep import sweep_idle_sessions
 
     sid = api.new_session(user)
     api.append(user, sid, "user", "anyone there?")
     future = time.time() + get_settings().session_idle_timeout_s + 60
-    result = sweep_idle_sessions(now=future)
+    result = sweep_idle_sessions(get_instance().manager(), now=future)
     assert result["ended"] >= 1, result
     doc = firestore.get(f"sessions/{sid}")
     assert doc["status"] == "ended" and doc["end_reason"] == "timeout"

@@ -189,14 +189,15 @@ def test_small_clock_skew_is_tolerated_on_expiry(api: Api, monkeypatch: Any) -> 
     one that expired longer ago is not."""
     import types
 
-    from shared import auth, instance
+    from shared import edge
+    from shared.edge import auth
     from shared.errors import Unauthenticated
     from shared.settings import get_settings
 
     user = api.new_user()
     claims = jwt_claims(user.token)
     token = forge(claims)
-    instance.reset()
+    edge.reset()
     skew = get_settings().token_clock_skew_s
     assert skew > 0
     try:
@@ -210,11 +211,11 @@ def test_small_clock_skew_is_tolerated_on_expiry(api: Api, monkeypatch: Any) -> 
         with pytest.raises(Unauthenticated):
             auth.verify_id_token(token)
     finally:
-        instance.reset()
+        edge.reset()
 
 
 class _Clock:
-    """The verifier's clock (shared.auth's ``time``), moved by the test."""
+    """The verifier's clock (shared.edge.auth's ``time``), moved by the test."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -233,7 +234,8 @@ def test_account_check_is_one_auth_call_per_token_then_reused_for_its_ttl(
     (get_user) once; a revocation is seen once TOKEN_CHECK_CACHE_S has passed."""
     from firebase_admin import _auth_client
 
-    from shared import auth, instance
+    from shared import edge
+    from shared.edge import auth
     from shared.errors import Unauthenticated
     from shared.settings import get_settings
 
@@ -247,7 +249,7 @@ def test_account_check_is_one_auth_call_per_token_then_reused_for_its_ttl(
     monkeypatch.setattr(_auth_client.Client, "get_user", counted_get_user)
     clock = _Clock()
     monkeypatch.setattr(auth, "time", clock)
-    instance.reset()
+    edge.reset()
     try:
         user = api.new_user()
         token = issued(user, int(time.time()) - 60)[len("Bearer ") :]
@@ -263,12 +265,12 @@ def test_account_check_is_one_auth_call_per_token_then_reused_for_its_ttl(
             auth.verify_id_token(token)
         assert len(calls) == 2
     finally:
-        instance.reset()
+        edge.reset()
 
 
 _FORGED_CHECK = r"""
 import base64, json
-from shared import auth
+from shared.edge import auth
 from shared.errors import ChatMemoryError
 
 def b64(d):

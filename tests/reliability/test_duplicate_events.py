@@ -3,7 +3,7 @@ plus retried ``end_session`` calls: user stats, history and KB counters count a 
 
 The real trigger (``on_session_ended`` under the Functions emulator) fires on the end; the
 same event and stale/out-of-order ones are also delivered in-process, concurrently with it,
-through ``shared.triggers.handle_session_written`` against the same Firestore emulator.
+through ``shared.features.triggers.handle_session_written`` against the same Firestore emulator.
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ def converse(api: Api, user: Any, sid: str, kb: list[str], pairs: int) -> None:
 
 def test_session_end_counted_once(api: Api, fsdb: Any, report: Report) -> None:  # noqa: PLR0912, PLR0915
     from shared.errors import StoreError
-    from shared.triggers import handle_session_written
+    from shared.features.triggers import handle_session_written
+    from shared.instance import get_instance
 
+    manager = get_instance().manager()
     user = api.new_user()
     tag = uuid.uuid4().hex[:8]
     kb = [f"kb_{tag}_a", f"kb_{tag}_b", f"kb_{tag}_c"]
@@ -97,7 +99,7 @@ def test_session_end_counted_once(api: Api, fsdb: Any, report: Report) -> None: 
 
         def deliver(d: tuple[Any, Any, str], sid: str = sid) -> int:
             try:
-                return int(handle_session_written(sid, *d))
+                return int(handle_session_written(sid, *d, manager=manager))
             except StoreError:
                 # Contention on users/{uid} (the emulator answers "Transaction lock timeout"):
                 # a failed delivery, which at-least-once delivery would repeat.

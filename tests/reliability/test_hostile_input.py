@@ -166,10 +166,10 @@ KEY_RE = re.compile(
 
 @pytest.fixture(scope="module")
 def store(fsdb: Any) -> Iterator[Any]:
-    from shared.session_manager import SessionManager
+    from shared.core.manager import SessionManager
     from shared.settings import Settings
-    from shared.store.firestore_store import FirestoreLayer
-    from shared.store.redis_store import RedisLayer
+    from shared.store.firestore.layer import FirestoreLayer
+    from shared.store.redis.layer import RedisLayer
 
     srv = harness.RedisServer().start()
     st_ = Settings(

@@ -274,10 +274,10 @@ def test_outage_append_on_another_instance_keeps_acceptance_order(firestore_emul
     import os
     import uuid
 
-    from shared.session_manager import SessionManager
+    from shared.core.manager import SessionManager
     from shared.settings import Settings
-    from shared.store.firestore_store import FirestoreLayer
-    from shared.store.redis_store import RedisLayer
+    from shared.store.firestore.layer import FirestoreLayer
+    from shared.store.redis.layer import RedisLayer
     from tests.harness import RedisServer
 
     srv = RedisServer(persistent=True, data_dir=tmp_path / "redis").start()

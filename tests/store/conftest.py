@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from shared.session_manager import SessionManager
+from shared.core.manager import SessionManager
 from shared.settings import Settings
-from shared.store.firestore_client import bound_rpc_deadlines
-from shared.store.firestore_store import FirestoreLayer
-from shared.store.redis_store import RedisLayer
+from shared.store.firestore.client import bound_rpc_deadlines
+from shared.store.firestore.layer import FirestoreLayer
+from shared.store.redis.layer import RedisLayer
 from tests.harness import background_triggers_off, free_port
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from shared.chat import Chat
 from shared.errors import InvalidArgument, PermissionDenied, Unavailable
+from shared.features.chat import Chat
 from tests.store.conftest import make_manager
 
 

@@ -21,8 +21,8 @@ def start(self):
     started.append(redis is not None and hasattr(redis, "Redis"))
     real_start(self)
 threading.Thread.start = start
-from shared.session_manager import get_manager
-m = get_manager()
+from shared.instance import get_instance
+m = get_instance().manager()
 assert started == [True], started  # redis-py fully imported before the policy thread
 sid = m.create_session({}, user_id="cold-user").session_id
 assert m.add_message(sid, "user", "hello", user_id="cold-user").storage == "redis"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from shared.sweep import repair_user_stats
-from shared.triggers import handle_session_written
+from shared.features.sweep import repair_user_stats
+from shared.features.triggers import handle_session_written
 from tests.store.conftest import make_manager
 
 

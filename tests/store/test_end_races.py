@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from shared.core.summarizer import ExtractiveSummarizer
 from shared.errors import FailedPrecondition, Unavailable
+from shared.features.sweep import sweep_idle_sessions
 from shared.store.base import StoredMessage
-from shared.summarizer import ExtractiveSummarizer
-from shared.sweep import sweep_idle_sessions
 from tests.store.conftest import make_manager
 
 WAIT_S = 60.0  # only ever reached when the code under test is wrong

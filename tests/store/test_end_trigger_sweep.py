@@ -6,8 +6,8 @@ import time
 
 from google.cloud.firestore_v1 import Client
 
-from shared.sweep import sweep_idle_sessions
-from shared.triggers import handle_session_written
+from shared.features.sweep import sweep_idle_sessions
+from shared.features.triggers import handle_session_written
 from tests.store.conftest import make_manager
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from shared.erasure import Erasure, subject_hash
 from shared.errors import NotFound, PermissionDenied, Unavailable
-from shared.sweep import repair_user_stats
-from shared.triggers import handle_session_written
+from shared.features.erasure import Erasure, subject_hash
+from shared.features.sweep import repair_user_stats
+from shared.features.triggers import handle_session_written
 from tests.store.conftest import dead_firestore_client, make_manager
 
 

@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 
-from shared.rights import DataRights
+from shared.features.export import DataRights
 from tests.store.conftest import dead_firestore_client, make_manager
 
 

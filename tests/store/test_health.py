@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import redis
 
-from shared import api, instance
-from shared.http import Call
+from shared import instance
+from shared.edge import api
+from shared.edge.http import Call
 from tests.store.conftest import dead_firestore_client, make_manager
 
 CALLS = 50

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from shared.core.manager import SessionManager
 from shared.errors import PermissionDenied, SessionExpired, Unavailable
-from shared.session_manager import SessionManager
 from tests.store.conftest import dead_firestore_client, make_manager
 
 

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from shared import instance, ratelimit
+from shared import edge
+from shared.edge import ratelimit
 
 
 @pytest.fixture
 def limiter(redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("REDIS_URL", redis_server.url)
-    instance.reset()
+    edge.reset()
     clock = {"now": 1_800_000_000.0}
     monkeypatch.setattr(ratelimit.time, "time", lambda: clock["now"])
     return clock

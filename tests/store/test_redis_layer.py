@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 import redis
 
+from shared.core.manager import SessionManager
 from shared.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
 )
-from shared.session_manager import SessionManager
 from shared.settings import Settings
-from shared.store.firestore_store import FirestoreLayer
-from shared.store.redis_store import RedisLayer
+from shared.store.firestore.layer import FirestoreLayer
+from shared.store.redis.layer import RedisLayer
 from tests.store.conftest import make_manager
 
 

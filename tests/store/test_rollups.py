@@ -8,11 +8,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from shared.admin import Reports
-from shared.session_manager import SessionManager
-from shared.store import rollups
-from shared.sweep import repair_user_stats
-from shared.triggers import handle_session_written
+from shared.core.manager import SessionManager
+from shared.features.admin import Reports
+from shared.features.sweep import repair_user_stats
+from shared.features.triggers import handle_session_written
+from shared.store.firestore import rollups
 from tests.store.conftest import make_manager
 
 

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from shared.errors import StoreError
+from shared.features.triggers import handle_session_written
 from shared.store.base import AppendRequest, SessionState, StoredMessage
-from shared.store.firestore_docs import kb_doc_id
-from shared.triggers import handle_session_written
+from shared.store.firestore.docs import kb_doc_id
 from tests.store.conftest import make_manager
 
 

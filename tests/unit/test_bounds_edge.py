@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared import instance
+from shared import edge
 from tests.unit.test_http_edge import client, error_code
 
 
@@ -20,9 +20,9 @@ def edge_with_redis(monkeypatch, redis_server):
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     monkeypatch.setenv("SESSION_CREATE_PER_IP_PER_MINUTE", "3")
     monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "1000")
-    instance.reset()
+    edge.reset()
     yield redis_server
-    instance.reset()
+    edge.reset()
 
 
 def _create(uid: str, forwarded_for: str):
@@ -50,7 +50,7 @@ def test_ipv6_clients_are_counted_per_64(edge_with_redis):
 
 def test_the_session_cap_answers_a_clear_409(edge_with_redis, monkeypatch):
     monkeypatch.setenv("MAX_ACTIVE_SESSIONS_PER_USER", "2")
-    instance.reset()
+    edge.reset()
     for i in range(2):
         assert _create("capped", f"198.51.100.{i}").status_code == 201
     refused = _create("capped", "198.51.100.9")

@@ -1,11 +1,11 @@
 """Pure logic: token budget, formatting, merging, the extractive summarizer, the breaker."""
 
-from shared.context import estimate_tokens, fit_budget, format_context, merge_messages
+from shared.core.context import estimate_tokens, fit_budget, format_context, merge_messages
+from shared.core.summarizer import ExtractiveSummarizer, GeminiSummarizer, build_summarizer
 from shared.settings import Settings
 from shared.store.base import QueryRecord, StoredMessage
 from shared.store.breaker import CircuitBreaker
-from shared.store.firestore_docs import kb_doc_id, split_parts
-from shared.summarizer import ExtractiveSummarizer, GeminiSummarizer, build_summarizer
+from shared.store.firestore.docs import kb_doc_id, split_parts
 
 
 def msg(seq, content, role="user", mid=None):

@@ -17,7 +17,7 @@ from pathlib import Path
 import functions_framework
 import pytest
 
-from shared import instance, logs
+from shared import edge, logs
 from tests.harness import free_port
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
@@ -39,9 +39,9 @@ def env(monkeypatch):
     monkeypatch.setenv("AUTH_DISABLED", "true")
     monkeypatch.setenv("CORS_ORIGINS", "https://chat.example.com,http://localhost:5173")
     monkeypatch.setenv("MAX_REQUEST_BYTES", "4096")
-    instance.reset()
+    edge.reset()
     yield
-    instance.reset()
+    edge.reset()
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ DEEP = f'{{"session_id": "{SID}", "role": "user", "content": "x", "metadata": {{
 )
 def test_bad_json_is_400(raw, monkeypatch):
     monkeypatch.setenv("MAX_REQUEST_BYTES", str(1024 * 1024))
-    instance.reset()
+    edge.reset()
     data = raw.encode("latin-1") if raw.startswith("\xff") else raw.encode()
     resp = client("append_message").post("/", data=data, content_type="application/json")
     assert resp.status_code == 400 and error_code(resp) == "invalid_argument"
@@ -184,7 +184,7 @@ def test_body_over_limit_is_413_declared_and_streamed():
 def test_content_over_core_limit_is_413(monkeypatch):
     monkeypatch.setenv("MAX_REQUEST_BYTES", str(1024 * 1024))
     monkeypatch.setenv("MAX_CONTENT_BYTES", "100")
-    instance.reset()
+    edge.reset()
     sid = new_session()
     resp = client("append_message").post(
         "/", json={"session_id": sid, "role": "user", "content": "y" * 101}, headers={"X-User-Id": "alice"}
@@ -277,7 +277,7 @@ def test_unknown_session_is_404_and_other_user_is_403():
 )
 def test_missing_or_malformed_token_is_401(header, monkeypatch):
     monkeypatch.setenv("AUTH_DISABLED", "false")
-    instance.reset()
+    edge.reset()
     headers = {} if header is None else {"Authorization": header}
     resp = client("get_history").get(f"/?session_id={SID}", headers=headers)
     assert resp.status_code == 401 and error_code(resp) == "unauthenticated"
@@ -290,7 +290,7 @@ def test_dev_mode_rejects_bad_user_header():
 
 def test_health_needs_no_token(monkeypatch):
     monkeypatch.setenv("AUTH_DISABLED", "false")
-    instance.reset()
+    edge.reset()
     assert client("health").get("/").status_code == 200
 
 
@@ -333,7 +333,7 @@ def test_actual_request_carries_cors_headers_even_on_errors():
 
 def test_wildcard_origin(monkeypatch):
     monkeypatch.setenv("CORS_ORIGINS", "*")
-    instance.reset()
+    edge.reset()
     resp = client("health").get("/", headers={"Origin": "https://anything.example"})
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
 
@@ -342,7 +342,7 @@ def test_wildcard_origin(monkeypatch):
 
 
 def test_unexpected_exception_is_opaque_500_with_trace_in_log(monkeypatch, log_lines):
-    from shared import api
+    from shared.edge import api
 
     def boom(call):
         raise RuntimeError("secret internals")
@@ -427,7 +427,7 @@ def _deployed(monkeypatch, **env: str) -> None:
     monkeypatch.setenv("K_SERVICE", "get-context")  # what Cloud Run sets for a deployed function
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    instance.reset()
+    edge.reset()
 
 
 @pytest.mark.parametrize(
@@ -469,7 +469,7 @@ def test_emulator_and_local_runs_still_serve_with_auth_disabled(monkeypatch, pla
 
 
 def test_an_open_door_is_logged_at_start_up(monkeypatch, log_lines):
-    from shared import auth
+    from shared.edge import auth
 
     _deployed(monkeypatch, AUTH_DISABLED="true")
     auth.log_if_refusing()
@@ -493,7 +493,7 @@ def _words_only(value) -> bool:
 def test_health_with_redis_down_discloses_no_error_text(monkeypatch):
     port = free_port()  # a loopback port where nothing listens: connection refused
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
-    instance.reset()
+    edge.reset()
     for _ in range(2):  # the failing probe, then the open breaker's answer
         resp = client("health").get("/")
         assert resp.status_code == 200

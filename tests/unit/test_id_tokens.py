@@ -14,7 +14,8 @@ from pathlib import Path
 import functions_framework
 import pytest
 
-from shared import auth, instance
+from shared import edge
+from shared.edge import auth
 from shared.errors import Unauthenticated
 from tests.tokens import PROJECT, GoogleStandIn
 
@@ -35,10 +36,10 @@ def google(monkeypatch):
     monkeypatch.setenv("GCLOUD_PROJECT", PROJECT)
     monkeypatch.setattr(_token_gen, "ID_TOKEN_CERT_URI", f"{g.base_url}/certs")
     monkeypatch.setattr(_user_mgt.UserManager, "ID_TOOLKIT_URL", f"{g.base_url}/v1")
-    instance.reset()  # drops any default app: the next one is built on the stand-in
+    edge.reset()  # drops any default app: the next one is built on the stand-in
     firebase_admin.initialize_app(credentials.Certificate(g.service_account()), {"projectId": PROJECT})
     yield g
-    instance.reset()
+    edge.reset()
     g.stop()
 
 
@@ -83,7 +84,7 @@ def test_a_forged_token_is_refused_after_the_real_one_was_accepted(google, verif
 
 def test_an_expired_token_is_refused_though_it_was_accepted_before(google, monkeypatch):
     monkeypatch.setenv("TOKEN_CLOCK_SKEW_S", "0")
-    instance.reset()
+    edge.reset()
     import firebase_admin
     from firebase_admin import credentials
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from shared.core.manager import SessionManager
 from shared.errors import Unavailable
-from shared.session_manager import SessionManager
 from shared.settings import Settings
 
 KB = 1024
@@ -58,7 +58,7 @@ def test_sessions_holding_messages_are_never_evicted_for_new_ones():
 
 def test_a_session_known_only_here_is_evicted_last():
     from shared.store.base import SessionState
-    from shared.store.memory_store import MemoryLayer
+    from shared.store.memory import MemoryLayer
 
     layer = MemoryLayer(Settings(fallback_max_sessions=2))
 

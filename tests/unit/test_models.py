@@ -2,8 +2,8 @@
 
 import pytest
 
+from shared.core.models import parse_message, parse_user_info, validate_session_id, validate_user_id
 from shared.errors import InvalidArgument, PayloadTooLarge
-from shared.models import parse_message, parse_user_info, validate_session_id, validate_user_id
 
 GOOD_SID = "0123456789abcdef0123456789abcdef"
 
@@ -156,7 +156,7 @@ def test_user_info_a_layer_cannot_store_is_refused_naming_the_field(info, field)
 
 
 def test_make_storable_drops_only_what_cannot_be_stored():
-    from shared.models import make_storable
+    from shared.store.storable import make_storable
 
     value = {"ok": 1, "__x__": 2, "s": [["a"], "b"], "f": float("inf"), "n": {"": 1, "k": 10**30, "v": "w"}}
     cleaned, dropped = make_storable(value)

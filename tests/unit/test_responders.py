@@ -1,6 +1,6 @@
 """Responders: ranking, calibration, context, KB validation, lazy imports, Gemini's fallback.
 
-Pure logic on the sample FAQ shipped in shared/responders/data/faq.json; the Gemini tests
+Pure logic on the sample FAQ shipped in shared/features/responders/data/faq.json; the Gemini tests
 talk to a loopback port (nothing listening, or a server that never answers) through the
 real google-genai client.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.models import Context, Message
-from shared.responders import Answer, build_responder
-from shared.responders.kb import KbResponder, reset_indexes
-from shared.responders.knowledge import DEFAULT_UNKNOWN_ANSWER, SAMPLE_KB_PATH, KnowledgeBaseError
+from shared.core.models import Context, Message
+from shared.features.responders import Answer, build_responder
+from shared.features.responders.kb import KbResponder, reset_indexes
+from shared.features.responders.knowledge import DEFAULT_UNKNOWN_ANSWER, SAMPLE_KB_PATH, KnowledgeBaseError
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -247,8 +247,8 @@ def test_build_responder_by_setting(monkeypatch):
 
 LAZY_IMPORTS = """
 import sys
-import shared.responders as r
-from shared.models import Context
+import shared.features.responders as r
+from shared.core.models import Context
 from shared.settings import Settings
 
 heavy = ("bm25s", "numpy", "scipy", "Stemmer", "google.genai")
@@ -272,7 +272,7 @@ def test_importing_the_package_and_building_a_responder_loads_no_retrieval_libra
 
 
 def test_the_index_is_built_once_per_process_and_shared_by_threads(kb):
-    from shared.responders import kb as kb_module
+    from shared.features.responders import kb as kb_module
 
     built: list[object] = []
     real = kb_module.KbIndex
@@ -373,7 +373,7 @@ def test_gemini_does_not_call_the_model_for_an_off_topic_question(gemini_env):
 
 
 def test_gemini_prompt_holds_the_context_and_the_retrieved_entries():
-    from shared.responders.gemini import build_prompt, prompt_entries
+    from shared.features.responders.gemini import build_prompt, prompt_entries
 
     reset_indexes()
     kb = KbResponder(None, 0.3)

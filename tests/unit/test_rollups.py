@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from shared.admin import day_range, to_csv
 from shared.cursor import decode_cursor as _decode_cursor
 from shared.cursor import encode_cursor as _encode_cursor
 from shared.errors import InvalidArgument
-from shared.store import rollups
+from shared.features.admin import day_range, to_csv
+from shared.store.firestore import rollups
 
 DAY = 1_900_000_000.0  # 2030-03-17 UTC
 

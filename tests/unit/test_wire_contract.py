@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared import bodies, wire
+from shared.edge import bodies, wire
 from shared.store.base import LayerName
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
@@ -44,7 +44,7 @@ def test_storage_names_are_the_layers():
 
 
 def _messages():
-    from shared.models import Message
+    from shared.core.models import Message
 
     return [
         Message(seq=1, role="user", content="Where is my order? ünïcode ✓", timestamp=1700000000.25),
@@ -64,7 +64,7 @@ def _messages():
 def test_context_body_is_the_models_dump(with_summary, durable):
     import json
 
-    from shared.models import Context, Summary
+    from shared.core.models import Context, Summary
 
     ctx = Context(
         session_id="0123456789abcdef0123456789abcdef",
@@ -89,7 +89,7 @@ def test_context_body_is_the_models_dump(with_summary, durable):
 def test_append_body_is_the_models_dump(storage):
     import json
 
-    from shared.models import AppendResult
+    from shared.core.models import AppendResult
 
     res = AppendResult(
         session_id="0123456789abcdef0123456789abcdef",
@@ -105,8 +105,8 @@ def test_append_body_is_the_models_dump(storage):
 
 
 def test_an_instance_serving_get_context_never_defines_the_wire_models():
-    """The hot handlers answer through shared.bodies: a cold start of get_context skips
-    defining shared.wire's twenty models (several ms)."""
+    """The hot handlers answer through shared.edge.bodies: a cold start of get_context skips
+    defining shared.edge.wire's twenty models (several ms)."""
     import subprocess
     import sys
 
@@ -116,8 +116,8 @@ def test_an_instance_serving_get_context_never_defines_the_wire_models():
         f"sys.path.insert(0, {str(root)!r}); "
         f"spec = importlib.util.spec_from_file_location('main', {str(root / 'functions' / 'main.py')!r}); "
         "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod); "
-        "import shared.session_manager, shared.bodies; "
-        "print('shared.wire' in sys.modules)"
+        "import shared.core.manager, shared.edge.bodies; "
+        "print('shared.edge.wire' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr

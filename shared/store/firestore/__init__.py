@@ -1,0 +1,1 @@
+"""Firestore: the client wrapper, the session layer, stats, reports, rollups and erasure."""

@@ -1,0 +1,1 @@
+"""Redis: the session layer, the client with its error guard, key names and Lua scripts."""
