@@ -107,7 +107,7 @@ def run(port: int, reqs: list[bytes], connections: int) -> dict[str, object]:
         send(s)
     while done < total:
         for key, _ in sel.select(timeout=30):
-            s = key.fileobj  # type: ignore[assignment]
+            s = key.fileobj
             st = state[s]
             chunk = s.recv(65536)
             if not chunk:

@@ -317,7 +317,7 @@ def client_cpu_breakdown(fn: Callable[[int], Any], n: int) -> dict[str, Any]:
     for i in range(n):
         fn(i)
     prof.disable()
-    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    stats = pstats.Stats(prof).stats
     parts: dict[str, float] = {}
     total = 0.0
     for (filename, _line, func), (_cc, _nc, tottime, _ct, _callers) in stats.items():

@@ -67,7 +67,13 @@ _context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.Context
 _configured = False
 _configure_lock = threading.Lock()
 _root = logging.getLogger(LOGGER_NAME)
-_handler: logging.StreamHandler[Any] | None = None  # configure_logging's
+
+
+class _Handler(logging.StreamHandler[Any]):
+    """This module's handler: ``configure_logging`` replaces its own, never another's."""
+
+
+_handler: _Handler | None = None  # configure_logging's
 
 
 class CloudLoggingFormatter(logging.Formatter):
@@ -130,11 +136,10 @@ def configure_logging(stream: Any = None) -> logging.Logger:
         if _configured and stream is None:
             return logger
         for h in list(logger.handlers):
-            if getattr(h, "_chat_memory", False):
+            if isinstance(h, _Handler):
                 logger.removeHandler(h)
-        handler = logging.StreamHandler(stream or sys.stdout)
+        handler = _Handler(stream or sys.stdout)
         handler.setFormatter(CloudLoggingFormatter())
-        handler._chat_memory = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         _handler = handler
         logger.setLevel(get_settings().log_level.upper())
@@ -173,7 +178,9 @@ def log_line(logger: logging.Logger, level: int, message: str, fields: dict[str,
     entry.update(_context.get() or {})
     entry.update(fields)
     line = _line(entry) + "\n"
-    with handler.lock:  # type: ignore[union-attr]
+    lock = handler.lock
+    assert lock is not None  # Handler.__init__ created it
+    with lock:
         try:
             handler.stream.write(line)
             handler.stream.flush()

@@ -18,33 +18,34 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Any, TypeVar, cast
+from collections.abc import Callable
+from typing import Any
 
 from shared.core import context as ctx
-from shared.core.ending import Ending, SessionInUse, ended_error
+from shared.core.appends import Appends
+from shared.core.ending import Ending, SessionInUse
+from shared.core.failover import failover
 from shared.core.models import (
     AppendResult,
     Context,
     EndResult,
     History,
-    Message,
-    Role,
     SessionInfo,
     Summary,
     UserStats,
+    api_message,
+    bounded_int,
     parse_message,
     parse_user_info,
+    session_info,
     validate_session_id,
     validate_user_id,
 )
+from shared.core.reads import Reads
 from shared.core.recovery import InstanceMemo, Recovery, check_owner
 from shared.core.summaries import Summaries
 from shared.core.summarizer import Summarizer, build_summarizer
 from shared.errors import (
-    FailedPrecondition,
-    InvalidArgument,
     NotFound,
     PermissionDenied,
     StoreError,
@@ -52,7 +53,7 @@ from shared.errors import (
     Unavailable,
 )
 from shared.settings import Settings, get_settings
-from shared.store.base import ERASED, Appended, AppendRequest, LayerName, SessionState, SessionStore, StoredMessage
+from shared.store.base import LayerName, SessionState, SessionStore, StoredMessage
 from shared.store.firestore.layer import FirestoreLayer
 from shared.store.layers import Layers, OverLayers
 from shared.store.memory import MemoryLayer
@@ -61,10 +62,7 @@ from shared.store.redis.layer import RedisLayer
 __all__ = ["SessionInUse", "SessionManager"]
 
 log = logging.getLogger("chat_memory.session")
-T = TypeVar("T")
 MAX_TOKEN_BUDGET = 1_000_000
-# (messages, summary, layer, durable): what a read gathers
-Read = tuple[list[StoredMessage], dict[str, Any] | None, LayerName, bool]
 
 
 class SessionManager(OverLayers):
@@ -91,19 +89,8 @@ class SessionManager(OverLayers):
         self.recovery = Recovery(self.layers, self.memo, self.summaries)
         self.ending = Ending(self.layers, self.recovery, self.summaries)
         self.recovery.end_expired = self.ending.end_expired
-
-    # ------------------------------------------------------------------ failover
-    def _failover(self, routes: Sequence[tuple[SessionStore, Callable[[], T]]]) -> T:
-        """Redis, then Firestore, then this instance's memory: each route runs if its layer
-        is configured, and a layer that is down (StoreError) hands over to the next. The
-        memory route is last and answers (or raises the caller's error) itself."""
-        for layer, route in routes[:-1]:
-            if layer.configured:
-                try:
-                    return route()
-                except StoreError:
-                    continue
-        return routes[-1][1]()
+        self.appends = Appends(self.layers, self.memo, self.recovery, self.summaries)
+        self.reads = Reads(self.layers, self.memo, self.recovery)
 
     # ------------------------------------------------------------------ create / get
     def create_session(self, user_info: dict[str, Any] | None = None, *, user_id: str | None = None) -> SessionInfo:
@@ -140,7 +127,7 @@ class SessionManager(OverLayers):
             raise Unavailable("no store is reachable and this instance's memory is full; retry later")
         self.memo.know_owner(sid, uid)
         log.info("session created", extra={"session_id": sid, "storage": storage, "user_id": uid})
-        return _info(state, storage)
+        return session_info(state, storage)
 
     def _claim_session_slot(self, uid: str, sid: str, now: float) -> None:
         # Counted in Redis so every instance sees the same count. Without Redis the cap is
@@ -167,11 +154,11 @@ class SessionManager(OverLayers):
                         raise NotFound("no such session")
                     raise StoreError("not here", layer=layer.name)  # ask the next layer
                 check_owner(st.owner, user_id)
-                return _info(st, layer.name)
+                return session_info(st, layer.name)
 
             return run
 
-        return self._failover([(layer, route(layer)) for layer in (self.redis, self.firestore, self.memory)])
+        return failover([(layer, route(layer)) for layer in (self.redis, self.firestore, self.memory)])
 
     # ------------------------------------------------------------------ append
     def add_message(
@@ -195,7 +182,7 @@ class SessionManager(OverLayers):
             )
         mid = m.client_message_id or "s-" + os.urandom(10).hex()  # 80 random bits, as before
         msg = StoredMessage(0, mid, m.role, m.content, self._clock(), m.metadata)
-        return self._append(sid, msg, user_id, m.client_message_id)
+        return self.appends.append(sid, msg, user_id, m.client_message_id)
 
     def append_answer(
         self, session_id: str, content: str, metadata: dict[str, Any], *, message_id: str, user_id: str | None
@@ -205,166 +192,19 @@ class SessionManager(OverLayers):
         sid = validate_session_id(session_id)
         m = parse_message("assistant", content, metadata)
         msg = StoredMessage(0, message_id, m.role, m.content, self._clock(), m.metadata)
-        return self._append(sid, msg, user_id, message_id)
-
-    def _append(self, sid: str, msg: StoredMessage, user_id: str | None, cmid: str | None) -> AppendResult:
-        """Exactly once per ``cmid`` on every layer (None: a server-made id, never retried)."""
-        req = AppendRequest(sid, msg, user_id, cmid, msg.timestamp)
-        return self._failover(
-            [
-                (self.redis, lambda: self.recovery.run(lambda: self._append_redis(req))),
-                (self.firestore, lambda: self._append_firestore(req)),
-                (self.memory, lambda: self._append_memory(req)),
-            ]
-        )
+        return self.appends.append(sid, msg, user_id, message_id)
 
     def recent(self, session_id: str, *, user_id: str | None) -> list[StoredMessage]:
         """The session's recent window as stored (message ids included), for the chat turn."""
         sid = validate_session_id(session_id)
-        return self._read(sid, self.settings.message_window, user_id)[0]
-
-    def _append_redis(self, req: AppendRequest) -> AppendResult:
-        sid, user_id = req.session_id, req.owner
-        self.recovery.maybe_merge(sid, user_id)
-        out = self.redis.append(req)
-        if out.status == "missing":
-            if self.recovery.hydrate_owned(sid, user_id).status != "active":
-                raise ended_error(self.redis, sid)
-            self.recovery.maybe_merge(sid, user_id)
-            out = self.redis.append(req)
-        if out.status == "ended":
-            raise ended_error(self.redis, sid)
-        _raise_for(out)
-        self.memo.seq(sid, out.seq)
-        self.memo.know_owner(sid, user_id)
-        if out.doc_missing:
-            self.recovery.write_missing_doc(sid)
-        updated = False
-        if out.status == "ok" and out.summary_due:
-            updated = self.summaries.roll(sid, out.seq, out.previous_summary, out.unsummarized or [], req.now)
-        elif out.status == "dup":
-            updated = out.summary_due
-        log.info(
-            "message appended",
-            extra={
-                "session_id": sid,
-                "storage": "redis",
-                "seq": out.seq,
-                "role": req.message.role,
-                "duplicate": out.status == "dup",
-            },
-        )
-        return _appended(sid, out, "redis", summary_updated=updated)
-
-    def _append_firestore(self, req: AppendRequest) -> AppendResult:
-        sid = req.session_id
-        local = self.memory.state(sid)
-        req = replace(req, seq_hint=self.memo.seq(sid), base=local, base_in_redis=not self.memory.local_only(sid))
-        out = self.firestore.append(req)
-        if out.status == "missing" and local is None:
-            # Unknown to Firestore; Redis may know it but is down: keep it here, not lost.
-            raise StoreError("session unknown to firestore", layer="firestore")
-        _raise_for(out)
-        self.memo.seq(sid, out.seq)
-        self.memo.know_owner(sid, req.owner)
-        self.recovery.held_elsewhere(sid)
-        log.info("message appended", extra={"session_id": sid, "storage": "firestore", "seq": out.seq})
-        return _appended(sid, out, "firestore")
-
-    def _append_memory(self, req: AppendRequest) -> AppendResult:
-        sid, user_id = req.session_id, req.owner
-        state = self.memory.state(sid)
-        if state is None:
-            # Neither store can say who owns the session: accept it only for the owner a
-            # store confirmed to this instance before. Guessing would make the caller its
-            # owner here and, once Firestore is back, in its document.
-            owner = self.memo.owner(sid)
-            if owner is None:
-                raise Unavailable("session storage is unavailable; try again shortly")
-            check_owner(owner, user_id)
-            now = self._clock()
-            state = SessionState(sid, owner, "active", now, now, self.memo.seq(sid))
-            created = self.memory.create(state, local_only=False)
-        else:
-            check_owner(state.owner, user_id)
-            created = True
-        out = self.memory.append(replace(req, seq_hint=self.memo.seq(sid))) if created else Appended("full")
-        if out.status == "full":
-            # Refused rather than stored and later dropped: the caller retries once a store is back.
-            raise Unavailable("no store is reachable and this instance's memory is full; retry later")
-        _raise_for(out)
-        self.memo.seq(sid, out.seq)
-        self.recovery.held_elsewhere(sid)
-        log.warning("message kept in instance memory only", extra={"session_id": sid, "seq": out.seq})
-        return _appended(sid, out, "memory", durable=False)
+        return self.reads.read(sid, self.settings.message_window, user_id)[0]
 
     # ------------------------------------------------------------------ reads
-    def _read(self, sid: str, n: int, user_id: str | None) -> Read:
-        """Last ``n`` messages and the summary, from the first layer that can answer."""
-        known_missing = [not self.firestore.configured]
-
-        def redis() -> Read:
-            got = self.recovery.run(lambda: self._read_redis(sid, n, user_id))
-            if got is None:
-                raise StoreError("ended: the document has the final state", layer="redis")
-            return got[0], got[1], "redis", True
-
-        def firestore() -> Read:
-            doc = self.firestore.get_session(sid)
-            if doc is None or doc.get("status") == ERASED:
-                known_missing[0] = True  # the durable record says: no such session
-                raise StoreError("not in firestore", layer="firestore")
-            return self._read_firestore(sid, doc, n, user_id)
-
-        def memory() -> Read:
-            state = self.memory.state(sid)
-            snap = self.memory.snapshot(sid)
-            if state is None or snap is None:
-                if known_missing[0]:
-                    raise NotFound("no such session")
-                raise Unavailable("session storage is unavailable; try again shortly")
-            check_owner(state.owner, user_id)
-            return snap[0][-n:] if n else [], None, "memory", False
-
-        return self._failover([(self.redis, redis), (self.firestore, firestore), (self.memory, memory)])
-
-    def _read_redis(
-        self, sid: str, n: int, user_id: str | None
-    ) -> tuple[list[StoredMessage], dict[str, Any] | None] | None:
-        """None when Redis cannot answer for this session (ended: see the document)."""
-        self.recovery.maybe_merge(sid, user_id)
-        out = self.redis.read(sid, user_id, n)
-        if out.status == "missing":
-            if self.recovery.hydrate_owned(sid, user_id).status != "active":
-                return None
-            self.recovery.maybe_merge(sid, user_id)
-            out = self.redis.read(sid, user_id, n)
-        if out.status == "forbidden":
-            raise PermissionDenied("this session belongs to another user")
-        if out.status == "erased":
-            raise NotFound("no such session (its data was erased)")
-        self.memo.know_owner(sid, user_id)
-        if out.doc_missing and out.session_status == "active":
-            self.recovery.write_missing_doc(sid)
-        if out.status == "ok" and out.session_status != "ended":
-            return out.messages or [], out.summary
-        return None  # ended: the final window and summary live on the session document
-
-    def _read_firestore(self, sid: str, doc: dict[str, Any], n: int, user_id: str | None) -> Read:
-        check_owner(doc.get("owner", ""), user_id)
-        if doc.get("status") == "ended":
-            msgs = [StoredMessage.from_dict(m) for m in doc.get("final_messages") or []]
-        else:
-            pending, _ = self.firestore.read_pending(sid)
-            mem = self.memory.snapshot(sid)
-            msgs = ctx.merge_messages(pending, mem[0] if mem else [])
-        return msgs[-n:] if n else [], doc.get("summary"), "firestore", True
-
     def get_history(self, session_id: str, limit: int | None = None, *, user_id: str | None = None) -> History:
         sid = validate_session_id(session_id)
-        limit = _bounded(limit, "limit", self.settings.history_max_limit, self.settings.history_max_limit)
-        msgs, _, layer, durable = self._read(sid, limit, user_id)
-        return History(session_id=sid, messages=[_api_message(m) for m in msgs], storage=layer, durable=durable)
+        limit = bounded_int(limit, "limit", self.settings.history_max_limit, self.settings.history_max_limit)
+        msgs, _, layer, durable = self.reads.read(sid, limit, user_id)
+        return History(session_id=sid, messages=[api_message(m) for m in msgs], storage=layer, durable=durable)
 
     def get_context_for_llm(
         self,
@@ -376,16 +216,16 @@ class SessionManager(OverLayers):
     ) -> Context:
         sid = validate_session_id(session_id)
         w = self.settings.message_window
-        n = _bounded(max_messages, "max_messages", w, w)
+        n = bounded_int(max_messages, "max_messages", w, w)
         if token_budget is not None:
-            _bounded(token_budget, "token_budget", MAX_TOKEN_BUDGET, MAX_TOKEN_BUDGET)
-        msgs, summary, layer, durable = self._read(sid, n, user_id)
+            bounded_int(token_budget, "token_budget", MAX_TOKEN_BUDGET, MAX_TOKEN_BUDGET)
+        msgs, summary, layer, durable = self.reads.read(sid, n, user_id)
         text = summary.get("text") if summary else None
         msgs = ctx.fit_budget(msgs, text, token_budget)
         formatted = ctx.format_context(msgs, summary)
         return Context(
             session_id=sid,
-            messages=[_api_message(m) for m in msgs],
+            messages=[api_message(m) for m in msgs],
             summary=Summary(**summary) if summary else None,
             formatted_context=formatted,
             storage=layer,
@@ -439,60 +279,3 @@ class SessionManager(OverLayers):
         mem = self.memory.stats()
         ok = redis["status"] in ("up", "disabled") and fs["status"] in ("up", "disabled")
         return {"status": "ok" if ok else "degraded", "layers": {"redis": redis, "firestore": fs, "memory": mem}}
-
-
-def _raise_for(out: Appended) -> None:
-    """A layer's refusal as the caller's error (a status no layer sends is a defect)."""
-    status = out.status
-    if status in ("ok", "dup"):
-        return
-    if status == "missing":
-        raise NotFound("no such session")
-    if status == "forbidden":
-        raise PermissionDenied("this session belongs to another user")
-    if status == "ended":
-        raise FailedPrecondition("session has ended")
-    if status == "full":
-        raise FailedPrecondition("the session is full (its answers or bytes in Redis); end it and start a new one")
-    if status == "erased":
-        raise NotFound("no such session (its data was erased)")
-    raise StoreError(f"unexpected store answer {status!r}", layer="redis")
-
-
-def _appended(
-    sid: str, out: Appended, storage: LayerName, *, summary_updated: bool = False, durable: bool = True
-) -> AppendResult:
-    return AppendResult(
-        session_id=sid,
-        seq=out.seq,
-        message_count=out.seq,
-        summary_updated=summary_updated,
-        storage=storage,
-        durable=durable,
-        duplicate=out.status == "dup",
-    )
-
-
-def _info(st: SessionState, storage: LayerName) -> SessionInfo:
-    return SessionInfo(
-        session_id=st.session_id,
-        user_id=st.owner,
-        status="ended" if st.status == "ended" else "active",
-        created_at=st.created_at,
-        last_active_at=st.last_active_at,
-        message_count=st.seq,
-        user_info=st.user_info,
-        storage=storage,
-    )
-
-
-def _bounded(value: Any, name: str, default: int, maximum: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidArgument(f"{name} must be an integer from 1 to {maximum}")
-    return value
-
-
-def _api_message(m: StoredMessage) -> Message:
-    return Message(seq=m.seq, role=cast(Role, m.role), content=m.content, timestamp=m.timestamp, metadata=m.metadata)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import InvalidArgument, PayloadTooLarge
 from shared.settings import get_settings
-from shared.store.base import LayerName
+from shared.store.base import LayerName, SessionState, StoredMessage
 from shared.store.storable import (
     MAX_SOURCE_BYTES,
     MAX_SOURCES,
@@ -242,3 +242,30 @@ def _to_invalid(exc: ValidationError) -> InvalidArgument:
         return InvalidArgument(str(cause), details={"field": cause.field})
     cls = PayloadTooLarge if "larger than" in msg else InvalidArgument
     return cls(f"{field}: {msg}", details={"field": field})
+
+
+def session_info(st: SessionState, storage: LayerName) -> SessionInfo:
+    """A stored session's state as the API answers it."""
+    return SessionInfo(
+        session_id=st.session_id,
+        user_id=st.owner,
+        status="ended" if st.status == "ended" else "active",
+        created_at=st.created_at,
+        last_active_at=st.last_active_at,
+        message_count=st.seq,
+        user_info=st.user_info,
+        storage=storage,
+    )
+
+
+def bounded_int(value: Any, name: str, default: int, maximum: int) -> int:
+    """An optional integer argument from 1 to ``maximum`` (400 naming it otherwise)."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise InvalidArgument(f"{name} must be an integer from 1 to {maximum}")
+    return value
+
+
+def api_message(m: StoredMessage) -> Message:
+    return Message(seq=m.seq, role=cast(Role, m.role), content=m.content, timestamp=m.timestamp, metadata=m.metadata)

@@ -255,23 +255,32 @@ class _HealthProbe:
         self._manager: object = None
 
     def get(self, manager: Any, interval: float) -> Reply:
-        if self._fresh(manager, interval):
-            return self._reply  # type: ignore[return-value]
+        reply = self._fresh(manager, interval)
+        if reply is not None:
+            return reply
         # One request probes; the others meanwhile get the previous answer (or wait for the first).
-        if not self._lock.acquire(blocking=self._reply is None or self._manager is not manager):
-            return self._reply  # type: ignore[return-value]
+        previous = self._reply
+        if previous is not None and self._manager is manager:
+            if not self._lock.acquire(blocking=False):
+                return previous
+        else:
+            self._lock.acquire()
         try:
-            if not self._fresh(manager, interval):
+            reply = self._fresh(manager, interval)
+            if reply is None:
                 report = manager.health()
                 layers = {name: _public_layer(name, layer) for name, layer in report["layers"].items()}
-                self._reply = (200, {"status": report["status"], "layers": layers})
-                self._manager, self._at = manager, time.monotonic()
-            return self._reply  # type: ignore[return-value]
+                reply = (200, {"status": report["status"], "layers": layers})
+                self._reply, self._manager, self._at = reply, manager, time.monotonic()
+            return reply
         finally:
             self._lock.release()
 
-    def _fresh(self, manager: Any, interval: float) -> bool:
-        return self._reply is not None and self._manager is manager and time.monotonic() - self._at < interval
+    def _fresh(self, manager: Any, interval: float) -> Reply | None:
+        """The last answer, if it is this manager's and younger than ``interval``."""
+        if self._manager is manager and time.monotonic() - self._at < interval:
+            return self._reply
+        return None
 
 
 _health_probe = _HealthProbe()

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.settings import Settings
-from shared.store.base import SessionStore
 from shared.store.firestore.layer import FirestoreLayer
 from shared.store.memory import MemoryLayer
 from shared.store.redis.layer import RedisLayer
@@ -23,10 +22,6 @@ class Layers:
     firestore: FirestoreLayer
     memory: MemoryLayer
     clock: Callable[[], float] = field(default=time.time)
-
-    def in_order(self) -> tuple[SessionStore, SessionStore, SessionStore]:
-        """Redis, then Firestore, then this instance's memory."""
-        return (self.redis, self.firestore, self.memory)
 
 
 class OverLayers:

@@ -269,7 +269,7 @@ def test_sweep_rechecks_idleness_right_before_ending(redis_server, firestore_emu
             m.add_message(sid, "user", "I am back", user_id=uid)
         return seen
 
-    m.last_activity = last_activity  # type: ignore[method-assign]
+    m.last_activity = last_activity
     counts = sweep_idle_sessions(manager=m)
     assert m.firestore.get_session(sid)["status"] == "active"
     assert counts["active"] >= 1

@@ -277,7 +277,7 @@ def test_the_index_is_built_once_per_process_and_shared_by_threads(kb):
     built: list[object] = []
     real = kb_module.KbIndex
 
-    class Counting(real):  # type: ignore[misc, valid-type]
+    class Counting(real):
         def __init__(self, knowledge):
             built.append(self)
             time.sleep(0.05)  # widen the race between the threads
@@ -365,7 +365,7 @@ def test_gemini_falls_back_to_kb_without_credentials(gemini_env):
 def test_gemini_does_not_call_the_model_for_an_off_topic_question(gemini_env):
     calls = []
     gemini = build_responder(Settings())
-    gemini._get_client = lambda: calls.append(1)  # type: ignore[attr-defined]
+    gemini._get_client = lambda: calls.append(1)
 
     answer = gemini.answer("What's the capital of France?", ctx())
 
