@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import uuid
 from collections import Counter
@@ -34,14 +33,13 @@ from shared.errors import (
     StoreError,
     Unavailable,
 )
-from shared.store.base import ERASED, QueryRecord, SessionState, pair_queries
+from shared.store.base import CLIENT_END_REASONS, END_REASONS, ERASED, QueryRecord, SessionState, pair_queries
 from shared.store.firestore.docs import state_from_doc
 from shared.store.firestore.layer import Erased, PendingArrived, UsedSince
 from shared.store.layers import Layers, OverLayers
 from shared.store.redis.layer import EndSnapshot, RedisLayer
 
 log = logging.getLogger("chat_memory.session")
-_REASON_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _END_ROUNDS = 3  # an end re-snapshots at most this often for outage-path messages arriving
 
 
@@ -67,7 +65,7 @@ class Ending(OverLayers):
         """End the session once. ``idle_before`` (the sweep): only if the session was not
         used after it, checked atomically with the snapshot; else SessionInUse, nothing
         changed (nor does the sweep wait for another end of the session)."""
-        sid = validate_end_args(session_id, agent_id, reason)
+        sid = validate_end_args(session_id, agent_id, reason, system=user_id is None)
         if not self.firestore.configured:
             raise Unavailable("session end needs Firestore, which is not configured")
 
@@ -329,12 +327,14 @@ def ended_error(redis: RedisLayer, sid: str) -> FailedPrecondition:
     return FailedPrecondition("session has ended")
 
 
-def validate_end_args(session_id: object, agent_id: object, reason: object) -> str:
+def validate_end_args(session_id: object, agent_id: object, reason: object, *, system: bool = False) -> str:
+    """``system``: the sweep or the recovery, which may also give a reason of their own."""
     sid = validate_session_id(session_id)
     if agent_id is not None and (not isinstance(agent_id, str) or not AGENT_ID_RE.fullmatch(agent_id)):
-        raise InvalidArgument("agent_id must be 1-128 characters of [A-Za-z0-9_.:@-]")
-    if not isinstance(reason, str) or not _REASON_RE.fullmatch(reason):
-        raise InvalidArgument("reason must be 1-32 characters of [a-z0-9_], starting with a letter")
+        raise InvalidArgument("agent_id must be 1-128 characters of [A-Za-z0-9_.:@-]", details={"field": "agent_id"})
+    allowed = END_REASONS if system else CLIENT_END_REASONS
+    if not isinstance(reason, str) or reason not in allowed:
+        raise InvalidArgument(f"reason must be one of {', '.join(CLIENT_END_REASONS)}", details={"field": "reason"})
     return sid
 
 

@@ -15,6 +15,13 @@ from shared import fastjson
 SessionStatus = Literal["active", "ending", "expiring", "ended"]
 ERASED = "erased"  # a session tombstone's status, in Redis and Firestore: no owner, no content
 LayerName = Literal["redis", "firestore", "memory"]
+# Why a session ended: a fixed set, because each reason is a field of the day's shared
+# rollup document (``end_reasons.<reason>``): no client's words may name one. A client says
+# one of CLIENT_END_REASONS (end_session's ``reason``); the system alone says the others (the
+# sweep: timeout; memory lost: expired). A stored reason outside the set counts as "other".
+CLIENT_END_REASONS = ("completed", "user_left", "abandoned", "handoff", "error", "other")
+SYSTEM_END_REASONS = ("timeout", "expired")
+END_REASONS = frozenset(CLIENT_END_REASONS + SYSTEM_END_REASONS)
 # What an append answers, in every layer: stored (ok), stored before under the same message
 # id (dup), or refused: the layer does not know the session, it is another user's, it has
 # ended, the session's bound is reached, or its data was erased (a tombstone).

@@ -162,3 +162,31 @@ def test_make_storable_drops_only_what_cannot_be_stored():
     cleaned, dropped = make_storable(value)
     assert cleaned == {"ok": 1, "s": ["b"], "n": {"v": "w"}}
     assert sorted(dropped) == sorted(["__x__", "s[0]", "f", 'n[""]', "n.k"])
+
+
+def test_an_end_reason_is_one_of_a_fixed_set_it_names_no_field_of_the_rollup():
+    """Each end reason becomes a field of the day's shared rollup document: a client's own
+    words there would grow it toward Firestore's limits for everyone (issue 24, item 1)."""
+    from shared.core.ending import validate_end_args
+    from shared.store.base import CLIENT_END_REASONS
+
+    sid = "a" * 32
+    for reason in CLIENT_END_REASONS:
+        assert validate_end_args(sid, None, reason) == sid
+    for reason in ("attacker_words_1", "x", "timeout", "expired", "Completed", "", None, 3):
+        with pytest.raises(InvalidArgument) as err:
+            validate_end_args(sid, None, reason)
+        assert err.value.details.get("field") == "reason", reason
+    # the system's own reasons (the sweep's timeout, lost memory's expired) from the system only
+    assert validate_end_args(sid, None, "timeout", system=True) == sid
+    assert validate_end_args(sid, None, "expired", system=True) == sid
+
+
+def test_a_rollup_counts_an_unknown_stored_reason_as_other():
+    """Data ended before the fixed set (or written by hand) cannot name a rollup field."""
+    from shared.store.firestore import rollups
+
+    r = rollups.session_rollup("s", {"ended_at": 1.9e9, "end_reason": "made_up_by_a_client"}, [], threshold=0.5)
+    assert r.increments()["end_reasons"] == {"other": 1}
+    r = rollups.session_rollup("s", {"ended_at": 1.9e9, "end_reason": "timeout"}, [], threshold=0.5)
+    assert r.increments()["end_reasons"] == {"timeout": 1}

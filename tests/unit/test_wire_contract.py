@@ -40,6 +40,12 @@ def test_storage_names_are_the_layers():
     assert COMPONENTS["Storage"]["enum"] == list(LayerName.__args__)
 
 
+def test_the_end_reasons_a_client_may_give_are_the_cores():
+    from shared.store.base import CLIENT_END_REASONS
+
+    assert COMPONENTS["EndRequest"]["properties"]["reason"]["enum"] == list(CLIENT_END_REASONS)
+
+
 # -- the hot answers are built without validating twice: they must equal the model's dump -----
 
 

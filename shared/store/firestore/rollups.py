@@ -19,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.store.base import END_REASONS
 from shared.store.firestore.docs import kb_doc_id
 
 LOW_CONFIDENCE_PER_SESSION = 50  # bounds the transaction: kb entries (400) + these + 3 < 500
@@ -74,7 +75,7 @@ def session_rollup(
         day=day_of(ended_at),
         messages=int(session.get("message_count") or 0),
         queries=len(analytics),
-        end_reason=str(session.get("end_reason") or "completed"),
+        end_reason=_known_reason(session.get("end_reason")),
     )
     weak: list[tuple[float, int, dict[str, Any]]] = []
     for q in analytics:
@@ -203,3 +204,11 @@ def _add(total: dict[str, Any], inc: dict[str, Any]) -> None:
             _add(total.setdefault(k, {}), v)
         else:
             total[k] = total.get(k, 0) + v
+
+
+def _known_reason(reason: object) -> str:
+    """The reason as the rollup counts it: a field of the day's document, so never a word
+    outside the fixed set (data ended before it existed, or written by hand)."""
+    if reason is None or reason == "":
+        return "completed"
+    return reason if isinstance(reason, str) and reason in END_REASONS else "other"
