@@ -64,3 +64,12 @@ def test_date_ranges_and_cursors_are_checked():
 def test_csv_rows_cannot_run_as_spreadsheet_formulas():
     text = to_csv([{"session_id": "s", "seq": 2, "query": "=HYPERLINK(1)", "response": "+1", "sources": ["a", "b"]}])
     assert "'=HYPERLINK(1)" in text and "'+1" in text and "a b" in text
+
+
+@pytest.mark.parametrize("doc_id", ["__x__", ".", "..", "__.__", "a" * 1501])
+def test_a_cursor_naming_no_document_firestore_could_hold_is_refused_with_400(doc_id):
+    """A crafted cursor answered 503 (Firestore refused the id, logged as an ERROR): it is
+    the client's mistake, named as such (issue 24, item 11)."""
+    with pytest.raises(InvalidArgument) as err:
+        _decode_cursor(_encode_cursor(1.0, doc_id))
+    assert err.value.details == {"field": "cursor"}
