@@ -34,7 +34,10 @@ def require_admin(admin: bool) -> None:
 def day_range(date_from: object, date_to: object) -> list[str]:
     """The UTC days from..to (both included): at most MAX_DAYS; default the last 30."""
     to = _day(date_to, "to") if date_to is not None else dt.datetime.now(dt.UTC).date()
-    start = _day(date_from, "from") if date_from is not None else to - dt.timedelta(days=DEFAULT_DAYS - 1)
+    try:
+        start = _day(date_from, "from") if date_from is not None else to - dt.timedelta(days=DEFAULT_DAYS - 1)
+    except OverflowError:  # the default range would begin before 0001-01-01
+        raise InvalidArgument("from is needed: the default starts before year 1", details={"field": "from"}) from None
     if start > to:
         raise InvalidArgument("from must not be after to", details={"field": "from"})
     n = (to - start).days + 1
@@ -133,6 +136,9 @@ def _item(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def to_csv(items: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
@@ -140,6 +146,7 @@ def to_csv(items: list[dict[str, Any]]) -> str:
     for it in items:
         row = [it.get(f) for f in CSV_FIELDS]
         row[CSV_FIELDS.index("sources")] = " ".join(it.get("sources") or [])
-        # a cell a spreadsheet would run as a formula is quoted as text
-        w.writerow([("'" + c) if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in row])
+        # a cell a spreadsheet would run as a formula is quoted as text (OWASP's CSV
+        # injection list: a leading TAB or CR is skipped by spreadsheets before a formula)
+        w.writerow([("'" + c) if isinstance(c, str) and c[:1] in _FORMULA_LEADS else c for c in row])
     return out.getvalue()

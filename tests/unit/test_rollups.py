@@ -73,3 +73,19 @@ def test_a_cursor_naming_no_document_firestore_could_hold_is_refused_with_400(do
     with pytest.raises(InvalidArgument) as err:
         _decode_cursor(_encode_cursor(1.0, doc_id))
     assert err.value.details == {"field": "cursor"}
+
+
+def test_a_range_reaching_before_the_first_day_of_the_calendar_is_refused_with_400():
+    """to=0001-01-05 and the default 30 days before it answered 500 (OverflowError) (issue 24, item 12)."""
+    for bad in ((None, "0001-01-05"), ("0001-01-01", "0001-01-01x")):
+        with pytest.raises(InvalidArgument):
+            day_range(*bad)
+    assert day_range("0001-01-01", "0001-01-02") == ["0001-01-01", "0001-01-02"]
+    assert day_range("9999-12-30", "9999-12-31") == ["9999-12-30", "9999-12-31"]
+
+
+@pytest.mark.parametrize("lead", ["=", "+", "-", "@", "\t", "\r", "\t=", "\r\n="])
+def test_a_csv_cell_a_spreadsheet_would_run_is_text_whatever_leads_it(lead):
+    """A leading TAB or CR, which spreadsheets skip before a formula, too (issue 24, item 10)."""
+    text = to_csv([{"session_id": "s", "seq": 2, "query": lead + "HYPERLINK(1)", "response": "ok", "sources": []}])
+    assert "'" + lead + "HYPERLINK(1)" in text, text
