@@ -49,9 +49,11 @@ def open_doors(path: Path) -> list[str]:
     for key, value, _ in parse(path.read_text(encoding="utf-8", errors="replace")):
         if key is None:
             continue
-        if key == "AUTH_DISABLED" and value.strip().lower() not in _FALSE:
+        # The settings read names case-insensitively (auth_disabled=true turns auth off too).
+        name = key.upper()
+        if name == "AUTH_DISABLED" and value.strip().lower() not in _FALSE:
             found.append(f"{key}={value}")
-        elif key.endswith("_EMULATOR_HOST") or key in _EMULATOR_KEYS:
+        elif name.endswith("_EMULATOR_HOST") or name in _EMULATOR_KEYS:
             found.append(key)
     return found
 

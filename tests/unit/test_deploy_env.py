@@ -59,6 +59,11 @@ def deploy_check(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (".env.p", "FIREBASE_AUTH_EMULATOR_HOST=127.0.0.1:9099", "FIREBASE_AUTH_EMULATOR_HOST"),
         (".env.local", 'export FIRESTORE_EMULATOR_HOST="localhost:8080"', "FIRESTORE_EMULATOR_HOST"),
         (".env.staging", "FUNCTIONS_EMULATOR=true", "FUNCTIONS_EMULATOR"),
+        # The settings read names case-insensitively: so does the check (issue 24, item 13).
+        (".env", "auth_disabled=true", "auth_disabled"),
+        (".env", "Auth_Disabled=yes", "Auth_Disabled"),
+        (".env.p", "firestore_emulator_host=localhost:8080", "firestore_emulator_host"),
+        (".env.p", "firebase_auth_emulator_host=localhost:9099", "firebase_auth_emulator_host"),
     ],
 )
 def test_an_emulator_only_setting_in_any_env_file_stops_the_deploy(repo: Path, name: str, line: str, key: str):
