@@ -428,3 +428,44 @@ def test_other_users_session(api: Api, stack_redis_module: Any, report: Report) 
     report.add(SCENARIO, "cross-user requests that got or changed data", len(leaks), "0", not leaks)
     assert not leaks, leaks
     assert not not_403, statuses
+
+
+def grant_role(*args: str) -> str:
+    """scripts/grant_role.py as an operator runs it, against the Auth emulator."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "GCLOUD_PROJECT": os.environ.get("GCLOUD_PROJECT", "demo-chat-memory")}
+    out = subprocess.run(
+        [sys.executable, str(root / "scripts" / "grant_role.py"), *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_revoking_a_role_revokes_the_tokens_that_carry_it(api: Api, report: Report) -> None:
+    """After ``grant_role.py admin <uid> --revoke`` the user's current ID token, which still
+    holds the claim, reads no report (issue 24, item 3). Issued before the revocation and not
+    yet seen by the functions: nothing cached stands between it and the account check (the
+    check's own reuse for TOKEN_CHECK_CACHE_S is tested above)."""
+    user = api.new_user(backend=False)
+    grant_role("admin", user.uid)
+    now = int(time.time())
+    claims = jwt_claims(api.refreshed_token(user.refresh_token))
+    assert claims.get("admin") is True
+
+    def report_with(iat: int) -> Any:
+        token = "Bearer " + forge(claims | {"iat": iat, "auth_time": iat})
+        return api.call("GET", "admin_report", headers={"Authorization": token})
+
+    assert report_with(now - 20).status == 200
+    said = grant_role("admin", user.uid, "--revoke")
+    assert "revoked" in said and "token" in said, said
+    reply = report_with(now - 10)  # an older token of the user's, still holding the claim
+    leaked = int(reply.status == 200)
+    report.add(SCENARIO, "a revoked admin's earlier token reads the report", leaked, "0", not leaked)
+    assert reply.status == 401, reply.text[:200]
+    assert reply.body["error"]["code"] == "unauthenticated"
