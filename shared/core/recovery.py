@@ -168,14 +168,11 @@ class Recovery(OverLayers):
         Firestore (outage path) and by this instance's memory; if Redis does not know the
         session, hydrate it first. Memory forgets only what was merged. Returns what
         Firestore held. Raises StoreError (with its layer) if a backend is down."""
-        msgs: list[StoredMessage] = []
-        queries: list[QueryRecord] = []
-        if self.firestore.configured:
-            msgs, queries = self.firestore.read_pending(sid)
-        pending = (list(msgs), list(queries))
         snap = self.memory.snapshot(sid)
         mem_state = self.memory.state(sid)
         held = snap[0] if snap is not None and mem_state is not None else []
+        (msgs, queries), firestore_read = self._firestore_pending(sid, bool(held))
+        pending = (list(msgs), list(queries))
         merged_mem: set[str] = set()
         if msgs or held:
             meta = self.redis.meta(sid)
@@ -199,7 +196,9 @@ class Recovery(OverLayers):
             # that owner's session only.
             if held and mem_state is not None and meta.get("owner") == mem_state.owner:
                 have = {x.mid for x in msgs}
-                msgs = msgs + [m for m in held if m.mid not in have]
+                # In the order they were accepted (their provisional numbers), whichever
+                # layer holds them: memory may hold messages older than Firestore's.
+                msgs = sorted(msgs + [m for m in held if m.mid not in have], key=lambda m: m.seq)
                 assert snap is not None
                 merged_mem = {m.mid for m in held}
         if msgs:
@@ -209,10 +208,25 @@ class Recovery(OverLayers):
             if out.due_seq:
                 self.summaries.roll(sid, out.due_seq, out.previous_summary, out.unsummarized or [], self._clock())
             log.info("merged messages back into redis", extra={"session_id": sid, "count": out.added})
-        self._reconcile.discard(sid)
+        if firestore_read:
+            self._reconcile.discard(sid)
         if merged_mem:
             self.memory.drop_messages(sid, merged_mem)
         return pending
+
+    def _firestore_pending(self, sid: str, memory_holds: bool) -> tuple[Held, bool]:
+        """What Firestore holds for ``sid`` on the outage path, and whether it answered."""
+        if not self.firestore.configured:
+            return ([], []), True
+        try:
+            return self.firestore.read_pending(sid), True
+        except StoreError:
+            if not memory_holds:
+                raise
+            # This instance's memory is the least durable layer: Redis takes what it holds
+            # now; what Firestore holds is merged once it answers (the session stays to
+            # reconcile).
+            return ([], []), False
 
     # -- a session Redis does not know -------------------------------------------------
     def hydrate(self, sid: str, user_id: str | None = None) -> SessionState | None:

@@ -295,3 +295,52 @@ def test_a_new_instance_meeting_a_young_redis_serves_from_it(redis_server, fires
     assert info.storage == "redis"
     assert m.add_message(info.session_id, "user", "hi", user_id=uid).storage == "redis"
     assert m.redis.breaker.recoveries == 1  # the young run, reported once
+
+
+def _firestore_down(m):
+    live = m.firestore
+    m.firestore = type(live)(m.settings, client=dead_firestore_client())
+    m.firestore.settings = m.settings.model_copy(update={"firestore_timeout_s": 0.5})
+    return live
+
+
+def test_memory_held_messages_are_merged_when_redis_returns_though_firestore_is_still_down(
+    redis_server_persistent, firestore_emulator, uid
+):
+    """Issue 24, item 8: this instance's memory is the least durable layer; once Redis is
+    back it takes what memory held, without waiting for Firestore."""
+    m = make_manager(redis_server_persistent.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "one", user_id=uid)
+    _firestore_down(m)
+    redis_server_persistent.kill()
+    assert m.add_message(sid, "user", "two", user_id=uid).storage == "memory"
+    assert m.add_message(sid, "user", "three", user_id=uid).storage == "memory"
+    redis_server_persistent.start()
+    time.sleep(0.3)
+    ctx = m.get_context_for_llm(sid, user_id=uid)
+    assert ctx.storage == "redis" and contents(ctx.messages) == ["one", "two", "three"]
+    assert [x.seq for x in ctx.messages] == [1, 2, 3]
+    assert m.memory.snapshot(sid) is None or m.memory.snapshot(sid)[0] == []
+
+
+def test_messages_held_by_memory_then_by_firestore_merge_in_the_order_they_were_accepted(
+    redis_server_persistent, firestore_emulator, uid
+):
+    """Issue 24, item 8: both down (memory takes two, three), Firestore back first (it takes
+    four), then Redis: the merge keeps acceptance order, not layer order."""
+    m = make_manager(redis_server_persistent.url)
+    sid = m.create_session({}, user_id=uid).session_id
+    m.add_message(sid, "user", "one", user_id=uid)
+    live = _firestore_down(m)
+    redis_server_persistent.kill()
+    assert m.add_message(sid, "user", "two", user_id=uid).storage == "memory"
+    assert m.add_message(sid, "user", "three", user_id=uid).storage == "memory"
+    m.firestore = live
+    assert m.add_message(sid, "user", "four", user_id=uid).storage == "firestore"
+    redis_server_persistent.start()
+    time.sleep(0.3)
+    ctx = m.get_context_for_llm(sid, user_id=uid)
+    assert ctx.storage == "redis" and contents(ctx.messages) == ["one", "two", "three", "four"]
+    end = m.end_session_with_analytics(sid, user_id=uid)
+    assert end.message_count == 4
