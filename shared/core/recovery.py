@@ -9,7 +9,9 @@ it has not met that is young: ``shared.store.redis.client``); it then scans Fire
 for sessions holding outage messages, and merges each session's into Redis (renumbered after
 everything Redis holds, exactly once per message id) before serving it. For a cool-down and
 a margin after that, other instances may still be inside theirs and accept messages after
-the scan: in that window every operation merges first. A session Redis does not know is
+the scan: in that window every operation merges first, and once it is over the instance
+scans once more (an outage append that committed late, on a loaded machine, is found
+before anything is appended after it). A session Redis does not know is
 rebuilt there from Firestore or memory ("hydrated"); one Redis held and lost is ended as
 ``expired`` with what the other layers hold, never restarted at 1.
 """
@@ -91,6 +93,7 @@ class Recovery(OverLayers):
         # operation on them.
         self._reconcile: set[str] = set()
         self._scan_due = False
+        self._late_scan_due = False
         self._recovered_at: float | None = None  # monotonic; None: never saw Redis come back
         self._listening_to: set[int] = set()
         self._listen()
@@ -106,6 +109,7 @@ class Recovery(OverLayers):
     def _redis_back(self, at: float) -> None:
         self._recovered_at = at
         self._scan_due = True
+        self._late_scan_due = True
 
     # -- the one retry ------------------------------------------------------------------
     @staticmethod
@@ -135,9 +139,16 @@ class Recovery(OverLayers):
             self.redis.ping()  # the probe; records success or failure on the breaker
         else:
             self.redis.ensure_met()  # a new client learns here whether Redis just restarted
-        if not self._scan_due:
+        if self._scan_due:
+            self._scan_due = False
+        elif self._late_scan_due and not self._in_window():
+            # Another instance's outage append may commit after this scan, and after the
+            # window in which every operation merges first (its breaker open for a
+            # cool-down past Redis' return, its commit late on a loaded machine): one more
+            # scan once the window is over finds it before anything is appended after it.
+            self._late_scan_due = False
+        else:
             return
-        self._scan_due = False
         self._reconcile.update(self.memory.sessions_with_messages())
         if self.firestore.configured:
             try:
@@ -150,7 +161,10 @@ class Recovery(OverLayers):
     def _in_window(self) -> bool:
         if self._recovered_at is None:
             return False
-        return time.monotonic() - self._recovered_at < 2 * self.settings.redis_breaker_cooldown_s + 1.0
+        # Other instances' breakers reopen to Redis within a cool-down; an outage append
+        # they began just before commits within Firestore's deadline.
+        s = self.settings
+        return time.monotonic() - self._recovered_at < 2 * s.redis_breaker_cooldown_s + s.firestore_timeout_s + 1.0
 
     def maybe_merge(self, sid: str, user_id: str | None = None) -> None:
         """Merge what was accepted outside Redis back into Redis, if anything may be."""

@@ -340,3 +340,34 @@ def test_messages_held_by_memory_then_by_firestore_merge_in_the_order_they_were_
     assert ctx.storage == "redis" and contents(ctx.messages) == ["one", "two", "three", "four"]
     end = m.end_session_with_analytics(sid, user_id=uid)
     assert end.message_count == 4
+
+
+def test_an_outage_append_committed_after_the_recovery_window_is_merged_before_the_next(
+    redis_server_persistent, firestore_emulator, uid
+):
+    """Issue 24, item 19: the interleaving behind a message accepted (201) and missing from
+    the window. Instance b sees Redis come back and scans; instance c, its breaker still
+    open, commits an outage append only after b's recovery window has passed (a loaded
+    machine: the commit is seconds late); the next append lands on b. Nothing accepted may
+    be missing or out of order."""
+    a = make_manager(redis_server_persistent.url)
+    b = make_manager(redis_server_persistent.url)
+    c = make_manager(redis_server_persistent.url, redis_breaker_cooldown_s=60.0)
+    sid = a.create_session({}, user_id=uid).session_id
+    other = a.create_session({}, user_id=uid).session_id
+    for i in (1, 2, 3):
+        a.add_message(sid, "user", f"m{i}", user_id=uid)
+    redis_server_persistent.kill()
+    # b and c both meet the outage; c's breaker stays open past Redis' return
+    assert b.add_message(other, "user", "b in the outage", user_id=uid).storage == "firestore"
+    assert c.add_message(other, "user", "c in the outage", user_id=uid).storage == "firestore"
+    redis_server_persistent.start()
+    time.sleep(0.3)
+    assert b.get_context_for_llm(other, user_id=uid).storage == "redis"  # b is back and has scanned
+    # c's outage append commits late, after b's window is over
+    assert c.add_message(sid, "user", "m4", user_id=uid).storage == "firestore"
+    b.recovery._recovered_at = time.monotonic() - 3600  # b's window is long past
+    r = b.add_message(sid, "user", "m5", user_id=uid)
+    ctx = b.get_context_for_llm(sid, user_id=uid)
+    assert contents(ctx.messages) == ["m1", "m2", "m3", "m4", "m5"], contents(ctx.messages)
+    assert r.seq == 5 and [x.seq for x in ctx.messages] == [1, 2, 3, 4, 5]
