@@ -92,9 +92,18 @@ def readme_functions() -> dict[str, str]:
 
 
 def test_main_py_is_read_as_deployed():
+    # The parse must see the HTTP functions and the two that are not, the trigger included.
     found = defined_functions()
-    assert sum(k in ("GET", "POST") for k in found.values()) == 15, found
+    assert sum(k in ("GET", "POST") for k in found.values()) > 10, found
     assert {n for n, k in found.items() if k not in ("GET", "POST")} == {"sweep_idle_sessions", "on_session_ended"}
+
+
+def test_the_docs_count_the_http_functions_right():
+    # The old README said eight long after there were fifteen.
+    n = sum(k in ("GET", "POST") for k in defined_functions().values())
+    assert f"{n} HTTP functions" in README.read_text()
+    wrong = [(d.name, c) for d in DOCS for c in re.findall(r"(\d+) HTTP functions", d.read_text()) if int(c) != n]
+    assert not wrong, wrong
 
 
 def test_the_readme_function_table_is_what_main_py_defines():
