@@ -11,10 +11,11 @@ import { ApiError, createApi } from "./api.js";
 import { loadFileConfig, resolveConfig } from "./config.js";
 import { describeReceipt, erasureConfirmed } from "./erase.js";
 import { combineExportPages, EXPORT_FILENAME, EXPORT_PAGE_SIZE, exportBlob, readAllExportPages } from "./export.js";
-import { describeAnswer, parsePending, turnFor, withMessages } from "./turn.js";
+import { contextNote, describeAnswer, parsePending, turnFor, withMessages } from "./turn.js";
 
-const CONTEXT_MAX_MESSAGES = 8;
-const HISTORY_LIMIT = 100;
+// The context and the history are read without a `max_messages` or a `limit`: the service
+// then answers its whole window (MESSAGE_WINDOW) and as much history as it allows
+// (HISTORY_MAX_LIMIT), so the page keeps no copy of either setting.
 const AGENT_ID = "web-console";
 const DRAFT_KEY = "chat-memory.draft";
 const SESSION_KEY = "chat-memory.session";
@@ -186,7 +187,7 @@ function renderMessageList(node, messages) {
 function renderContext(ctx) {
   layerBadge(el["context-storage"], ctx.storage);
   renderMessageList(el["context-messages"], ctx.messages);
-  el["context-count"].textContent = `(${(ctx.messages || []).length} of at most ${CONTEXT_MAX_MESSAGES})`;
+  el["context-count"].textContent = contextNote((ctx.messages || []).length, state.messageCount);
   el["formatted-context"].textContent = ctx.formatted_context || "—";
   renderSummary(ctx.summary);
 }
@@ -287,7 +288,7 @@ async function startSession() {
 }
 
 async function refreshContext() {
-  const ctx = await state.api.getContext(state.sessionId, CONTEXT_MAX_MESSAGES);
+  const ctx = await state.api.getContext(state.sessionId);
   renderContext(ctx);
   return ctx;
 }
@@ -353,7 +354,7 @@ async function endSession() {
   try {
     const { before, result } = await withBusy("Ending the session…", async () => {
       // What the memory holds just before the end (after it, the hot copy is released).
-      const held = await state.api.getHistory(state.sessionId, HISTORY_LIMIT);
+      const held = await state.api.getHistory(state.sessionId);
       const res = await state.api.endSession(state.sessionId, AGENT_ID);
       return { before: held, result: res };
     });
@@ -380,7 +381,7 @@ async function endSession() {
 async function loadHistoryAfter() {
   try {
     const h = await withBusy("Checking what the memory keeps after the end…", () =>
-      state.api.getHistory(state.sessionId, HISTORY_LIMIT),
+      state.api.getHistory(state.sessionId),
     );
     el["history-after"].textContent = `${h.messages.length} messages (served by ${h.storage})`;
     setStatus("Session ended. Analytics written.");
@@ -522,7 +523,7 @@ async function resumeSession(saved) {
     await withBusy("Restoring your session…", async () => {
       state.sessionId = saved.sessionId;
       renderSession();
-      const h = await state.api.getHistory(state.sessionId, HISTORY_LIMIT);
+      const h = await state.api.getHistory(state.sessionId);
       state.transcript = h.messages.map((m) => ({ seq: m.seq, role: m.role, content: m.content, metadata: m.metadata }));
       renderTranscript();
       const pending = safeStorage((s) => parsePending(s.getItem(PENDING_KEY)));
