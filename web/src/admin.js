@@ -16,9 +16,6 @@ import {
   PointElement,
   Tooltip,
 } from "chart.js";
-import { initializeApp } from "firebase/app";
-import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
-
 import {
   byCount,
   CursorStack,
@@ -34,8 +31,21 @@ import {
   rangeProblem,
   totals,
 } from "./admin-model.js";
-import { ApiError, createApi } from "./api.js";
+import { ApiError } from "./api.js";
 import { loadFileConfig, resolveConfig } from "./config.js";
+import {
+  $,
+  busyRunner,
+  clearError,
+  configNote,
+  connect,
+  messageItem,
+  saveFile,
+  setStatus,
+  showError,
+  signInUser,
+  wireErrorBanner,
+} from "./page.js";
 
 Chart.register(BarController, BarElement, CategoryScale, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip);
 Chart.defaults.font.family = 'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", sans-serif';
@@ -45,8 +55,6 @@ Chart.defaults.maintainAspectRatio = false;
 
 const BLUE = "#1a5fb4";
 const ORANGE = "#b04a00";
-
-const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 
 const state = {
   api: null,
@@ -60,29 +68,6 @@ const state = {
 };
 
 // ---------------------------------------------------------------------------------- helpers
-
-function setStatus(text) {
-  $("status").textContent = text || "";
-}
-
-let retryAction = null;
-
-function showError(err, retry) {
-  const text = err instanceof ApiError ? err.friendly : `Something went wrong: ${(err && err.message) || err}`;
-  $("error-message").textContent = text;
-  $("error-banner").dataset.code = err instanceof ApiError ? err.code : "client_error";
-  $("error-banner").hidden = false;
-  retryAction = retry || null;
-  $("error-retry").hidden = !retry;
-  setStatus("");
-  if (!(err instanceof ApiError)) console.error(err);
-}
-
-function clearError() {
-  $("error-banner").hidden = true;
-  $("error-message").textContent = "";
-  retryAction = null;
-}
 
 function isNotAdmin(e) {
   return e instanceof ApiError && e.status === 403;
@@ -123,17 +108,7 @@ function fillList(ul, items) {
   );
 }
 
-async function withBusy(label, fn) {
-  state.busy = true;
-  updatePager();
-  setStatus(label);
-  try {
-    return await fn();
-  } finally {
-    state.busy = false;
-    updatePager();
-  }
-}
+const withBusy = busyRunner(state, updatePager);
 
 // --------------------------------------------------------------------------------- charts
 
@@ -345,17 +320,9 @@ async function downloadCsv() {
     const text = await withBusy("Preparing the CSV…", () =>
       state.api.adminLowConfidenceCsv({ ...state.range, limit: state.pageSize, cursor: state.pager.current }),
     );
-    // The function needs the ID token in a header, so a plain link cannot fetch it: the
-    // page fetches the rows and hands them to the browser as a file.
-    const url = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = csvFilename(state.range.from, state.range.to, state.pager.page);
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-    setStatus(`Downloaded ${a.download}.`);
+    const filename = csvFilename(state.range.from, state.range.to, state.pager.page);
+    saveFile(new Blob([text], { type: "text/csv;charset=utf-8" }), filename);
+    setStatus(`Downloaded ${filename}.`);
   } catch (e) {
     showError(e, downloadCsv);
   }
@@ -393,17 +360,7 @@ function renderSession(sid, res) {
   const messages = res.final_messages || [];
   $("session-messages-count").textContent = `(${messages.length})`;
   $("session-messages").replaceChildren(
-    ...messages.map((m) => {
-      const li = document.createElement("li");
-      li.dataset.role = String(m.role);
-      const role = document.createElement("span");
-      role.className = "role";
-      role.textContent = `${m.role}: `;
-      const content = document.createElement("span");
-      content.textContent = String(m.content ?? "");
-      li.append(role, content);
-      return li;
-    }),
+    ...messages.map(messageItem),
   );
   $("session-detail").hidden = false;
 }
@@ -479,8 +436,7 @@ function applyRange(ev) {
 
 async function signIn() {
   $("auth-status").textContent = "signing in…";
-  await state.auth.authStateReady();
-  const user = state.auth.currentUser || (await signInAnonymously(state.auth)).user;
+  const user = await signInUser(state.auth);
   state.uid = user.uid;
   $("auth-status").textContent = `${user.isAnonymous ? "anonymous" : user.email || "signed in"} · ${user.uid}`;
   $("auth-status").dataset.uid = user.uid;
@@ -489,17 +445,8 @@ async function signIn() {
 
 async function boot() {
   const config = resolveConfig(window.location, await loadFileConfig());
-  $("config-note").textContent =
-    `Functions: ${config.apiBase}/<name> · Auth: ${config.authEmulatorUrl ? `emulator at ${config.authEmulatorUrl}` : "Firebase Auth"}` +
-    (config.ignoredParams.length ? ` · ignored query parameters: ${config.ignoredParams.join(", ")}` : "");
-  const app = initializeApp(config.firebase);
-  state.auth = getAuth(app);
-  if (config.authEmulatorUrl) connectAuthEmulator(state.auth, config.authEmulatorUrl, { disableWarnings: true });
-  state.api = createApi({
-    base: config.apiBase,
-    timeoutMs: config.requestTimeoutMs,
-    getToken: async (force) => (state.auth.currentUser ? state.auth.currentUser.getIdToken(force) : null),
-  });
+  $("config-note").textContent = configNote(config);
+  ({ auth: state.auth, api: state.api } = connect(config));
 
   $("range-from").value = state.range.from;
   $("range-to").value = state.range.to;
@@ -513,12 +460,7 @@ async function boot() {
     ev.preventDefault();
     openSession($("session-input").value);
   });
-  $("error-dismiss").addEventListener("click", clearError);
-  $("error-retry").addEventListener("click", () => {
-    const action = retryAction;
-    clearError();
-    if (action) action();
-  });
+  wireErrorBanner();
 
   await start();
   document.body.dataset.ready = "true";

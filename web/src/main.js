@@ -4,13 +4,24 @@
 // holds about the user as one file, and "Delete my data" erases it all, once the user has
 // confirmed. Every piece of user text and every answer reaches the DOM through textContent only.
 
-import { initializeApp } from "firebase/app";
-import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
-
-import { ApiError, createApi } from "./api.js";
+import { ApiError } from "./api.js";
 import { loadFileConfig, resolveConfig } from "./config.js";
 import { describeReceipt, erasureConfirmed } from "./erase.js";
 import { combineExportPages, EXPORT_FILENAME, EXPORT_PAGE_SIZE, exportBlob, readAllExportPages } from "./export.js";
+import {
+  $,
+  busyRunner,
+  clearError,
+  configNote,
+  connect,
+  messageItem,
+  PageError,
+  saveFile,
+  setStatus,
+  showError,
+  signInUser,
+  wireErrorBanner,
+} from "./page.js";
 import { contextNote, describeAnswer, parsePending, turnFor, withMessages } from "./turn.js";
 
 // The context and the history are read without a `max_messages` or a `limit`: the service
@@ -21,12 +32,11 @@ const DRAFT_KEY = "chat-memory.draft";
 const SESSION_KEY = "chat-memory.session";
 const PENDING_KEY = "chat-memory.pending";
 
-const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const el = {};
 for (const id of [
   "auth-status", "session-id", "session-status", "health", "error-banner", "error-message", "error-retry",
   "error-dismiss", "transcript", "transcript-empty", "composer", "composer-input", "send-button",
-  "end-session-button", "new-session-button", "status", "message-count", "storage-layer", "durable",
+  "end-session-button", "new-session-button", "message-count", "storage-layer", "durable",
   "context-storage", "summary-updated", "summary-empty", "summary", "summary-meta", "context-count",
   "context-messages", "formatted-context", "end-panel", "end-status", "end-reason", "end-message-count",
   "queries-recorded", "end-summary", "history-meta", "history", "history-after", "end-reason-row", "config-note",
@@ -61,10 +71,6 @@ function safeStorage(fn) {
   }
 }
 
-function setStatus(text) {
-  el.status.textContent = text || "";
-}
-
 function fmtTime(ts) {
   if (ts === null || ts === undefined) return "";
   const d = new Date(typeof ts === "number" ? (ts < 1e12 ? ts * 1000 : ts) : ts);
@@ -88,31 +94,7 @@ function yesNo(node, value) {
   node.textContent = value === undefined || value === null ? "—" : value ? "yes" : "no (memory only)";
 }
 
-let retryAction = null;
-
-function showError(err, retry) {
-  const text = err instanceof ApiError ? err.friendly : `Something went wrong: ${(err && err.message) || err}`;
-  el["error-message"].textContent = text;
-  el["error-banner"].dataset.code = err instanceof ApiError ? err.code : "client_error";
-  el["error-banner"].hidden = false;
-  retryAction = retry || null;
-  el["error-retry"].hidden = !retry;
-  setStatus("");
-  if (!(err instanceof ApiError)) console.error(err);
-}
-
-function clearError() {
-  el["error-banner"].hidden = true;
-  el["error-message"].textContent = "";
-  retryAction = null;
-}
-
-el["error-dismiss"].addEventListener("click", clearError);
-el["error-retry"].addEventListener("click", () => {
-  const action = retryAction;
-  clearError();
-  if (action) action();
-});
+wireErrorBanner();
 
 function updateControls() {
   const ready = !!state.sessionId && !state.ended;
@@ -171,14 +153,7 @@ function answerMeta(metadata) {
 function renderMessageList(node, messages) {
   node.textContent = "";
   for (const m of messages || []) {
-    const li = document.createElement("li");
-    li.dataset.role = m.role;
-    const role = document.createElement("span");
-    role.className = "role";
-    role.textContent = `${m.role}: `;
-    const content = document.createElement("span");
-    content.textContent = m.content;
-    li.append(role, content);
+    const li = messageItem(m);
     if (m.timestamp) li.title = fmtTime(m.timestamp);
     node.append(li);
   }
@@ -240,17 +215,7 @@ function resetPanels() {
 
 // ------------------------------------------------------------------------------- actions
 
-async function withBusy(label, fn) {
-  state.busy = true;
-  updateControls();
-  setStatus(label);
-  try {
-    return await fn();
-  } finally {
-    state.busy = false;
-    updateControls();
-  }
-}
+const withBusy = busyRunner(state, updateControls);
 
 function setPending(turn) {
   state.pendingTurn = turn;
@@ -427,16 +392,8 @@ async function downloadMyData() {
       );
       return combineExportPages(pages, new Date().toISOString());
     });
-    // The function needs the ID token in a header, so a plain link cannot fetch it: the page
-    // reads every page and hands the browser one file.
-    const url = URL.createObjectURL(exportBlob(doc));
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = EXPORT_FILENAME;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    // The page reads every page of the export and hands the browser one file.
+    saveFile(exportBlob(doc), EXPORT_FILENAME);
     setStatus(`Downloaded ${EXPORT_FILENAME}: ${doc.sessions.length} sessions.`);
   } catch (e) {
     showError(e, downloadMyData);
@@ -564,21 +521,20 @@ async function signIn() {
   clearError();
   el["auth-status"].textContent = "signing in…";
   try {
-    await state.auth.authStateReady();
-    const user = state.auth.currentUser || (await signInAnonymously(state.auth)).user;
+    const user = await signInUser(state.auth);
     state.uid = user.uid;
     el["auth-status"].textContent = `anonymous · ${user.uid}`;
     el["auth-status"].dataset.uid = user.uid;
   } catch (e) {
     el["auth-status"].textContent = "not signed in";
-    const err = new Error(
-      `Could not sign in anonymously (${(e && e.code) || (e && e.message) || e}). Check the network and that Firebase Auth (or its emulator) is running.`,
+    const why = (e && e.code) || (e && e.message) || e;
+    showError(
+      new PageError(
+        "sign_in_failed",
+        `Could not sign in anonymously (${why}). Check the network and that Firebase Auth (or its emulator) is running.`,
+      ),
+      () => signIn().then(afterSignIn),
     );
-    el["error-message"].textContent = err.message;
-    el["error-banner"].hidden = false;
-    el["error-banner"].dataset.code = "sign_in_failed";
-    retryAction = () => signIn().then(afterSignIn);
-    el["error-retry"].hidden = false;
     return false;
   }
   updateControls();
@@ -596,19 +552,8 @@ async function afterSignIn(ok) {
 
 async function boot() {
   const config = resolveConfig(window.location, await loadFileConfig());
-  el["config-note"].textContent =
-    `Functions: ${config.apiBase}/<name> · Auth: ${config.authEmulatorUrl ? `emulator at ${config.authEmulatorUrl}` : "Firebase Auth"}` +
-    (config.ignoredParams.length ? ` · ignored query parameters: ${config.ignoredParams.join(", ")}` : "");
-
-  const app = initializeApp(config.firebase);
-  state.auth = getAuth(app);
-  if (config.authEmulatorUrl) connectAuthEmulator(state.auth, config.authEmulatorUrl, { disableWarnings: true });
-
-  state.api = createApi({
-    base: config.apiBase,
-    timeoutMs: config.requestTimeoutMs,
-    getToken: async (force) => (state.auth.currentUser ? state.auth.currentUser.getIdToken(force) : null),
-  });
+  el["config-note"].textContent = configNote(config);
+  ({ auth: state.auth, api: state.api } = connect(config));
 
   // The draft survives a reload; it is cleared only once the service stored it.
   const input = el["composer-input"];
