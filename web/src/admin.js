@@ -4,18 +4,7 @@
 // custom claim), and a 403 from them shows the "not an admin" panel. Every piece of data
 // reaches the DOM through textContent only.
 
-import {
-  BarController,
-  BarElement,
-  CategoryScale,
-  Chart,
-  Legend,
-  LinearScale,
-  LineController,
-  LineElement,
-  PointElement,
-  Tooltip,
-} from "chart.js";
+import { drawCharts } from "./admin-charts.js";
 import {
   byCount,
   CursorStack,
@@ -46,15 +35,6 @@ import {
   signInUser,
   wireErrorBanner,
 } from "./page.js";
-
-Chart.register(BarController, BarElement, CategoryScale, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip);
-Chart.defaults.font.family = 'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", sans-serif';
-Chart.defaults.color = "#1b1f24";
-Chart.defaults.animation = false;
-Chart.defaults.maintainAspectRatio = false;
-
-const BLUE = "#1a5fb4";
-const ORANGE = "#b04a00";
 
 const state = {
   api: null,
@@ -110,88 +90,6 @@ function fillList(ul, items) {
 
 const withBusy = busyRunner(state, updatePager);
 
-// --------------------------------------------------------------------------------- charts
-
-// `points`: how many bars or points carry data; a list chart with none gives way to its
-// "none in this range" line.
-function draw(testid, config, points, { hideWhenEmpty = false } = {}) {
-  const figure = $(testid);
-  state.charts.get(testid)?.destroy();
-  figure.querySelector(".canvas-box").hidden = hideWhenEmpty && points === 0;
-  state.charts.set(testid, new Chart(figure.querySelector("canvas"), config));
-  figure.dataset.points = String(points);
-}
-
-function bars(labels, datasets, { horizontal = false } = {}) {
-  const valueAxis = { beginAtZero: true, ticks: { precision: 0 } };
-  for (const d of datasets) d.maxBarThickness = 36;
-  return {
-    type: "bar",
-    data: { labels, datasets },
-    options: {
-      indexAxis: horizontal ? "y" : "x",
-      scales: horizontal ? { x: valueAxis } : { y: valueAxis },
-      plugins: { legend: { display: datasets.length > 1 } },
-    },
-  };
-}
-
-function drawCharts(days, report) {
-  const labels = days.map((d) => d.date.slice(5)); // MM-DD: the year is in the range above
-  draw(
-    "chart-activity",
-    bars(labels, [
-      { label: "Sessions ended", data: days.map((d) => d.sessions), backgroundColor: BLUE },
-      { label: "Questions answered", data: days.map((d) => d.queries), backgroundColor: ORANGE },
-    ]),
-    days.filter((d) => d.sessions || d.queries).length,
-  );
-  draw(
-    "chart-confidence",
-    {
-      type: "line",
-      data: {
-        labels,
-        datasets: [
-          {
-            label: "Average confidence",
-            data: days.map((d) => (d.avg_confidence === null ? null : Math.round(d.avg_confidence * 1000) / 10)),
-            borderColor: BLUE,
-            backgroundColor: BLUE,
-            spanGaps: true,
-            pointRadius: 4, // a lone day with answers is a point, not a line
-          },
-        ],
-      },
-      options: {
-        scales: { y: { min: 0, max: 100, ticks: { callback: (v) => `${v}%` } } },
-        plugins: { legend: { display: false } },
-      },
-    },
-    days.filter((d) => d.avg_confidence !== null).length,
-  );
-  const hist = report.confidence_histogram;
-  draw(
-    "chart-histogram",
-    bars(histogramLabels(), [{ label: "Answers", data: hist, backgroundColor: hist.map((_, i) => (i < 5 ? ORANGE : BLUE)) }]),
-    hist.reduce((a, b) => a + b, 0),
-  );
-  const kb = report.top_kb_entries;
-  draw(
-    "chart-kb",
-    bars(kb.map((e) => e.entry_id), [{ label: "Citations", data: kb.map((e) => e.uses), backgroundColor: BLUE }], { horizontal: true }),
-    kb.length,
-    { hideWhenEmpty: true },
-  );
-  const reasons = byCount(report.end_reasons);
-  draw(
-    "chart-end-reasons",
-    bars(reasons.map(([r]) => r), [{ label: "Sessions", data: reasons.map(([, n]) => n), backgroundColor: BLUE }], { horizontal: true }),
-    reasons.length,
-    { hideWhenEmpty: true },
-  );
-}
-
 // --------------------------------------------------------------------------------- report
 
 function renderReport(report) {
@@ -220,7 +118,7 @@ function renderReport(report) {
   fillList($("unused-entries"), report.unused_kb_entries);
   $("unused-count").textContent = `(${report.unused_kb_entries.length})`;
 
-  drawCharts(days, report);
+  drawCharts(state.charts, days, report);
 }
 
 // ----------------------------------------------------------------------- low-confidence table
