@@ -4,21 +4,7 @@
 // custom claim), and a 403 from them shows the "not an admin" panel. Every piece of data
 // reaches the DOM through textContent only.
 
-import {
-  BarController,
-  BarElement,
-  CategoryScale,
-  Chart,
-  Legend,
-  LinearScale,
-  LineController,
-  LineElement,
-  PointElement,
-  Tooltip,
-} from "chart.js";
-import { initializeApp } from "firebase/app";
-import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
-
+import { drawCharts } from "./admin-charts.js";
 import {
   byCount,
   CursorStack,
@@ -34,19 +20,21 @@ import {
   rangeProblem,
   totals,
 } from "./admin-model.js";
-import { ApiError, createApi } from "./api.js";
+import { ApiError } from "./api.js";
 import { loadFileConfig, resolveConfig } from "./config.js";
-
-Chart.register(BarController, BarElement, CategoryScale, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip);
-Chart.defaults.font.family = 'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", sans-serif';
-Chart.defaults.color = "#1b1f24";
-Chart.defaults.animation = false;
-Chart.defaults.maintainAspectRatio = false;
-
-const BLUE = "#1a5fb4";
-const ORANGE = "#b04a00";
-
-const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+import {
+  $,
+  busyRunner,
+  clearError,
+  configNote,
+  connect,
+  messageItem,
+  saveFile,
+  setStatus,
+  showError,
+  signInUser,
+  wireErrorBanner,
+} from "./page.js";
 
 const state = {
   api: null,
@@ -60,29 +48,6 @@ const state = {
 };
 
 // ---------------------------------------------------------------------------------- helpers
-
-function setStatus(text) {
-  $("status").textContent = text || "";
-}
-
-let retryAction = null;
-
-function showError(err, retry) {
-  const text = err instanceof ApiError ? err.friendly : `Something went wrong: ${(err && err.message) || err}`;
-  $("error-message").textContent = text;
-  $("error-banner").dataset.code = err instanceof ApiError ? err.code : "client_error";
-  $("error-banner").hidden = false;
-  retryAction = retry || null;
-  $("error-retry").hidden = !retry;
-  setStatus("");
-  if (!(err instanceof ApiError)) console.error(err);
-}
-
-function clearError() {
-  $("error-banner").hidden = true;
-  $("error-message").textContent = "";
-  retryAction = null;
-}
 
 function isNotAdmin(e) {
   return e instanceof ApiError && e.status === 403;
@@ -123,99 +88,7 @@ function fillList(ul, items) {
   );
 }
 
-async function withBusy(label, fn) {
-  state.busy = true;
-  updatePager();
-  setStatus(label);
-  try {
-    return await fn();
-  } finally {
-    state.busy = false;
-    updatePager();
-  }
-}
-
-// --------------------------------------------------------------------------------- charts
-
-// `points`: how many bars or points carry data; a list chart with none gives way to its
-// "none in this range" line.
-function draw(testid, config, points, { hideWhenEmpty = false } = {}) {
-  const figure = $(testid);
-  state.charts.get(testid)?.destroy();
-  figure.querySelector(".canvas-box").hidden = hideWhenEmpty && points === 0;
-  state.charts.set(testid, new Chart(figure.querySelector("canvas"), config));
-  figure.dataset.points = String(points);
-}
-
-function bars(labels, datasets, { horizontal = false } = {}) {
-  const valueAxis = { beginAtZero: true, ticks: { precision: 0 } };
-  for (const d of datasets) d.maxBarThickness = 36;
-  return {
-    type: "bar",
-    data: { labels, datasets },
-    options: {
-      indexAxis: horizontal ? "y" : "x",
-      scales: horizontal ? { x: valueAxis } : { y: valueAxis },
-      plugins: { legend: { display: datasets.length > 1 } },
-    },
-  };
-}
-
-function drawCharts(days, report) {
-  const labels = days.map((d) => d.date.slice(5)); // MM-DD: the year is in the range above
-  draw(
-    "chart-activity",
-    bars(labels, [
-      { label: "Sessions ended", data: days.map((d) => d.sessions), backgroundColor: BLUE },
-      { label: "Questions answered", data: days.map((d) => d.queries), backgroundColor: ORANGE },
-    ]),
-    days.filter((d) => d.sessions || d.queries).length,
-  );
-  draw(
-    "chart-confidence",
-    {
-      type: "line",
-      data: {
-        labels,
-        datasets: [
-          {
-            label: "Average confidence",
-            data: days.map((d) => (d.avg_confidence === null ? null : Math.round(d.avg_confidence * 1000) / 10)),
-            borderColor: BLUE,
-            backgroundColor: BLUE,
-            spanGaps: true,
-            pointRadius: 4, // a lone day with answers is a point, not a line
-          },
-        ],
-      },
-      options: {
-        scales: { y: { min: 0, max: 100, ticks: { callback: (v) => `${v}%` } } },
-        plugins: { legend: { display: false } },
-      },
-    },
-    days.filter((d) => d.avg_confidence !== null).length,
-  );
-  const hist = report.confidence_histogram;
-  draw(
-    "chart-histogram",
-    bars(histogramLabels(), [{ label: "Answers", data: hist, backgroundColor: hist.map((_, i) => (i < 5 ? ORANGE : BLUE)) }]),
-    hist.reduce((a, b) => a + b, 0),
-  );
-  const kb = report.top_kb_entries;
-  draw(
-    "chart-kb",
-    bars(kb.map((e) => e.entry_id), [{ label: "Citations", data: kb.map((e) => e.uses), backgroundColor: BLUE }], { horizontal: true }),
-    kb.length,
-    { hideWhenEmpty: true },
-  );
-  const reasons = byCount(report.end_reasons);
-  draw(
-    "chart-end-reasons",
-    bars(reasons.map(([r]) => r), [{ label: "Sessions", data: reasons.map(([, n]) => n), backgroundColor: BLUE }], { horizontal: true }),
-    reasons.length,
-    { hideWhenEmpty: true },
-  );
-}
+const withBusy = busyRunner(state, updatePager);
 
 // --------------------------------------------------------------------------------- report
 
@@ -245,7 +118,7 @@ function renderReport(report) {
   fillList($("unused-entries"), report.unused_kb_entries);
   $("unused-count").textContent = `(${report.unused_kb_entries.length})`;
 
-  drawCharts(days, report);
+  drawCharts(state.charts, days, report);
 }
 
 // ----------------------------------------------------------------------- low-confidence table
@@ -345,17 +218,9 @@ async function downloadCsv() {
     const text = await withBusy("Preparing the CSV…", () =>
       state.api.adminLowConfidenceCsv({ ...state.range, limit: state.pageSize, cursor: state.pager.current }),
     );
-    // The function needs the ID token in a header, so a plain link cannot fetch it: the
-    // page fetches the rows and hands them to the browser as a file.
-    const url = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = csvFilename(state.range.from, state.range.to, state.pager.page);
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-    setStatus(`Downloaded ${a.download}.`);
+    const filename = csvFilename(state.range.from, state.range.to, state.pager.page);
+    saveFile(new Blob([text], { type: "text/csv;charset=utf-8" }), filename);
+    setStatus(`Downloaded ${filename}.`);
   } catch (e) {
     showError(e, downloadCsv);
   }
@@ -393,17 +258,7 @@ function renderSession(sid, res) {
   const messages = res.final_messages || [];
   $("session-messages-count").textContent = `(${messages.length})`;
   $("session-messages").replaceChildren(
-    ...messages.map((m) => {
-      const li = document.createElement("li");
-      li.dataset.role = String(m.role);
-      const role = document.createElement("span");
-      role.className = "role";
-      role.textContent = `${m.role}: `;
-      const content = document.createElement("span");
-      content.textContent = String(m.content ?? "");
-      li.append(role, content);
-      return li;
-    }),
+    ...messages.map(messageItem),
   );
   $("session-detail").hidden = false;
 }
@@ -479,8 +334,7 @@ function applyRange(ev) {
 
 async function signIn() {
   $("auth-status").textContent = "signing in…";
-  await state.auth.authStateReady();
-  const user = state.auth.currentUser || (await signInAnonymously(state.auth)).user;
+  const user = await signInUser(state.auth);
   state.uid = user.uid;
   $("auth-status").textContent = `${user.isAnonymous ? "anonymous" : user.email || "signed in"} · ${user.uid}`;
   $("auth-status").dataset.uid = user.uid;
@@ -489,17 +343,8 @@ async function signIn() {
 
 async function boot() {
   const config = resolveConfig(window.location, await loadFileConfig());
-  $("config-note").textContent =
-    `Functions: ${config.apiBase}/<name> · Auth: ${config.authEmulatorUrl ? `emulator at ${config.authEmulatorUrl}` : "Firebase Auth"}` +
-    (config.ignoredParams.length ? ` · ignored query parameters: ${config.ignoredParams.join(", ")}` : "");
-  const app = initializeApp(config.firebase);
-  state.auth = getAuth(app);
-  if (config.authEmulatorUrl) connectAuthEmulator(state.auth, config.authEmulatorUrl, { disableWarnings: true });
-  state.api = createApi({
-    base: config.apiBase,
-    timeoutMs: config.requestTimeoutMs,
-    getToken: async (force) => (state.auth.currentUser ? state.auth.currentUser.getIdToken(force) : null),
-  });
+  $("config-note").textContent = configNote(config);
+  ({ auth: state.auth, api: state.api } = connect(config));
 
   $("range-from").value = state.range.from;
   $("range-to").value = state.range.to;
@@ -513,12 +358,7 @@ async function boot() {
     ev.preventDefault();
     openSession($("session-input").value);
   });
-  $("error-dismiss").addEventListener("click", clearError);
-  $("error-retry").addEventListener("click", () => {
-    const action = retryAction;
-    clearError();
-    if (action) action();
-  });
+  wireErrorBanner();
 
   await start();
   document.body.dataset.ready = "true";

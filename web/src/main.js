@@ -4,37 +4,44 @@
 // holds about the user as one file, and "Delete my data" erases it all, once the user has
 // confirmed. Every piece of user text and every answer reaches the DOM through textContent only.
 
-import { initializeApp } from "firebase/app";
-import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
-
-import { ApiError, createApi } from "./api.js";
+import { ApiError } from "./api.js";
 import { loadFileConfig, resolveConfig } from "./config.js";
+import {
+  clearPanels,
+  el,
+  layerBadge,
+  renderAppended,
+  renderControls,
+  renderContext,
+  renderEnd,
+  renderHealth,
+  renderReceipt,
+  renderSession,
+  renderStats,
+  renderTranscript,
+  showEraseConfirm,
+} from "./console-view.js";
 import { describeReceipt, erasureConfirmed } from "./erase.js";
 import { combineExportPages, EXPORT_FILENAME, EXPORT_PAGE_SIZE, exportBlob, readAllExportPages } from "./export.js";
-import { describeAnswer, parsePending, turnFor, withMessages } from "./turn.js";
+import { keepDraft, keepSession, keepTurn, keptDraft, keptSession, keptTurn } from "./kept.js";
+import {
+  busyRunner,
+  clearError,
+  configNote,
+  connect,
+  PageError,
+  saveFile,
+  setStatus,
+  showError,
+  signInUser,
+  wireErrorBanner,
+} from "./page.js";
+import { turnFor, withMessages } from "./turn.js";
 
-const CONTEXT_MAX_MESSAGES = 8;
-const HISTORY_LIMIT = 100;
+// The context and the history are read without a `max_messages` or a `limit`: the service
+// then answers its whole window (MESSAGE_WINDOW) and as much history as it allows
+// (HISTORY_MAX_LIMIT), so the page keeps no copy of either setting.
 const AGENT_ID = "web-console";
-const DRAFT_KEY = "chat-memory.draft";
-const SESSION_KEY = "chat-memory.session";
-const PENDING_KEY = "chat-memory.pending";
-
-const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
-const el = {};
-for (const id of [
-  "auth-status", "session-id", "session-status", "health", "error-banner", "error-message", "error-retry",
-  "error-dismiss", "transcript", "transcript-empty", "composer", "composer-input", "send-button",
-  "end-session-button", "new-session-button", "status", "message-count", "storage-layer", "durable",
-  "context-storage", "summary-updated", "summary-empty", "summary", "summary-meta", "context-count",
-  "context-messages", "formatted-context", "end-panel", "end-status", "end-reason", "end-message-count",
-  "queries-recorded", "end-summary", "history-meta", "history", "history-after", "end-reason-row", "config-note",
-  "user-stats-status", "stats-sessions", "stats-messages", "stats-queries", "stats-recent", "download-data-button",
-  "delete-data-button", "erase-confirm", "erase-word", "erase-submit", "erase-cancel", "erase-receipt",
-  "receipt-sentence", "receipt-counts",
-]) {
-  el[id] = $(id);
-}
 
 const state = {
   api: null,
@@ -50,218 +57,28 @@ const state = {
   transcript: [],
 };
 
-// ---------------------------------------------------------------------------------- helpers
+wireErrorBanner();
 
-function safeStorage(fn) {
-  try {
-    return fn(window.sessionStorage);
-  } catch {
-    return null; // storage disabled (privacy mode): the page still works
-  }
-}
-
-function setStatus(text) {
-  el.status.textContent = text || "";
-}
-
-function fmtTime(ts) {
-  if (ts === null || ts === undefined) return "";
-  const d = new Date(typeof ts === "number" ? (ts < 1e12 ? ts * 1000 : ts) : ts);
-  return Number.isNaN(d.getTime()) ? String(ts) : d.toLocaleTimeString();
-}
-
-function layerBadge(node, layer) {
-  node.textContent = "";
-  if (!layer) {
-    node.textContent = "—";
-    return;
-  }
-  const span = document.createElement("span");
-  span.className = `layer ${layer}`;
-  span.textContent = layer;
-  node.append(span);
-}
-
-function yesNo(node, value) {
-  node.className = value ? "yes" : "no";
-  node.textContent = value === undefined || value === null ? "—" : value ? "yes" : "no (memory only)";
-}
-
-let retryAction = null;
-
-function showError(err, retry) {
-  const text = err instanceof ApiError ? err.friendly : `Something went wrong: ${(err && err.message) || err}`;
-  el["error-message"].textContent = text;
-  el["error-banner"].dataset.code = err instanceof ApiError ? err.code : "client_error";
-  el["error-banner"].hidden = false;
-  retryAction = retry || null;
-  el["error-retry"].hidden = !retry;
-  setStatus("");
-  if (!(err instanceof ApiError)) console.error(err);
-}
-
-function clearError() {
-  el["error-banner"].hidden = true;
-  el["error-message"].textContent = "";
-  retryAction = null;
-}
-
-el["error-dismiss"].addEventListener("click", clearError);
-el["error-retry"].addEventListener("click", () => {
-  const action = retryAction;
-  clearError();
-  if (action) action();
-});
-
-function updateControls() {
-  const ready = !!state.sessionId && !state.ended;
-  el["composer-input"].disabled = !state.uid || state.ended;
-  // Without a session (after an erasure) the next message starts one.
-  el["send-button"].disabled = !state.uid || state.ended || state.busy;
-  el["end-session-button"].disabled = !ready || state.busy;
-  el["new-session-button"].hidden = !state.ended;
-  el["download-data-button"].disabled = !state.uid || state.busy;
-  el["delete-data-button"].disabled = !state.uid || state.busy;
-  el["erase-submit"].disabled = state.busy || !erasureConfirmed(el["erase-word"].value);
-  el["composer"].setAttribute("aria-busy", state.busy ? "true" : "false");
-}
-
-// ------------------------------------------------------------------------------- rendering
-
-function renderTranscript() {
-  const list = el.transcript;
-  list.textContent = "";
-  for (const m of state.transcript) {
-    const li = document.createElement("li");
-    li.className = `msg ${m.role}`;
-    li.dataset.testid = "message";
-    li.dataset.role = m.role;
-    const who = document.createElement("span");
-    who.className = "who";
-    who.textContent = m.role === "user" ? "You" : "Assistant";
-    const body = document.createElement("span");
-    body.className = "content";
-    body.textContent = m.content;
-    li.append(who, body);
-    if (m.role === "assistant") li.append(answerMeta(m.metadata));
-    list.append(li);
-  }
-  el["transcript-empty"].hidden = state.transcript.length > 0;
-  list.scrollTop = list.scrollHeight;
-}
-
-function answerMeta(metadata) {
-  const d = describeAnswer(metadata);
-  const meta = document.createElement("span");
-  meta.className = "meta";
-  const confidence = document.createElement("span");
-  confidence.dataset.testid = "answer-confidence";
-  confidence.textContent = d.confidenceText;
-  if (d.confidence !== null) confidence.dataset.value = String(d.confidence);
-  const sources = document.createElement("span");
-  sources.dataset.testid = "answer-sources";
-  sources.dataset.count = String(d.sources.length);
-  sources.textContent = d.sourcesText;
-  meta.append(confidence, " · ", sources);
-  if (d.collection) meta.append(` · ${d.collection}`);
-  return meta;
-}
-
-function renderMessageList(node, messages) {
-  node.textContent = "";
-  for (const m of messages || []) {
-    const li = document.createElement("li");
-    li.dataset.role = m.role;
-    const role = document.createElement("span");
-    role.className = "role";
-    role.textContent = `${m.role}: `;
-    const content = document.createElement("span");
-    content.textContent = m.content;
-    li.append(role, content);
-    if (m.timestamp) li.title = fmtTime(m.timestamp);
-    node.append(li);
-  }
-}
-
-function renderContext(ctx) {
-  layerBadge(el["context-storage"], ctx.storage);
-  renderMessageList(el["context-messages"], ctx.messages);
-  el["context-count"].textContent = `(${(ctx.messages || []).length} of at most ${CONTEXT_MAX_MESSAGES})`;
-  el["formatted-context"].textContent = ctx.formatted_context || "—";
-  renderSummary(ctx.summary);
-}
-
-function renderSummary(summary) {
-  if (summary && summary.text) {
-    el.summary.hidden = false;
-    el.summary.textContent = summary.text;
-    el["summary-empty"].hidden = true;
-    el["summary-meta"].textContent = `Covers ${summary.message_count} messages · updated ${fmtTime(summary.updated_at)}`;
-  } else {
-    el.summary.hidden = true;
-    el.summary.textContent = "";
-    el["summary-empty"].hidden = false;
-    el["summary-meta"].textContent = "";
-  }
-}
-
-function renderAppend(res) {
-  state.messageCount = res.message_count;
-  rememberSession();
-  el["message-count"].textContent = String(res.message_count);
-  layerBadge(el["storage-layer"], res.storage);
-  yesNo(el.durable, res.durable);
-  el["summary-updated"].textContent = res.summary_updated ? "yes" : "no";
-}
-
-function renderSession() {
-  el["session-id"].textContent = state.sessionId || "none yet";
-  const badge = el["session-status"];
-  badge.hidden = !state.sessionId;
-  badge.textContent = state.ended ? "ended" : "active";
-  badge.className = `badge ${state.ended ? "ended" : "active"}`;
-}
+const updateControls = () => renderControls(state);
 
 function resetPanels() {
   state.transcript = [];
   state.messageCount = 0;
   setPending(null);
-  renderTranscript();
-  el["message-count"].textContent = "0";
-  for (const id of ["storage-layer", "durable", "context-storage", "summary-updated"]) {
-    el[id].className = "";
-    el[id].textContent = "—";
-  }
-  renderContext({ storage: null, messages: [], summary: null, formatted_context: "" });
-  el["context-storage"].textContent = "—";
-  el["end-panel"].hidden = true;
+  clearPanels();
 }
 
 // ------------------------------------------------------------------------------- actions
 
-async function withBusy(label, fn) {
-  state.busy = true;
-  updateControls();
-  setStatus(label);
-  try {
-    return await fn();
-  } finally {
-    state.busy = false;
-    updateControls();
-  }
-}
+const withBusy = busyRunner(state, updateControls);
 
 function setPending(turn) {
   state.pendingTurn = turn;
-  safeStorage((s) => (turn ? s.setItem(PENDING_KEY, JSON.stringify(turn)) : s.removeItem(PENDING_KEY)));
+  keepTurn(turn);
 }
 
 function rememberSession() {
-  safeStorage((s) =>
-    state.sessionId
-      ? s.setItem(SESSION_KEY, JSON.stringify({ uid: state.uid, sessionId: state.sessionId, messageCount: state.messageCount }))
-      : s.removeItem(SESSION_KEY),
-  );
+  keepSession(state.sessionId ? { uid: state.uid, sessionId: state.sessionId, messageCount: state.messageCount } : null);
 }
 
 async function createSession() {
@@ -272,7 +89,7 @@ async function createSession() {
   el["erase-receipt"].hidden = true;
   if (res.storage) layerBadge(el["storage-layer"], res.storage);
   rememberSession();
-  renderSession();
+  renderSession(state.sessionId, state.ended);
 }
 
 async function startSession() {
@@ -287,8 +104,8 @@ async function startSession() {
 }
 
 async function refreshContext() {
-  const ctx = await state.api.getContext(state.sessionId, CONTEXT_MAX_MESSAGES);
-  renderContext(ctx);
+  const ctx = await state.api.getContext(state.sessionId);
+  renderContext(ctx, state.messageCount);
   return ctx;
 }
 
@@ -319,11 +136,13 @@ async function send() {
       { seq: res.user_seq, role: "user", content: turn.content },
       { seq: res.answer.seq, role: "assistant", content: res.answer.content, metadata: res.answer.metadata },
     ]);
-    renderTranscript();
-    renderAppend(res);
+    renderTranscript(state.transcript);
+    state.messageCount = res.message_count;
+    rememberSession();
+    renderAppended(res);
     // Answered, so stored: only now may the typed text go (unless the user typed more meanwhile).
     if (input.value === turn.content) input.value = "";
-    safeStorage((s) => s.setItem(DRAFT_KEY, input.value));
+    keepDraft(input.value);
   } catch (e) {
     if (e instanceof ApiError && e.code === "failed_precondition") markEnded();
     showError(e, state.ended ? null : send);
@@ -343,7 +162,7 @@ async function showContext(done) {
 
 function markEnded() {
   state.ended = true;
-  renderSession();
+  renderSession(state.sessionId, state.ended);
   updateControls();
 }
 
@@ -353,23 +172,12 @@ async function endSession() {
   try {
     const { before, result } = await withBusy("Ending the session…", async () => {
       // What the memory holds just before the end (after it, the hot copy is released).
-      const held = await state.api.getHistory(state.sessionId, HISTORY_LIMIT);
+      const held = await state.api.getHistory(state.sessionId);
       const res = await state.api.endSession(state.sessionId, AGENT_ID);
       return { before: held, result: res };
     });
     markEnded();
-    el["end-panel"].hidden = false;
-    el["end-status"].textContent = result.status;
-    el["end-reason"].textContent = result.end_reason || "—";
-    el["end-reason-row"].hidden = !result.end_reason;
-    el["end-message-count"].textContent = String(result.message_count);
-    el["queries-recorded"].textContent = String(result.queries_recorded);
-    el["end-summary"].textContent = (result.summary && result.summary.text) || "(no summary)";
-    if (result.summary) renderSummary(result.summary);
-    renderMessageList(el.history, before.messages);
-    el["history-meta"].textContent =
-      `(${before.messages.length} of ${result.message_count} messages, served by ${before.storage}; older ones live on in the summary)`;
-    el["end-panel"].scrollIntoView({ block: "nearest" });
+    renderEnd(result, before);
     await loadHistoryAfter();
     await loadUserStats();
   } catch (e) {
@@ -380,7 +188,7 @@ async function endSession() {
 async function loadHistoryAfter() {
   try {
     const h = await withBusy("Checking what the memory keeps after the end…", () =>
-      state.api.getHistory(state.sessionId, HISTORY_LIMIT),
+      state.api.getHistory(state.sessionId),
     );
     el["history-after"].textContent = `${h.messages.length} messages (served by ${h.storage})`;
     setStatus("Session ended. Analytics written.");
@@ -398,11 +206,7 @@ async function loadUserStats(attempts = 15) {
     try {
       const s = await state.api.getUserStats();
       if ((s.recent_sessions || []).includes(state.sessionId)) {
-        el["stats-sessions"].textContent = String(s.total_sessions);
-        el["stats-messages"].textContent = String(s.total_messages);
-        el["stats-queries"].textContent = String(s.total_queries);
-        el["stats-recent"].textContent = `${s.recent_sessions.length} (newest: this one)`;
-        el["user-stats-status"].textContent = "counted.";
+        renderStats(s);
         return s;
       }
     } catch (e) {
@@ -426,16 +230,8 @@ async function downloadMyData() {
       );
       return combineExportPages(pages, new Date().toISOString());
     });
-    // The function needs the ID token in a header, so a plain link cannot fetch it: the page
-    // reads every page and hands the browser one file.
-    const url = URL.createObjectURL(exportBlob(doc));
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = EXPORT_FILENAME;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    // The page reads every page of the export and hands the browser one file.
+    saveFile(exportBlob(doc), EXPORT_FILENAME);
     setStatus(`Downloaded ${EXPORT_FILENAME}: ${doc.sessions.length} sessions.`);
   } catch (e) {
     showError(e, downloadMyData);
@@ -447,17 +243,13 @@ async function downloadMyData() {
 function openEraseConfirm() {
   if (state.busy || !state.uid) return;
   clearError();
-  el["erase-word"].value = "";
-  el["erase-confirm"].hidden = false;
-  el["delete-data-button"].setAttribute("aria-expanded", "true");
+  showEraseConfirm(true);
   updateControls();
   el["erase-word"].focus();
 }
 
 function closeEraseConfirm(returnFocus) {
-  el["erase-confirm"].hidden = true;
-  el["erase-word"].value = "";
-  el["delete-data-button"].setAttribute("aria-expanded", "false");
+  showEraseConfirm(false);
   updateControls();
   if (returnFocus) el["delete-data-button"].focus();
 }
@@ -491,29 +283,9 @@ function forgetSession() {
   resetPanels();
   rememberSession();
   el["composer-input"].value = "";
-  safeStorage((s) => s.removeItem(DRAFT_KEY));
-  renderSession();
+  keepDraft(null);
+  renderSession(state.sessionId, state.ended);
   updateControls();
-}
-
-function renderReceipt(d) {
-  el["receipt-sentence"].textContent = d.sentence;
-  const list = el["receipt-counts"];
-  list.textContent = "";
-  for (const row of d.rows) {
-    const div = document.createElement("div");
-    const dt = document.createElement("dt");
-    dt.textContent = row.label;
-    const dd = document.createElement("dd");
-    dd.dataset.testid = `erased-${row.key}`;
-    dd.textContent = String(row.value);
-    div.append(dt, dd);
-    list.append(div);
-  }
-  el["erase-receipt"].dataset.receiptId = d.receiptId;
-  el["erase-receipt"].hidden = false;
-  // The confirm panel that held the focus is gone: hand it to the receipt.
-  document.getElementById("receipt-h").focus();
 }
 
 async function resumeSession(saved) {
@@ -521,11 +293,11 @@ async function resumeSession(saved) {
   try {
     await withBusy("Restoring your session…", async () => {
       state.sessionId = saved.sessionId;
-      renderSession();
-      const h = await state.api.getHistory(state.sessionId, HISTORY_LIMIT);
+      renderSession(state.sessionId, state.ended);
+      const h = await state.api.getHistory(state.sessionId);
       state.transcript = h.messages.map((m) => ({ seq: m.seq, role: m.role, content: m.content, metadata: m.metadata }));
-      renderTranscript();
-      const pending = safeStorage((s) => parsePending(s.getItem(PENDING_KEY)));
+      renderTranscript(state.transcript);
+      const pending = keptTurn();
       state.pendingTurn = pending && pending.sessionId === state.sessionId ? pending : null;
       // The service keeps a window of recent messages: the count we saw last may be larger.
       state.messageCount = Math.max(h.messages.length, Number(saved.messageCount) || 0);
@@ -537,25 +309,16 @@ async function resumeSession(saved) {
   } catch {
     state.sessionId = null;
     rememberSession();
-    renderSession();
+    renderSession(state.sessionId, state.ended);
     return false;
   }
 }
 
-function layerUp(v) {
-  if (v && typeof v === "object") return v.status === "up" || v.status === "ok" || v.ok === true;
-  return v === true || v === "up" || v === "ok";
-}
-
 async function checkHealth() {
   try {
-    const h = await state.api.health();
-    const layers = Object.entries(h.layers || {})
-      .map(([k, v]) => `${k} ${layerUp(v) ? "✓" : "✗"}`)
-      .join(" · ");
-    el.health.textContent = `${h.status}${layers ? ` (${layers})` : ""}`;
+    renderHealth(await state.api.health());
   } catch (e) {
-    el.health.textContent = e instanceof ApiError && e.kind !== "http" ? "unreachable" : `error (${e.code || "?"})`;
+    renderHealth(null, e);
   }
 }
 
@@ -563,21 +326,20 @@ async function signIn() {
   clearError();
   el["auth-status"].textContent = "signing in…";
   try {
-    await state.auth.authStateReady();
-    const user = state.auth.currentUser || (await signInAnonymously(state.auth)).user;
+    const user = await signInUser(state.auth);
     state.uid = user.uid;
     el["auth-status"].textContent = `anonymous · ${user.uid}`;
     el["auth-status"].dataset.uid = user.uid;
   } catch (e) {
     el["auth-status"].textContent = "not signed in";
-    const err = new Error(
-      `Could not sign in anonymously (${(e && e.code) || (e && e.message) || e}). Check the network and that Firebase Auth (or its emulator) is running.`,
+    const why = (e && e.code) || (e && e.message) || e;
+    showError(
+      new PageError(
+        "sign_in_failed",
+        `Could not sign in anonymously (${why}). Check the network and that Firebase Auth (or its emulator) is running.`,
+      ),
+      () => signIn().then(afterSignIn),
     );
-    el["error-message"].textContent = err.message;
-    el["error-banner"].hidden = false;
-    el["error-banner"].dataset.code = "sign_in_failed";
-    retryAction = () => signIn().then(afterSignIn);
-    el["error-retry"].hidden = false;
     return false;
   }
   updateControls();
@@ -586,7 +348,7 @@ async function signIn() {
 
 async function afterSignIn(ok) {
   if (!ok) return;
-  const saved = safeStorage((s) => JSON.parse(s.getItem(SESSION_KEY) || "null"));
+  const saved = keptSession();
   if (saved && saved.uid === state.uid && saved.sessionId && (await resumeSession(saved))) return;
   await startSession();
 }
@@ -595,24 +357,13 @@ async function afterSignIn(ok) {
 
 async function boot() {
   const config = resolveConfig(window.location, await loadFileConfig());
-  el["config-note"].textContent =
-    `Functions: ${config.apiBase}/<name> · Auth: ${config.authEmulatorUrl ? `emulator at ${config.authEmulatorUrl}` : "Firebase Auth"}` +
-    (config.ignoredParams.length ? ` · ignored query parameters: ${config.ignoredParams.join(", ")}` : "");
-
-  const app = initializeApp(config.firebase);
-  state.auth = getAuth(app);
-  if (config.authEmulatorUrl) connectAuthEmulator(state.auth, config.authEmulatorUrl, { disableWarnings: true });
-
-  state.api = createApi({
-    base: config.apiBase,
-    timeoutMs: config.requestTimeoutMs,
-    getToken: async (force) => (state.auth.currentUser ? state.auth.currentUser.getIdToken(force) : null),
-  });
+  el["config-note"].textContent = configNote(config);
+  ({ auth: state.auth, api: state.api } = connect(config));
 
   // The draft survives a reload; it is cleared only once the service stored it.
   const input = el["composer-input"];
-  input.value = safeStorage((s) => s.getItem(DRAFT_KEY)) || "";
-  input.addEventListener("input", () => safeStorage((s) => s.setItem(DRAFT_KEY, input.value)));
+  input.value = keptDraft();
+  input.addEventListener("input", () => keepDraft(input.value));
   input.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();

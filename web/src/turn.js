@@ -1,5 +1,5 @@
 // One chat turn as the page holds it until the `chat` function has answered it, and the
-// answer's metadata as the page shows it. Pure: no DOM, no network.
+// answer's metadata and the context's messages as the page shows them. Pure: no DOM, no network.
 
 // The service's rule for a client message id; the answer is stored under the id + "#a".
 export const CLIENT_MESSAGE_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -68,4 +68,17 @@ export function describeAnswer(metadata) {
 export function withMessages(transcript, messages) {
   const seen = new Set(transcript.map((m) => m.seq).filter((seq) => seq !== undefined));
   return [...transcript, ...messages.filter((m) => m.seq === undefined || !seen.has(m.seq))];
+}
+
+/**
+ * What the context panel says about its messages: `shown` is how many get_context answered (the
+ * service's window, which the page does not know in advance), `total` the session's message
+ * count as the page last saw it. Past the window the context holds the last few only.
+ */
+export function contextNote(shown, total) {
+  const n = (k) => `${k} message${k === 1 ? "" : "s"}`;
+  if (shown <= 0) return "(none yet)";
+  if (total > shown) return `(the last ${n(shown)} of ${total})`;
+  if (total === shown) return `(${n(shown)}: the whole session)`;
+  return `(${n(shown)})`; // the page's count is behind (or unknown): claim no more than it knows
 }

@@ -1,10 +1,10 @@
-// Unit checks of the page's pure parts (config, API client, chat turns): `npm run check`.
+// Unit checks of the page's pure parts (config, API client, chat turns, the context's count): `npm run check`.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { ApiError, createApi } from "../src/api.js";
 import { resolveConfig } from "../src/config.js";
-import { CLIENT_MESSAGE_ID, describeAnswer, newTurnId, parsePending, turnFor, withMessages } from "../src/turn.js";
+import { CLIENT_MESSAGE_ID, contextNote, describeAnswer, newTurnId, parsePending, turnFor, withMessages } from "../src/turn.js";
 
 test("defaults: same-origin /api; Auth emulator only on loopback", () => {
   const local = resolveConfig({ hostname: "127.0.0.1", search: "" }, null);
@@ -63,6 +63,14 @@ test("API: a chat turn is one POST to chat with the turn's id; the page writes n
   assert.equal(api.appendMessage, undefined);
   await api.getContext("abc", 8);
   assert.equal(f.calls[1].url, "/api/get_context?session_id=abc&max_messages=8");
+});
+
+test("API: the console's reads leave the window and the history's size to the service", async () => {
+  const f = fakeFetch(() => json(200, { ok: 1 }));
+  const api = createApi({ base: "/api", getToken: async () => null, fetchImpl: f });
+  await api.getContext("abc");
+  await api.getHistory("abc");
+  assert.deepEqual(f.calls.map((c) => c.url), ["/api/get_context?session_id=abc", "/api/get_history?session_id=abc"]);
 });
 
 test("API: a function's error becomes a friendly ApiError", async () => {
@@ -166,6 +174,17 @@ test("answers: confidence and sources shown as given; none shown as none", () =>
   assert.equal(unknown.collection, null);
   assert.equal(describeAnswer(undefined).confidenceText, "confidence unknown");
   assert.equal(describeAnswer({ confidence: "high" }).confidence, null);
+});
+
+test("the context's count says what get_context answered, not a window the page assumes", () => {
+  assert.equal(contextNote(0, 0), "(none yet)");
+  assert.equal(contextNote(1, 1), "(1 message: the whole session)");
+  assert.equal(contextNote(4, 4), "(4 messages: the whole session)");
+  // Past the service's window (or its byte bound) the context holds the newest messages only.
+  assert.equal(contextNote(8, 12), "(the last 8 messages of 12)");
+  // A count the page does not know (or one behind the service) claims nothing about the rest.
+  assert.equal(contextNote(6, 0), "(6 messages)");
+  assert.equal(contextNote(6, undefined), "(6 messages)");
 });
 
 test("the transcript holds each stored message once", () => {

@@ -1,0 +1,228 @@
+// What the console shows: each panel drawn from what the service answered. It holds no state
+// (main.js passes what to draw), and every piece of user text and every answer reaches the DOM
+// through textContent only.
+
+import { ApiError } from "./api.js";
+import { erasureConfirmed } from "./erase.js";
+import { $, messageItem } from "./page.js";
+import { contextNote, describeAnswer } from "./turn.js";
+
+// The console's elements by data-testid, looked up once (a module runs after the document is
+// parsed). The error banner is page.js's.
+export const el = {};
+for (const id of [
+  "auth-status", "session-id", "session-status", "health", "transcript", "transcript-empty", "composer",
+  "composer-input", "send-button", "end-session-button", "new-session-button", "message-count", "storage-layer",
+  "durable", "context-storage", "summary-updated", "summary-empty", "summary", "summary-meta", "context-count",
+  "context-messages", "formatted-context", "end-panel", "end-status", "end-reason", "end-message-count",
+  "queries-recorded", "end-summary", "history-meta", "history", "history-after", "end-reason-row", "config-note",
+  "user-stats-status", "stats-sessions", "stats-messages", "stats-queries", "stats-recent", "download-data-button",
+  "delete-data-button", "erase-confirm", "erase-word", "erase-submit", "erase-cancel", "erase-receipt",
+  "receipt-sentence", "receipt-counts",
+]) {
+  el[id] = $(id);
+}
+
+function fmtTime(ts) {
+  if (ts === null || ts === undefined) return "";
+  const d = new Date(typeof ts === "number" ? (ts < 1e12 ? ts * 1000 : ts) : ts);
+  return Number.isNaN(d.getTime()) ? String(ts) : d.toLocaleTimeString();
+}
+
+export function layerBadge(node, layer) {
+  node.textContent = "";
+  if (!layer) {
+    node.textContent = "—";
+    return;
+  }
+  const span = document.createElement("span");
+  span.className = `layer ${layer}`;
+  span.textContent = layer;
+  node.append(span);
+}
+
+function yesNo(node, value) {
+  node.className = value ? "yes" : "no";
+  node.textContent = value === undefined || value === null ? "—" : value ? "yes" : "no (memory only)";
+}
+
+// What the user may do now: `state` is the page's (signed in, session, ended, busy).
+export function renderControls(state) {
+  const ready = !!state.sessionId && !state.ended;
+  el["composer-input"].disabled = !state.uid || state.ended;
+  // Without a session (after an erasure) the next message starts one.
+  el["send-button"].disabled = !state.uid || state.ended || state.busy;
+  el["end-session-button"].disabled = !ready || state.busy;
+  el["new-session-button"].hidden = !state.ended;
+  el["download-data-button"].disabled = !state.uid || state.busy;
+  el["delete-data-button"].disabled = !state.uid || state.busy;
+  el["erase-submit"].disabled = state.busy || !erasureConfirmed(el["erase-word"].value);
+  el["composer"].setAttribute("aria-busy", state.busy ? "true" : "false");
+}
+
+export function renderTranscript(transcript) {
+  const list = el.transcript;
+  list.textContent = "";
+  for (const m of transcript) {
+    const li = document.createElement("li");
+    li.className = `msg ${m.role}`;
+    li.dataset.testid = "message";
+    li.dataset.role = m.role;
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = m.role === "user" ? "You" : "Assistant";
+    const body = document.createElement("span");
+    body.className = "content";
+    body.textContent = m.content;
+    li.append(who, body);
+    if (m.role === "assistant") li.append(answerMeta(m.metadata));
+    list.append(li);
+  }
+  el["transcript-empty"].hidden = transcript.length > 0;
+  list.scrollTop = list.scrollHeight;
+}
+
+function answerMeta(metadata) {
+  const d = describeAnswer(metadata);
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  const confidence = document.createElement("span");
+  confidence.dataset.testid = "answer-confidence";
+  confidence.textContent = d.confidenceText;
+  if (d.confidence !== null) confidence.dataset.value = String(d.confidence);
+  const sources = document.createElement("span");
+  sources.dataset.testid = "answer-sources";
+  sources.dataset.count = String(d.sources.length);
+  sources.textContent = d.sourcesText;
+  meta.append(confidence, " · ", sources);
+  if (d.collection) meta.append(` · ${d.collection}`);
+  return meta;
+}
+
+function renderMessageList(node, messages) {
+  node.textContent = "";
+  for (const m of messages || []) {
+    const li = messageItem(m);
+    if (m.timestamp) li.title = fmtTime(m.timestamp);
+    node.append(li);
+  }
+}
+
+// `messageCount`: the session's count as the page last saw it (the context holds the newest only).
+export function renderContext(ctx, messageCount) {
+  layerBadge(el["context-storage"], ctx.storage);
+  renderMessageList(el["context-messages"], ctx.messages);
+  el["context-count"].textContent = contextNote((ctx.messages || []).length, messageCount);
+  el["formatted-context"].textContent = ctx.formatted_context || "—";
+  renderSummary(ctx.summary);
+}
+
+function renderSummary(summary) {
+  if (summary && summary.text) {
+    el.summary.hidden = false;
+    el.summary.textContent = summary.text;
+    el["summary-empty"].hidden = true;
+    el["summary-meta"].textContent = `Covers ${summary.message_count} messages · updated ${fmtTime(summary.updated_at)}`;
+  } else {
+    el.summary.hidden = true;
+    el.summary.textContent = "";
+    el["summary-empty"].hidden = false;
+    el["summary-meta"].textContent = "";
+  }
+}
+
+export function renderSession(sessionId, ended) {
+  el["session-id"].textContent = sessionId || "none yet";
+  const badge = el["session-status"];
+  badge.hidden = !sessionId;
+  badge.textContent = ended ? "ended" : "active";
+  badge.className = `badge ${ended ? "ended" : "active"}`;
+}
+
+export function renderAppended(res) {
+  el["message-count"].textContent = String(res.message_count);
+  layerBadge(el["storage-layer"], res.storage);
+  yesNo(el.durable, res.durable);
+  el["summary-updated"].textContent = res.summary_updated ? "yes" : "no";
+}
+
+// A new session (or none, after an erasure): every panel back to empty.
+export function clearPanels() {
+  renderTranscript([]);
+  el["message-count"].textContent = "0";
+  for (const id of ["storage-layer", "durable", "context-storage", "summary-updated"]) {
+    el[id].className = "";
+    el[id].textContent = "—";
+  }
+  renderContext({ storage: null, messages: [], summary: null, formatted_context: "" }, 0);
+  el["context-storage"].textContent = "—";
+  el["end-panel"].hidden = true;
+}
+
+// `result`: end_session's answer; `before`: get_history just before the end.
+export function renderEnd(result, before) {
+  el["end-panel"].hidden = false;
+  el["end-status"].textContent = result.status;
+  el["end-reason"].textContent = result.end_reason || "—";
+  el["end-reason-row"].hidden = !result.end_reason;
+  el["end-message-count"].textContent = String(result.message_count);
+  el["queries-recorded"].textContent = String(result.queries_recorded);
+  el["end-summary"].textContent = (result.summary && result.summary.text) || "(no summary)";
+  if (result.summary) renderSummary(result.summary);
+  renderMessageList(el.history, before.messages);
+  el["history-meta"].textContent =
+    `(${before.messages.length} of ${result.message_count} messages, served by ${before.storage}; older ones live on in the summary)`;
+  el["end-panel"].scrollIntoView({ block: "nearest" });
+}
+
+export function renderStats(s) {
+  el["stats-sessions"].textContent = String(s.total_sessions);
+  el["stats-messages"].textContent = String(s.total_messages);
+  el["stats-queries"].textContent = String(s.total_queries);
+  el["stats-recent"].textContent = `${s.recent_sessions.length} (newest: this one)`;
+  el["user-stats-status"].textContent = "counted.";
+}
+
+export function renderReceipt(d) {
+  el["receipt-sentence"].textContent = d.sentence;
+  const list = el["receipt-counts"];
+  list.textContent = "";
+  for (const row of d.rows) {
+    const div = document.createElement("div");
+    const dt = document.createElement("dt");
+    dt.textContent = row.label;
+    const dd = document.createElement("dd");
+    dd.dataset.testid = `erased-${row.key}`;
+    dd.textContent = String(row.value);
+    div.append(dt, dd);
+    list.append(div);
+  }
+  el["erase-receipt"].dataset.receiptId = d.receiptId;
+  el["erase-receipt"].hidden = false;
+  // The confirm panel that held the focus is gone: hand it to the receipt.
+  document.getElementById("receipt-h").focus();
+}
+
+function layerUp(v) {
+  if (v && typeof v === "object") return v.status === "up" || v.status === "ok" || v.ok === true;
+  return v === true || v === "up" || v === "ok";
+}
+
+// The service's health: each layer up or down, or why it could not be read (`err`).
+export function renderHealth(h, err) {
+  if (!h) {
+    el.health.textContent = err instanceof ApiError && err.kind !== "http" ? "unreachable" : `error (${err.code || "?"})`;
+    return;
+  }
+  const layers = Object.entries(h.layers || {})
+    .map(([k, v]) => `${k} ${layerUp(v) ? "✓" : "✗"}`)
+    .join(" · ");
+  el.health.textContent = `${h.status}${layers ? ` (${layers})` : ""}`;
+}
+
+// The "Delete my data" confirm panel: opened or closed, the word typed in it goes.
+export function showEraseConfirm(open) {
+  el["erase-confirm"].hidden = !open;
+  el["erase-word"].value = "";
+  el["delete-data-button"].setAttribute("aria-expanded", open ? "true" : "false");
+}
