@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 SUMMARY_INTERVAL = 5  # the service's default: a rolling summary every 5 messages
-CONTEXT_WINDOW = 8  # get_context's max_messages as the page asks for it
+CONTEXT_WINDOW = 8  # the service's default MESSAGE_WINDOW, which the page's get_context leaves to it
 TRIGGER_WAIT_S = 30
 CHAT = re.compile(r".*/chat(\?.*)?$")
 DELETE_MY_DATA = re.compile(r".*/delete_my_data(\?.*)?$")
