@@ -88,7 +88,7 @@ write_env_file() {
   "$(cm_base_python)" scripts/bundle_env.py merge "$1/.env.$PROJECT" "${args[@]}"
 }
 
-# Every .env* file of the bundle is uploaded; none may open the doors (see README, Deploying).
+# Every .env* file of the bundle is uploaded; none may open the doors (docs/security.md, "Deployment guard").
 check_env_files() {
   "$(cm_base_python)" scripts/bundle_env.py check "$1" \
     || cm_die "the bundle $1 carries emulator-only settings (above): a deployed function would refuse to serve"

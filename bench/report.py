@@ -241,7 +241,7 @@ def _cost(s: dict[str, Any]) -> str:
             f"\nFirestore documents for one {fs['messages']}-message session citing {fs['kb_entries']} "
             "distinct KB entries (counted at the client, against the emulator):\n\n"
             + _table(["phase", "doc reads", "doc writes", "Redis round trips"], rows)
-            + f"\n\nTarget (README, Firestore data model): writes <= 6 + {fs['kb_entries']} = {target}: "
+            + f"\n\nTarget (docs/data-model.md, Costs): writes <= 6 + {fs['kb_entries']} = {target}: "
             + ("met." if fs["total_writes"] <= target else "**NOT met**.")
         )
     mem = s.get("redis_memory")

@@ -1,5 +1,5 @@
 """Worst-case Redis bytes of one session and of one user, measured with MEMORY USAGE on a
-real redis-server at every limit (README, "Bounded per user").
+real redis-server at every limit (docs/security.md, "Bounded per user").
 
 Run: .venv/bin/python -m bench.session_bytes
 

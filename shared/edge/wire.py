@@ -1,6 +1,6 @@
 """The answers on the wire: one model per success body of ``openapi.yaml`` (its component
 schema of the same name). Handlers build these and nothing else, and a unit test checks each
-against the spec's fields, so code, spec and README cannot drift apart silently.
+against the spec's fields, so code, spec and docs/http-api.md cannot drift apart silently.
 
 The hot answers (get_context, append_message, get_history's messages) are built by
 ``shared/bodies.py`` from the core's already validated models, without this module (whose

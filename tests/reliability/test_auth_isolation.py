@@ -376,7 +376,7 @@ def test_rate_limit_burst(api: Api, report: Report) -> None:
 
 
 def test_other_users_session(api: Api, stack_redis_module: Any, report: Report) -> None:
-    # Redis restarted with its data: an empty restart ends the session as `expired` (README,
+    # Redis restarted with its data: an empty restart ends the session as `expired` (docs/operations.md,
     # "When something is down"), which is not what this scenario is about.
     stack_redis = stack_redis_module
     owner = api.new_user()

@@ -8,7 +8,7 @@ analytics written at the end, answers return to ``storage: redis``, and the circ
 breaker keeps latency low while Redis is down.
 
 The restart keeps Redis' data (AOF, as Memorystore with persistence): with an empty
-restart, messages that only Redis held are gone by design (README, "When something is
+restart, messages that only Redis held are gone by design (docs/operations.md, "When something is
 down"); that case is ``test_redis_restarted_empty`` below.
 """
 
