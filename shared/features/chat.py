@@ -102,7 +102,8 @@ def _turn(
         answer=ChatAnswer(content=content, seq=out.seq, metadata=metadata),
         user_seq=user.seq,
         message_count=out.message_count,
-        summary_updated=out.summary_updated,
+        # the question or the answer may be the message that made the summary
+        summary_updated=user.summary_updated or out.summary_updated,
         storage=out.storage,
         durable=user.durable and out.durable,
         replayed=replayed,

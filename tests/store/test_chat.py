@@ -137,3 +137,15 @@ def test_an_end_user_writes_user_turns_only(redis_server, firestore_emulator, ui
     with pytest.raises(InvalidArgument):
         m.add_message(sid, "user", "forged", client_message_id="t1#a", user_id=uid, backend=False)
     assert contents(m, sid, uid) == [("user", "hi")]
+
+
+def test_a_turn_says_summary_updated_when_its_question_made_the_summary(redis_server, firestore_emulator, uid):
+    """Issue 20: with a summary every 5 messages, turn 3's question is message 5: the turn
+    that wrote the summary says so, though its answer (message 6) wrote none."""
+    m, chat = _chat(redis_server.url, CountingResponder())
+    sid = m.create_session({}, user_id=uid).session_id
+    turns = [chat.turn(sid, f"question {i}?", client_message_id=f"q{i}", user_id=uid) for i in range(5)]
+    updated = [t.summary_updated for t in turns]
+    assert m.settings.summary_interval == 5
+    assert updated == [False, False, True, False, True]  # message 5 is turn 3's question, 10 turn 5's answer
+    assert m.get_context_for_llm(sid, user_id=uid).summary is not None
