@@ -501,3 +501,15 @@ def test_health_with_redis_down_discloses_no_error_text(monkeypatch):
         assert body["status"] == "degraded" and body["layers"]["redis"]["status"] == "down"
         assert _words_only(body), body
         assert "Error" not in resp.get_data(as_text=True) and "127.0.0.1" not in resp.get_data(as_text=True)
+
+
+def test_with_auth_disabled_a_present_but_invalid_bearer_token_is_still_refused():
+    """Issue 20: AUTH_DISABLED trusts X-User-Id (local development); a token that is sent is
+    still verified, so a garbage Bearer token answers 401, never 200."""
+    resp = client("create_session").post("/", json={}, headers={"Authorization": "Bearer not.a.token"})
+    assert resp.status_code == 401, resp.get_data(as_text=True)
+    assert resp.get_json()["error"]["code"] == "unauthenticated"
+    resp = client("create_session").post("/", json={}, headers={"Authorization": "Basic Zm9vOmJhcg=="})
+    assert resp.status_code == 401
+    # no token at all: the dev uid, as before
+    assert client("create_session").post("/", json={}, headers={"X-User-Id": "u1"}).status_code == 201
