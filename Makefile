@@ -5,13 +5,14 @@
 #   make check        lint + test (the gate; alias: make pr)
 #   make reliability  tests/reliability against the same stack (no deploy dry run)
 #   make bench        bench/run.py $(BENCH_ARGS) against the same stack
+#   make grant        ROLE=admin|backend UID=<uid> [REVOKE=1]: a role, on the running make dev
 # Settings come from the environment; see scripts/dev.sh and scripts/test.sh.
 
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup dev test lint format check pr bench reliability stage clean
+.PHONY: setup dev test lint format check pr bench reliability stage clean grant
 
 setup:
 	bash scripts/setup.sh
@@ -48,6 +49,10 @@ bench:
 
 reliability:
 	CM_TEST_PATHS=tests/reliability CM_SKIP_DRY_RUN=1 bash scripts/test.sh
+
+grant: setup-venv
+	@[ -n "$(ROLE)" ] && [ -n "$(UID)" ] || { echo "usage: make grant ROLE=admin|backend UID=<uid> [REVOKE=1]" >&2; exit 2; }
+	$(PY) scripts/grant_role.py "$(ROLE)" "$(UID)" $(if $(REVOKE),--revoke)
 
 clean:
 	rm -rf .build .cache firebase.cm-*.json

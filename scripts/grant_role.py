@@ -7,10 +7,12 @@
     python scripts/grant_role.py backend <uid>            # grant
     python scripts/grant_role.py admin <uid> --revoke     # revoke
 
-Against a real project: run with Application Default Credentials of an account allowed to
-manage Firebase Auth users (e.g. `gcloud auth application-default login`) and
-GOOGLE_CLOUD_PROJECT set. Against the Auth emulator: set FIREBASE_AUTH_EMULATOR_HOST (e.g.
-127.0.0.1:9099) and GCLOUD_PROJECT=demo-chat-memory. The claim is in the user's next ID
+Locally, with `make dev` running: `make grant ROLE=admin UID=<uid>` (the uid the console
+shows). With neither FIREBASE_AUTH_EMULATOR_HOST nor a project set, the script finds the
+running Auth emulator itself (its port in firebase.json, or in the config CM_DEV_CONFIG names)
+and uses the demo project. Against a real project: run with Application Default Credentials
+of an account allowed to manage Firebase Auth users (e.g. `gcloud auth application-default
+login`) and GOOGLE_CLOUD_PROJECT set. The claim is in the user's next ID
 token: the client refreshes its token (or signs in again) after the change. Other custom
 claims of the user are kept.
 
@@ -22,6 +24,9 @@ TOKEN_CHECK_CACHE_S later, 60 s by default). The user signs in again to go on.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -42,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--revoke", action="store_true", help="remove the claim instead")
     args = parser.parse_args(argv)
 
+    if not _use_a_running_emulator():
+        return 2
     from firebase_admin import auth
 
     app = get_app()
@@ -65,6 +72,36 @@ def main(argv: list[str] | None = None) -> int:
     auth.revoke_refresh_tokens(args.uid, app=app)
     print(f"{args.uid}: {claim} revoked, and the user's tokens revoked with it (they sign in again)")
     return 0
+
+
+def _use_a_running_emulator() -> bool:
+    """With no Auth emulator and no project named, find the local stack's Auth emulator
+    (make dev) and use it with the demo project. False (and why, on stderr) if none answers."""
+    if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") or any(os.environ.get(v) for v in _PROJECT_VARS):
+        return True
+    config = Path(os.environ.get("CM_DEV_CONFIG") or ROOT / "firebase.json")
+    if not config.is_absolute():
+        config = ROOT / config
+    auth = json.loads(config.read_text()).get("emulators", {}).get("auth", {})
+    host = f"{auth.get('host', '127.0.0.1')}:{auth.get('port', 9099)}"
+    name, port = host.rsplit(":", 1)
+    try:
+        with socket.create_connection((name, int(port)), timeout=2):
+            pass
+    except OSError:
+        print(
+            f"no Auth emulator answers on {host} (start the local stack with `make dev`), and no project is set:"
+            " for a real project set GOOGLE_CLOUD_PROJECT and use Application Default Credentials",
+            file=sys.stderr,
+        )
+        return False
+    os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = host
+    os.environ["GCLOUD_PROJECT"] = os.environ.get("CM_PROJECT", "demo-chat-memory")
+    print(f"using the local Auth emulator on {host} (project {os.environ['GCLOUD_PROJECT']})")
+    return True
+
+
+_PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "GCP_PROJECT")
 
 
 if __name__ == "__main__":

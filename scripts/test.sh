@@ -26,6 +26,9 @@ RUN_ID="$$"
 RUN_DIR="$CM_ROOT/.build/test-$RUN_ID"
 export CM_BUNDLE="$RUN_DIR/functions"
 CONFIG="firebase.cm-test-$RUN_ID.json"
+# make grant (scripts/grant_role.py) finds the stack's Auth emulator in this config, as it
+# finds make dev's in firebase.json
+export CM_DEV_CONFIG="$CONFIG"
 REDIS_PID=""
 
 cleanup() {

@@ -8,7 +8,6 @@ import csv
 import io
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,30 @@ ROOT = Path(__file__).resolve().parents[2]
 ADMIN_FUNCTIONS = ("admin_report", "admin_low_confidence", "admin_session")
 
 
+def grant(*args: str) -> subprocess.CompletedProcess[str]:
+    """``make grant`` as the banner and the "Not an admin" page print it: no emulator host and
+    no project in the environment; the script finds the running stack's Auth emulator."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FIREBASE_AUTH_EMULATOR_HOST", "GCLOUD_PROJECT")}
+    env.pop("MAKEFLAGS", None)
+    return subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "grant", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
 def make_admin(api: Api) -> User:
     user = api.new_user(backend=False)
-    env = {**os.environ, "GCLOUD_PROJECT": os.environ.get("GCLOUD_PROJECT", "demo-chat-memory")}
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "grant_role.py"), "admin", user.uid],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    out = grant("ROLE=admin", f"UID={user.uid}")
     assert out.returncode == 0, out.stderr
+    assert "using the local Auth emulator" in out.stdout and "admin granted" in out.stdout, out.stdout
     user.token = api.refreshed_token(user.refresh_token)
     return user
+
+
+def test_granting_a_role_to_an_unknown_uid_says_so_plainly():
+    out = grant("ROLE=admin", "UID=no-such-user-here")
+    assert out.returncode != 0
+    assert "no user 'no-such-user-here'" in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
 @pytest.fixture(scope="module")
