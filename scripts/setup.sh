@@ -61,7 +61,8 @@ if [ -d tests/browser ] && [ "${CM_SKIP_BROWSER_SETUP:-0}" != 1 ]; then
   if [ -f web/build.mjs ] && [ ! -f web/dist/index.html ]; then
     npm --prefix web run --silent build >/dev/null
   fi
-  if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+  # make dev sets CM_SKIP_CHROMIUM: only the browser tests need Chromium.
+  if [ "${CM_SKIP_CHROMIUM:-0}" != 1 ] && [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       cm_log "installing Debian's chromium for the browser tests ..."
       t0=$SECONDS
