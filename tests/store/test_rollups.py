@@ -12,6 +12,7 @@ from shared.core.manager import SessionManager
 from shared.features.admin import Reports
 from shared.features.sweep import repair_user_stats
 from shared.features.triggers import handle_session_written
+from shared.store.base import SYSTEM_END_REASONS
 from shared.store.firestore import rollups
 from tests.store.conftest import make_manager
 
@@ -37,7 +38,8 @@ def _session(m: SessionManager, uid: str, confidences: list[float | None], reaso
         if conf is not None:
             md["confidence"] = conf
         m.add_message(sid, "assistant", f"answer {i}", md, user_id=uid)
-    m.end_session_with_analytics(sid, None, reason, user_id=uid)
+    # "timeout" is the sweep's own reason (the system ends, no user)
+    m.end_session_with_analytics(sid, None, reason, user_id=None if reason in SYSTEM_END_REASONS else uid)
     return sid
 
 
