@@ -47,7 +47,6 @@ _SCRIPT_NAMES = (
     "mark_doc",
     "forget",
     "claim",
-    "migrate",
 )
 
 
@@ -82,9 +81,6 @@ _ENDED_FIELDS = ("owner", "seq", "created_at", "last_active_at", "user_info", "f
 # than this: a read just after a write (the usual turn) writes nothing. last_active_at, which
 # the sweep's idle bound is minutes long against, may be this much older than the last read.
 _READ_SLIDE_SLACK_S = 10
-
-# import.lua's answer for a session of the six-key layout (it is moved, then merged into)
-_IMPORT_LEGACY = -3
 
 # maxmemory-policy is re-read this often (seconds): it changes only by reconfiguration.
 _POLICY_TTL_S = 300.0
@@ -179,11 +175,6 @@ class RedisLayer:
 
     def keys(self, sid: str) -> list[str]:
         return self.key_names.session(sid)
-
-    def legacy_keys(self, sid: str) -> list[str]:
-        """The keys the six-key layout (before issue 15) held besides ``meta`` and ``sum``."""
-        base = f"{self.settings.redis_key_prefix}:{{{sid}}}"
-        return [f"{base}:msgs", f"{base}:pend", f"{base}:ana", f"{base}:cmid"]
 
     def user_sessions_key(self, uid: str) -> str:
         return self.key_names.user_sessions(uid)
@@ -296,8 +287,7 @@ class RedisLayer:
 
     def erase(self, sid: str, owner: str | None, now: float) -> tuple[str, dict[str, int]]:
         """Delete the session's keys and leave a tombstone for its TTL (``lua/erase.lua``)."""
-        keys = [*self.keys(sid), *self.legacy_keys(sid)]
-        out = self._run("erase", sid, [owner or "", repr(now), self.settings.session_ttl_s], keys=keys)
+        out = self._run("erase", sid, [owner or "", repr(now), self.settings.session_ttl_s])
         names = ("messages", "unsummarised", "analytics_entries", "message_ids")
         counts = dict(zip(names, map(int, out[1:5]), strict=True))
         return str(out[0]), counts
@@ -337,9 +327,6 @@ class RedisLayer:
             s.analytics_buffer_max_bytes,
         ]
         out = self._run("append", sid, args, merge_first=True)
-        if out[0] == "legacy":  # once per session, after a deploy of this layout
-            self.migrate_legacy(sid)
-            out = self._run("append", sid, args, merge_first=True)
         status = out[0]
         if status == "dup":
             mark = str(out[1])  # the message's number, '!' if its append claimed a summary
@@ -371,9 +358,6 @@ class RedisLayer:
         s = self.settings
         args = [owner or "", n, s.session_ttl_s, repr(now), s.window_max_bytes, _READ_SLIDE_SLACK_S]
         out = self._run("read", sid, args, merge_first=True)
-        if out[0] == "legacy":
-            self.migrate_legacy(sid)
-            out = self._run("read", sid, args, merge_first=True)
         if out[0] != "ok":
             return ReadOutcome(out[0])
         return ReadOutcome(
@@ -392,33 +376,20 @@ class RedisLayer:
 
     def held_for_export(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:
         """Everything Redis holds of a session: its messages, and the question/answer pairs
-        read from them. Read only; what the six-key layout (before issue 15) still holds of
-        it is read too (``legacy.rebuild``), moved or not."""
+        read from them. Read only."""
         from redis.exceptions import RedisError
-
-        from shared.store import legacy
 
         client = self.client()
         if client is None or not self.breaker.allow():
             raise StoreError("redis unavailable", layer="redis")
-        names = [self.keys(sid)[1], *self.legacy_keys(sid)[:3]]
-
-        def read() -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            for name in names:
-                pipe.lrange(name, 0, -1)
-            return list(pipe.execute())
-
+        log_key = self.keys(sid)[1]
         try:
-            held, window, pending, pairs = self._once_more_if_reconnected(read)
+            held = self._once_more_if_reconnected(lambda: client.lrange(log_key, 0, -1))
         except (RedisError, OSError) as exc:
             redis_client.record_outage(self.breaker, client, exc)
             raise StoreError(f"redis export: {type(exc).__name__}", layer="redis") from exc
         self.breaker.record_success()
-        if window or pending or pairs:
-            messages = legacy.rebuild(held, window, pending, pairs, {}, None).messages
-        else:
-            messages = [StoredMessage.from_json(r) for r in held]
+        messages = [StoredMessage.from_json(r) for r in held]
         return messages, pairs_of(messages)
 
     def user_session_ids(self, uid: str) -> list[str]:
@@ -477,12 +448,7 @@ class RedisLayer:
         token = token or uuid.uuid4().hex
         args = [owner or "", token, repr(time.time()), self.settings.end_lease_s]
         args.append("" if idle_before is None else repr(idle_before))
-        keys = [*self.keys(sid), *self.legacy_keys(sid)[:3]]
-        out = self._run("begin_end", sid, [*args, *META_FIELDS], keys=keys, merge_first=True)
-        if out[0] == "legacy":
-            if not self.migrate_legacy(sid):
-                self.migrate_legacy(sid, stragglers=True)
-            out = self._run("begin_end", sid, [*args, *META_FIELDS], keys=keys, merge_first=True)
+        out = self._run("begin_end", sid, [*args, *META_FIELDS], merge_first=True)
         if out[0] == "ended":
             return EndSnapshot("ended", end_result=json.loads(out[1]) if out[1] else None)
         if out[0] != "ok":
@@ -525,9 +491,6 @@ class RedisLayer:
             return ImportOutcome(0)
         args = [json.dumps(items, ensure_ascii=False), s.session_ttl_s, s.summary_interval, end_token]
         out = self._run("import", sid, args)
-        if int(out[0]) == _IMPORT_LEGACY:
-            self.migrate_legacy(sid)
-            out = self._run("import", sid, args)
         if int(out[0]) < 0:
             return ImportOutcome(int(out[0]))
         res = ImportOutcome(int(out[0]), due_seq=int(out[1]))
@@ -535,53 +498,6 @@ class RedisLayer:
             res.previous_summary = json.loads(out[2]) if out[2] else None
             res.unsummarized = self._newest_within_bound(out[3])
         return res
-
-    def migrate_legacy(self, sid: str, *, stragglers: bool = False) -> bool:
-        """Move a session of the six-key layout (before issue 15) to the three-key one, so a
-        rolling deploy loses nothing a session held: its window, the messages no summary
-        covered and its analytics pairs become one log (``legacy.rebuild``). With
-        ``stragglers``, a session already moved takes in what an instance of the old code
-        wrote to the old keys after it moved (run by scripts/migrate_redis_layout.py once the
-        old code is gone). True if it moved now; False if there was nothing to do."""
-        from redis.exceptions import RedisError
-
-        from shared.store import legacy
-
-        client = self.client()
-        meta_key, log_key, sum_key = self.keys(sid)
-        old = self.legacy_keys(sid)
-        for _ in range(5):  # compare and set: an old instance appending meanwhile
-            try:
-                pipe = client.pipeline(transaction=False)
-                pipe.hgetall(meta_key).lrange(log_key, 0, -1).get(sum_key)
-                pipe.lrange(old[0], 0, -1).lrange(old[1], 0, -1).lrange(old[2], 0, -1).hgetall(old[3])
-                meta, current, summary, window, pending, pairs, ids = pipe.execute()
-            except (RedisError, OSError) as exc:
-                redis_client.record_outage(self.breaker, client, exc)
-                raise StoreError(f"redis migrate: {type(exc).__name__}", layer="redis") from exc
-            if not meta or (stragglers and not (window or pending or pairs or ids)):
-                return False
-            if bool(meta.get("v")) != stragglers:
-                return False
-            if meta.get("status") not in ("active", "ending"):
-                return False  # ended or erased: nothing left to bring along
-            rebuilt = legacy.rebuild(current, window, pending, pairs, ids, summary)
-            args = [
-                meta.get("seq", "0"),
-                "1" if stragglers else "0",
-                json.dumps(rebuilt.entries, ensure_ascii=False),
-                json.dumps(rebuilt.id_fields, ensure_ascii=False),
-                rebuilt.covered,
-                self.settings.session_ttl_s,
-                rebuilt.ledger,
-                rebuilt.answers,
-            ]
-            out = int(self._run("migrate", sid, args, keys=[meta_key, log_key, sum_key, *old]))
-            if out >= 0:
-                if out:
-                    log.info("session moved to the three-key layout", extra={"session_id": sid})
-                return bool(out)
-        raise StoreError("redis migrate: the session kept changing", layer="redis")
 
     def eviction_policy(self) -> str | None:
         """Redis's maxmemory-policy (None: unknown). Any policy but ``noeviction`` can evict
