@@ -1,17 +1,18 @@
-"""The Redis (Memorystore) layer: last N messages, rolling summary, analytics buffer and
-the session's own state, all under one hash-tagged key prefix per session so a Redis
-Cluster keeps them in one slot. Every operation is one Lua script: one round trip.
+"""The Redis (Memorystore) session layer: a session's log of messages, its rolling summary
+and its own state, all under one hash-tagged key prefix per session so a Redis Cluster
+keeps them in one slot. Every session operation is one Lua script: one round trip.
+
+``RedisLayer`` is what the core uses for everything Redis does; the per-user sets
+(``users``) and the health checks (``health``) are their own modules, composed here over
+one ``connection.RedisConnection``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any, cast
 
 from shared.errors import StoreError
@@ -21,41 +22,19 @@ from shared.store.base import (
     AppendRequest,
     LayerName,
     QueryRecord,
-    ReadStatus,
     SessionState,
     SessionStatus,
-    SnapshotStatus,
     StoredMessage,
     pairs_of,
 )
 from shared.store.breaker import CircuitBreaker
 from shared.store.redis import client as redis_client
-from shared.store.redis.keys import Keys
+from shared.store.redis.connection import RedisConnection
+from shared.store.redis.health import Health
+from shared.store.redis.records import EndSnapshot, ImportOutcome, ReadOutcome
+from shared.store.redis.users import UserSets
 
-log = logging.getLogger("chat_memory.redis")
-
-_SCRIPT_NAMES = (
-    "append",
-    "read",
-    "erase",
-    "store_summary",
-    "begin_end",
-    "finish_end",
-    "abort_end",
-    "import",
-    "create",
-    "mark_doc",
-    "forget",
-    "claim",
-)
-
-
-def _load_sources() -> dict[str, str]:
-    pkg = resources.files("shared.store.redis") / "lua"
-    return {n: (pkg / f"{n}.lua").read_text() for n in _SCRIPT_NAMES}
-
-
-_SOURCES = _load_sources()
+__all__ = ["EndSnapshot", "ImportOutcome", "ReadOutcome", "RedisLayer"]
 
 # The session's own fields in its state hash (``meta``); the hash also holds the last
 # message the stored summary covers ('sc'), the session's byte ledger ('lb') and answer
@@ -82,40 +61,6 @@ _ENDED_FIELDS = ("owner", "seq", "created_at", "last_active_at", "user_info", "f
 # the sweep's idle bound is minutes long against, may be this much older than the last read.
 _READ_SLIDE_SLACK_S = 10
 
-# maxmemory-policy is re-read this often (seconds): it changes only by reconfiguration.
-_POLICY_TTL_S = 300.0
-
-
-@dataclass(slots=True)
-class ImportOutcome:
-    added: int  # -1: Redis does not know the session; -2: it is ending or ended
-    due_seq: int = 0  # the last rolling-summary claim the merge made, if any
-    previous_summary: dict[str, Any] | None = None
-    unsummarized: list[StoredMessage] | None = None
-
-
-@dataclass(slots=True)
-class ReadOutcome:
-    status: ReadStatus
-    session_status: str = ""
-    seq: int = 0
-    messages: list[StoredMessage] | None = None
-    summary: dict[str, Any] | None = None
-    end_result: dict[str, Any] | None = None
-    doc_missing: bool = False
-
-
-@dataclass(slots=True)
-class EndSnapshot:
-    status: SnapshotStatus
-    token: str = ""  # this end attempt's: only it may abort
-    meta: dict[str, str] | None = None
-    unsummarized: list[StoredMessage] | None = None
-    queries: list[QueryRecord] | None = None
-    summary: dict[str, Any] | None = None
-    messages: list[StoredMessage] | None = None
-    end_result: dict[str, Any] | None = None
-
 
 class RedisLayer:
     name: LayerName = "redis"
@@ -130,14 +75,12 @@ class RedisLayer:
     ) -> None:
         """``client``, or ``connect`` (the instance's shared client, built on first use),
         or neither: this layer builds its own from ``settings`` (tests, benchmarks)."""
+        self.conn = RedisConnection(settings, client, breaker, connect=connect)
         self.settings = settings
-        self.key_names = Keys(settings.redis_key_prefix)
-        self._client = client
-        self._connect = connect
-        self.breaker = breaker or CircuitBreaker(settings.redis_breaker_cooldown_s)
-        self._scripts: dict[str, Any] = {}
-        self._policy: str | None = None
-        self._policy_read_at = -_POLICY_TTL_S
+        self.key_names = self.conn.key_names
+        self.breaker = self.conn.breaker
+        self.users = UserSets(self.conn)
+        self.health = Health(self.conn)
 
     @staticmethod
     def state_from_meta(sid: str, meta: dict[str, str]) -> SessionState:
@@ -156,22 +99,10 @@ class RedisLayer:
     # -- plumbing -------------------------------------------------------------------
     @property
     def configured(self) -> bool:
-        return self._client is not None or bool(self.settings.redis_url)
+        return self.conn.configured
 
     def client(self) -> Any:
-        if self._client is None:
-            if self._connect is not None:
-                return self._connect()
-            if self.settings.redis_url:
-                self._client = redis_client.build(self.settings, on_restart=self.breaker.note_recovery)
-        return self._client
-
-    def ensure_met(self) -> None:
-        """Make sure this client has reached Redis once (one PING, on its first use), so
-        that a Redis that may have been away is known before anything is served."""
-        watch = redis_client.watch_of(self.client())
-        if watch is not None and not watch.met:
-            self.ping()
+        return self.conn.client()
 
     def keys(self, sid: str) -> list[str]:
         return self.key_names.session(sid)
@@ -179,56 +110,31 @@ class RedisLayer:
     def user_sessions_key(self, uid: str) -> str:
         return self.key_names.user_sessions(uid)
 
-    def _run(
-        self,
-        name: str,
-        sid: str,
-        args: list[Any],
-        nkeys: int = 3,
-        keys: list[str] | None = None,
-        *,
-        merge_first: bool = False,
-    ) -> Any:
-        """Run one script (``merge_first``: see ``redis_client.once_more_if_reconnected``)."""
-        from redis import exceptions as rexc
-        from redis.exceptions import RedisError, ResponseError
-
-        client = self.client()
-        if client is None:
-            raise StoreError("redis not configured", layer="redis")
-        breaker = self.breaker
-        if not breaker.allow():
-            raise StoreError("redis circuit open", layer="redis")
-        script = self._scripts.get(name)
-        if script is None:
-            # register_script: EVALSHA, and SCRIPT LOAD only on the first NOSCRIPT.
-            script = self._scripts[name] = client.register_script(_SOURCES[name])
-        try:
-            out = redis_client.once_more_if_reconnected(
-                lambda: script(keys=keys or self.keys(sid)[:nkeys], args=args),
-                breaker,
-                client,
-                merge_first=merge_first,
-            )
-        except StoreError:
-            raise
-        except ResponseError as exc:
-            # The server answered: it is up. A script error is a bug, not an outage; a
-            # full Redis (noeviction at maxmemory) refuses the write whole, and the caller
-            # falls back to Firestore as for an outage, without opening the breaker.
-            breaker.record_success()
-            if isinstance(exc, rexc.OutOfMemoryError):
-                log.error("redis is full (maxmemory reached): writes go to Firestore", extra={"op": name})
-            raise StoreError(f"redis script {name} failed: {exc}", layer="redis") from exc
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(breaker, client, exc)
-            log.warning("redis unavailable", extra={"op": name, "error": type(exc).__name__, "detail": str(exc)[:200]})
-            raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis") from exc
-        breaker.record_success()
-        return out
+    def _run(self, name: str, sid: str, args: list[Any], nkeys: int = 3, *, merge_first: bool = False) -> Any:
+        return self.conn.run(name, self.keys(sid)[:nkeys], args, merge_first=merge_first)
 
     def _once_more_if_reconnected(self, fn: Any) -> Any:
-        return redis_client.once_more_if_reconnected(fn, self.breaker, self.client())
+        return self.conn.once_more_if_reconnected(fn)
+
+    # -- the per-user sets and the health checks (their own modules; the core asks this
+    # one layer for everything Redis does) ----------------------------------------------
+    def claim_session_slot(self, uid: str, sid: str, now: float) -> bool:
+        return self.users.claim_session_slot(uid, sid, now)
+
+    def user_session_ids(self, uid: str) -> list[str]:
+        return self.users.user_session_ids(uid)
+
+    def forget_user(self, uid: str) -> int:
+        return self.users.forget_user(uid)
+
+    def ensure_met(self) -> None:
+        self.health.ensure_met()
+
+    def eviction_policy(self) -> str | None:
+        return self.health.eviction_policy()
+
+    def ping(self) -> dict[str, Any]:
+        return self.health.ping()
 
     # -- operations -------------------------------------------------------------------
     def create(self, state: SessionState, *, fs_doc: bool) -> bool:
@@ -244,43 +150,6 @@ class RedisLayer:
         ]
         return bool(self._run("create", state.session_id, args, nkeys=1))
 
-    def claim_session_slot(self, uid: str, sid: str, now: float) -> bool:
-        """Count a new session against its user's cap of active sessions. A full set is
-        checked once against the sessions' own keys: ended or expired ones free their slot
-        (the end path need not know about the set), live ones keep theirs until their keys
-        would expire."""
-        s = self.settings
-        key = self.user_sessions_key(uid)
-        ttl = s.session_ttl_s
-
-        def claim() -> list[Any]:
-            args = [sid, repr(now), repr(now + ttl), s.max_active_sessions_per_user, ttl]
-            return list(self._run("claim", sid, args, keys=[key]))
-
-        out = claim()
-        if int(out[0]):
-            return True
-        from redis.exceptions import RedisError
-
-        stale, live = [], {}
-        client = self.client()
-        try:
-            for other in out[1]:
-                meta = self.keys(other)[0]
-                status, left = client.hget(meta, "status"), client.ttl(meta)
-                if status in (None, "ended") or left < 0:
-                    stale.append(other)
-                else:
-                    live[other] = now + left
-            if not stale:
-                if live:
-                    client.zadd(key, live, xx=True)
-                return False
-            client.zrem(key, *stale)
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis claim: {type(exc).__name__}", layer="redis") from exc
-        return bool(int(claim()[0]))
-
     def state(self, sid: str) -> SessionState | None:
         meta = self.meta(sid)
         return self.state_from_meta(sid, meta) if meta and meta.get("status") != "erased" else None
@@ -291,25 +160,6 @@ class RedisLayer:
         names = ("messages", "unsummarised", "analytics_entries", "message_ids")
         counts = dict(zip(names, map(int, out[1:5]), strict=True))
         return str(out[0]), counts
-
-    def forget_user(self, uid: str) -> int:
-        """Delete the user's own keys (the session-cap set, the rate-limit log): keys named by
-        the user id. Returns how many session-cap sets existed (0 or 1)."""
-        from redis.exceptions import RedisError
-
-        client = self.client()
-        if client is None:
-            return 0
-        try:
-            # The rate-limit log goes too but is not counted: the request asking for the
-            # erasure has just written it, so a repeated request would count it again.
-            n, _ = self._once_more_if_reconnected(
-                lambda: (client.delete(self.user_sessions_key(uid)), client.delete(self.key_names.rate_limit(uid)))
-            )
-            return int(n)
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(self.breaker, client, exc)
-            raise StoreError(f"redis forget user: {type(exc).__name__}", layer="redis") from exc
 
     def append(self, req: AppendRequest) -> Appended:
         """Append one message (exactly once per ``msg.mid``, the client message id when given)."""
@@ -391,19 +241,6 @@ class RedisLayer:
         self.breaker.record_success()
         messages = [StoredMessage.from_json(r) for r in held]
         return messages, pairs_of(messages)
-
-    def user_session_ids(self, uid: str) -> list[str]:
-        """The user's sessions Redis counts against the cap (active ones, some maybe ended)."""
-        from redis.exceptions import RedisError
-
-        client = self.client()
-        if client is None or not self.breaker.allow():
-            return []
-        try:
-            return list(self._once_more_if_reconnected(lambda: client.zrange(self.user_sessions_key(uid), 0, -1)))
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(self.breaker, client, exc)
-            raise StoreError(f"redis user sessions: {type(exc).__name__}", layer="redis") from exc
 
     def forget_expiring(self, sid: str) -> None:
         self._run("forget", sid, [], nkeys=1)
@@ -498,80 +335,3 @@ class RedisLayer:
             res.previous_summary = json.loads(out[2]) if out[2] else None
             res.unsummarized = self._newest_within_bound(out[3])
         return res
-
-    def eviction_policy(self) -> str | None:
-        """Redis's maxmemory-policy (None: unknown). Any policy but ``noeviction`` can evict
-        single keys of live sessions under memory pressure: Memorystore's default,
-        volatile-lru, evicts keys with a TTL, and every session key has one. CONFIG GET
-        first; INFO where CONFIG is refused (managed Redis may rename or block it)."""
-        import time
-
-        from redis.exceptions import RedisError
-
-        now = time.monotonic()
-        if now - self._policy_read_at < _POLICY_TTL_S:
-            return self._policy
-        client = self.client()
-        if client is None or not self.breaker.allow():
-            return self._policy
-        policy: str | None = None
-        try:
-            try:
-                policy = _find_policy(
-                    self._once_more_if_reconnected(lambda: client.config_get("maxmemory-policy")), "maxmemory-policy"
-                )
-            except RedisError:
-                policy = None
-            if policy is None:
-                policy = _find_policy(self._once_more_if_reconnected(lambda: client.info("memory")), "maxmemory_policy")
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(self.breaker, client, exc)
-            return self._policy
-        self._policy_read_at = now
-        if policy != self._policy and policy not in (None, "noeviction"):
-            log.warning(
-                "redis can evict single session keys: configure maxmemory-policy noeviction",
-                extra={"policy": policy},
-            )
-        self._policy = policy
-        return policy
-
-    def ping(self) -> dict[str, Any]:
-        from redis.exceptions import RedisError
-
-        client = self.client()
-        if client is None:
-            return {"status": "disabled"}
-        breaker = self.breaker
-        if not breaker.allow():
-            return {"status": "down", "breaker": "open", "last_error": breaker.last_error}
-        t0 = time.perf_counter()
-        try:
-            self._once_more_if_reconnected(client.ping)
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(breaker, client, exc)
-            return {"status": "down", "breaker": breaker.state(), "last_error": type(exc).__name__}
-        breaker.record_success()
-        out: dict[str, Any] = {
-            "status": "up",
-            "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
-            "breaker": "closed",
-        }
-        policy = self.eviction_policy()
-        if policy is not None:
-            out["eviction_policy"] = policy
-            out["evicts_session_keys"] = policy != "noeviction"
-        return out
-
-
-def _find_policy(reply: Any, field: str) -> str | None:
-    """The policy in a CONFIG GET or INFO reply; a cluster client answers per node."""
-    if not isinstance(reply, dict):
-        return None
-    value = reply.get(field)
-    if isinstance(value, str):
-        return value
-    for sub in reply.values():
-        if isinstance(sub, dict) and isinstance(sub.get(field), str):
-            return str(sub[field])
-    return None
