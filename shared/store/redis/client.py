@@ -8,15 +8,19 @@ its breaker are built by ``shared.instance``.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from shared.errors import StoreError
 from shared.store.breaker import CircuitBreaker
 
 T = TypeVar("T")
+
+log = logging.getLogger("chat_memory.redis")
 
 
 class RunWatch:
@@ -147,6 +151,52 @@ def once_more_if_reconnected(
     return fn()
 
 
+class Unavailable(StoreError):
+    """Nothing was sent: Redis is not configured, or its circuit is open. A caller that
+    fails open (the rate limit, the health check) tells this from a failed call."""
+
+
+@contextmanager
+def guard(client: Any, breaker: CircuitBreaker, op: str) -> Iterator[Any]:
+    """The one error boundary of every Redis call (as ``FirestoreLayer._guard``): yields
+    the client if one is configured and the breaker lets the call through, and turns
+    whatever Redis does into the store's terms. An outage (a connection error, a timeout)
+    opens the breaker and raises StoreError, for the caller to fall to the next layer; an
+    answer, even a refusal, closes it; ``once_more_if_reconnected``'s retryable
+    StoreError goes through as it is. Use ``call`` for one call with its retry."""
+    from redis import exceptions as rexc
+
+    if client is None:
+        raise Unavailable("redis not configured", layer="redis")
+    if not breaker.allow():
+        raise Unavailable("redis circuit open", layer="redis")
+    try:
+        yield client
+    except StoreError:
+        raise
+    except rexc.ResponseError as exc:
+        # The server answered: it is up. A refused command is a bug, not an outage; a full
+        # Redis (noeviction at maxmemory) refuses a write whole, and the caller falls back
+        # to Firestore as for an outage, without opening the breaker.
+        breaker.record_success()
+        if isinstance(exc, rexc.OutOfMemoryError):
+            log.error("redis is full (maxmemory reached): writes go to Firestore", extra={"op": op})
+        else:
+            log.error("redis refused a request", extra={"op": op, "detail": str(exc)[:300]})
+        raise StoreError(f"redis {op} failed: {exc}", layer="redis") from exc
+    except (rexc.RedisError, OSError) as exc:
+        record_outage(breaker, client, exc)
+        log.warning("redis unavailable", extra={"op": op, "error": type(exc).__name__, "detail": str(exc)[:200]})
+        raise StoreError(f"redis {op}: {type(exc).__name__}", layer="redis") from exc
+    breaker.record_success()
+
+
+def call(client: Any, breaker: CircuitBreaker, op: str, fn: Callable[[Any], T], *, merge_first: bool = False) -> T:
+    """``fn(client)`` inside ``guard``, with the one retry (``once_more_if_reconnected``)."""
+    with guard(client, breaker, op) as c:
+        return once_more_if_reconnected(lambda: fn(c), breaker, c, merge_first=merge_first)
+
+
 @functools.cache
 def reconnected_error() -> type[Exception]:
     """The error a re-established connection raises once (a redis ConnectionError)."""
@@ -169,7 +219,7 @@ def build(settings: Any, on_restart: Callable[[float], None] | None = None) -> A
         "socket_connect_timeout": settings.redis_connect_timeout_s,
         # No silent reconnect-and-retry inside redis-py: a connection that died with a
         # Redis restart must surface, so the layer can merge what was accepted elsewhere
-        # meanwhile before retrying (RedisLayer._run, SessionManager._redis_op). No health
+        # meanwhile before retrying (RedisConnection.run, SessionManager._redis_op). No health
         # check PING either, for the same reason (and it would be a second round trip).
         "retry": Retry(NoBackoff(), 0),
         "health_check_interval": 0,

@@ -3,18 +3,16 @@ on first use), its breaker, and the Lua scripts, each run in one round trip."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
-from shared.errors import StoreError
 from shared.settings import Settings
 from shared.store.breaker import CircuitBreaker
 from shared.store.redis import client as redis_client
 from shared.store.redis.keys import Keys
 
-log = logging.getLogger("chat_memory.redis")
+T = TypeVar("T")
 
 _SCRIPT_NAMES = (
     "append",
@@ -70,44 +68,18 @@ class RedisConnection:
                 self._client = redis_client.build(self.settings, on_restart=self.breaker.note_recovery)
         return self._client
 
-    def once_more_if_reconnected(self, fn: Any) -> Any:
-        return redis_client.once_more_if_reconnected(fn, self.breaker, self.client())
+    def call(self, op: str, fn: Callable[[Any], T], *, merge_first: bool = False) -> T:
+        """``fn(client)`` inside the guard, with the one retry (``redis_client.call``)."""
+        return redis_client.call(self.client(), self.breaker, op, fn, merge_first=merge_first)
 
     def run(self, name: str, keys: list[str], args: list[Any], *, merge_first: bool = False) -> Any:
         """Run one script (``merge_first``: see ``redis_client.once_more_if_reconnected``)."""
-        from redis import exceptions as rexc
-        from redis.exceptions import RedisError, ResponseError
 
-        client = self.client()
-        if client is None:
-            raise StoreError("redis not configured", layer="redis")
-        breaker = self.breaker
-        if not breaker.allow():
-            raise StoreError("redis circuit open", layer="redis")
-        script = self._scripts.get(name)
-        if script is None:
-            # register_script: EVALSHA, and SCRIPT LOAD only on the first NOSCRIPT.
-            script = self._scripts[name] = client.register_script(_SOURCES[name])
-        try:
-            out = redis_client.once_more_if_reconnected(
-                lambda: script(keys=keys, args=args),
-                breaker,
-                client,
-                merge_first=merge_first,
-            )
-        except StoreError:
-            raise
-        except ResponseError as exc:
-            # The server answered: it is up. A script error is a bug, not an outage; a
-            # full Redis (noeviction at maxmemory) refuses the write whole, and the caller
-            # falls back to Firestore as for an outage, without opening the breaker.
-            breaker.record_success()
-            if isinstance(exc, rexc.OutOfMemoryError):
-                log.error("redis is full (maxmemory reached): writes go to Firestore", extra={"op": name})
-            raise StoreError(f"redis script {name} failed: {exc}", layer="redis") from exc
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(breaker, client, exc)
-            log.warning("redis unavailable", extra={"op": name, "error": type(exc).__name__, "detail": str(exc)[:200]})
-            raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis") from exc
-        breaker.record_success()
-        return out
+        def script(client: Any) -> Any:
+            registered = self._scripts.get(name)
+            if registered is None:
+                # register_script: EVALSHA, and SCRIPT LOAD only on the first NOSCRIPT.
+                registered = self._scripts[name] = client.register_script(_SOURCES[name])
+            return registered(keys=keys, args=args)
+
+        return self.call(name, script, merge_first=merge_first)

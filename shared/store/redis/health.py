@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+from shared.errors import StoreError
 from shared.store.redis import client as redis_client
 from shared.store.redis.connection import RedisConnection
 
@@ -35,28 +36,25 @@ class Health:
         single keys of live sessions under memory pressure: Memorystore's default,
         volatile-lru, evicts keys with a TTL, and every session key has one. CONFIG GET
         first; INFO where CONFIG is refused (managed Redis may rename or block it)."""
-        from redis.exceptions import RedisError
+        from redis.exceptions import ResponseError
 
         now = time.monotonic()
         if now - self._policy_read_at < _POLICY_TTL_S:
             return self._policy
-        conn = self.conn
-        client = conn.client()
-        if client is None or not conn.breaker.allow():
-            return self._policy
-        policy: str | None = None
-        try:
+
+        def read(client: Any) -> str | None:
             try:
-                policy = _find_policy(
-                    conn.once_more_if_reconnected(lambda: client.config_get("maxmemory-policy")), "maxmemory-policy"
-                )
-            except RedisError:
+                policy = _find_policy(client.config_get("maxmemory-policy"), "maxmemory-policy")
+            except ResponseError:  # CONFIG refused; a lost connection is the guard's
                 policy = None
             if policy is None:
-                policy = _find_policy(conn.once_more_if_reconnected(lambda: client.info("memory")), "maxmemory_policy")
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(conn.breaker, client, exc)
-            return self._policy
+                policy = _find_policy(client.info("memory"), "maxmemory_policy")
+            return policy
+
+        try:
+            policy = self.conn.call("eviction policy", read)
+        except StoreError:
+            return self._policy  # unknown for now: asked again on the next health check
         self._policy_read_at = now
         if policy != self._policy and policy not in (None, "noeviction"):
             log.warning(
@@ -67,22 +65,16 @@ class Health:
         return policy
 
     def ping(self) -> dict[str, Any]:
-        from redis.exceptions import RedisError
-
-        conn = self.conn
-        client = conn.client()
-        if client is None:
+        breaker = self.conn.breaker
+        if self.conn.client() is None:
             return {"status": "disabled"}
-        breaker = conn.breaker
-        if not breaker.allow():
-            return {"status": "down", "breaker": "open", "last_error": breaker.last_error}
         t0 = time.perf_counter()
         try:
-            conn.once_more_if_reconnected(client.ping)
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(breaker, client, exc)
-            return {"status": "down", "breaker": breaker.state(), "last_error": type(exc).__name__}
-        breaker.record_success()
+            self.conn.call("ping", lambda c: c.ping())
+        except redis_client.Unavailable:
+            return {"status": "down", "breaker": "open", "last_error": breaker.last_error}
+        except StoreError as exc:
+            return {"status": "down", "breaker": breaker.state(), "last_error": type(exc.__cause__ or exc).__name__}
         out: dict[str, Any] = {
             "status": "up",
             "latency_ms": round((time.perf_counter() - t0) * 1000, 2),

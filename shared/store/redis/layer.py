@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any, cast
 
-from shared.errors import StoreError
 from shared.settings import Settings
 from shared.store.base import (
     Appended,
@@ -28,7 +27,6 @@ from shared.store.base import (
     pairs_of,
 )
 from shared.store.breaker import CircuitBreaker
-from shared.store.redis import client as redis_client
 from shared.store.redis.connection import RedisConnection
 from shared.store.redis.health import Health
 from shared.store.redis.records import EndSnapshot, ImportOutcome, ReadOutcome
@@ -112,9 +110,6 @@ class RedisLayer:
 
     def _run(self, name: str, sid: str, args: list[Any], nkeys: int = 3, *, merge_first: bool = False) -> Any:
         return self.conn.run(name, self.keys(sid)[:nkeys], args, merge_first=merge_first)
-
-    def _once_more_if_reconnected(self, fn: Any) -> Any:
-        return self.conn.once_more_if_reconnected(fn)
 
     # -- the per-user sets and the health checks (their own modules; the core asks this
     # one layer for everything Redis does) ----------------------------------------------
@@ -227,18 +222,8 @@ class RedisLayer:
     def held_for_export(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:
         """Everything Redis holds of a session: its messages, and the question/answer pairs
         read from them. Read only."""
-        from redis.exceptions import RedisError
-
-        client = self.client()
-        if client is None or not self.breaker.allow():
-            raise StoreError("redis unavailable", layer="redis")
         log_key = self.keys(sid)[1]
-        try:
-            held = self._once_more_if_reconnected(lambda: client.lrange(log_key, 0, -1))
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(self.breaker, client, exc)
-            raise StoreError(f"redis export: {type(exc).__name__}", layer="redis") from exc
-        self.breaker.record_success()
+        held = self.conn.call("export", lambda c: c.lrange(log_key, 0, -1))
         messages = [StoredMessage.from_json(r) for r in held]
         return messages, pairs_of(messages)
 
@@ -247,19 +232,8 @@ class RedisLayer:
 
     def meta(self, sid: str) -> dict[str, str] | None:
         """The session's own fields (one HMGET of ``META_FIELDS``), or None if Redis does not know it."""
-        from redis.exceptions import RedisError
-
-        client = self.client()
-        if client is None:
-            raise StoreError("redis not configured", layer="redis")
-        if not self.breaker.allow():
-            raise StoreError("redis circuit open", layer="redis")
-        try:
-            values = self._once_more_if_reconnected(lambda: client.hmget(self.keys(sid)[0], META_FIELDS))
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(self.breaker, client, exc)
-            raise StoreError(f"redis meta: {type(exc).__name__}", layer="redis") from exc
-        self.breaker.record_success()
+        meta_key = self.key_names.meta(sid)
+        values = self.conn.call("meta", lambda c: c.hmget(meta_key, META_FIELDS))
         h = {k: v for k, v in zip(META_FIELDS, values, strict=True) if v is not None}
         return h if "status" in h else None
 

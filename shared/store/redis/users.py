@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import StoreError
 from shared.store.redis import client as redis_client
 from shared.store.redis.connection import RedisConnection
 
@@ -31,11 +30,10 @@ class UserSets:
         out = claim()
         if int(out[0]):
             return True
-        from redis.exceptions import RedisError
 
-        stale, live = [], {}
-        client = conn.client()
-        try:
+        def prune(client: Any) -> bool:
+            """Free the slots of ended or expired sessions; False if none was freed."""
+            stale, live = [], {}
             for other in out[1]:
                 meta = conn.key_names.meta(other)
                 status, left = client.hget(meta, "status"), client.ttl(meta)
@@ -48,41 +46,28 @@ class UserSets:
                     client.zadd(key, live, xx=True)
                 return False
             client.zrem(key, *stale)
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis claim: {type(exc).__name__}", layer="redis") from exc
-        return bool(int(claim()[0]))
+            return True
+
+        return conn.call("prune session slots", prune) and bool(int(claim()[0]))
 
     def user_session_ids(self, uid: str) -> list[str]:
-        """The user's sessions Redis counts against the cap (active ones, some maybe ended)."""
-        from redis.exceptions import RedisError
-
-        conn = self.conn
-        client = conn.client()
-        if client is None or not conn.breaker.allow():
-            return []
+        """The user's sessions Redis counts against the cap (active ones, some maybe ended);
+        none while Redis is not configured or its circuit is open."""
+        key = self.conn.key_names.user_sessions(uid)
         try:
-            return list(conn.once_more_if_reconnected(lambda: client.zrange(conn.key_names.user_sessions(uid), 0, -1)))
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(conn.breaker, client, exc)
-            raise StoreError(f"redis user sessions: {type(exc).__name__}", layer="redis") from exc
+            return list(self.conn.call("user sessions", lambda c: c.zrange(key, 0, -1)))
+        except redis_client.Unavailable:
+            return []
 
     def forget_user(self, uid: str) -> int:
         """Delete the user's own keys (the session-cap set, the rate-limit log): keys named by
         the user id. Returns how many session-cap sets existed (0 or 1)."""
-        from redis.exceptions import RedisError
-
-        conn = self.conn
-        client = conn.client()
-        if client is None:
+        names = self.conn.key_names
+        if self.conn.client() is None:
             return 0
-        names = conn.key_names
-        try:
-            # The rate-limit log goes too but is not counted: the request asking for the
-            # erasure has just written it, so a repeated request would count it again.
-            n, _ = conn.once_more_if_reconnected(
-                lambda: (client.delete(names.user_sessions(uid)), client.delete(names.rate_limit(uid)))
-            )
-            return int(n)
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(conn.breaker, client, exc)
-            raise StoreError(f"redis forget user: {type(exc).__name__}", layer="redis") from exc
+        # The rate-limit log goes too but is not counted: the request asking for the
+        # erasure has just written it, so a repeated request would count it again.
+        n, _ = self.conn.call(
+            "forget user", lambda c: (c.delete(names.user_sessions(uid)), c.delete(names.rate_limit(uid)))
+        )
+        return int(n)
