@@ -29,30 +29,11 @@ from shared.store.base import (
 from shared.store.breaker import CircuitBreaker
 from shared.store.redis.connection import RedisConnection
 from shared.store.redis.health import Health
+from shared.store.redis.keys import ENDED_FIELDS, META_FIELDS, Meta
 from shared.store.redis.records import EndSnapshot, ImportOutcome, ReadOutcome
 from shared.store.redis.users import UserSets
 
 __all__ = ["EndSnapshot", "ImportOutcome", "ReadOutcome", "RedisLayer"]
-
-# The session's own fields in its state hash (``meta``); the hash also holds the last
-# message the stored summary covers ('sc'), the session's byte ledger ('lb') and answer
-# count ('an'), and the id of every message ('m:<id>' -> its number), which makes appends
-# exactly once for the session's whole life.
-META_FIELDS = (
-    "owner",
-    "status",
-    "seq",
-    "created_at",
-    "last_active_at",
-    "user_info",
-    "fs_doc",
-    "end_result",
-    "end_token",
-    "ending_since",
-    "erased_at",
-)
-# What an ended session's state hash keeps (finish_end.lua): enough to answer its owner.
-_ENDED_FIELDS = ("owner", "seq", "created_at", "last_active_at", "user_info", "fs_doc", "v")
 
 # A read slides the session's TTL (and its last_active_at) only if it has run down by more
 # than this: a read just after a write (the usual turn) writes nothing. last_active_at, which
@@ -83,15 +64,15 @@ class RedisLayer:
     @staticmethod
     def state_from_meta(sid: str, meta: dict[str, str]) -> SessionState:
         """The session's own fields from its state hash (``meta``)."""
-        status = meta.get("status", "active")
+        status = meta.get(Meta.STATUS, "active")
         return SessionState(
             session_id=sid,
-            owner=meta.get("owner", ""),
+            owner=meta.get(Meta.OWNER, ""),
             status=cast(SessionStatus, status if status in ("active", "ending", "ended") else "active"),
-            created_at=float(meta.get("created_at") or 0),
-            last_active_at=float(meta.get("last_active_at") or 0),
-            seq=int(meta.get("seq") or 0),
-            user_info=json.loads(meta.get("user_info") or "{}"),
+            created_at=float(meta.get(Meta.CREATED_AT) or 0),
+            last_active_at=float(meta.get(Meta.LAST_ACTIVE_AT) or 0),
+            seq=int(meta.get(Meta.SEQ) or 0),
+            user_info=json.loads(meta.get(Meta.USER_INFO) or "{}"),
         )
 
     # -- plumbing -------------------------------------------------------------------
@@ -147,7 +128,7 @@ class RedisLayer:
 
     def state(self, sid: str) -> SessionState | None:
         meta = self.meta(sid)
-        return self.state_from_meta(sid, meta) if meta and meta.get("status") != "erased" else None
+        return self.state_from_meta(sid, meta) if meta and meta.get(Meta.STATUS) != "erased" else None
 
     def erase(self, sid: str, owner: str | None, now: float) -> tuple[str, dict[str, int]]:
         """Delete the session's keys and leave a tombstone for its TTL (``lua/erase.lua``)."""
@@ -222,7 +203,7 @@ class RedisLayer:
     def held_for_export(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:
         """Everything Redis holds of a session: its messages, and the question/answer pairs
         read from them. Read only."""
-        log_key = self.keys(sid)[1]
+        log_key = self.key_names.log(sid)
         held = self.conn.call("export", lambda c: c.lrange(log_key, 0, -1))
         messages = [StoredMessage.from_json(r) for r in held]
         return messages, pairs_of(messages)
@@ -235,7 +216,7 @@ class RedisLayer:
         meta_key = self.key_names.meta(sid)
         values = self.conn.call("meta", lambda c: c.hmget(meta_key, META_FIELDS))
         h = {k: v for k, v in zip(META_FIELDS, values, strict=True) if v is not None}
-        return h if "status" in h else None
+        return h if Meta.STATUS in h else None
 
     def store_summary(self, sid: str, summary: dict[str, Any]) -> bool:
         """Compare and set; False too once an end took its snapshot (the caches go)."""
@@ -283,7 +264,7 @@ class RedisLayer:
     def finish_end(self, sid: str, end_result: dict[str, Any]) -> str:
         """'cleared' (caches dropped), 'already' (it was ended) or 'reopened' (the session
         took writes after the committed snapshot: marked ended, caches left to the TTL)."""
-        args = [json.dumps(end_result, separators=(",", ":")), self.settings.session_ttl_s, *_ENDED_FIELDS]
+        args = [json.dumps(end_result, separators=(",", ":")), self.settings.session_ttl_s, *ENDED_FIELDS]
         return ("already", "cleared", "reopened")[int(self._run("finish_end", sid, args))]
 
     def abort_end(self, sid: str, token: str, *, reopen: bool) -> bool:

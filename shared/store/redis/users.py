@@ -7,6 +7,7 @@ from typing import Any
 
 from shared.store.redis import client as redis_client
 from shared.store.redis.connection import RedisConnection
+from shared.store.redis.keys import Meta
 
 
 class UserSets:
@@ -36,7 +37,7 @@ class UserSets:
             stale, live = [], {}
             for other in out[1]:
                 meta = conn.key_names.meta(other)
-                status, left = client.hget(meta, "status"), client.ttl(meta)
+                status, left = client.hget(meta, Meta.STATUS), client.ttl(meta)
                 if status in (None, "ended") or left < 0:
                     stale.append(other)
                 else:
