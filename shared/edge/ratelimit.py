@@ -18,11 +18,11 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from shared.errors import RateLimited, StoreError
 from shared.settings import get_settings
 from shared.store.redis.keys import Keys
+from shared.store.redis.protocol import RedisClientProtocol, ScriptProtocol
 
 WINDOW_S = 60
 
@@ -47,7 +47,7 @@ return {1, n + 1, 0}
 """
 
 _script_lock = threading.Lock()
-_scripts: dict[int, Any] = {}
+_scripts: dict[int, ScriptProtocol] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,7 @@ def key_of(uid: str) -> str:
     return Keys(get_settings().redis_key_prefix).rate_limit(uid)
 
 
-def _script(client: Any) -> Any:
+def _script(client: RedisClientProtocol) -> ScriptProtocol:
     # One registered script per client object (a reset client gets its own).
     key = id(client)
     script = _scripts.get(key)

@@ -13,10 +13,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from shared.errors import StoreError
+from shared.settings import Settings
 from shared.store.breaker import CircuitBreaker
+from shared.store.redis.protocol import RedisClientProtocol
+
+if TYPE_CHECKING:
+    import redis
 
 T = TypeVar("T")
 
@@ -73,7 +78,15 @@ class RunWatch:
             return True
 
 
-def _connection_class(watch: RunWatch) -> Any:
+class ReconnectedMark(Exception):
+    """What the error a re-established connection raises carries besides being a redis
+    ConnectionError (``reconnected_error``): how long the Redis it reached has been up,
+    when that is news (0.0: unknown)."""
+
+    up_for_s: float = 0.0
+
+
+def _connection_class(watch: RunWatch) -> type[redis.Connection]:
     """A redis-py Connection that reports the run it reaches to ``watch``, and refuses once
     to serve a command over a connection it had to re-establish: the pool re-connects a
     socket the server closed silently (in get_connection), so a Redis restart would
@@ -85,9 +98,13 @@ def _connection_class(watch: RunWatch) -> Any:
     reconnected = reconnected_error()
 
     class ReconnectAwareConnection(redis.Connection):
+        # Which runs this pool's connections have met: ``watch_of`` finds it here.
+        run_watch = watch
+        _cm_connected_before = False
+
         def on_connect_check_health(self, check_health: bool = True) -> None:
             super().on_connect_check_health(check_health=check_health)
-            again = getattr(self, "_cm_connected_before", False)
+            again = self._cm_connected_before
             self._cm_connected_before = True
             self.send_command("INFO", "server", check_health=False)
             info = self.read_response()
@@ -97,7 +114,7 @@ def _connection_class(watch: RunWatch) -> Any:
             if again and (age is not None or watch.first_signal()):
                 self._cm_connected_before = False  # this object: once per re-connect
                 err = reconnected("re-connected to Redis")
-                err.up_for_s = age or 0.0  # type: ignore[attr-defined]
+                err.up_for_s = age or 0.0
                 raise err
 
     return ReconnectAwareConnection
@@ -107,7 +124,7 @@ def _connection_class(watch: RunWatch) -> Any:
 _SIGNAL_QUIET_S = 2.0
 
 
-def drop_pooled_connections(client: Any) -> None:
+def drop_pooled_connections(client: RedisClientProtocol) -> None:
     """Close every pooled socket: after a restart the others are dead too, and each would
     otherwise fail one request in turn (and the second failure opens the breaker)."""
     pool = getattr(client, "connection_pool", None)
@@ -115,7 +132,7 @@ def drop_pooled_connections(client: Any) -> None:
         pool.disconnect()
 
 
-def record_outage(breaker: CircuitBreaker, client: Any, exc: BaseException) -> None:
+def record_outage(breaker: CircuitBreaker, client: RedisClientProtocol, exc: BaseException) -> None:
     """Redis failed for real: open the breaker and drop every pooled socket, so that after
     recovery each request (the breaker's probe first of all) gets a fresh connection rather
     than the next dead one, each of which would re-open the breaker for another cool-down."""
@@ -124,7 +141,7 @@ def record_outage(breaker: CircuitBreaker, client: Any, exc: BaseException) -> N
 
 
 def once_more_if_reconnected(
-    fn: Callable[[], T], breaker: CircuitBreaker, client: Any, *, merge_first: bool = False
+    fn: Callable[[], T], breaker: CircuitBreaker, client: RedisClientProtocol, *, merge_first: bool = False
 ) -> T:
     """The one retry of every Redis call. If ``fn`` only met a re-established connection,
     or the first connection error after a healthy period (a pooled socket that died with a
@@ -139,12 +156,12 @@ def once_more_if_reconnected(
     try:
         return fn()
     except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-        reconnected = isinstance(exc, reconnected_error())
+        reconnected = isinstance(exc, ReconnectedMark)
         if not reconnected and (breaker.state() != "closed" or breaker.suspect):
             raise
         if reconnected:
             breaker.record_success()  # a connection was just established: Redis is up
-        breaker.note_reconnect(getattr(exc, "up_for_s", 0.0))
+        breaker.note_reconnect(exc.up_for_s if isinstance(exc, ReconnectedMark) else 0.0)
         drop_pooled_connections(client)
         if merge_first:
             raise StoreError(f"redis: {type(exc).__name__}", layer="redis", retryable=True) from exc
@@ -157,7 +174,7 @@ class Unavailable(StoreError):
 
 
 @contextmanager
-def guard(client: Any, breaker: CircuitBreaker, op: str) -> Iterator[Any]:
+def guard(client: RedisClientProtocol | None, breaker: CircuitBreaker, op: str) -> Iterator[RedisClientProtocol]:
     """The one error boundary of every Redis call (as ``FirestoreLayer._guard``): yields
     the client if one is configured and the breaker lets the call through, and turns
     whatever Redis does into the store's terms. An outage (a connection error, a timeout)
@@ -191,29 +208,40 @@ def guard(client: Any, breaker: CircuitBreaker, op: str) -> Iterator[Any]:
     breaker.record_success()
 
 
-def call(client: Any, breaker: CircuitBreaker, op: str, fn: Callable[[Any], T], *, merge_first: bool = False) -> T:
+def call(
+    client: RedisClientProtocol | None,
+    breaker: CircuitBreaker,
+    op: str,
+    fn: Callable[[RedisClientProtocol], T],
+    *,
+    merge_first: bool = False,
+) -> T:
     """``fn(client)`` inside ``guard``, with the one retry (``once_more_if_reconnected``)."""
     with guard(client, breaker, op) as c:
         return once_more_if_reconnected(lambda: fn(c), breaker, c, merge_first=merge_first)
 
 
 @functools.cache
-def reconnected_error() -> type[Exception]:
-    """The error a re-established connection raises once (a redis ConnectionError)."""
+def reconnected_error() -> type[ReconnectedMark]:
+    """The error a re-established connection raises once: a redis ConnectionError, so
+    whatever handles a lost connection handles it, marked as ``ReconnectedMark``."""
     import redis
 
-    class Reconnected(redis.exceptions.ConnectionError):
+    class Reconnected(redis.exceptions.ConnectionError, ReconnectedMark):
         pass
 
     return Reconnected
 
 
-def build(settings: Any, on_restart: Callable[[float], None] | None = None) -> Any:
+def build(settings: Settings, on_restart: Callable[[float], None] | None = None) -> RedisClientProtocol:
     """A new client for these settings (one per instance: ``shared.instance``);
     ``on_restart`` hears of a Redis that may have been away (``RunWatch``)."""
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    url = settings.redis_url
+    if not url:
+        raise Unavailable("redis not configured", layer="redis")
     common: dict[str, Any] = {
         "socket_timeout": settings.redis_socket_timeout_s,
         "socket_connect_timeout": settings.redis_connect_timeout_s,
@@ -228,19 +256,30 @@ def build(settings: Any, on_restart: Callable[[float], None] | None = None) -> A
     if settings.redis_cluster:
         from redis.cluster import RedisCluster
 
-        return RedisCluster.from_url(settings.redis_url, **common)
+        return _decoded(RedisCluster.from_url(url, **common))
     import redis
 
     watch = RunWatch(settings.redis_restart_horizon_s, on_restart)
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        max_connections=settings.redis_max_connections,
-        connection_class=_connection_class(watch),
-        **common,
+    return _decoded(
+        redis.Redis.from_url(
+            url,
+            max_connections=settings.redis_max_connections,
+            connection_class=_connection_class(watch),
+            **common,
+        )
     )
-    client.cm_watch = watch  # type: ignore[attr-defined]
-    return client
 
 
-def watch_of(client: Any) -> RunWatch | None:
-    return getattr(client, "cm_watch", None)
+def _decoded(client: object) -> RedisClientProtocol:
+    """A client built with ``decode_responses``, as what it is: redis-py's types cannot
+    say that option was given (every reply is typed ``bytes | str``), so its replies are
+    declared ``str`` here, the one place the product's clients are made."""
+    return cast(RedisClientProtocol, client)
+
+
+def watch_of(client: RedisClientProtocol | None) -> RunWatch | None:
+    """The runs this client has met, if it is one ``build`` made (a cluster client, or a
+    test's own, has none): its pool's connection class holds them."""
+    pool = getattr(client, "connection_pool", None)
+    watch = getattr(getattr(pool, "connection_class", None), "run_watch", None)
+    return watch if isinstance(watch, RunWatch) else None

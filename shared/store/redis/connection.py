@@ -11,6 +11,7 @@ from shared.settings import Settings
 from shared.store.breaker import CircuitBreaker
 from shared.store.redis import client as redis_client
 from shared.store.redis.keys import Keys
+from shared.store.redis.protocol import RedisClientProtocol, ScriptProtocol
 
 T = TypeVar("T")
 
@@ -42,10 +43,10 @@ class RedisConnection:
     def __init__(
         self,
         settings: Settings,
-        client: Any = None,
+        client: RedisClientProtocol | None = None,
         breaker: CircuitBreaker | None = None,
         *,
-        connect: Callable[[], Any] | None = None,
+        connect: Callable[[], RedisClientProtocol | None] | None = None,
     ) -> None:
         """``client``, or ``connect`` (the instance's shared client, built on first use),
         or neither: one is built from ``settings`` (tests, benchmarks)."""
@@ -54,13 +55,13 @@ class RedisConnection:
         self._client = client
         self._connect = connect
         self.breaker = breaker or CircuitBreaker(settings.redis_breaker_cooldown_s)
-        self._scripts: dict[str, Any] = {}
+        self._scripts: dict[str, ScriptProtocol] = {}
 
     @property
     def configured(self) -> bool:
         return self._client is not None or bool(self.settings.redis_url)
 
-    def client(self) -> Any:
+    def client(self) -> RedisClientProtocol | None:
         if self._client is None:
             if self._connect is not None:
                 return self._connect()
@@ -68,14 +69,14 @@ class RedisConnection:
                 self._client = redis_client.build(self.settings, on_restart=self.breaker.note_recovery)
         return self._client
 
-    def call(self, op: str, fn: Callable[[Any], T], *, merge_first: bool = False) -> T:
+    def call(self, op: str, fn: Callable[[RedisClientProtocol], T], *, merge_first: bool = False) -> T:
         """``fn(client)`` inside the guard, with the one retry (``redis_client.call``)."""
         return redis_client.call(self.client(), self.breaker, op, fn, merge_first=merge_first)
 
     def run(self, name: str, keys: list[str], args: list[Any], *, merge_first: bool = False) -> Any:
         """Run one script (``merge_first``: see ``redis_client.once_more_if_reconnected``)."""
 
-        def script(client: Any) -> Any:
+        def script(client: RedisClientProtocol) -> Any:
             registered = self._scripts.get(name)
             if registered is None:
                 # register_script: EVALSHA, and SCRIPT LOAD only on the first NOSCRIPT.

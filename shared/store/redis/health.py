@@ -11,6 +11,7 @@ from typing import Any
 from shared.errors import StoreError
 from shared.store.redis import client as redis_client
 from shared.store.redis.connection import RedisConnection
+from shared.store.redis.protocol import RedisClientProtocol
 
 log = logging.getLogger("chat_memory.redis")
 
@@ -42,7 +43,7 @@ class Health:
         if now - self._policy_read_at < _POLICY_TTL_S:
             return self._policy
 
-        def read(client: Any) -> str | None:
+        def read(client: RedisClientProtocol) -> str | None:
             try:
                 policy = _find_policy(client.config_get("maxmemory-policy"), "maxmemory-policy")
             except ResponseError:  # CONFIG refused; a lost connection is the guard's
@@ -87,7 +88,7 @@ class Health:
         return out
 
 
-def _find_policy(reply: Any, field: str) -> str | None:
+def _find_policy(reply: object, field: str) -> str | None:
     """The policy in a CONFIG GET or INFO reply; a cluster client answers per node."""
     if not isinstance(reply, dict):
         return None

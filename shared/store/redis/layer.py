@@ -30,6 +30,7 @@ from shared.store.breaker import CircuitBreaker
 from shared.store.redis.connection import RedisConnection
 from shared.store.redis.health import Health
 from shared.store.redis.keys import ENDED_FIELDS, META_FIELDS, Meta
+from shared.store.redis.protocol import RedisClientProtocol
 from shared.store.redis.records import EndSnapshot, ImportOutcome, ReadOutcome
 from shared.store.redis.users import UserSets
 
@@ -47,10 +48,10 @@ class RedisLayer:
     def __init__(
         self,
         settings: Settings,
-        client: Any = None,
+        client: RedisClientProtocol | None = None,
         breaker: CircuitBreaker | None = None,
         *,
-        connect: Callable[[], Any] | None = None,
+        connect: Callable[[], RedisClientProtocol | None] | None = None,
     ) -> None:
         """``client``, or ``connect`` (the instance's shared client, built on first use),
         or neither: this layer builds its own from ``settings`` (tests, benchmarks)."""
@@ -80,7 +81,7 @@ class RedisLayer:
     def configured(self) -> bool:
         return self.conn.configured
 
-    def client(self) -> Any:
+    def client(self) -> RedisClientProtocol | None:
         return self.conn.client()
 
     def keys(self, sid: str) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 from shared.store.redis import client as redis_client
 from shared.store.redis.connection import RedisConnection
 from shared.store.redis.keys import Meta
+from shared.store.redis.protocol import RedisClientProtocol
 
 
 class UserSets:
@@ -32,7 +33,7 @@ class UserSets:
         if int(out[0]):
             return True
 
-        def prune(client: Any) -> bool:
+        def prune(client: RedisClientProtocol) -> bool:
             """Free the slots of ended or expired sessions; False if none was freed."""
             stale, live = [], {}
             for other in out[1]:
