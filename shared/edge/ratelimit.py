@@ -18,12 +18,11 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from shared.errors import RateLimited
-from shared.logs import get_logger
+from shared.errors import RateLimited, StoreError
 from shared.settings import get_settings
 from shared.store.redis.keys import Keys
+from shared.store.redis.protocol import RedisClientProtocol, ScriptProtocol
 
 WINDOW_S = 60
 
@@ -47,9 +46,8 @@ redis.call('PEXPIRE', KEYS[1], window)
 return {1, n + 1, 0}
 """
 
-log = get_logger("ratelimit")
 _script_lock = threading.Lock()
-_scripts: dict[int, Any] = {}
+_scripts: dict[int, ScriptProtocol] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,30 +69,20 @@ def check(uid: str, *, limit: int | None = None) -> Decision:
     if limit <= 0:
         return Decision(True, 0, 0, enforced=False)
     instance = get_instance()
-    client, breaker = instance.redis_client(), instance.redis_breaker
-    if client is None or not breaker.allow():
-        return Decision(True, limit, 0, enforced=False)
-    from redis.exceptions import RedisError, ResponseError
-
     now_ms = round(time.time() * 1000, 3)
     member = f"{now_ms}:{os.urandom(4).hex()}"
     try:
         # Idempotent enough to repeat: a refused first attempt never reached the server.
-        allowed, count, retry = redis_client.once_more_if_reconnected(
-            lambda: _script(client)(keys=[key_of(uid)], args=[limit, WINDOW_S * 1000, now_ms, member]),
-            breaker,
-            client,
+        allowed, count, retry = redis_client.call(
+            instance.redis_client(),
+            instance.redis_breaker,
+            "rate limit",
+            lambda c: _script(c)(keys=[key_of(uid)], args=[limit, WINDOW_S * 1000, now_ms, member]),
         )
-    except ResponseError as exc:
-        # Redis answered: it is up; a script error is our bug. Allow, and say so.
-        breaker.record_success()
-        log.error("rate limit script failed", extra={"error": str(exc)[:200]})
+    except StoreError:
+        # Not configured, circuit open, down, or the script failed (the guard logged it):
+        # allow without counting, and say so.
         return Decision(True, limit, 0, enforced=False)
-    except (RedisError, OSError) as exc:
-        redis_client.record_outage(breaker, client, exc)
-        log.warning("rate limit skipped: redis unavailable", extra={"error": type(exc).__name__})
-        return Decision(True, limit, 0, enforced=False)
-    breaker.record_success()
     return Decision(bool(allowed), limit, int(count), int(retry))
 
 
@@ -148,7 +136,7 @@ def key_of(uid: str) -> str:
     return Keys(get_settings().redis_key_prefix).rate_limit(uid)
 
 
-def _script(client: Any) -> Any:
+def _script(client: RedisClientProtocol) -> ScriptProtocol:
     # One registered script per client object (a reset client gets its own).
     key = id(client)
     script = _scripts.get(key)

@@ -10,6 +10,7 @@ import redis
 
 from shared.errors import FailedPrecondition
 from shared.store.base import AppendRequest, StoredMessage
+from shared.store.redis.keys import Meta
 from tests import harness
 from tests.store.conftest import make_manager
 
@@ -38,7 +39,7 @@ def test_a_session_is_bounded_by_bytes_not_only_count(redis_server, uid):
     assert refused is not None, "the session took every message"
     assert "full" in refused.message and refused.http_status == 409
     assert answers > 3  # the bound is bytes, not a handful of answers
-    assert _usage(r, f"cm:{{{sid}}}:log") <= limit
+    assert _usage(r, m.redis.key_names.log(sid)) <= limit
     # what was accepted is still there for the end of the session
     snap = m.redis.begin_end(sid, uid)
     assert len(snap.queries) == answers and all(q.query == BIG for q in snap.queries)
@@ -77,7 +78,7 @@ def test_message_ids_are_remembered_for_the_whole_session(redis_server, uid):
     r = redis.Redis.from_url(redis_server.url)
     for i in range(1, 251):
         m.add_message(sid, "user", f"m{i}", client_message_id=f"c-{i}", user_id=uid)
-    assert len([f for f in r.hkeys(f"cm:{{{sid}}}:meta") if f.startswith(b"m:")]) == 250
+    assert len([f for f in r.hkeys(m.redis.key_names.meta(sid)) if f.startswith(Meta.MESSAGE_ID.encode())]) == 250
     # a retry of the first message, 249 messages later, is still recognised
     again = m.add_message(sid, "user", "m1", client_message_id="c-1", user_id=uid)
     assert (again.duplicate, again.seq) == (True, 1)
@@ -100,7 +101,7 @@ def test_active_sessions_per_user_are_capped_across_instances(redis_server, uid)
     b.redis.finish_end(sids[0], {"session_id": sids[0], "status": "ended"})
     sids[0] = a.create_session({}, user_id=uid).session_id
     # so does one whose keys expired
-    redis.Redis.from_url(redis_server.url).delete(f"cm:{{{sids[1]}}}:meta")
+    redis.Redis.from_url(redis_server.url).delete(b.redis.key_names.meta(sids[1]))
     b.create_session({}, user_id=uid)
     with pytest.raises(FailedPrecondition):
         a.create_session({}, user_id=uid)
@@ -191,7 +192,7 @@ def test_the_message_window_is_bounded_by_bytes_too(redis_server, uid):
     for i in range(8):  # eight messages of 30 KB of control characters: 180 KB each in JSON
         m.add_message(sid, "user", f"{i}" + "\x01" * (30 * KB), user_id=uid)
     # the log holds at most the larger bound; the window read from it at most its own
-    assert _usage(r, f"cm:{{{sid}}}:log") <= m.settings.analytics_buffer_max_bytes
+    assert _usage(r, m.redis.key_names.log(sid)) <= m.settings.analytics_buffer_max_bytes
     ctx = m.get_context_for_llm(sid, user_id=uid)
     assert ctx.messages and ctx.messages[-1].content.startswith("7")  # the newest are kept
     assert 1 <= len(ctx.messages) < 8

@@ -17,6 +17,7 @@ from shared.core.summarizer import ExtractiveSummarizer
 from shared.errors import FailedPrecondition, Unavailable
 from shared.features.sweep import sweep_idle_sessions
 from shared.store.base import StoredMessage
+from shared.store.redis.keys import Meta
 from tests.store.conftest import make_manager
 
 WAIT_S = 60.0  # only ever reached when the code under test is wrong
@@ -240,7 +241,7 @@ def _age(m: Any, sid: str, seconds: float) -> None:
     then = time.time() - seconds
     m.firestore.db().collection("sessions").document(sid).update({"created_at": then, "last_active_at": then})
     r = m.redis.client()
-    r.hset(f"cm:{{{sid}}}:meta", "last_active_at", repr(then))
+    r.hset(m.redis.key_names.meta(sid), Meta.LAST_ACTIVE_AT, repr(then))
     for key in m.redis.keys(sid):
         if r.exists(key):
             r.expire(key, max(1, m.settings.session_ttl_s - int(seconds)))

@@ -8,6 +8,7 @@ from google.cloud.firestore_v1 import Client
 
 from shared.features.sweep import sweep_idle_sessions
 from shared.features.triggers import handle_session_written
+from shared.store.redis.keys import Meta
 from tests.store.conftest import make_manager
 
 
@@ -98,7 +99,7 @@ def test_sweep_ends_idle_sessions_only(redis_server, firestore_emulator, uid, no
     busy = m.create_session({}, user_id=uid).session_id
     future = time.time() + m.settings.session_idle_timeout_s + 60
     # the busy one was active "just now" from the sweep's point of view
-    m.redis.client().hset(f"cm:{{{busy}}}:meta", "last_active_at", repr(future - 10))
+    m.redis.client().hset(m.redis.key_names.meta(busy), Meta.LAST_ACTIVE_AT, repr(future - 10))
     counts = sweep_idle_sessions(now=future, manager=m)
     assert counts["ended"] >= 1
     assert m.firestore.get_session(idle)["status"] == "ended"

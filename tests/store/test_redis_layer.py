@@ -66,9 +66,10 @@ def test_window_ttl_and_sliding_expiry(redis_server, uid):
     assert [x.seq for x in ctx.messages] == list(range(5, 13))
     assert len(m.get_context_for_llm(sid, 3).messages) == 3
     r = redis.Redis.from_url(redis_server.url)
-    keys = [k.decode() for k in r.keys(f"cm:{{{sid}}}:*")]
+    keys = [k.decode() for k in r.keys(f"*{{{sid}}}*")]
+    assert sorted(keys) == sorted(m.redis.keys(sid))  # the session is these keys, no more
     assert keys and all(7100 < r.ttl(k) <= 7200 for k in keys), {k: r.ttl(k) for k in keys}
-    assert r.llen(f"cm:{{{sid}}}:log") == 12  # every message once: the window is its tail
+    assert r.llen(m.redis.key_names.log(sid)) == 12  # every message once: the window is its tail
     # a read just after a write finds the TTL full: it writes nothing
     r.config_resetstat()
     m.get_context_for_llm(sid)

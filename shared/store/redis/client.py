@@ -8,15 +8,24 @@ its breaker are built by ``shared.instance``.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from shared.errors import StoreError
+from shared.settings import Settings
 from shared.store.breaker import CircuitBreaker
+from shared.store.redis.protocol import RedisClientProtocol
+
+if TYPE_CHECKING:
+    import redis
 
 T = TypeVar("T")
+
+log = logging.getLogger("chat_memory.redis")
 
 
 class RunWatch:
@@ -69,7 +78,15 @@ class RunWatch:
             return True
 
 
-def _connection_class(watch: RunWatch) -> Any:
+class ReconnectedMark(Exception):
+    """What the error a re-established connection raises carries besides being a redis
+    ConnectionError (``reconnected_error``): how long the Redis it reached has been up,
+    when that is news (0.0: unknown)."""
+
+    up_for_s: float = 0.0
+
+
+def _connection_class(watch: RunWatch) -> type[redis.Connection]:
     """A redis-py Connection that reports the run it reaches to ``watch``, and refuses once
     to serve a command over a connection it had to re-establish: the pool re-connects a
     socket the server closed silently (in get_connection), so a Redis restart would
@@ -81,9 +98,13 @@ def _connection_class(watch: RunWatch) -> Any:
     reconnected = reconnected_error()
 
     class ReconnectAwareConnection(redis.Connection):
+        # Which runs this pool's connections have met: ``watch_of`` finds it here.
+        run_watch = watch
+        _cm_connected_before = False
+
         def on_connect_check_health(self, check_health: bool = True) -> None:
             super().on_connect_check_health(check_health=check_health)
-            again = getattr(self, "_cm_connected_before", False)
+            again = self._cm_connected_before
             self._cm_connected_before = True
             self.send_command("INFO", "server", check_health=False)
             info = self.read_response()
@@ -93,7 +114,7 @@ def _connection_class(watch: RunWatch) -> Any:
             if again and (age is not None or watch.first_signal()):
                 self._cm_connected_before = False  # this object: once per re-connect
                 err = reconnected("re-connected to Redis")
-                err.up_for_s = age or 0.0  # type: ignore[attr-defined]
+                err.up_for_s = age or 0.0
                 raise err
 
     return ReconnectAwareConnection
@@ -103,7 +124,7 @@ def _connection_class(watch: RunWatch) -> Any:
 _SIGNAL_QUIET_S = 2.0
 
 
-def drop_pooled_connections(client: Any) -> None:
+def drop_pooled_connections(client: RedisClientProtocol) -> None:
     """Close every pooled socket: after a restart the others are dead too, and each would
     otherwise fail one request in turn (and the second failure opens the breaker)."""
     pool = getattr(client, "connection_pool", None)
@@ -111,7 +132,7 @@ def drop_pooled_connections(client: Any) -> None:
         pool.disconnect()
 
 
-def record_outage(breaker: CircuitBreaker, client: Any, exc: BaseException) -> None:
+def record_outage(breaker: CircuitBreaker, client: RedisClientProtocol, exc: BaseException) -> None:
     """Redis failed for real: open the breaker and drop every pooled socket, so that after
     recovery each request (the breaker's probe first of all) gets a fresh connection rather
     than the next dead one, each of which would re-open the breaker for another cool-down."""
@@ -120,7 +141,7 @@ def record_outage(breaker: CircuitBreaker, client: Any, exc: BaseException) -> N
 
 
 def once_more_if_reconnected(
-    fn: Callable[[], T], breaker: CircuitBreaker, client: Any, *, merge_first: bool = False
+    fn: Callable[[], T], breaker: CircuitBreaker, client: RedisClientProtocol, *, merge_first: bool = False
 ) -> T:
     """The one retry of every Redis call. If ``fn`` only met a re-established connection,
     or the first connection error after a healthy period (a pooled socket that died with a
@@ -135,41 +156,98 @@ def once_more_if_reconnected(
     try:
         return fn()
     except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-        reconnected = isinstance(exc, reconnected_error())
+        reconnected = isinstance(exc, ReconnectedMark)
         if not reconnected and (breaker.state() != "closed" or breaker.suspect):
             raise
         if reconnected:
             breaker.record_success()  # a connection was just established: Redis is up
-        breaker.note_reconnect(getattr(exc, "up_for_s", 0.0))
+        breaker.note_reconnect(exc.up_for_s if isinstance(exc, ReconnectedMark) else 0.0)
         drop_pooled_connections(client)
         if merge_first:
             raise StoreError(f"redis: {type(exc).__name__}", layer="redis", retryable=True) from exc
     return fn()
 
 
+class Unavailable(StoreError):
+    """Nothing was sent: Redis is not configured, or its circuit is open. A caller that
+    fails open (the rate limit, the health check) tells this from a failed call."""
+
+
+@contextmanager
+def guard(client: RedisClientProtocol | None, breaker: CircuitBreaker, op: str) -> Iterator[RedisClientProtocol]:
+    """The one error boundary of every Redis call (as ``FirestoreLayer._guard``): yields
+    the client if one is configured and the breaker lets the call through, and turns
+    whatever Redis does into the store's terms. An outage (a connection error, a timeout)
+    opens the breaker and raises StoreError, for the caller to fall to the next layer; an
+    answer, even a refusal, closes it; ``once_more_if_reconnected``'s retryable
+    StoreError goes through as it is. Use ``call`` for one call with its retry."""
+    from redis import exceptions as rexc
+
+    if client is None:
+        raise Unavailable("redis not configured", layer="redis")
+    if not breaker.allow():
+        raise Unavailable("redis circuit open", layer="redis")
+    try:
+        yield client
+    except StoreError:
+        raise
+    except rexc.ResponseError as exc:
+        # The server answered: it is up. A refused command is a bug, not an outage; a full
+        # Redis (noeviction at maxmemory) refuses a write whole, and the caller falls back
+        # to Firestore as for an outage, without opening the breaker.
+        breaker.record_success()
+        if isinstance(exc, rexc.OutOfMemoryError):
+            log.error("redis is full (maxmemory reached): writes go to Firestore", extra={"op": op})
+        else:
+            log.error("redis refused a request", extra={"op": op, "detail": str(exc)[:300]})
+        raise StoreError(f"redis {op} failed: {exc}", layer="redis") from exc
+    except (rexc.RedisError, OSError) as exc:
+        record_outage(breaker, client, exc)
+        log.warning("redis unavailable", extra={"op": op, "error": type(exc).__name__, "detail": str(exc)[:200]})
+        raise StoreError(f"redis {op}: {type(exc).__name__}", layer="redis") from exc
+    breaker.record_success()
+
+
+def call(
+    client: RedisClientProtocol | None,
+    breaker: CircuitBreaker,
+    op: str,
+    fn: Callable[[RedisClientProtocol], T],
+    *,
+    merge_first: bool = False,
+) -> T:
+    """``fn(client)`` inside ``guard``, with the one retry (``once_more_if_reconnected``)."""
+    with guard(client, breaker, op) as c:
+        return once_more_if_reconnected(lambda: fn(c), breaker, c, merge_first=merge_first)
+
+
 @functools.cache
-def reconnected_error() -> type[Exception]:
-    """The error a re-established connection raises once (a redis ConnectionError)."""
+def reconnected_error() -> type[ReconnectedMark]:
+    """The error a re-established connection raises once: a redis ConnectionError, so
+    whatever handles a lost connection handles it, marked as ``ReconnectedMark``."""
     import redis
 
-    class Reconnected(redis.exceptions.ConnectionError):
+    class Reconnected(redis.exceptions.ConnectionError, ReconnectedMark):
         pass
 
     return Reconnected
 
 
-def build(settings: Any, on_restart: Callable[[float], None] | None = None) -> Any:
+def build(settings: Settings, on_restart: Callable[[float], None] | None = None) -> RedisClientProtocol:
     """A new client for these settings (one per instance: ``shared.instance``);
     ``on_restart`` hears of a Redis that may have been away (``RunWatch``)."""
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    url = settings.redis_url
+    if not url:
+        raise Unavailable("redis not configured", layer="redis")
     common: dict[str, Any] = {
         "socket_timeout": settings.redis_socket_timeout_s,
         "socket_connect_timeout": settings.redis_connect_timeout_s,
         # No silent reconnect-and-retry inside redis-py: a connection that died with a
         # Redis restart must surface, so the layer can merge what was accepted elsewhere
-        # meanwhile before retrying (RedisLayer._run, SessionManager._redis_op). No health
+        # meanwhile before retrying (RedisConnection.run, SessionManager._redis_op). No health
         # check PING either, for the same reason (and it would be a second round trip).
         "retry": Retry(NoBackoff(), 0),
         "health_check_interval": 0,
@@ -178,19 +256,30 @@ def build(settings: Any, on_restart: Callable[[float], None] | None = None) -> A
     if settings.redis_cluster:
         from redis.cluster import RedisCluster
 
-        return RedisCluster.from_url(settings.redis_url, **common)
+        return _decoded(RedisCluster.from_url(url, **common))
     import redis
 
     watch = RunWatch(settings.redis_restart_horizon_s, on_restart)
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        max_connections=settings.redis_max_connections,
-        connection_class=_connection_class(watch),
-        **common,
+    return _decoded(
+        redis.Redis.from_url(
+            url,
+            max_connections=settings.redis_max_connections,
+            connection_class=_connection_class(watch),
+            **common,
+        )
     )
-    client.cm_watch = watch  # type: ignore[attr-defined]
-    return client
 
 
-def watch_of(client: Any) -> RunWatch | None:
-    return getattr(client, "cm_watch", None)
+def _decoded(client: object) -> RedisClientProtocol:
+    """A client built with ``decode_responses``, as what it is: redis-py's types cannot
+    say that option was given (every reply is typed ``bytes | str``), so its replies are
+    declared ``str`` here, the one place the product's clients are made."""
+    return cast(RedisClientProtocol, client)
+
+
+def watch_of(client: RedisClientProtocol | None) -> RunWatch | None:
+    """The runs this client has met, if it is one ``build`` made (a cluster client, or a
+    test's own, has none): its pool's connection class holds them."""
+    pool = getattr(client, "connection_pool", None)
+    watch = getattr(getattr(pool, "connection_class", None), "run_watch", None)
+    return watch if isinstance(watch, RunWatch) else None

@@ -1,124 +1,45 @@
-"""The Redis (Memorystore) layer: last N messages, rolling summary, analytics buffer and
-the session's own state, all under one hash-tagged key prefix per session so a Redis
-Cluster keeps them in one slot. Every operation is one Lua script: one round trip.
+"""The Redis (Memorystore) session layer: a session's log of messages, its rolling summary
+and its own state, all under one hash-tagged key prefix per session so a Redis Cluster
+keeps them in one slot. Every session operation is one Lua script: one round trip.
+
+``RedisLayer`` is what the core uses for everything Redis does; the per-user sets
+(``users``) and the health checks (``health``) are their own modules, composed here over
+one ``connection.RedisConnection``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any, cast
 
-from shared.errors import StoreError
 from shared.settings import Settings
 from shared.store.base import (
     Appended,
     AppendRequest,
     LayerName,
     QueryRecord,
-    ReadStatus,
     SessionState,
     SessionStatus,
-    SnapshotStatus,
     StoredMessage,
     pairs_of,
 )
 from shared.store.breaker import CircuitBreaker
-from shared.store.redis import client as redis_client
-from shared.store.redis.keys import Keys
+from shared.store.redis.connection import RedisConnection
+from shared.store.redis.health import Health
+from shared.store.redis.keys import ENDED_FIELDS, META_FIELDS, Meta
+from shared.store.redis.protocol import RedisClientProtocol
+from shared.store.redis.records import EndSnapshot, ImportOutcome, ReadOutcome
+from shared.store.redis.users import UserSets
 
-log = logging.getLogger("chat_memory.redis")
-
-_SCRIPT_NAMES = (
-    "append",
-    "read",
-    "erase",
-    "store_summary",
-    "begin_end",
-    "finish_end",
-    "abort_end",
-    "import",
-    "create",
-    "mark_doc",
-    "forget",
-    "claim",
-    "migrate",
-)
-
-
-def _load_sources() -> dict[str, str]:
-    pkg = resources.files("shared.store.redis") / "lua"
-    return {n: (pkg / f"{n}.lua").read_text() for n in _SCRIPT_NAMES}
-
-
-_SOURCES = _load_sources()
-
-# The session's own fields in its state hash (``meta``); the hash also holds the last
-# message the stored summary covers ('sc'), the session's byte ledger ('lb') and answer
-# count ('an'), and the id of every message ('m:<id>' -> its number), which makes appends
-# exactly once for the session's whole life.
-META_FIELDS = (
-    "owner",
-    "status",
-    "seq",
-    "created_at",
-    "last_active_at",
-    "user_info",
-    "fs_doc",
-    "end_result",
-    "end_token",
-    "ending_since",
-    "erased_at",
-)
-# What an ended session's state hash keeps (finish_end.lua): enough to answer its owner.
-_ENDED_FIELDS = ("owner", "seq", "created_at", "last_active_at", "user_info", "fs_doc", "v")
+__all__ = ["EndSnapshot", "ImportOutcome", "ReadOutcome", "RedisLayer"]
 
 # A read slides the session's TTL (and its last_active_at) only if it has run down by more
 # than this: a read just after a write (the usual turn) writes nothing. last_active_at, which
 # the sweep's idle bound is minutes long against, may be this much older than the last read.
 _READ_SLIDE_SLACK_S = 10
-
-# import.lua's answer for a session of the six-key layout (it is moved, then merged into)
-_IMPORT_LEGACY = -3
-
-# maxmemory-policy is re-read this often (seconds): it changes only by reconfiguration.
-_POLICY_TTL_S = 300.0
-
-
-@dataclass(slots=True)
-class ImportOutcome:
-    added: int  # -1: Redis does not know the session; -2: it is ending or ended
-    due_seq: int = 0  # the last rolling-summary claim the merge made, if any
-    previous_summary: dict[str, Any] | None = None
-    unsummarized: list[StoredMessage] | None = None
-
-
-@dataclass(slots=True)
-class ReadOutcome:
-    status: ReadStatus
-    session_status: str = ""
-    seq: int = 0
-    messages: list[StoredMessage] | None = None
-    summary: dict[str, Any] | None = None
-    end_result: dict[str, Any] | None = None
-    doc_missing: bool = False
-
-
-@dataclass(slots=True)
-class EndSnapshot:
-    status: SnapshotStatus
-    token: str = ""  # this end attempt's: only it may abort
-    meta: dict[str, str] | None = None
-    unsummarized: list[StoredMessage] | None = None
-    queries: list[QueryRecord] | None = None
-    summary: dict[str, Any] | None = None
-    messages: list[StoredMessage] | None = None
-    end_result: dict[str, Any] | None = None
 
 
 class RedisLayer:
@@ -127,117 +48,70 @@ class RedisLayer:
     def __init__(
         self,
         settings: Settings,
-        client: Any = None,
+        client: RedisClientProtocol | None = None,
         breaker: CircuitBreaker | None = None,
         *,
-        connect: Callable[[], Any] | None = None,
+        connect: Callable[[], RedisClientProtocol | None] | None = None,
     ) -> None:
         """``client``, or ``connect`` (the instance's shared client, built on first use),
         or neither: this layer builds its own from ``settings`` (tests, benchmarks)."""
+        self.conn = RedisConnection(settings, client, breaker, connect=connect)
         self.settings = settings
-        self.key_names = Keys(settings.redis_key_prefix)
-        self._client = client
-        self._connect = connect
-        self.breaker = breaker or CircuitBreaker(settings.redis_breaker_cooldown_s)
-        self._scripts: dict[str, Any] = {}
-        self._policy: str | None = None
-        self._policy_read_at = -_POLICY_TTL_S
+        self.key_names = self.conn.key_names
+        self.breaker = self.conn.breaker
+        self.users = UserSets(self.conn)
+        self.health = Health(self.conn)
 
     @staticmethod
     def state_from_meta(sid: str, meta: dict[str, str]) -> SessionState:
         """The session's own fields from its state hash (``meta``)."""
-        status = meta.get("status", "active")
+        status = meta.get(Meta.STATUS, "active")
         return SessionState(
             session_id=sid,
-            owner=meta.get("owner", ""),
+            owner=meta.get(Meta.OWNER, ""),
             status=cast(SessionStatus, status if status in ("active", "ending", "ended") else "active"),
-            created_at=float(meta.get("created_at") or 0),
-            last_active_at=float(meta.get("last_active_at") or 0),
-            seq=int(meta.get("seq") or 0),
-            user_info=json.loads(meta.get("user_info") or "{}"),
+            created_at=float(meta.get(Meta.CREATED_AT) or 0),
+            last_active_at=float(meta.get(Meta.LAST_ACTIVE_AT) or 0),
+            seq=int(meta.get(Meta.SEQ) or 0),
+            user_info=json.loads(meta.get(Meta.USER_INFO) or "{}"),
         )
 
     # -- plumbing -------------------------------------------------------------------
     @property
     def configured(self) -> bool:
-        return self._client is not None or bool(self.settings.redis_url)
+        return self.conn.configured
 
-    def client(self) -> Any:
-        if self._client is None:
-            if self._connect is not None:
-                return self._connect()
-            if self.settings.redis_url:
-                self._client = redis_client.build(self.settings, on_restart=self.breaker.note_recovery)
-        return self._client
-
-    def ensure_met(self) -> None:
-        """Make sure this client has reached Redis once (one PING, on its first use), so
-        that a Redis that may have been away is known before anything is served."""
-        watch = redis_client.watch_of(self.client())
-        if watch is not None and not watch.met:
-            self.ping()
+    def client(self) -> RedisClientProtocol | None:
+        return self.conn.client()
 
     def keys(self, sid: str) -> list[str]:
         return self.key_names.session(sid)
 
-    def legacy_keys(self, sid: str) -> list[str]:
-        """The keys the six-key layout (before issue 15) held besides ``meta`` and ``sum``."""
-        base = f"{self.settings.redis_key_prefix}:{{{sid}}}"
-        return [f"{base}:msgs", f"{base}:pend", f"{base}:ana", f"{base}:cmid"]
-
     def user_sessions_key(self, uid: str) -> str:
         return self.key_names.user_sessions(uid)
 
-    def _run(
-        self,
-        name: str,
-        sid: str,
-        args: list[Any],
-        nkeys: int = 3,
-        keys: list[str] | None = None,
-        *,
-        merge_first: bool = False,
-    ) -> Any:
-        """Run one script (``merge_first``: see ``redis_client.once_more_if_reconnected``)."""
-        from redis import exceptions as rexc
-        from redis.exceptions import RedisError, ResponseError
+    def _run(self, name: str, sid: str, args: list[Any], nkeys: int = 3, *, merge_first: bool = False) -> Any:
+        return self.conn.run(name, self.keys(sid)[:nkeys], args, merge_first=merge_first)
 
-        client = self.client()
-        if client is None:
-            raise StoreError("redis not configured", layer="redis")
-        breaker = self.breaker
-        if not breaker.allow():
-            raise StoreError("redis circuit open", layer="redis")
-        script = self._scripts.get(name)
-        if script is None:
-            # register_script: EVALSHA, and SCRIPT LOAD only on the first NOSCRIPT.
-            script = self._scripts[name] = client.register_script(_SOURCES[name])
-        try:
-            out = redis_client.once_more_if_reconnected(
-                lambda: script(keys=keys or self.keys(sid)[:nkeys], args=args),
-                breaker,
-                client,
-                merge_first=merge_first,
-            )
-        except StoreError:
-            raise
-        except ResponseError as exc:
-            # The server answered: it is up. A script error is a bug, not an outage; a
-            # full Redis (noeviction at maxmemory) refuses the write whole, and the caller
-            # falls back to Firestore as for an outage, without opening the breaker.
-            breaker.record_success()
-            if isinstance(exc, rexc.OutOfMemoryError):
-                log.error("redis is full (maxmemory reached): writes go to Firestore", extra={"op": name})
-            raise StoreError(f"redis script {name} failed: {exc}", layer="redis") from exc
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(breaker, client, exc)
-            log.warning("redis unavailable", extra={"op": name, "error": type(exc).__name__, "detail": str(exc)[:200]})
-            raise StoreError(f"redis {name}: {type(exc).__name__}", layer="redis") from exc
-        breaker.record_success()
-        return out
+    # -- the per-user sets and the health checks (their own modules; the core asks this
+    # one layer for everything Redis does) ----------------------------------------------
+    def claim_session_slot(self, uid: str, sid: str, now: float) -> bool:
+        return self.users.claim_session_slot(uid, sid, now)
 
-    def _once_more_if_reconnected(self, fn: Any) -> Any:
-        return redis_client.once_more_if_reconnected(fn, self.breaker, self.client())
+    def user_session_ids(self, uid: str) -> list[str]:
+        return self.users.user_session_ids(uid)
+
+    def forget_user(self, uid: str) -> int:
+        return self.users.forget_user(uid)
+
+    def ensure_met(self) -> None:
+        self.health.ensure_met()
+
+    def eviction_policy(self) -> str | None:
+        return self.health.eviction_policy()
+
+    def ping(self) -> dict[str, Any]:
+        return self.health.ping()
 
     # -- operations -------------------------------------------------------------------
     def create(self, state: SessionState, *, fs_doc: bool) -> bool:
@@ -253,73 +127,16 @@ class RedisLayer:
         ]
         return bool(self._run("create", state.session_id, args, nkeys=1))
 
-    def claim_session_slot(self, uid: str, sid: str, now: float) -> bool:
-        """Count a new session against its user's cap of active sessions. A full set is
-        checked once against the sessions' own keys: ended or expired ones free their slot
-        (the end path need not know about the set), live ones keep theirs until their keys
-        would expire."""
-        s = self.settings
-        key = self.user_sessions_key(uid)
-        ttl = s.session_ttl_s
-
-        def claim() -> list[Any]:
-            args = [sid, repr(now), repr(now + ttl), s.max_active_sessions_per_user, ttl]
-            return list(self._run("claim", sid, args, keys=[key]))
-
-        out = claim()
-        if int(out[0]):
-            return True
-        from redis.exceptions import RedisError
-
-        stale, live = [], {}
-        client = self.client()
-        try:
-            for other in out[1]:
-                meta = self.keys(other)[0]
-                status, left = client.hget(meta, "status"), client.ttl(meta)
-                if status in (None, "ended") or left < 0:
-                    stale.append(other)
-                else:
-                    live[other] = now + left
-            if not stale:
-                if live:
-                    client.zadd(key, live, xx=True)
-                return False
-            client.zrem(key, *stale)
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis claim: {type(exc).__name__}", layer="redis") from exc
-        return bool(int(claim()[0]))
-
     def state(self, sid: str) -> SessionState | None:
         meta = self.meta(sid)
-        return self.state_from_meta(sid, meta) if meta and meta.get("status") != "erased" else None
+        return self.state_from_meta(sid, meta) if meta and meta.get(Meta.STATUS) != "erased" else None
 
     def erase(self, sid: str, owner: str | None, now: float) -> tuple[str, dict[str, int]]:
         """Delete the session's keys and leave a tombstone for its TTL (``lua/erase.lua``)."""
-        keys = [*self.keys(sid), *self.legacy_keys(sid)]
-        out = self._run("erase", sid, [owner or "", repr(now), self.settings.session_ttl_s], keys=keys)
+        out = self._run("erase", sid, [owner or "", repr(now), self.settings.session_ttl_s])
         names = ("messages", "unsummarised", "analytics_entries", "message_ids")
         counts = dict(zip(names, map(int, out[1:5]), strict=True))
         return str(out[0]), counts
-
-    def forget_user(self, uid: str) -> int:
-        """Delete the user's own keys (the session-cap set, the rate-limit log): keys named by
-        the user id. Returns how many session-cap sets existed (0 or 1)."""
-        from redis.exceptions import RedisError
-
-        client = self.client()
-        if client is None:
-            return 0
-        try:
-            # The rate-limit log goes too but is not counted: the request asking for the
-            # erasure has just written it, so a repeated request would count it again.
-            n, _ = self._once_more_if_reconnected(
-                lambda: (client.delete(self.user_sessions_key(uid)), client.delete(self.key_names.rate_limit(uid)))
-            )
-            return int(n)
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(self.breaker, client, exc)
-            raise StoreError(f"redis forget user: {type(exc).__name__}", layer="redis") from exc
 
     def append(self, req: AppendRequest) -> Appended:
         """Append one message (exactly once per ``msg.mid``, the client message id when given)."""
@@ -337,9 +154,6 @@ class RedisLayer:
             s.analytics_buffer_max_bytes,
         ]
         out = self._run("append", sid, args, merge_first=True)
-        if out[0] == "legacy":  # once per session, after a deploy of this layout
-            self.migrate_legacy(sid)
-            out = self._run("append", sid, args, merge_first=True)
         status = out[0]
         if status == "dup":
             mark = str(out[1])  # the message's number, '!' if its append claimed a summary
@@ -371,9 +185,6 @@ class RedisLayer:
         s = self.settings
         args = [owner or "", n, s.session_ttl_s, repr(now), s.window_max_bytes, _READ_SLIDE_SLACK_S]
         out = self._run("read", sid, args, merge_first=True)
-        if out[0] == "legacy":
-            self.migrate_legacy(sid)
-            out = self._run("read", sid, args, merge_first=True)
         if out[0] != "ok":
             return ReadOutcome(out[0])
         return ReadOutcome(
@@ -392,68 +203,21 @@ class RedisLayer:
 
     def held_for_export(self, sid: str) -> tuple[list[StoredMessage], list[QueryRecord]]:
         """Everything Redis holds of a session: its messages, and the question/answer pairs
-        read from them. Read only; what the six-key layout (before issue 15) still holds of
-        it is read too (``legacy.rebuild``), moved or not."""
-        from redis.exceptions import RedisError
-
-        from shared.store import legacy
-
-        client = self.client()
-        if client is None or not self.breaker.allow():
-            raise StoreError("redis unavailable", layer="redis")
-        names = [self.keys(sid)[1], *self.legacy_keys(sid)[:3]]
-
-        def read() -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            for name in names:
-                pipe.lrange(name, 0, -1)
-            return list(pipe.execute())
-
-        try:
-            held, window, pending, pairs = self._once_more_if_reconnected(read)
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(self.breaker, client, exc)
-            raise StoreError(f"redis export: {type(exc).__name__}", layer="redis") from exc
-        self.breaker.record_success()
-        if window or pending or pairs:
-            messages = legacy.rebuild(held, window, pending, pairs, {}, None).messages
-        else:
-            messages = [StoredMessage.from_json(r) for r in held]
+        read from them. Read only."""
+        log_key = self.key_names.log(sid)
+        held = self.conn.call("export", lambda c: c.lrange(log_key, 0, -1))
+        messages = [StoredMessage.from_json(r) for r in held]
         return messages, pairs_of(messages)
-
-    def user_session_ids(self, uid: str) -> list[str]:
-        """The user's sessions Redis counts against the cap (active ones, some maybe ended)."""
-        from redis.exceptions import RedisError
-
-        client = self.client()
-        if client is None or not self.breaker.allow():
-            return []
-        try:
-            return list(self._once_more_if_reconnected(lambda: client.zrange(self.user_sessions_key(uid), 0, -1)))
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(self.breaker, client, exc)
-            raise StoreError(f"redis user sessions: {type(exc).__name__}", layer="redis") from exc
 
     def forget_expiring(self, sid: str) -> None:
         self._run("forget", sid, [], nkeys=1)
 
     def meta(self, sid: str) -> dict[str, str] | None:
         """The session's own fields (one HMGET of ``META_FIELDS``), or None if Redis does not know it."""
-        from redis.exceptions import RedisError
-
-        client = self.client()
-        if client is None:
-            raise StoreError("redis not configured", layer="redis")
-        if not self.breaker.allow():
-            raise StoreError("redis circuit open", layer="redis")
-        try:
-            values = self._once_more_if_reconnected(lambda: client.hmget(self.keys(sid)[0], META_FIELDS))
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(self.breaker, client, exc)
-            raise StoreError(f"redis meta: {type(exc).__name__}", layer="redis") from exc
-        self.breaker.record_success()
+        meta_key = self.key_names.meta(sid)
+        values = self.conn.call("meta", lambda c: c.hmget(meta_key, META_FIELDS))
         h = {k: v for k, v in zip(META_FIELDS, values, strict=True) if v is not None}
-        return h if "status" in h else None
+        return h if Meta.STATUS in h else None
 
     def store_summary(self, sid: str, summary: dict[str, Any]) -> bool:
         """Compare and set; False too once an end took its snapshot (the caches go)."""
@@ -477,12 +241,7 @@ class RedisLayer:
         token = token or uuid.uuid4().hex
         args = [owner or "", token, repr(time.time()), self.settings.end_lease_s]
         args.append("" if idle_before is None else repr(idle_before))
-        keys = [*self.keys(sid), *self.legacy_keys(sid)[:3]]
-        out = self._run("begin_end", sid, [*args, *META_FIELDS], keys=keys, merge_first=True)
-        if out[0] == "legacy":
-            if not self.migrate_legacy(sid):
-                self.migrate_legacy(sid, stragglers=True)
-            out = self._run("begin_end", sid, [*args, *META_FIELDS], keys=keys, merge_first=True)
+        out = self._run("begin_end", sid, [*args, *META_FIELDS], merge_first=True)
         if out[0] == "ended":
             return EndSnapshot("ended", end_result=json.loads(out[1]) if out[1] else None)
         if out[0] != "ok":
@@ -506,7 +265,7 @@ class RedisLayer:
     def finish_end(self, sid: str, end_result: dict[str, Any]) -> str:
         """'cleared' (caches dropped), 'already' (it was ended) or 'reopened' (the session
         took writes after the committed snapshot: marked ended, caches left to the TTL)."""
-        args = [json.dumps(end_result, separators=(",", ":")), self.settings.session_ttl_s, *_ENDED_FIELDS]
+        args = [json.dumps(end_result, separators=(",", ":")), self.settings.session_ttl_s, *ENDED_FIELDS]
         return ("already", "cleared", "reopened")[int(self._run("finish_end", sid, args))]
 
     def abort_end(self, sid: str, token: str, *, reopen: bool) -> bool:
@@ -525,9 +284,6 @@ class RedisLayer:
             return ImportOutcome(0)
         args = [json.dumps(items, ensure_ascii=False), s.session_ttl_s, s.summary_interval, end_token]
         out = self._run("import", sid, args)
-        if int(out[0]) == _IMPORT_LEGACY:
-            self.migrate_legacy(sid)
-            out = self._run("import", sid, args)
         if int(out[0]) < 0:
             return ImportOutcome(int(out[0]))
         res = ImportOutcome(int(out[0]), due_seq=int(out[1]))
@@ -535,127 +291,3 @@ class RedisLayer:
             res.previous_summary = json.loads(out[2]) if out[2] else None
             res.unsummarized = self._newest_within_bound(out[3])
         return res
-
-    def migrate_legacy(self, sid: str, *, stragglers: bool = False) -> bool:
-        """Move a session of the six-key layout (before issue 15) to the three-key one, so a
-        rolling deploy loses nothing a session held: its window, the messages no summary
-        covered and its analytics pairs become one log (``legacy.rebuild``). With
-        ``stragglers``, a session already moved takes in what an instance of the old code
-        wrote to the old keys after it moved (run by scripts/migrate_redis_layout.py once the
-        old code is gone). True if it moved now; False if there was nothing to do."""
-        from redis.exceptions import RedisError
-
-        from shared.store import legacy
-
-        client = self.client()
-        meta_key, log_key, sum_key = self.keys(sid)
-        old = self.legacy_keys(sid)
-        for _ in range(5):  # compare and set: an old instance appending meanwhile
-            try:
-                pipe = client.pipeline(transaction=False)
-                pipe.hgetall(meta_key).lrange(log_key, 0, -1).get(sum_key)
-                pipe.lrange(old[0], 0, -1).lrange(old[1], 0, -1).lrange(old[2], 0, -1).hgetall(old[3])
-                meta, current, summary, window, pending, pairs, ids = pipe.execute()
-            except (RedisError, OSError) as exc:
-                redis_client.record_outage(self.breaker, client, exc)
-                raise StoreError(f"redis migrate: {type(exc).__name__}", layer="redis") from exc
-            if not meta or (stragglers and not (window or pending or pairs or ids)):
-                return False
-            if bool(meta.get("v")) != stragglers:
-                return False
-            if meta.get("status") not in ("active", "ending"):
-                return False  # ended or erased: nothing left to bring along
-            rebuilt = legacy.rebuild(current, window, pending, pairs, ids, summary)
-            args = [
-                meta.get("seq", "0"),
-                "1" if stragglers else "0",
-                json.dumps(rebuilt.entries, ensure_ascii=False),
-                json.dumps(rebuilt.id_fields, ensure_ascii=False),
-                rebuilt.covered,
-                self.settings.session_ttl_s,
-                rebuilt.ledger,
-                rebuilt.answers,
-            ]
-            out = int(self._run("migrate", sid, args, keys=[meta_key, log_key, sum_key, *old]))
-            if out >= 0:
-                if out:
-                    log.info("session moved to the three-key layout", extra={"session_id": sid})
-                return bool(out)
-        raise StoreError("redis migrate: the session kept changing", layer="redis")
-
-    def eviction_policy(self) -> str | None:
-        """Redis's maxmemory-policy (None: unknown). Any policy but ``noeviction`` can evict
-        single keys of live sessions under memory pressure: Memorystore's default,
-        volatile-lru, evicts keys with a TTL, and every session key has one. CONFIG GET
-        first; INFO where CONFIG is refused (managed Redis may rename or block it)."""
-        import time
-
-        from redis.exceptions import RedisError
-
-        now = time.monotonic()
-        if now - self._policy_read_at < _POLICY_TTL_S:
-            return self._policy
-        client = self.client()
-        if client is None or not self.breaker.allow():
-            return self._policy
-        policy: str | None = None
-        try:
-            try:
-                policy = _find_policy(
-                    self._once_more_if_reconnected(lambda: client.config_get("maxmemory-policy")), "maxmemory-policy"
-                )
-            except RedisError:
-                policy = None
-            if policy is None:
-                policy = _find_policy(self._once_more_if_reconnected(lambda: client.info("memory")), "maxmemory_policy")
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(self.breaker, client, exc)
-            return self._policy
-        self._policy_read_at = now
-        if policy != self._policy and policy not in (None, "noeviction"):
-            log.warning(
-                "redis can evict single session keys: configure maxmemory-policy noeviction",
-                extra={"policy": policy},
-            )
-        self._policy = policy
-        return policy
-
-    def ping(self) -> dict[str, Any]:
-        from redis.exceptions import RedisError
-
-        client = self.client()
-        if client is None:
-            return {"status": "disabled"}
-        breaker = self.breaker
-        if not breaker.allow():
-            return {"status": "down", "breaker": "open", "last_error": breaker.last_error}
-        t0 = time.perf_counter()
-        try:
-            self._once_more_if_reconnected(client.ping)
-        except (RedisError, OSError) as exc:
-            redis_client.record_outage(breaker, client, exc)
-            return {"status": "down", "breaker": breaker.state(), "last_error": type(exc).__name__}
-        breaker.record_success()
-        out: dict[str, Any] = {
-            "status": "up",
-            "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
-            "breaker": "closed",
-        }
-        policy = self.eviction_policy()
-        if policy is not None:
-            out["eviction_policy"] = policy
-            out["evicts_session_keys"] = policy != "noeviction"
-        return out
-
-
-def _find_policy(reply: Any, field: str) -> str | None:
-    """The policy in a CONFIG GET or INFO reply; a cluster client answers per node."""
-    if not isinstance(reply, dict):
-        return None
-    value = reply.get(field)
-    if isinstance(value, str):
-        return value
-    for sub in reply.values():
-        if isinstance(sub, dict) and isinstance(sub.get(field), str):
-            return str(sub[field])
-    return None

@@ -1,5 +1,5 @@
 -- One append = this script = one round trip of seven Redis commands (EVALSHA included).
--- A session is three keys (redis_store.py): its state hash (meta: the session's fields, a
+-- A session is three keys (layer.py): its state hash (meta: the session's fields, a
 -- byte ledger, the answer count and the ids of its messages, which make appends exactly
 -- once), its log (every message, in order: the window, the summarizer's input and, at the
 -- end, the question/answer pairs are all read from it) and its rolling summary (sum).
@@ -7,14 +7,12 @@
 -- ARGV: 1 owner ('' = no check), 2 role, 3 message tail (JSON after '{"seq":N,'),
 --       4 message id (the client message id when given), 5 ttl, 6 summary interval,
 --       7 answers max, 8 now, 9 session max bytes
-local m = redis.call('HMGET', KEYS[1], 'status', 'owner', 'fs_doc', 'seq', 'sc', 'lb', 'an', 'm:' .. ARGV[4], 'v')
+local m = redis.call('HMGET', KEYS[1], 'status', 'owner', 'fs_doc', 'seq', 'sc', 'lb', 'an', 'm:' .. ARGV[4])
 if not m[1] then return {'missing'} end
 -- an erased session's tombstone holds no owner: it answers 'erased' to everyone
 if m[1] == 'erased' then return {'erased'} end
 if ARGV[1] ~= '' and m[2] ~= ARGV[1] then return {'forbidden'} end
 if m[1] ~= 'active' then return {'ended', m[1]} end
--- a session of the six-key layout: the caller migrates it (migrate.lua) and comes back
-if not m[9] then return {'legacy'} end
 -- Exactly once per message id, for the session's whole life: a client retry with the same
 -- client_message_id, a redis-py retry after a lost reply, or a merge after an outage all
 -- find it here. The value is the message's number, with '!' if its append claimed a summary.

@@ -4,20 +4,16 @@
 -- and missed by the analytics) and return everything. Only the attempt holding the token
 -- may reopen the session; another attempt waits ('busy') until the lease runs out, and may
 -- take over an attempt that released it (token '') at once.
--- KEYS: 1 meta, 2 log, 3 sum, 4-6 the six-key layout's msgs, pend, ana (before issue 15)
+-- KEYS: 1 meta, 2 log, 3 sum
 -- ARGV: 1 owner ('' = no check), 2 this attempt's token, 3 now, 4 lease seconds,
 --       5 idle bound ('' = none): 'in_use' if the session was used after it,
 --       6... the state fields to return (the message ids stay in Redis)
-local m = redis.call('HMGET', KEYS[1], 'owner', 'status', 'end_token', 'ending_since', 'last_active_at', 'v')
+local m = redis.call('HMGET', KEYS[1], 'owner', 'status', 'end_token', 'ending_since', 'last_active_at')
 if not m[2] then return {'missing'} end
 -- an erased session's tombstone holds no owner: it answers 'erased' to everyone
 if m[2] == 'erased' then return {'erased'} end
 if ARGV[1] ~= '' and m[1] ~= ARGV[1] then return {'forbidden'} end
 if m[2] == 'ended' then return {'ended', redis.call('HGET', KEYS[1], 'end_result') or ''} end
--- a session of the six-key layout, or one an instance of the old code wrote to after it
--- moved (a rolling deploy): the caller moves what the old keys hold (migrate.lua) and
--- comes back, so the end misses none of it
-if not m[6] or redis.call('EXISTS', KEYS[4], KEYS[5], KEYS[6]) > 0 then return {'legacy'} end
 local now = tonumber(ARGV[3])
 if m[2] == 'ending' and (m[3] or '') ~= '' and m[3] ~= ARGV[2]
     and now - (tonumber(m[4]) or 0) < tonumber(ARGV[4]) then

@@ -1,5 +1,7 @@
 -- Create (or re-hydrate from Firestore) a session's state. Never overwrites a live one.
--- 'v' 2: the three-key layout (a session without it predates it: see migrate.lua).
+-- 'v' 2: the three-key layout. Nothing reads it now; it is still written because the
+-- previous release's scripts took a hash without it for an older layout, and instances of
+-- that release may serve the same Redis during a rolling deploy.
 -- KEYS: 1 meta
 -- ARGV: 1 owner, 2 status, 3 seq, 4 created_at, 5 last_active_at, 6 user_info JSON, 7 ttl,
 --       8 fs_doc ('1' if the Firestore document exists)

@@ -8,17 +8,14 @@
 -- KEYS: 1 meta, 2 log, 3 sum
 -- ARGV: 1 JSON array of {mid, role, tail} in their acceptance order; 2 ttl,
 --       3 summary interval, 4 the end attempt's token ('' = none)
--- Returns {-1} if Redis does not know the session, {-3} if it is of the six-key layout (the
--- caller migrates it and comes back), {-2} if it is ending or ended: an end's
+-- Returns {-1} if Redis does not know the session, {-2} if it is ending or ended: an end's
 -- snapshot is taken, so what is merged now would be deleted with the caches (the ending
 -- attempt itself, holding the token, may still bring in what arrived after its snapshot).
-local st = redis.call('HMGET', KEYS[1], 'status', 'end_token', 'seq', 'sc', 'lb', 'an', 'v')
+local st = redis.call('HMGET', KEYS[1], 'status', 'end_token', 'seq', 'sc', 'lb', 'an')
 if not st[1] then return {-1} end
 if st[1] ~= 'active' and not (st[1] == 'ending' and ARGV[4] ~= '' and st[2] == ARGV[4]) then
   return {-2}
 end
--- a session of the six-key layout: the caller migrates it (migrate.lua) and comes back
-if not st[7] then return {-3} end
 local seq, sc = tonumber(st[3] or '0'), tonumber(st[4] or '0')
 local lb, an = tonumber(st[5] or '0'), tonumber(st[6] or '0')
 local items = cjson.decode(ARGV[1])

@@ -4,13 +4,11 @@
 -- ARGV: 1 owner ('' = no check), 2 how many messages, 3 ttl, 4 now, 5 window max bytes,
 --       6 slack: a TTL within this many seconds of full is not slid again (a read just after
 --       an append, the usual turn, writes nothing: one TTL instead of a HSET and three EXPIREs)
-local m = redis.call('HMGET', KEYS[1], 'status', 'owner', 'seq', 'end_result', 'fs_doc', 'v')
+local m = redis.call('HMGET', KEYS[1], 'status', 'owner', 'seq', 'end_result', 'fs_doc')
 if not m[1] then return {'missing'} end
 -- an erased session's tombstone holds no owner: it answers 'erased' to everyone
 if m[1] == 'erased' then return {'erased'} end
 if ARGV[1] ~= '' and m[2] ~= ARGV[1] then return {'forbidden'} end
--- a session of the six-key layout: the caller migrates it (migrate.lua) and comes back
-if not m[6] and (m[1] == 'active' or m[1] == 'ending') then return {'legacy'} end
 local n = tonumber(ARGV[2])
 local msgs = {}
 if n > 0 then
