@@ -9,15 +9,63 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# What a REDIS_URL's query may hold: redis-py hands every other option to the connection
+# (a TypeError on every request), and the product sets the timeouts, pool and retries itself
+# (the REDIS_* settings). TLS options only with rediss://, where they mean something.
+_REDIS_URL_OPTIONS = frozenset({"db", "protocol", "client_name"})
+_REDIS_TLS_OPTIONS = frozenset(
+    {
+        "ssl_cert_reqs",
+        "ssl_check_hostname",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_min_version",
+    }
+)
+
+
+def _check_redis_url(url: str | None) -> str | None:
+    from urllib.parse import parse_qs, urlsplit
+
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("REDIS_URL must be a redis://, rediss:// (TLS) or unix:// URL")
+    allowed = _REDIS_URL_OPTIONS | (_REDIS_TLS_OPTIONS if parts.scheme == "rediss" else frozenset())
+    for name in parse_qs(parts.query, keep_blank_values=True):
+        if name in _REDIS_TLS_OPTIONS or name == "ssl":
+            if parts.scheme != "rediss":
+                raise ValueError(f"REDIS_URL option {name!r} needs a rediss:// URL (TLS)")
+        elif name not in allowed:
+            raise ValueError(
+                f"REDIS_URL option {name!r} is not one this product can honour "
+                f"(it may hold {', '.join(sorted(allowed))}; timeouts and the pool are REDIS_* settings)"
+            )
+    return url
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    # hide_input_in_errors: a refused REDIS_URL (it may hold a password) is never echoed in a log
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", hide_input_in_errors=True)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        return _check_redis_url(value)
 
     # --- Redis (Memorystore) -------------------------------------------------------
     redis_url: str | None = Field(None, description="redis:// or rediss:// URL; unset: no Redis layer")
+    redis_tls_ca_path: str | None = Field(
+        None,
+        description="PEM file of the CA that signs Redis' certificate (rediss://, e.g. Memorystore's "
+        "in-transit encryption CA); unset: the system's CAs",
+    )
     redis_cluster: bool = Field(False, description="Use the Redis Cluster client (Memorystore for Redis Cluster)")
     redis_connect_timeout_s: float = Field(0.5, gt=0, le=10, description="Seconds to open a Redis connection")
     redis_socket_timeout_s: float = Field(0.5, gt=0, le=10, description="Seconds to wait for a Redis reply")

@@ -86,7 +86,7 @@ class ReconnectedMark(Exception):
     up_for_s: float = 0.0
 
 
-def _connection_class(watch: RunWatch) -> type[redis.Connection]:
+def _connection_class(watch: RunWatch, *, tls: bool = False) -> type[redis.Connection]:
     """A redis-py Connection that reports the run it reaches to ``watch``, and refuses once
     to serve a command over a connection it had to re-establish: the pool re-connects a
     socket the server closed silently (in get_connection), so a Redis restart would
@@ -117,7 +117,15 @@ def _connection_class(watch: RunWatch) -> type[redis.Connection]:
                 err.up_for_s = age or 0.0
                 raise err
 
-    return ReconnectAwareConnection
+    if not tls:
+        return ReconnectAwareConnection
+
+    # rediss:// selects redis-py's SSLConnection: built on it, or TLS would be replaced by a
+    # plaintext socket (the MRO puts the check above SSLConnection's TLS connect).
+    class ReconnectAwareTLSConnection(ReconnectAwareConnection, redis.SSLConnection):
+        pass
+
+    return ReconnectAwareTLSConnection
 
 
 # After a restart every pooled connection re-connects; one signal per restart is enough.
@@ -260,11 +268,14 @@ def build(settings: Settings, on_restart: Callable[[float], None] | None = None)
     import redis
 
     watch = RunWatch(settings.redis_restart_horizon_s, on_restart)
+    tls = url.startswith("rediss://")
+    if tls and settings.redis_tls_ca_path:
+        common["ssl_ca_certs"] = settings.redis_tls_ca_path
     return _decoded(
         redis.Redis.from_url(
             url,
             max_connections=settings.redis_max_connections,
-            connection_class=_connection_class(watch),
+            connection_class=_connection_class(watch, tls=tls),
             **common,
         )
     )
