@@ -100,9 +100,24 @@ def bearer_token(headers: HeaderMap) -> str:
         raise Unauthenticated("missing Authorization header")
     if scheme.lower() != "bearer" or not token or " " in token:
         raise Unauthenticated("Authorization must be 'Bearer <Firebase ID token>'")
-    if len(token) > _MAX_TOKEN_CHARS or token.count(".") != _JWT_DOTS:
+    if len(token) > _MAX_TOKEN_CHARS or token.count(".") != _JWT_DOTS or not _jwt_header(token):
         raise Unauthenticated("malformed ID token")
     return token
+
+
+def _jwt_header(token: str) -> bool:
+    """Whether the token's first part is a JWT header (base64url JSON naming an ``alg``):
+    text that is no JWT at all is refused here, without asking firebase-admin."""
+    import base64
+    import binascii
+    import json
+
+    head = token.split(".", 1)[0]
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, binascii.Error):
+        return False
+    return isinstance(decoded, dict) and isinstance(decoded.get("alg"), str)
 
 
 def verify_id_token(token: str) -> str:
@@ -202,6 +217,7 @@ def _check_account(token: str, uid: str, iat: object, skew: int, ttl: float) -> 
 
 def _verify(token: str, *, check_revoked: bool, skew: int) -> dict[str, Any]:
     from firebase_admin import auth, exceptions
+    from google.auth import exceptions as google_auth_exceptions
 
     try:
         claims: dict[str, Any] = auth.verify_id_token(
@@ -222,6 +238,10 @@ def _verify(token: str, *, check_revoked: bool, skew: int) -> dict[str, Any]:
         raise Unavailable("cannot verify tokens right now") from None
     except (auth.InvalidIdTokenError, ValueError):
         raise Unauthenticated("invalid ID token") from None
+    except google_auth_exceptions.DefaultCredentialsError as exc:
+        # No credentials to build firebase-admin's Auth client: a deployment's problem.
+        log.error("token verification unavailable: no credentials", extra={"error": type(exc).__name__})
+        raise Unavailable("cannot verify tokens right now") from None
     except exceptions.FirebaseError as exc:
         # The Auth API (get_user) failed: the caller may well be fine; retry later.
         log.error("account check unavailable", extra={"error": type(exc).__name__})
