@@ -40,7 +40,8 @@ ONLY="${CM_DEPLOY_ONLY:-functions,firestore:rules,firestore:indexes,hosting}"
 REDIS_URL_SOURCE=""
 USE_SECRET="${REDIS_URL_SECRET:-0}"
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+# The header comment above, and nothing after it.
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -94,12 +95,52 @@ check_env_files() {
     || cm_die "the bundle $1 carries emulator-only settings (above): a deployed function would refuse to serve"
 }
 
+# What a deploy can know before it starts: Hosting's rewrites name the functions' region,
+# a VPC connector (Memorystore has a private IP only), REDIS_URL's scheme and options.
+check_deploy_settings() {
+  local region
+  region="$(sed -n 's/^[[:space:]]*\(export[[:space:]]\+\)\{0,1\}FUNCTIONS_REGION=//p' "$1/.env.$PROJECT" | tail -1)"
+  "$(cm_base_python)" - "${region:-us-central1}" <<'EOF' || cm_die "firebase.json's Hosting rewrites do not reach the functions' region"
+import json, pathlib, sys
+region = sys.argv[1]
+cfg = json.loads(pathlib.Path("firebase.json").read_text())
+pinned = sorted({r["function"].get("region", "us-central1") for r in cfg.get("hosting", {}).get("rewrites", [])
+                 if isinstance(r.get("function"), dict)} - {region})
+if pinned:
+    sys.exit(f"deploy: the functions go to {region}, but firebase.json's Hosting rewrites name {', '.join(pinned)}: "
+             f"set each rewrite's \"region\" to {region}")
+EOF
+  [ -n "$VPC" ] || grep -Eq '^\s*(export\s+)?VPC_CONNECTOR=.' "$1/.env.$PROJECT" \
+    || cm_log "WARNING: no --vpc-connector: the functions cannot reach a Memorystore private IP (they fall back to Firestore)"
+  if [ -n "$REDIS_URL_SOURCE" ] && [ "$REDIS_URL_SOURCE" != "-" ]; then
+    if [ -x "$CM_VENV/bin/python" ]; then
+      "$CM_VENV/bin/python" - "$REDIS_URL_SOURCE" <<'EOF' || cm_die "REDIS_URL (from $REDIS_URL_SOURCE) would be refused at start"
+import pathlib, sys
+sys.path.insert(0, ".")
+from shared.settings import _check_redis_url
+url = pathlib.Path(sys.argv[1]).read_text().strip()
+try:
+    _check_redis_url(url)
+except ValueError as exc:  # its text names the option, never the URL (it may hold a password)
+    sys.exit(f"deploy: {exc}")
+if not url.startswith("rediss://"):
+    print("[chat-memory] WARNING: REDIS_URL is not TLS (redis://): fine only if Memorystore has no in-transit "
+          "encryption; with it, use rediss://…:6378 and REDIS_TLS_CA_PATH", file=sys.stderr)
+EOF
+    else
+      cm_log "WARNING: no $CM_VENV: REDIS_URL's options not checked (make setup)"
+    fi
+  fi
+  cm_log "reminder: Memorystore must run with maxmemory-policy noeviction (docs/operations.md); this script cannot see it"
+}
+
 if [ "$CHECK_ONLY" = 1 ]; then
   [ -n "$PROJECT" ] || cm_die "which project? --project ID or CM_DEPLOY_PROJECT"
   check_config
   "$(cm_base_python)" scripts/stage.py --out "$CM_BUNDLE" >/dev/null
   write_env_file "$CM_BUNDLE"
   check_env_files "$CM_BUNDLE"
+  check_deploy_settings "$CM_BUNDLE"
   cm_log "check ok: $CM_BUNDLE/.env.$PROJECT written, no .env* file carries emulator-only settings"
   exit 0
 fi
@@ -135,8 +176,7 @@ export PATH="$CM_ROOT/node_modules/.bin:$PATH"
 
 write_env_file "$CM_BUNDLE"
 check_env_files "$CM_BUNDLE"
-[ -n "$VPC" ] || grep -Eq '^\s*(export\s+)?VPC_CONNECTOR=.' "$CM_BUNDLE/.env.$PROJECT" \
-  || cm_log "WARNING: no --vpc-connector: the functions cannot reach a Memorystore private IP (they fall back to Firestore)"
+check_deploy_settings "$CM_BUNDLE"
 
 if [ -n "$REDIS_URL_SOURCE" ]; then
   cm_log "storing REDIS_URL in Secret Manager (project $PROJECT) ..."

@@ -40,6 +40,7 @@ def repo(tmp_path: Path) -> Path:
 def deploy_check(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in _DEPLOY_ENV and not k.startswith("CM_")}
     env["CM_BUNDLE"] = str(repo / ".build" / "functions")
+    env["CM_VENV"] = str(ROOT / ".venv")  # the checkout's dev venv, as `make setup` makes it
     return subprocess.run(
         ["bash", str(repo / "deploy.sh"), "--check", "--project", "p", *args],
         cwd=repo,
@@ -85,6 +86,7 @@ def test_the_operators_settings_survive_deploy(repo: Path):
     (repo / "functions" / ".env.p").write_text(
         "# tuned for production\nCORS_ORIGINS=https://chat.example.com\nSUMMARIZER=gemini\nMIN_INSTANCES=2\n"
     )
+    _rewrites_to(repo, "europe-west1")  # Hosting's rewrites name the functions' region
     out = deploy_check(repo, "--region", "europe-west1", "--vpc-connector", "redis-conn")
     assert out.returncode == 0, out.stderr
     written = (repo / ".build" / "functions" / ".env.p").read_text().splitlines()
@@ -102,3 +104,44 @@ def test_the_operators_settings_survive_deploy(repo: Path):
     written = (repo / ".build" / "functions" / ".env.p").read_text().splitlines()
     assert "MIN_INSTANCES=1" in written and "MIN_INSTANCES=2" not in written
     assert "SUMMARIZER=gemini" in written and "FUNCTIONS_REGION=europe-west1" in written
+
+
+def _rewrites_to(repo: Path, region: str) -> None:
+    import json
+
+    path = repo / "firebase.json"
+    cfg = json.loads(path.read_text())
+    for r in cfg["hosting"]["rewrites"]:
+        if "function" in r:
+            r["function"]["region"] = region
+    path.write_text(json.dumps(cfg))
+
+
+def test_the_check_catches_hosting_rewrites_pinned_to_another_region(repo: Path):
+    """Issue 20: `--check --region europe-west1` said ok, while Hosting's /api rewrites
+    still named us-central1 (the console would call functions that are not there)."""
+    out = deploy_check(repo, "--region", "europe-west1", "--vpc-connector", "c")
+    assert out.returncode != 0, out.stderr
+    assert "us-central1" in out.stderr and "rewrites" in out.stderr and "europe-west1" in out.stderr
+    _rewrites_to(repo, "europe-west1")
+    assert deploy_check(repo, "--region", "europe-west1", "--vpc-connector", "c").returncode == 0
+
+
+def test_the_check_warns_of_what_a_deploy_would_warn_of(repo: Path, tmp_path: Path):
+    out = deploy_check(repo)
+    assert out.returncode == 0 and "WARNING: no --vpc-connector" in out.stderr, out.stderr
+    plain = tmp_path / "plain.txt"
+    plain.write_text("redis://10.0.0.3:6379/0\n")
+    out = deploy_check(repo, "--vpc-connector", "c", "--redis-url-file", str(plain))
+    assert out.returncode == 0 and "not TLS" in out.stderr, out.stderr
+    bad = tmp_path / "bad.txt"
+    bad.write_text("redis://10.0.0.3:6379/0?ssl_cert_reqs=none\n")
+    out = deploy_check(repo, "--vpc-connector", "c", "--redis-url-file", str(bad))
+    assert out.returncode != 0 and "ssl_cert_reqs" in out.stderr and "10.0.0.3" not in out.stderr, out.stderr
+    assert "noeviction" in deploy_check(repo).stderr
+
+
+def test_help_is_the_usage_and_nothing_else(repo: Path):
+    out = subprocess.run(["bash", str(repo / "deploy.sh"), "--help"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.startswith("Deploy chat-memory")
+    assert "set -euo" not in out.stdout and out.stdout.rstrip().endswith("CM_DEPLOY_ONLY."), out.stdout[-200:]
