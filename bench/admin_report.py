@@ -54,7 +54,8 @@ def section_admin(*, sessions: int, days: int, reports: int) -> dict[str, Any]:
             return {"skipped": client}
         from shared.features.admin import Reports
         from shared.settings import Settings
-        from shared.store.firestore.layer import FirestoreLayer
+        from shared.store.firestore.client import Firestore
+        from shared.store.firestore.reports import ReportStore
         from shared.store.firestore.rollups import day_of
         from tests.store.test_end_trigger_sweep import WriteCounter
 
@@ -64,8 +65,7 @@ def section_admin(*, sessions: int, days: int, reports: int) -> dict[str, Any]:
         for d, doc in data.items():
             batch.set(client.collection("rollups").document(d), doc)
         batch.commit()
-        fs = FirestoreLayer(Settings(gcp_project=PROJECT), client=client)
-        r = Reports(fs, None)
+        r = Reports(ReportStore(Firestore(Settings(gcp_project=PROJECT), client=client)), None)
         first, last = day_of(DAY0), day_of(DAY0 + 86400 * (days - 1))
         r.report(first, last)  # warm-up
         times, reads = [], []

@@ -72,7 +72,7 @@ def firestore_cost(redis_url: str) -> dict[str, Any]:
         after = uncounted.collection("sessions").document(sid).get().to_dict()
         phase(
             "trigger: user stats + KB usage",
-            lambda: handle_session_written(sid, {"status": "active"}, after, f"evt-{sid}", manager=m),
+            lambda: handle_session_written(sid, {"status": "active"}, after, f"evt-{sid}", stats=m.stats),
         )
         return {
             "phases": phases,

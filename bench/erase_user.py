@@ -22,7 +22,10 @@ def section_erase(redis_url: str, *, sessions: int) -> dict[str, Any]:
         from shared.core.manager import SessionManager
         from shared.features.erasure import Erasure
         from shared.settings import Settings
+        from shared.store.firestore.client import Firestore
+        from shared.store.firestore.erasure import ErasureStore
         from shared.store.firestore.layer import FirestoreLayer
+        from shared.store.firestore.reports import ReportStore
         from shared.store.redis.layer import RedisLayer
 
         s = Settings(
@@ -31,7 +34,9 @@ def section_erase(redis_url: str, *, sessions: int) -> dict[str, Any]:
             max_active_sessions_per_user=sessions + 10,
             redis_restart_horizon_s=0,
         )
-        m = SessionManager(s, redis=RedisLayer(s), firestore=FirestoreLayer(s, client=client))
+        fs = Firestore(s, client=client)
+        m = SessionManager(s, redis=RedisLayer(s), firestore=FirestoreLayer(fs))
+        erasure = Erasure(m, ErasureStore(fs), ReportStore(fs))
         uid = f"erase-bench-{int(time.time())}"
         t0 = time.perf_counter()
         for i in range(sessions):
@@ -40,9 +45,9 @@ def section_erase(redis_url: str, *, sessions: int) -> dict[str, Any]:
             m.add_message(sid, "assistant", f"answer {i}", {"sources": ["faq_x"], "confidence": 0.8}, user_id=uid)
         setup_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        receipt = Erasure(m).erase_user(uid, requested_by="bench")
+        receipt = erasure.erase_user(uid, requested_by="bench")
         erase_s = time.perf_counter() - t0
-        again = Erasure(m).erase_user(uid, requested_by="bench")
+        again = erasure.erase_user(uid, requested_by="bench")
         return {
             "sessions": sessions,
             "erased_sessions": receipt["erased"]["sessions"],

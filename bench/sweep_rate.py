@@ -21,6 +21,7 @@ from shared.core.manager import SessionManager
 from shared.features.sweep import sweep_idle_sessions
 from shared.settings import Settings
 from shared.store.firestore.layer import FirestoreLayer
+from shared.store.firestore.scans import SessionScans
 from shared.store.redis.layer import RedisLayer
 from tests.harness import RedisServer
 
@@ -47,7 +48,7 @@ def run(url: str, n: int, concurrency: int) -> dict[str, float]:
         db.collection("sessions").document(sid).update({"created_at": then, "last_active_at": then})
         m.redis.client().hset(m.redis.keys(sid)[0], "last_active_at", repr(then))
     t0 = time.perf_counter()
-    counts = sweep_idle_sessions(manager=m)
+    counts = sweep_idle_sessions(m, SessionScans(m.firestore.fs), m.stats)
     elapsed = time.perf_counter() - t0
     return {
         "sweep_concurrency": concurrency,

@@ -142,7 +142,8 @@ def sweep_idle_sessions(event: scheduler_fn.ScheduledEvent) -> None:
     from shared.features import sweep
     from shared.instance import get_instance
 
-    result = sweep.sweep_idle_sessions(get_instance().manager())
+    inst = get_instance()
+    result = sweep.sweep_idle_sessions(inst.manager(), inst.scans(), inst.stats())
     log.info("sweep done", extra={"function": "sweep_idle_sessions", **result})
 
 
@@ -168,7 +169,7 @@ if os.environ.get("FUNCTION_TARGET") in (None, "", "on_session_ended"):
                 before.to_dict() if before is not None and before.exists else None,
                 after.to_dict() if after is not None and after.exists else None,
                 event.id,
-                manager=get_instance().manager(),
+                stats=get_instance().stats(),
             )
         except Exception:
             log.exception("session trigger failed", extra={"event_id": event.id})

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     from shared.store.firestore import rollups
 
     inst = get_instance()
-    fs, threshold = inst.manager().firestore, inst.settings.low_confidence_threshold
-    print(json.dumps(rollups.rebuild(fs, threshold, since_day=args.since)))
+    threshold = inst.settings.low_confidence_threshold
+    print(json.dumps(rollups.rebuild(inst.stats(), inst.scans(), threshold, since_day=args.since)))
     return 0
 
 

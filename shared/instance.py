@@ -1,7 +1,8 @@
 """The instance's composition root: what one Cloud Functions instance keeps across
-invocations (its settings, the Redis and Firestore clients, their circuit breakers and the
-session manager) is built here on first use and handed to whoever needs it. Nothing else
-builds a client or a breaker for the serving path, and ``reset()`` (tests) forgets it all.
+invocations (its settings, the Redis and Firestore clients, their circuit breakers, the
+Firestore stores, the session manager and the features over them) is built here on first
+use and handed to whoever needs it. Nothing else builds a client or a breaker for the
+serving path, and ``reset()`` (tests) forgets it all.
 
 Building does no I/O: the first command connects. The Firestore client is built only when
 first used, so a context read served from Redis never imports google.cloud.firestore.
@@ -11,15 +12,27 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.settings import Settings, get_settings, reset_settings
 from shared.store.breaker import CircuitBreaker
 
 if TYPE_CHECKING:
+    from google.cloud.firestore import Client
+
     from shared.core.manager import SessionManager
     from shared.features.admin import Reports
     from shared.features.chat import Chat
+    from shared.features.erasure import Erasure
+    from shared.features.export import DataRights
+    from shared.store.firestore.client import Firestore
+    from shared.store.firestore.erasure import ErasureStore
+    from shared.store.firestore.reports import ReportStore
+    from shared.store.firestore.scans import SessionScans
+    from shared.store.firestore.stats import Stats
+
+T = TypeVar("T")
 
 
 class Instance:
@@ -31,7 +44,8 @@ class Instance:
         self.firestore_breaker = CircuitBreaker(settings.redis_breaker_cooldown_s)
         self._lock = threading.RLock()  # manager() builds the Redis client under it too
         self._redis: Any = None
-        self._firestore: Any = None
+        self._firestore_client: Client | None = None
+        self._built: dict[str, Any] = {}  # the Firestore wrapper and stores (``_once``)
         self._manager: SessionManager | None = None
         self._chat: Chat | None = None
 
@@ -45,14 +59,55 @@ class Instance:
                     self._redis = redis_client.build(self.settings, on_restart=self.redis_breaker.note_recovery)
         return self._redis
 
-    def firestore_client(self) -> Any:
-        if self._firestore is None:
+    def firestore_client(self) -> Client:
+        if self._firestore_client is None:
             from shared.store.firestore import client as firestore_client
 
             with self._lock:
-                if self._firestore is None:
-                    self._firestore = firestore_client.build(self.settings)
-        return self._firestore
+                if self._firestore_client is None:
+                    self._firestore_client = firestore_client.build(self.settings)
+        return self._firestore_client
+
+    def firestore(self) -> Firestore:
+        """The one Firestore wrapper (client, breaker, error boundary) that every Firestore
+        store of this instance goes through. Building it builds no client."""
+        from shared.store.firestore.client import Firestore
+
+        return self._once(
+            "firestore", lambda: Firestore(self.settings, connect=self.firestore_client, breaker=self.firestore_breaker)
+        )
+
+    def stats(self) -> Stats:
+        """The user's totals, KB usage and rollups, counted once (the trigger, the sweep)."""
+        from shared.store.firestore.stats import Stats
+
+        return self._once("stats", lambda: Stats(self.firestore()))
+
+    def scans(self) -> SessionScans:
+        """The sweep's scans over the session documents."""
+        from shared.store.firestore.scans import SessionScans
+
+        return self._once("scans", lambda: SessionScans(self.firestore()))
+
+    def report_store(self) -> ReportStore:
+        from shared.store.firestore.reports import ReportStore
+
+        return self._once("report_store", lambda: ReportStore(self.firestore()))
+
+    def erasure_store(self) -> ErasureStore:
+        from shared.store.firestore.erasure import ErasureStore
+
+        return self._once("erasure_store", lambda: ErasureStore(self.firestore()))
+
+    def _once(self, name: str, build: Callable[[], T]) -> T:
+        """What ``build`` makes, made once per instance."""
+        got: T | None = self._built.get(name)
+        if got is None:
+            with self._lock:
+                got = self._built.get(name)
+                if got is None:
+                    got = self._built[name] = build()
+        return got
 
     def manager(self) -> SessionManager:
         if self._manager is None:
@@ -77,7 +132,17 @@ class Instance:
     def reports(self) -> Reports:
         from shared.features.admin import Reports
 
-        return Reports(self.manager().firestore, self.settings.kb_path)
+        return Reports(self.report_store(), self.settings.kb_path)
+
+    def data_rights(self) -> DataRights:
+        from shared.features.export import DataRights
+
+        return DataRights(self.manager(), self.report_store(), self.stats())
+
+    def erasure(self) -> Erasure:
+        from shared.features.erasure import Erasure
+
+        return Erasure(self.manager(), self.erasure_store(), self.report_store())
 
     def use(self, manager: SessionManager) -> None:
         """Serve ``manager`` from now on (tests and tools that build their own)."""
@@ -93,7 +158,8 @@ class Instance:
         manager = SessionManager(
             s,
             redis=RedisLayer(s, connect=self.redis_client, breaker=self.redis_breaker),
-            firestore=FirestoreLayer(s, connect=self.firestore_client, breaker=self.firestore_breaker),
+            firestore=FirestoreLayer(self.firestore()),
+            stats=self.stats(),
         )
         if manager.redis.configured:
             # Import redis-py and build the client here, before any other thread touches

@@ -55,6 +55,7 @@ from shared.errors import (
 from shared.settings import Settings, get_settings
 from shared.store.base import LayerName, SessionState, SessionStore, StoredMessage
 from shared.store.firestore.layer import FirestoreLayer
+from shared.store.firestore.stats import Stats
 from shared.store.layers import Layers, OverLayers
 from shared.store.memory import MemoryLayer
 from shared.store.redis.layer import RedisLayer
@@ -72,6 +73,7 @@ class SessionManager(OverLayers):
         *,
         redis: RedisLayer | None = None,
         firestore: FirestoreLayer | None = None,
+        stats: Stats | None = None,
         memory: MemoryLayer | None = None,
         summarizer: Summarizer | None = None,
         clock: Callable[[], float] = time.time,
@@ -84,6 +86,9 @@ class SessionManager(OverLayers):
             memory or MemoryLayer(s, clock=clock),
             clock,
         )
+        # The user's totals (get_user_stats) over the Firestore layer's client and breaker,
+        # unless the caller hands the instance's own.
+        self.stats = stats or Stats(self.firestore.fs)
         self.memo = InstanceMemo()
         self.summaries = Summaries(summarizer or build_summarizer(s), self.layers)
         self.recovery = Recovery(self.layers, self.memo, self.summaries)
@@ -251,7 +256,7 @@ class SessionManager(OverLayers):
         """The caller's own totals and recent sessions, as the trigger wrote them."""
         uid = validate_user_id(user_id)
         try:
-            doc = self.firestore.get_user(uid) or {}
+            doc = self.stats.get_user(uid) or {}
         except StoreError as exc:
             raise Unavailable("user stats are unavailable; try again shortly") from exc
         return UserStats(

@@ -165,11 +165,11 @@ def _reports() -> Any:
 
 def export_my_data(call: Call) -> Reply:
     from shared.edge import wire
-    from shared.features.export import MAX_PAGE, DataRights
+    from shared.features.export import MAX_PAGE
     from shared.instance import get_instance
 
     limit = int_param(call.args, "limit", default=50, lo=1, hi=MAX_PAGE) or 50
-    page = DataRights(get_instance().manager()).export(call.uid, cursor=call.args.get("cursor"), limit=limit)
+    page = get_instance().data_rights().export(call.uid, cursor=call.args.get("cursor"), limit=limit)
     body = wire.ExportPage.model_validate(page).model_dump(exclude_none=False)
     if body["user"] is None:
         del body["user"]
@@ -209,10 +209,9 @@ def admin_erase_user(call: Call) -> Reply:
 
 
 def _erasure() -> Any:
-    from shared.features.erasure import Erasure
     from shared.instance import get_instance
 
-    return Erasure(get_instance().manager())
+    return get_instance().erasure()
 
 
 def get_user_stats(call: Call) -> Reply:

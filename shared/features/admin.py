@@ -17,7 +17,7 @@ from shared.cursor import decode_cursor, encode_cursor
 from shared.errors import InvalidArgument, NotFound, PermissionDenied, StoreError, Unavailable
 from shared.store.firestore import rollups
 from shared.store.firestore.docs import kb_doc_id
-from shared.store.firestore.layer import FirestoreLayer
+from shared.store.firestore.reports import ReportStore
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
@@ -56,19 +56,19 @@ def _day(value: object, name: str) -> dt.date:
 
 
 class Reports:
-    def __init__(self, firestore: FirestoreLayer, kb_path: str | None) -> None:
-        self.firestore = firestore
+    def __init__(self, store: ReportStore, kb_path: str | None) -> None:
+        self.store = store
         self.kb_path = kb_path
 
     def _need_firestore(self) -> None:
-        if not self.firestore.configured:
+        if not self.store.configured:
             raise Unavailable("reports need Firestore, which is not configured")
 
     def report(self, date_from: object, date_to: object) -> dict[str, Any]:
         days = day_range(date_from, date_to)
         self._need_firestore()
         try:
-            docs = self.firestore.rollup_days(days)
+            docs = self.store.rollup_days(days)
         except StoreError as exc:
             raise Unavailable("reports are unavailable; try again shortly") from exc
         merged = rollups.merge_days(list(docs.values()))
@@ -95,7 +95,7 @@ class Reports:
         start = dt.datetime.fromisoformat(days[0]).replace(tzinfo=dt.UTC).timestamp()
         end = dt.datetime.fromisoformat(days[-1]).replace(tzinfo=dt.UTC).timestamp() + 86400
         try:
-            rows = self.firestore.low_confidence_page(start, end, limit, decode_cursor(cursor))
+            rows = self.store.low_confidence_page(start, end, limit, decode_cursor(cursor))
         except StoreError as exc:
             raise Unavailable("reports are unavailable; try again shortly") from exc
         items = [_item(r) for _, r in rows]
@@ -106,11 +106,11 @@ class Reports:
         sid = validate_session_id(session_id)
         self._need_firestore()
         try:
-            doc = self.firestore.get_session(sid)
+            doc = self.store.session(sid)
             if doc is None:
                 raise NotFound("no such session")
-            self.firestore.audit(admin_uid, "read_session", sid, time.time())
-            analytics = self.firestore.read_analytics(sid)
+            self.store.audit(admin_uid, "read_session", sid, time.time())
+            analytics = self.store.analytics(sid)
         except StoreError as exc:
             raise Unavailable("reports are unavailable; try again shortly") from exc
         final = doc.pop("final_messages", None) or []

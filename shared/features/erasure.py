@@ -29,7 +29,8 @@ from typing import Any
 from shared.core.manager import SessionManager
 from shared.core.models import validate_session_id, validate_user_id
 from shared.errors import NotFound, PermissionDenied, StoreError, Unavailable
-from shared.store.firestore.layer import Forbidden
+from shared.store.firestore.erasure import ErasureStore, Forbidden
+from shared.store.firestore.reports import ReportStore
 
 log = logging.getLogger("chat_memory.erasure")
 _PAGE = 300
@@ -41,28 +42,34 @@ def subject_hash(uid: str) -> str:
 
 
 class Erasure:
-    def __init__(self, manager: SessionManager) -> None:
+    """``manager``: the sessions' Redis keys, this instance's memory and its recovery;
+    ``store``: what Firestore deletes and the receipts; ``reports``: the session documents
+    read before (whose they are, how many messages they had)."""
+
+    def __init__(self, manager: SessionManager, store: ErasureStore, reports: ReportStore) -> None:
         self.m = manager
+        self.store = store
+        self.reports = reports
 
     def erase_session(self, session_id: object, user_id: str | None) -> dict[str, int]:
         """Erase one session (``user_id`` must own it; None: an admin or the system)."""
         sid = validate_session_id(session_id)
-        if not self.m.firestore.configured or not self.m.redis.configured:
+        if not self.store.configured or not self.m.redis.configured:
             raise Unavailable("erasure needs Redis and Firestore")
         now = time.time()
         try:
-            known = self.m.firestore.get_session(sid)
+            known = self.reports.session(sid)
             meta = self.m.redis.meta(sid)
             if known is None and meta is None:
                 raise NotFound("no such session")
             owner = (known or {}).get("owner") or (meta or {}).get("owner")
             if user_id is not None and owner is not None and owner != user_id:
                 raise PermissionDenied("this session belongs to another user")
-            doc = self.m.firestore.tombstone(sid, user_id, now)  # first: see the docstring
+            doc = self.store.tombstone(sid, user_id, now)  # first: see the docstring
             status, redis_counts = self.m.redis.erase(sid, user_id, now)
             if status == "forbidden":
                 raise PermissionDenied("this session belongs to another user")
-            fs_counts = self.m.firestore.delete_session_data(sid)
+            fs_counts = self.store.delete_session_data(sid)
         except Forbidden:
             raise PermissionDenied("this session belongs to another user") from None
         except StoreError as exc:
@@ -90,12 +97,12 @@ class Erasure:
     def erase_user(self, user_id: object, requested_by: str) -> dict[str, Any]:
         """Erase everything of ``user_id``; resumable and idempotent (one receipt per user)."""
         uid = validate_user_id(user_id)
-        fs, redis = self.m.firestore, self.m.redis
-        if not fs.configured or not redis.configured:
+        store, redis = self.store, self.m.redis
+        if not store.configured or not redis.configured:
             raise Unavailable("erasure needs Redis and Firestore")
         receipt_id = subject_hash(uid)[:32]
         try:
-            receipt = fs.receipt(receipt_id) or {
+            receipt = store.receipt(receipt_id) or {
                 "receipt_id": receipt_id,
                 "subject": subject_hash(uid),
                 "requested_by": requested_by,
@@ -103,16 +110,16 @@ class Erasure:
                 "erased": dict.fromkeys(COUNTS, 0),
             }
             receipt["complete"] = False
-            fs.save_receipt(receipt)
+            store.save_receipt(receipt)
             totals = receipt["erased"]
             for sid in self._sessions_of(uid):
                 for k, v in self.erase_session(sid, uid).items():
                     totals[k] = totals.get(k, 0) + v
-                fs.save_receipt(receipt)
-            totals["documents"] = totals.get("documents", 0) + fs.delete_user(uid)
+                store.save_receipt(receipt)
+            totals["documents"] = totals.get("documents", 0) + store.delete_user(uid)
             totals["redis_keys"] = totals.get("redis_keys", 0) + redis.forget_user(uid)
             receipt["complete"], receipt["completed_at"] = True, time.time()
-            fs.save_receipt(receipt)
+            store.save_receipt(receipt)
         except StoreError as exc:
             raise Unavailable("erasure could not finish; call again to complete it") from exc
         log.info("user erased", extra={"receipt_id": receipt_id, **totals})
@@ -124,7 +131,7 @@ class Erasure:
         ids: list[str] = []
         after: tuple[float, str] | None = None
         while True:
-            docs = self.m.firestore.sessions_of(uid, _PAGE, after)
+            docs = self.reports.sessions_of(uid, _PAGE, after)
             ids += [d["session_id"] for d in docs]
             if len(docs) < _PAGE:
                 break

@@ -17,24 +17,31 @@ from shared.core.models import validate_user_id
 from shared.cursor import decode_cursor, encode_cursor
 from shared.errors import StoreError, Unavailable
 from shared.store.base import QueryRecord, StoredMessage
+from shared.store.firestore.reports import ReportStore
+from shared.store.firestore.stats import Stats
 from shared.store.redis.layer import RedisLayer
 
 MAX_PAGE = 100
 
 
 class DataRights:
-    def __init__(self, manager: SessionManager) -> None:
+    """``manager``: the sessions' layers (Redis, the outage-held messages in Firestore, this
+    instance's memory); ``reports``: the user's session documents and their analytics;
+    ``stats``: the user's totals."""
+
+    def __init__(self, manager: SessionManager, reports: ReportStore, stats: Stats) -> None:
         self.m = manager
+        self.reports = reports
+        self.stats = stats
 
     def export(self, user_id: str | None, *, cursor: object = None, limit: int = 50) -> dict[str, Any]:
         uid = validate_user_id(user_id)
-        fs = self.m.firestore
-        if not fs.configured:
+        if not self.reports.configured:
             raise Unavailable("the export needs Firestore, which is not configured")
         after = decode_cursor(cursor)
         try:
-            docs = fs.sessions_of(uid, limit, after)
-            user = fs.get_user(uid) if after is None else None
+            docs = self.reports.sessions_of(uid, limit, after)
+            user = self.stats.get_user(uid) if after is None else None
         except StoreError as exc:
             raise Unavailable("the export is unavailable; try again shortly") from exc
         sessions = [self._session(d) for d in docs]
@@ -59,7 +66,7 @@ class DataRights:
         sid = doc["session_id"]
         if doc.get("status") == "ended":
             messages = [StoredMessage.from_dict(x) for x in doc.get("final_messages") or []]
-            analytics = self.m.firestore.read_analytics(sid)
+            analytics = self.reports.analytics(sid)
         else:
             messages, queries = self._held(sid)
             analytics = [q.to_dict() for q in queries]

@@ -12,11 +12,17 @@ from typing import Any
 
 from shared.core.manager import SessionInUse, SessionManager
 from shared.errors import ChatMemoryError, StoreError
+from shared.store.firestore.scans import SessionScans
+from shared.store.firestore.stats import Stats
 
 log = logging.getLogger("chat_memory.sweep")
 
 
-def sweep_idle_sessions(manager: SessionManager, now: float | None = None) -> dict[str, int]:
+def sweep_idle_sessions(
+    manager: SessionManager, scans: SessionScans, stats: Stats, now: float | None = None
+) -> dict[str, int]:
+    """``manager`` ends the idle sessions ``scans`` finds; ``stats`` counts the ended ones
+    a trigger run missed."""
     m = manager
     now = time.time() if now is None else now
     cutoff = now - m.settings.session_idle_timeout_s
@@ -24,13 +30,13 @@ def sweep_idle_sessions(manager: SessionManager, now: float | None = None) -> di
     # Candidates: active in Firestore and created before the cutoff, a page at a time; each
     # page's sessions are ended SWEEP_CONCURRENCY at once (an end waits on Firestore
     # round trips, so one at a time falls behind a backlog of idle sessions).
-    docs = m.firestore.active_sessions_before(cutoff, m.settings.sweep_batch_size, m.settings.sweep_max_sessions)
+    docs = scans.active_sessions_before(cutoff, m.settings.sweep_batch_size, m.settings.sweep_max_sessions)
     with ThreadPoolExecutor(m.settings.sweep_concurrency, thread_name_prefix="sweep") as pool:
         while page := list(itertools.islice(docs, m.settings.sweep_batch_size)):
             for outcome in pool.map(lambda d: _sweep_one(m, d, cutoff), page):
                 counts["checked"] += 1
                 counts[outcome] += 1
-    counts["stats_repaired"] = repair_user_stats(m, now)
+    counts["stats_repaired"] = repair_user_stats(scans, stats, now)
     log.info("sweep done", extra=counts)
     return counts
 
@@ -59,7 +65,7 @@ def _sweep_one(m: SessionManager, doc: dict[str, Any], cutoff: float) -> str:
     return "ended"
 
 
-def repair_user_stats(m: SessionManager, now: float) -> int:
+def repair_user_stats(scans: SessionScans, stats: Stats, now: float) -> int:
     """Re-apply user stats for recently ended sessions, in case a trigger run failed.
 
     firebase-functions 0.6.0 cannot ask for event retries, so a trigger run that fails
@@ -67,20 +73,19 @@ def repair_user_stats(m: SessionManager, now: float) -> int:
     user's ledger of counted sessions), so this costs reads, and writes only for a
     session the trigger missed.
     """
-    window = m.settings.stats_repair_window_s
+    settings = stats.settings
+    window = settings.stats_repair_window_s
     if window <= 0:
         return 0
     repaired = 0
     try:
-        for doc in m.firestore.sessions_ended_since(
-            now - window, m.settings.sweep_batch_size, m.settings.sweep_max_sessions
-        ):
+        for doc in scans.sessions_ended_since(now - window, settings.sweep_batch_size, settings.sweep_max_sessions):
             if not doc.get("owner"):
                 continue
             try:
-                applied = m.firestore.apply_session_stats(doc["session_id"], doc)
+                applied = stats.apply_session_stats(doc["session_id"], doc)
             except StoreError:
-                if m.firestore.breaker.is_open:
+                if stats.breaker.is_open:
                     raise  # Firestore is away: the next run repairs
                 continue  # this session's request was refused (logged): the others still count
             if applied:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared.core.manager import SessionManager
 from shared.core.models import validate_session_id
 from shared.errors import InvalidArgument
+from shared.store.firestore.stats import Stats
 
 log = logging.getLogger("chat_memory.trigger")
 
@@ -24,7 +24,7 @@ def handle_session_written(
     after: dict[str, Any] | None,
     event_id: str,
     *,
-    manager: SessionManager,
+    stats: Stats,
 ) -> bool:
     """Returns True if this event counted the session, False if there was nothing to do."""
     try:
@@ -39,7 +39,6 @@ def handle_session_written(
     if not after.get("owner"):
         log.warning("ended session without owner", extra={"session_id": sid, "event_id": event_id})
         return False
-    m = manager
-    applied = m.firestore.apply_session_stats(sid, after)
+    applied = stats.apply_session_stats(sid, after)
     log.info("session stats", extra={"session_id": sid, "event_id": event_id, "applied": applied})
     return applied

@@ -347,9 +347,9 @@ def test_redelivered_trigger_event_counts_nothing(api: Api, user: User, firestor
     after = firestore.get(f"sessions/{sid}")
     before = {**after, "status": "active"}
     # The same transition delivered again (at-least-once), under two event ids.
-    m = get_instance().manager()
-    assert handle_session_written(sid, before, after, "redelivered-1", manager=m) is False
-    assert handle_session_written(sid, before, after, "redelivered-1", manager=m) is False
+    counted = get_instance().stats()
+    assert handle_session_written(sid, before, after, "redelivered-1", stats=counted) is False
+    assert handle_session_written(sid, before, after, "redelivered-1", stats=counted) is False
     time.sleep(0.5)
     assert firestore.get(f"users/{user.uid}") == stats
 
@@ -362,7 +362,8 @@ def test_sweep_ends_idle_sessions(api: Api, user: User, firestore, core_env):
     sid = api.new_session(user)
     api.append(user, sid, "user", "anyone there?")
     future = time.time() + get_settings().session_idle_timeout_s + 60
-    result = sweep_idle_sessions(get_instance().manager(), now=future)
+    inst = get_instance()
+    result = sweep_idle_sessions(inst.manager(), inst.scans(), inst.stats(), now=future)
     assert result["ended"] >= 1, result
     doc = firestore.get(f"sessions/{sid}")
     assert doc["status"] == "ended" and doc["end_reason"] == "timeout"

@@ -47,7 +47,7 @@ def test_session_end_counted_once(api: Api, fsdb: Any, report: Report) -> None: 
     from shared.features.triggers import handle_session_written
     from shared.instance import get_instance
 
-    manager = get_instance().manager()
+    stats = get_instance().stats()
     user = api.new_user()
     tag = uuid.uuid4().hex[:8]
     kb = [f"kb_{tag}_a", f"kb_{tag}_b", f"kb_{tag}_c"]
@@ -99,7 +99,7 @@ def test_session_end_counted_once(api: Api, fsdb: Any, report: Report) -> None: 
 
         def deliver(d: tuple[Any, Any, str], sid: str = sid) -> int:
             try:
-                return int(handle_session_written(sid, *d, manager=manager))
+                return int(handle_session_written(sid, *d, stats=stats))
             except StoreError:
                 # Contention on users/{uid} (the emulator answers "Transaction lock timeout"):
                 # a failed delivery, which at-least-once delivery would repeat.

@@ -8,6 +8,7 @@ import uuid
 
 from shared.features.sweep import repair_user_stats
 from shared.features.triggers import handle_session_written
+from shared.store.firestore.scans import SessionScans
 from tests.store.conftest import make_manager
 
 
@@ -25,7 +26,7 @@ def test_kb_use_count_counts_answers_and_session_count_sessions(redis_server, fi
         sids.append(sid)
     for sid in sids:  # delivered twice: counted once
         for event in ("e1", "e2"):
-            handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), event, manager=m)
+            handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), event, stats=m.stats)
     db = m.firestore.db()
     kx = db.collection("kb_usage").document(x).get().to_dict()
     ky = db.collection("kb_usage").document(y).get().to_dict()
@@ -58,8 +59,8 @@ def test_a_user_ending_hundreds_of_sessions_an_hour_is_counted_once_each(firesto
         docs.append(doc)
     batch.commit()
     for doc in docs:  # the trigger, once per session (here, or the emulated one first)
-        handle_session_written(doc["session_id"], {"status": "active"}, doc, "evt", manager=m)
-    repair_user_stats(m, now)
+        handle_session_written(doc["session_id"], {"status": "active"}, doc, "evt", stats=m.stats)
+    repair_user_stats(SessionScans(m.firestore.fs), m.stats, now)
     stats = m.get_user_stats(uid)
     assert (stats.total_sessions, stats.total_messages, stats.total_queries) == (230, 460, 230)
 
@@ -78,6 +79,6 @@ def test_the_repair_goes_past_a_session_it_cannot_count(firestore_emulator):
         # emulated trigger counts, so only the repair can
         ref.set({"session_id": sid, "status": "ended", "ended_at": ended_at, "message_count": 2})
         ref.update({"owner": owner})
-    assert repair_user_stats(m, now) >= 1
+    assert repair_user_stats(SessionScans(m.firestore.fs), m.stats, now) >= 1
     assert m.get_user_stats(good_uid).total_sessions == 1
     assert m.firestore.breaker.state() == "closed"

@@ -17,6 +17,7 @@ from shared.core.summarizer import ExtractiveSummarizer
 from shared.errors import FailedPrecondition, Unavailable
 from shared.features.sweep import sweep_idle_sessions
 from shared.store.base import StoredMessage
+from shared.store.firestore.scans import SessionScans
 from shared.store.redis.keys import Meta
 from tests.store.conftest import make_manager
 
@@ -253,7 +254,7 @@ def test_sweep_counts_reads_as_activity(redis_server, firestore_emulator, uid):
     m.add_message(sid, "user", "a long read follows", user_id=uid)
     _age(m, sid, 2 * m.settings.session_idle_timeout_s)
     m.get_context_for_llm(sid, user_id=uid)  # the user is reading: in use
-    sweep_idle_sessions(manager=m)
+    sweep_idle_sessions(m, SessionScans(m.firestore.fs), m.stats)
     assert m.firestore.get_session(sid)["status"] == "active"
 
 
@@ -271,7 +272,7 @@ def test_sweep_rechecks_idleness_right_before_ending(redis_server, firestore_emu
         return seen
 
     m.last_activity = last_activity
-    counts = sweep_idle_sessions(manager=m)
+    counts = sweep_idle_sessions(m, SessionScans(m.firestore.fs), m.stats)
     assert m.firestore.get_session(sid)["status"] == "active"
     assert counts["active"] >= 1
     m.add_message(sid, "user", "still chatting", user_id=uid)
@@ -288,7 +289,7 @@ def test_sweep_ends_idle_sessions_in_parallel(redis_server, firestore_emulator, 
         sids.append(sid)
     m.summaries.summarizer = held
     held.armed = True
-    counts = sweep_idle_sessions(manager=m)
+    counts = sweep_idle_sessions(m, SessionScans(m.firestore.fs), m.stats)
     assert held.second.is_set() and held.max_in_flight >= 2  # a second end ran while the first was held
     assert counts["ended"] >= len(sids)
     assert all(m.firestore.get_session(s)["status"] == "ended" for s in sids)

@@ -8,6 +8,7 @@ from google.cloud.firestore_v1 import Client
 
 from shared.features.sweep import sweep_idle_sessions
 from shared.features.triggers import handle_session_written
+from shared.store.firestore.scans import SessionScans
 from shared.store.redis.keys import Meta
 from tests.store.conftest import make_manager
 
@@ -57,7 +58,7 @@ def test_session_writes_at_most_six_documents_plus_kb_and_weak_answers(
     assert counter.writes == 1  # nothing during the conversation
     m.end_session_with_analytics(sid, user_id=uid)
     doc = m.firestore.get_session(sid)
-    assert handle_session_written(sid, {"status": "active"}, doc, "evt-1", manager=m)
+    assert handle_session_written(sid, {"status": "active"}, doc, "evt-1", stats=m.stats)
     # create, session+analytics, user + its counted marker, the day's rollup; + 2 distinct KB
     # entries + the 3 weak answers (at most rollups.LOW_CONFIDENCE_PER_SESSION)
     assert counter.writes == 6 + 2 + 3
@@ -77,10 +78,12 @@ def test_trigger_counts_once_under_redelivery_and_retried_end(
         sids.append(sid)
     for sid in sids:
         doc = m.firestore.get_session(sid)
-        results = [handle_session_written(sid, {"status": "active"}, doc, "evt-" + sid, manager=m) for _ in range(3)]
+        results = [
+            handle_session_written(sid, {"status": "active"}, doc, "evt-" + sid, stats=m.stats) for _ in range(3)
+        ]
         assert results == [True, False, False]
         # a later write to an already-ended document is not a transition
-        assert not handle_session_written(sid, doc, doc, "evt-other", manager=m)
+        assert not handle_session_written(sid, doc, doc, "evt-other", stats=m.stats)
     db = m.firestore.db()
     user = db.collection("users").document(uid).get().to_dict()
     assert (user["total_sessions"], user["total_messages"], user["total_queries"]) == (2, 4, 2)
@@ -88,7 +91,7 @@ def test_trigger_counts_once_under_redelivery_and_retried_end(
     kb = db.collection("kb_usage").document("kb_once").get().to_dict()
     assert kb["use_count"] >= 2  # other tests may cite it too; at least ours, exactly once each
     before = kb["use_count"]
-    handle_session_written(sids[0], {"status": "active"}, m.firestore.get_session(sids[0]), "evt-x", manager=m)
+    handle_session_written(sids[0], {"status": "active"}, m.firestore.get_session(sids[0]), "evt-x", stats=m.stats)
     assert db.collection("kb_usage").document("kb_once").get().to_dict()["use_count"] == before
 
 
@@ -100,7 +103,7 @@ def test_sweep_ends_idle_sessions_only(redis_server, firestore_emulator, uid, no
     future = time.time() + m.settings.session_idle_timeout_s + 60
     # the busy one was active "just now" from the sweep's point of view
     m.redis.client().hset(m.redis.key_names.meta(busy), Meta.LAST_ACTIVE_AT, repr(future - 10))
-    counts = sweep_idle_sessions(now=future, manager=m)
+    counts = sweep_idle_sessions(m, SessionScans(m.firestore.fs), m.stats, now=future)
     assert counts["ended"] >= 1
     assert m.firestore.get_session(idle)["status"] == "ended"
     assert m.firestore.get_session(idle)["end_reason"] == "timeout"
@@ -108,7 +111,7 @@ def test_sweep_ends_idle_sessions_only(redis_server, firestore_emulator, uid, no
     ended = m.firestore.get_session(idle)
     # a second sweep finds nothing more to do for these: the ended one is not ended again
     # (no new end time or reason), the busy one is still left alone
-    sweep_idle_sessions(now=future, manager=m)
+    sweep_idle_sessions(m, SessionScans(m.firestore.fs), m.stats, now=future)
     assert m.firestore.get_session(idle) == ended
     assert m.firestore.get_session(busy)["status"] == "active"
 
@@ -125,7 +128,7 @@ def test_history_and_stats_after_the_end(redis_server, firestore_emulator, uid, 
     ctx = m.get_context_for_llm(sid, user_id=uid)
     assert ctx.summary is not None and ctx.summary.message_count == 12 and len(ctx.messages) == 8
     assert m.get_user_stats(uid).total_sessions == 0  # the trigger has not run here
-    handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), "e", manager=m)
+    handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), "e", stats=m.stats)
     stats = m.get_user_stats(uid)
     assert (stats.total_sessions, stats.total_messages, stats.recent_sessions) == (1, 12, [sid])
 
@@ -137,9 +140,9 @@ def test_sweep_repairs_stats_a_failed_trigger_missed(redis_server, firestore_emu
     m.add_message(sid, "assistant", "a", {"sources": ["kb_repair"]}, user_id=uid)
     m.end_session_with_analytics(sid, user_id=uid)
     # the trigger "failed": nothing was counted. The next sweep counts it, once.
-    assert sweep_idle_sessions(manager=m)["stats_repaired"] >= 1
-    sweep_idle_sessions(manager=m)
+    assert sweep_idle_sessions(m, SessionScans(m.firestore.fs), m.stats)["stats_repaired"] >= 1
+    sweep_idle_sessions(m, SessionScans(m.firestore.fs), m.stats)
     stats = m.get_user_stats(uid)
     assert (stats.total_sessions, stats.total_queries) == (1, 1)
     # and the real trigger arriving late counts nothing more
-    assert not handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), "late", manager=m)
+    assert not handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), "late", stats=m.stats)

@@ -16,7 +16,15 @@ from shared.errors import NotFound, PermissionDenied, Unavailable
 from shared.features.erasure import Erasure, subject_hash
 from shared.features.sweep import repair_user_stats
 from shared.features.triggers import handle_session_written
+from shared.store.firestore.erasure import ErasureStore
+from shared.store.firestore.reports import ReportStore
+from shared.store.firestore.scans import SessionScans
 from tests.store.conftest import dead_firestore_client, make_manager
+
+
+def erasure(m: Any) -> Erasure:
+    """The erasure over the manager's own Firestore (what the instance hands it)."""
+    return Erasure(m, ErasureStore(m.firestore.fs), ReportStore(m.firestore.fs))
 
 
 def canary() -> str:
@@ -77,7 +85,7 @@ def test_a_user_erased_leaves_no_canary_and_no_id_and_nothing_comes_back(
     converse(a, ended, uid, 2, mine)
     a.end_session_with_analytics(ended, user_id=uid)
     old_doc = a.firestore.get_session(ended)
-    assert handle_session_written(ended, {"status": "active"}, old_doc, "e1", manager=a)
+    assert handle_session_written(ended, {"status": "active"}, old_doc, "e1", stats=a.stats)
     active = a.create_session({}, user_id=uid).session_id
     converse(a, active, uid, 2, mine)
     redis_server_persistent.kill()  # outage: messages held in Firestore
@@ -96,13 +104,13 @@ def test_a_user_erased_leaves_no_canary_and_no_id_and_nothing_comes_back(
     kept = a.create_session({}, user_id=other).session_id
     converse(a, kept, other, 2, theirs)
 
-    receipt = Erasure(a).erase_user(uid, requested_by="self")
+    receipt = erasure(a).erase_user(uid, requested_by="self")
     assert receipt["complete"] and receipt["erased"]["sessions"] == 4
     assert receipt["erased"]["messages"] >= len(mine)
 
     # Nothing comes back.
-    assert not handle_session_written(ended, {"status": "active"}, old_doc, "e1-late", manager=a)
-    repair_user_stats(a, time.time())
+    assert not handle_session_written(ended, {"status": "active"}, old_doc, "e1-late", stats=a.stats)
+    repair_user_stats(SessionScans(a.firestore.fs), a.stats, time.time())
     with pytest.raises(NotFound):
         b.add_message(active, "user", f"late {canary()}", user_id=uid)
     with pytest.raises(NotFound):
@@ -116,7 +124,7 @@ def test_a_user_erased_leaves_no_canary_and_no_id_and_nothing_comes_back(
     assert uid not in r_text and uid not in f_text
     assert all(c in r_text or c in f_text for c in theirs)  # another user's data is untouched
 
-    again = Erasure(a).erase_user(uid, requested_by="self")
+    again = erasure(a).erase_user(uid, requested_by="self")
     assert again == receipt  # the same receipt, nothing new erased
 
 
@@ -132,7 +140,7 @@ def test_what_another_instance_held_in_memory_is_not_merged_back(redis_server, f
     b.redis = type(b_redis)(b.settings.model_copy(update={"redis_url": None}))  # both down, for b
     words = canary()
     assert b.add_message(sid, "user", f"held {words}", user_id=uid).storage == "memory"
-    Erasure(a).erase_session(sid, uid)
+    erasure(a).erase_session(sid, uid)
     b.firestore, b.redis = live, b_redis  # b's stores are back: its next operation merges
     with pytest.raises(NotFound):
         b.add_message(sid, "user", "after", user_id=uid)
@@ -145,11 +153,11 @@ def test_deleting_one_session_is_the_owners_alone(redis_server, firestore_emulat
     sid = m.create_session({}, user_id=uid).session_id
     m.add_message(sid, "user", "hello", user_id=uid)
     with pytest.raises(PermissionDenied):
-        Erasure(m).erase_session(sid, "u-someone-else")
+        erasure(m).erase_session(sid, "u-someone-else")
     assert m.get_history(sid, user_id=uid).messages[0].content == "hello"
-    counts = Erasure(m).erase_session(sid, uid)
+    counts = erasure(m).erase_session(sid, uid)
     assert counts["sessions"] == 1 and counts["messages"] == 1
-    assert Erasure(m).erase_session(sid, uid)["sessions"] == 0  # again: nothing new
+    assert erasure(m).erase_session(sid, uid)["sessions"] == 0  # again: nothing new
     with pytest.raises(NotFound):
         m.get_session(sid, user_id=uid)
 
@@ -161,16 +169,16 @@ def test_an_erasure_that_stopped_half_way_is_finished_by_the_next_call(
     sids = [m.create_session({}, user_id=uid).session_id for _ in range(3)]
     for sid in sids:
         m.add_message(sid, "user", f"hello {canary()}", user_id=uid)
-    Erasure(m).erase_session(sids[0], uid)  # as far as a first call got before it stopped
+    erasure(m).erase_session(sids[0], uid)  # as far as a first call got before it stopped
     redis_server_persistent.kill()  # then Redis is away: the call cannot finish
     with pytest.raises(Unavailable):
-        Erasure(m).erase_user(uid, requested_by="self")
+        erasure(m).erase_user(uid, requested_by="self")
     receipt_id = subject_hash(uid)[:32]
-    assert m.firestore.receipt(receipt_id)["complete"] is False
+    assert ErasureStore(m.firestore.fs).receipt(receipt_id)["complete"] is False
     redis_server_persistent.start()
     time.sleep(m.settings.redis_breaker_cooldown_s + 0.1)
-    done = Erasure(m).erase_user(uid, requested_by="self")
-    assert done["complete"] and m.firestore.receipt(receipt_id)["complete"] is True
+    done = erasure(m).erase_user(uid, requested_by="self")
+    assert done["complete"] and ErasureStore(m.firestore.fs).receipt(receipt_id)["complete"] is True
     for sid in sids:
         with pytest.raises(NotFound):
             m.get_session(sid, user_id=uid)
@@ -186,7 +194,7 @@ def test_a_session_redis_no_longer_holds_is_erased_too(redis_server, firestore_e
     m.add_message(sid, "assistant", "an answer", {"confidence": 0.1}, user_id=uid)
     m.end_session_with_analytics(sid, user_id=uid)
     m.redis.client().delete(*m.redis.keys(sid))
-    counts = Erasure(m).erase_session(sid, uid)
+    counts = erasure(m).erase_session(sid, uid)
     assert counts["sessions"] == 1 and counts["redis_keys"] == 0
     assert m.firestore.read_analytics(sid) == []
     with pytest.raises(NotFound):
@@ -199,7 +207,7 @@ def test_an_end_finishing_after_an_erasure_leaves_the_tombstone(redis_server, fi
     m.add_message(sid, "user", "hello", user_id=uid)
     snap = m.redis.begin_end(sid, uid)
     assert snap.status == "ok"
-    Erasure(m).erase_session(sid, uid)
+    erasure(m).erase_session(sid, uid)
     assert m.redis.finish_end(sid, {"status": "ended"}) == "already"
     assert (m.redis.meta(sid) or {}).get("status") == "erased"
     with pytest.raises(NotFound):

@@ -11,6 +11,7 @@ import time
 import uuid
 
 from shared.features.export import DataRights
+from shared.store.firestore.reports import ReportStore
 from tests.store.conftest import dead_firestore_client, make_manager
 
 
@@ -48,7 +49,7 @@ def test_the_export_holds_every_canary_the_user_wrote(redis_server_persistent, f
     foreign: list[str] = []
     converse(m, theirs, other, 1, foreign)
 
-    rights = DataRights(m)
+    rights = DataRights(m, ReportStore(m.firestore.fs), m.stats)
     pages, cursor = [], None
     while True:
         page = rights.export(uid, cursor=cursor, limit=1)

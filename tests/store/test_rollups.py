@@ -14,6 +14,8 @@ from shared.features.sweep import repair_user_stats
 from shared.features.triggers import handle_session_written
 from shared.store.base import SYSTEM_END_REASONS
 from shared.store.firestore import rollups
+from shared.store.firestore.reports import ReportStore
+from shared.store.firestore.scans import SessionScans
 from tests.store.conftest import make_manager
 
 
@@ -59,10 +61,10 @@ def test_rollups_equal_a_recount_under_redelivery_and_repair(
         doc = m.firestore.get_session(sid)
         if n % 3 == 2:
             continue  # this trigger run failed: the sweep's repair counts it
-        handle_session_written(sid, {"status": "active"}, doc, f"e{n}", manager=m)
-        handle_session_written(sid, {"status": "active"}, doc, f"e{n}", manager=m)  # redelivered
-    repair_user_stats(m, clock.t + 60)
-    repair_user_stats(m, clock.t + 60)  # a second repair counts nothing more
+        handle_session_written(sid, {"status": "active"}, doc, f"e{n}", stats=m.stats)
+        handle_session_written(sid, {"status": "active"}, doc, f"e{n}", stats=m.stats)  # redelivered
+    repair_user_stats(SessionScans(m.firestore.fs), m.stats, clock.t + 60)
+    repair_user_stats(SessionScans(m.firestore.fs), m.stats, clock.t + 60)  # a second repair counts nothing more
 
     expected: dict[str, dict[str, Any]] = {}
     for sid in sids:
@@ -75,7 +77,7 @@ def test_rollups_equal_a_recount_under_redelivery_and_repair(
                     sub[kk] = sub.get(kk, 0) + vv
             else:
                 day[k] = day.get(k, 0) + v
-    got = m.firestore.rollup_days(sorted(expected))
+    got = ReportStore(m.firestore.fs).rollup_days(sorted(expected))
     assert sorted(got) == sorted(expected) and len(expected) == 3
     for d, exp in expected.items():
         doc = {k: v for k, v in got[d].items() if k != "date"}
@@ -97,9 +99,9 @@ def test_the_low_confidence_list_pages_without_gaps_or_repeats(
     for n in range(4):
         clock.t = day0 + 100 + (n // 2)  # answers of two sessions share each timestamp: ties
         sid = _session(m, uid, [0.1, 0.2, 0.9, 0.3, 0.45, 0.05], "completed")
-        handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), f"w{n}", manager=m)
+        handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), f"w{n}", stats=m.stats)
         sids.append(sid)
-    reports = Reports(m.firestore, None)
+    reports = Reports(ReportStore(m.firestore.fs), None)
     day = rollups.day_of(day0)
     seen: list[tuple[float, str, int]] = []
     cursor = None
@@ -123,12 +125,12 @@ def test_the_backfill_rebuilds_the_same_rollups_twice(redis_server, firestore_em
     m = _manager(redis_server.url, clock)
     sids = [_session(m, uid, [0.2, 0.8, None], "completed") for _ in range(3)]
     for n, sid in enumerate(sids[:2]):  # the third is not counted yet: the backfill leaves it
-        handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), f"b{n}", manager=m)
+        handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), f"b{n}", stats=m.stats)
     day = rollups.day_of(clock.t)
-    before = m.firestore.rollup_days([day])[day]
+    before = ReportStore(m.firestore.fs).rollup_days([day])[day]
     m.firestore.db().collection("rollups").document(day).delete()  # lost, or never written
-    first = rollups.rebuild(m.firestore, 0.5, since_day=rollups.day_of(day0))
+    first = rollups.rebuild(m.stats, SessionScans(m.firestore.fs), 0.5, since_day=rollups.day_of(day0))
     assert first["not_counted_yet"] >= 1
-    assert m.firestore.rollup_days([day])[day] == before
-    rollups.rebuild(m.firestore, 0.5, since_day=rollups.day_of(day0))
-    assert m.firestore.rollup_days([day])[day] == before
+    assert ReportStore(m.firestore.fs).rollup_days([day])[day] == before
+    rollups.rebuild(m.stats, SessionScans(m.firestore.fs), 0.5, since_day=rollups.day_of(day0))
+    assert ReportStore(m.firestore.fs).rollup_days([day])[day] == before

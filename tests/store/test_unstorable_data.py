@@ -64,7 +64,7 @@ def test_a_session_whose_buffered_data_firestore_refuses_still_ends(redis_server
     said = [r for r in caplog.records if getattr(r, "session_id", None) == sid]
     assert said and "__x__" in str(said[0].__dict__.get("dropped"))
     # and the trigger counts it (here, or the emulated one if it runs)
-    handle_session_written(sid, {"status": "active"}, doc, "evt-" + sid, manager=m)
+    handle_session_written(sid, {"status": "active"}, doc, "evt-" + sid, stats=m.stats)
     assert m.get_user_stats(uid).total_sessions == 1
 
 
@@ -76,7 +76,7 @@ def test_kb_ids_that_are_not_document_ids_are_counted(redis_server, firestore_em
     m.add_message(sid, "assistant", "a", {"sources": ids}, user_id=uid)
     m.end_session_with_analytics(sid, user_id=uid)
     doc = m.firestore.get_session(sid)
-    handle_session_written(sid, {"status": "active"}, doc, "evt-" + sid, manager=m)
+    handle_session_written(sid, {"status": "active"}, doc, "evt-" + sid, stats=m.stats)
     db = m.firestore.db()
     names = {kb_doc_id(i): i for i in ids}
     assert len(names) == len(ids)

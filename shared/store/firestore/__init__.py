@@ -1,1 +1,2 @@
-"""Firestore: the client wrapper, the session layer, stats, reports, rollups and erasure."""
+"""Firestore: the client wrapper (``client``), the session layer (``layer``), and over the same
+wrapper the stats, the reports, the erasure, the sweep's scans and the analytics reads."""

@@ -17,10 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.store.base import END_REASONS
+from shared.store.firestore import analytics
 from shared.store.firestore.docs import kb_doc_id
+
+if TYPE_CHECKING:
+    from google.cloud.firestore import Client, Transaction
+
+    from shared.store.firestore.scans import SessionScans
+    from shared.store.firestore.stats import Stats
 
 LOW_CONFIDENCE_PER_SESSION = 50  # bounds the transaction: kb entries (400) + these + 3 < 500
 BUCKETS = 10
@@ -119,7 +126,7 @@ def weak_doc_id(item: dict[str, Any]) -> str:
     return f"{item['session_id']}_{int(item['seq']):08d}"
 
 
-def write(tx: Any, db: Any, r: SessionRollup) -> int:
+def write(tx: Transaction, db: Client, r: SessionRollup) -> int:
     """Add ``r`` inside the counting transaction; returns the writes it made."""
     from google.cloud import firestore
 
@@ -160,27 +167,27 @@ def day_row(date: str, d: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def rebuild(fs: Any, threshold: float, *, since_day: str | None = None, page: int = 300) -> dict[str, int]:
+def rebuild(
+    stats: Stats, scans: SessionScans, threshold: float, *, since_day: str | None = None, page: int = 300
+) -> dict[str, int]:
     """Rebuild every day's rollup and the weak answers from the analytics documents of the
     sessions already counted (their ledger marker exists): the days are overwritten with
     the recount, so running it twice changes nothing. A session not counted yet is left to
     the trigger or the sweep's repair, which add it then (counting it here too would count
-    it twice). ``since_day``: only the UTC days from it on. ``fs`` is a FirestoreLayer."""
-    db = fs.db()
+    it twice). ``since_day``: only the UTC days from it on."""
+    db = stats.fs.db()
     since = dt.datetime.fromisoformat(since_day).replace(tzinfo=dt.UTC).timestamp() if since_day else 0.0
     days: dict[str, dict[str, Any]] = {}
     weak: list[dict[str, Any]] = []
     counted = skipped = 0
-    for doc in fs.sessions_ended_since(since, page, 10**9):
+    for doc in scans.sessions_ended_since(since, page, 10**9):
         sid, owner = doc.get("session_id"), doc.get("owner")
         if not sid or not owner:
             continue
-        marker = db.collection("users").document(owner).collection("counted").document(sid).get()
-        legacy = sid in ((db.collection("users").document(owner).get().to_dict() or {}).get("counted_sessions") or [])
-        if not marker.exists and not legacy:
+        if not stats.counted(owner, sid):
             skipped += 1
             continue
-        r = session_rollup(sid, doc, fs.read_analytics(sid), threshold)
+        r = session_rollup(sid, doc, analytics.read(stats.fs, sid), threshold)
         day = days.setdefault(r.day, {"date": r.day})
         _add(day, r.increments())
         weak.extend(r.weak)

@@ -1,0 +1,84 @@
+"""What the erasure deletes in Firestore, and its receipts (``erasures/{id}``): the session
+document replaced by a tombstone first, then what else Firestore holds of the session, and
+a user's document with its ledger."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shared.store.base import ERASED
+from shared.store.firestore import analytics
+from shared.store.firestore.client import Firestore
+
+if TYPE_CHECKING:
+    from google.cloud.firestore import Transaction
+
+
+class Forbidden(Exception):  # noqa: N818 - an outcome, not a failure
+    """Another user's session: nothing was written."""
+
+
+class ErasureStore:
+    def __init__(self, fs: Firestore) -> None:
+        self.fs = fs
+
+    @property
+    def configured(self) -> bool:
+        return self.fs.configured
+
+    def tombstone(self, sid: str, owner: str | None, now: float) -> dict[str, Any] | None:
+        """Replace the session document with a tombstone (no owner, no content), first of
+        all erasure steps, in a transaction: an end or a count racing it sees the tombstone.
+        Returns the document it replaced (None: there was none, or it was a tombstone);
+        raises PermissionDenied-worthy ``Forbidden`` if ``owner`` does not own it."""
+
+        def work(tx: Transaction) -> dict[str, Any] | None:
+            ref = self.fs.session_ref(sid)
+            snap = ref.get(transaction=tx)
+            doc = snap.to_dict() if snap.exists else None
+            if doc is None or doc.get("status") == ERASED:
+                return None
+            if owner is not None and doc.get("owner") != owner:
+                raise Forbidden(sid)
+            tx.set(ref, {"session_id": sid, "status": ERASED, "erased_at": now})
+            return doc
+
+        with self.fs.guard("tombstone", sid):
+            return self.fs.transactional(work)
+
+    def delete_session_data(self, sid: str) -> dict[str, int]:
+        """Delete what Firestore holds of a session besides its tombstone: outage-held
+        messages, analytics (and parts), weak answers listed for the reports."""
+        counts = {"pending_messages": 0, "analytics_entries": 0, "low_confidence": 0}
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        with self.fs.guard("erase", sid):
+            for d in self.fs.session_ref(sid).collection("pending").stream(timeout=self.fs.timeout):
+                d.reference.delete()
+                counts["pending_messages"] += 1
+            q = self.fs.db().collection("low_confidence").where(filter=FieldFilter("session_id", "==", sid))
+            for d in q.stream(timeout=self.fs.timeout):
+                d.reference.delete()
+                counts["low_confidence"] += 1
+        counts["analytics_entries"] = analytics.delete(self.fs, sid)
+        return counts
+
+    def receipt(self, receipt_id: str) -> dict[str, Any] | None:
+        return self.fs.read("receipt", "erasures", receipt_id)
+
+    def save_receipt(self, receipt: dict[str, Any]) -> None:
+        with self.fs.guard("receipt"):
+            self.fs.db().collection("erasures").document(receipt["receipt_id"]).set(receipt, timeout=self.fs.timeout)
+
+    def delete_user(self, uid: str) -> int:
+        """The user document and its ledger of counted sessions; returns documents deleted."""
+        with self.fs.guard("erase_user"):
+            uref = self.fs.db().collection("users").document(uid)
+            n = 0
+            for d in uref.collection("counted").stream(timeout=self.fs.timeout):
+                d.reference.delete()
+                n += 1
+            if uref.get(**self.fs.kw()).exists:
+                uref.delete()
+                n += 1
+        return n

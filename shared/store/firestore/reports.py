@@ -1,0 +1,71 @@
+"""What is read back out of Firestore for people: the admin's reports (day rollups, weak
+answers, one session with its analytics, and the audit of that read) and a user's session
+documents, paged, for the export and the erasure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.store.firestore import analytics
+from shared.store.firestore.client import Firestore
+
+
+class ReportStore:
+    def __init__(self, fs: Firestore) -> None:
+        self.fs = fs
+
+    @property
+    def configured(self) -> bool:
+        return self.fs.configured
+
+    def session(self, sid: str) -> dict[str, Any] | None:
+        return self.fs.read("get_session", "sessions", sid, sid)
+
+    def analytics(self, sid: str) -> list[dict[str, Any]]:
+        return analytics.read(self.fs, sid)
+
+    def sessions_of(self, uid: str, limit: int, after: tuple[float, str] | None) -> list[dict[str, Any]]:
+        """The user's session documents, oldest first, after the cursor (created_at, id)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        col = self.fs.db().collection("sessions")
+        q = col.where(filter=FieldFilter("owner", "==", uid)).order_by("created_at").order_by("__name__")
+        if after is not None:
+            q = q.start_after({"created_at": after[0], "__name__": col.document(after[1])})
+        with self.fs.guard("sessions_of"):
+            return [d.to_dict() or {} for d in q.limit(limit).stream(timeout=self.fs.timeout)]
+
+    def rollup_days(self, dates: list[str]) -> dict[str, dict[str, Any]]:
+        """The day documents that exist among ``dates`` (one batched read)."""
+        with self.fs.guard("rollups"):
+            db = self.fs.db()
+            refs = [db.collection("rollups").document(d) for d in dates]
+            return {s.id: s.to_dict() or {} for s in db.get_all(refs, **self.fs.kw()) if s.exists}
+
+    def low_confidence_page(
+        self, from_ts: float, to_ts: float, limit: int, after: tuple[float, str] | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Low-confidence answers with from_ts <= timestamp < to_ts, newest first, after the
+        cursor (timestamp, document id): pages neither skip nor repeat an answer."""
+        from google.cloud import firestore
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        col = self.fs.db().collection("low_confidence")
+        q = (
+            col.where(filter=FieldFilter("timestamp", ">=", from_ts))
+            .where(filter=FieldFilter("timestamp", "<", to_ts))
+            .order_by("timestamp", direction=firestore.Query.DESCENDING)
+            .order_by("__name__", direction=firestore.Query.DESCENDING)
+        )
+        if after is not None:
+            q = q.start_after({"timestamp": after[0], "__name__": col.document(after[1])})
+        with self.fs.guard("low_confidence"):
+            return [(d.id, d.to_dict() or {}) for d in q.limit(limit).stream(timeout=self.fs.timeout)]
+
+    def audit(self, admin_uid: str, action: str, session_id: str, at: float) -> None:
+        """Who read which session's content, when (never the content itself)."""
+        with self.fs.guard("audit", session_id):
+            self.fs.db().collection("admin_audit").add(
+                {"admin": admin_uid, "action": action, "session_id": session_id, "at": at},
+                timeout=self.fs.timeout,
+            )
