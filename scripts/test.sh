@@ -85,6 +85,7 @@ choose_ports
 # A short breaker cool-down: after a test restarts the functions' Redis, every emulated
 # instance is back on Redis within a second, so the next test does not inherit fallbacks.
 export REDIS_BREAKER_COOLDOWN_S="${REDIS_BREAKER_COOLDOWN_S:-1}"
+export FIRESTORE_BREAKER_COOLDOWN_S="${FIRESTORE_BREAKER_COOLDOWN_S:-1}"
 # The whole suite calls from 127.0.0.1 and reuses its users: the per-network creation limit
 # and the per-user session cap are tested at their own size (tests/unit/test_bounds_edge.py,
 # tests/store/test_bounds.py), not imposed on every other test.

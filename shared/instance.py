@@ -41,7 +41,7 @@ class Instance:
         # One breaker per backend for everything on this instance that talks to it (the
         # session layers and the rate limiter): one outage, one cool-down.
         self.redis_breaker = CircuitBreaker(settings.redis_breaker_cooldown_s)
-        self.firestore_breaker = CircuitBreaker(settings.redis_breaker_cooldown_s)
+        self.firestore_breaker = CircuitBreaker(settings.firestore_breaker_cooldown_s)
         self._lock = threading.RLock()  # manager() builds the Redis client under it too
         self._redis: Any = None
         self._firestore_client: Client | None = None

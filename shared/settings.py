@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     firestore_timeout_s: float = Field(
         5.0, gt=0, le=60, description="Total deadline of one Firestore RPC, retries included"
     )
+    firestore_breaker_cooldown_s: float = Field(
+        5.0, ge=0, le=300, description="After a Firestore outage, skip Firestore for this long (per instance)"
+    )
 
     # --- HTTP edge ------------------------------------------------------------------
     auth_disabled: bool = Field(

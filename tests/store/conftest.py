@@ -24,6 +24,7 @@ def make_manager(
         "redis_url": redis_url,
         "firestore_enabled": firestore,
         "redis_breaker_cooldown_s": 0.2,
+        "firestore_breaker_cooldown_s": 0.2,
         "gcp_project": os.environ.get("GCLOUD_PROJECT", "demo-chat-memory"),
     }
     settings = Settings(**(values | overrides))

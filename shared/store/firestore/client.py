@@ -97,7 +97,7 @@ class Firestore:
         self._client = client
         self._connect = connect
         # While Firestore is down an instance tries it at most once per cool-down, like Redis.
-        self.breaker = breaker or CircuitBreaker(settings.redis_breaker_cooldown_s)
+        self.breaker = breaker or CircuitBreaker(settings.firestore_breaker_cooldown_s)
 
     @property
     def configured(self) -> bool:

@@ -183,7 +183,7 @@ class Unavailable(StoreError):
 
 @contextmanager
 def guard(client: RedisClientProtocol | None, breaker: CircuitBreaker, op: str) -> Iterator[RedisClientProtocol]:
-    """The one error boundary of every Redis call (as ``FirestoreLayer._guard``): yields
+    """The one error boundary of every Redis call (as ``Firestore.guard`` in ``shared.store.firestore.client``): yields
     the client if one is configured and the breaker lets the call through, and turns
     whatever Redis does into the store's terms. An outage (a connection error, a timeout)
     opens the breaker and raises StoreError, for the caller to fall to the next layer; an
@@ -255,7 +255,7 @@ def build(settings: Settings, on_restart: Callable[[float], None] | None = None)
         "socket_connect_timeout": settings.redis_connect_timeout_s,
         # No silent reconnect-and-retry inside redis-py: a connection that died with a
         # Redis restart must surface, so the layer can merge what was accepted elsewhere
-        # meanwhile before retrying (RedisConnection.run, SessionManager._redis_op). No health
+        # meanwhile before retrying (RedisConnection.run, Recovery.run). No health
         # check PING either, for the same reason (and it would be a second round trip).
         "retry": Retry(NoBackoff(), 0),
         "health_check_interval": 0,
