@@ -12,7 +12,7 @@ from shared.core.models import AppendResult
 from shared.core.recovery import InstanceMemo, Recovery, check_owner
 from shared.core.summaries import Summaries
 from shared.errors import FailedPrecondition, NotFound, PermissionDenied, StoreError, Unavailable
-from shared.store.base import Appended, AppendRequest, LayerName, SessionState, StoredMessage
+from shared.store.base import Appended, AppendRequest, CreateRequest, LayerName, SessionState, StoredMessage
 from shared.store.layers import Layers, OverLayers
 
 log = logging.getLogger("chat_memory.session")
@@ -97,7 +97,7 @@ class Appends(OverLayers):
             check_owner(owner, user_id)
             now = self._clock()
             state = SessionState(sid, owner, "active", now, now, self.memo.seq(sid))
-            created = self.memory.create(state, local_only=False)
+            created = self.memory.create(CreateRequest(state))
         else:
             check_owner(state.owner, user_id)
             created = True

@@ -53,7 +53,7 @@ from shared.errors import (
     Unavailable,
 )
 from shared.settings import Settings, get_settings
-from shared.store.base import LayerName, SessionState, SessionStore, StoredMessage
+from shared.store.base import CreateRequest, LayerName, SessionState, SessionStore, StoredMessage
 from shared.store.firestore.layer import FirestoreLayer
 from shared.store.firestore.stats import Stats
 from shared.store.layers import Layers, OverLayers
@@ -111,14 +111,14 @@ class SessionManager(OverLayers):
         fs_ok = False
         if self.firestore.configured:
             try:
-                self.firestore.create_session(state)
+                self.firestore.create(CreateRequest(state))
                 fs_ok = True
             except StoreError:
                 pass
         storage: LayerName = "memory"
         if self.redis.configured:
             try:
-                self.redis.create(state, fs_doc=fs_ok)
+                self.redis.create(CreateRequest(state, in_firestore=fs_ok))
                 storage = "redis"
             except StoreError:
                 pass
@@ -128,7 +128,7 @@ class SessionManager(OverLayers):
                 self.firestore.set_in_redis(sid, False)  # so Redis not knowing it is no expiry
             except StoreError:
                 pass
-        if storage == "memory" and not self.memory.create(state, local_only=True):
+        if storage == "memory" and not self.memory.create(CreateRequest(state, in_firestore=False, local_only=True)):
             raise Unavailable("no store is reachable and this instance's memory is full; retry later")
         self.memo.know_owner(sid, uid)
         log.info("session created", extra={"session_id": sid, "storage": storage, "user_id": uid})
@@ -280,7 +280,6 @@ class SessionManager(OverLayers):
     def health(self) -> dict[str, Any]:
         redis = self.redis.ping() if self.redis.configured else {"status": "disabled"}
         fs = self.firestore.ping()
-        self.memory.clear_expired()
-        mem = self.memory.stats()
+        mem = self.memory.ping()
         ok = redis["status"] in ("up", "disabled") and fs["status"] in ("up", "disabled")
         return {"status": "ok" if ok else "degraded", "layers": {"redis": redis, "firestore": fs, "memory": mem}}

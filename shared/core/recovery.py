@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from shared.core.summaries import Summaries
 from shared.errors import NotFound, PermissionDenied, StoreError
-from shared.store.base import ERASED, QueryRecord, SessionState, StoredMessage
+from shared.store.base import ERASED, CreateRequest, QueryRecord, SessionState, StoredMessage
 from shared.store.firestore.docs import state_from_doc
 from shared.store.layers import Layers, OverLayers
 from shared.store.redis.layer import RedisLayer
@@ -266,7 +266,7 @@ class Recovery(OverLayers):
                 return state
             if doc.get("in_redis", True):
                 return self.expire(sid, state)
-            if self.redis.create(state, fs_doc=True):
+            if self.redis.create(CreateRequest(state)):
                 try:
                     self.firestore.set_in_redis(sid, True)
                 except StoreError:
@@ -280,7 +280,7 @@ class Recovery(OverLayers):
             held = self.memory.snapshot(sid)
             # Redis numbers the held messages when they are merged: it starts before them.
             base = min(m.seq for m in held[0]) - 1 if held and held[0] else local.seq
-            self.redis.create(replace(local, seq=base), fs_doc=False)
+            self.redis.create(CreateRequest(replace(local, seq=base), in_firestore=False))
             self._reconcile.add(sid)
             return local
         return None
@@ -298,7 +298,7 @@ class Recovery(OverLayers):
         Firestore and this instance's memory hold; appends then answer 409."""
         # A placeholder (status 'expiring', which appends refuse) keeps the owner in Redis
         # for the ended state and tells other instances the session is being ended.
-        if not self.redis.create(replace(state, status="expiring", seq=0), fs_doc=True):
+        if not self.redis.create(CreateRequest(replace(state, status="expiring", seq=0))):
             meta = self.redis.meta(sid) or {}
             return state if meta.get("status") == "active" else replace(state, status="ended")
         log.warning("session memory expired: ending it", extra={"session_id": sid})

@@ -209,19 +209,38 @@ class Appended:
     doc_missing: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """A session to hold in a layer. ``in_firestore``: Firestore has its document (Redis
+    remembers when it does not, so a later operation writes it); ``local_only``: no store
+    knows the session (memory: created while both stores were down)."""
+
+    state: SessionState
+    in_firestore: bool = True
+    local_only: bool = False
+
+
 class SessionStore(Protocol):
-    """A layer: Redis, Firestore, or this instance's memory."""
+    """A layer: Redis, Firestore, or this instance's memory. The manager, its recovery and
+    its ending reach every layer through these; what only one backend does (an end's
+    snapshot in Redis, outage messages in Firestore) is that layer's own."""
 
     name: LayerName
 
     @property
     def configured(self) -> bool: ...
 
+    def create(self, req: CreateRequest) -> bool:
+        """Hold a new session; False if this layer already holds it (or, memory, is full)."""
+        ...
+
     def state(self, sid: str) -> SessionState | None:
         """The session's own fields as this layer holds them (None: unknown here)."""
         ...
 
     def append(self, req: AppendRequest) -> Appended: ...
+
+    def ping(self) -> dict[str, Any]: ...
 
 
 def pairs_of(messages: list[StoredMessage]) -> list[QueryRecord]:

@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.settings import Settings
-from shared.store.base import Appended, AppendRequest, LayerName, QueryRecord, SessionState, StoredMessage
+from shared.store.base import (
+    Appended,
+    AppendRequest,
+    CreateRequest,
+    LayerName,
+    QueryRecord,
+    SessionState,
+    StoredMessage,
+)
 
 
 @dataclass
@@ -101,8 +109,9 @@ class MemoryLayer:
     def configured(self) -> bool:
         return True  # the last layer: always there, bounded, this instance only
 
-    def create(self, state: SessionState, *, local_only: bool) -> bool:
-        """Hold ``state``; False if the layer is full (sessions or bytes)."""
+    def create(self, req: CreateRequest) -> bool:
+        """Hold ``req.state``; False if the layer is full (sessions or bytes)."""
+        state, local_only = req.state, req.local_only
         with self._lock:
             s = self._get(state.session_id)
             if s is None:
@@ -227,3 +236,8 @@ class MemoryLayer:
                 "messages": sum(len(s.messages) for s in self._sessions.values()),
                 "bytes": self._bytes,
             }
+
+    def ping(self) -> dict[str, Any]:
+        """Always up (this instance's own memory), with what it holds."""
+        self.clear_expired()
+        return self.stats()

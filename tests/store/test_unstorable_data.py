@@ -10,7 +10,7 @@ import pytest
 
 from shared.errors import StoreError
 from shared.features.triggers import handle_session_written
-from shared.store.base import AppendRequest, SessionState, StoredMessage
+from shared.store.base import AppendRequest, CreateRequest, SessionState, StoredMessage
 from shared.store.firestore.docs import kb_doc_id
 from tests.store.conftest import make_manager
 
@@ -26,7 +26,7 @@ def test_a_rejected_write_does_not_open_the_breaker(redis_server, firestore_emul
     m = make_manager(redis_server.url)
     bad = SessionState("f" * 32, uid, "active", time.time(), time.time(), 0, {"__x__": 1, "big": 2**64})
     with pytest.raises(StoreError):
-        m.firestore.create_session(bad)
+        m.firestore.create(CreateRequest(bad))
     assert m.firestore.breaker.state() == "closed"
     # another user on this instance still reaches Firestore
     other = m.create_session({}, user_id=uid + "-other")

@@ -57,7 +57,7 @@ def test_sessions_holding_messages_are_never_evicted_for_new_ones():
 
 
 def test_a_session_known_only_here_is_evicted_last():
-    from shared.store.base import SessionState
+    from shared.store.base import CreateRequest, SessionState
     from shared.store.memory import MemoryLayer
 
     layer = MemoryLayer(Settings(fallback_max_sessions=2))
@@ -65,7 +65,7 @@ def test_a_session_known_only_here_is_evicted_last():
     def state(sid: str) -> SessionState:
         return SessionState(sid, "u", "active", 1.0, 1.0, 0)
 
-    assert layer.create(state("a" * 32), local_only=True)  # created while both stores were down
-    assert layer.create(state("b" * 32), local_only=False)  # its state is in a store
-    assert layer.create(state("c" * 32), local_only=True)
+    assert layer.create(CreateRequest(state("a" * 32), local_only=True))  # created while both stores were down
+    assert layer.create(CreateRequest(state("b" * 32)))  # its state is in a store
+    assert layer.create(CreateRequest(state("c" * 32), local_only=True))
     assert layer.has("a" * 32) and not layer.has("b" * 32)

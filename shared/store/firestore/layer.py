@@ -25,6 +25,7 @@ from shared.store.base import (
     ERASED,
     Appended,
     AppendRequest,
+    CreateRequest,
     LayerName,
     QueryRecord,
     SessionState,
@@ -101,9 +102,12 @@ class FirestoreLayer:
         return self.fs.ping()
 
     # -- sessions ---------------------------------------------------------------------
-    def create_session(self, state: SessionState) -> None:
+    def create(self, req: CreateRequest) -> bool:
+        """The session's document (a new id: it cannot exist); StoreError if Firestore is down."""
+        state = req.state
         with self.fs.guard("create", state.session_id):
             self.fs.session_ref(state.session_id).create(new_session_doc(state, in_redis=True), timeout=self.fs.timeout)
+        return True
 
     def ensure_session(self, state: SessionState) -> None:
         """Create the document of a session Redis holds, if it has none (created while

@@ -19,6 +19,7 @@ from shared.settings import Settings
 from shared.store.base import (
     Appended,
     AppendRequest,
+    CreateRequest,
     LayerName,
     QueryRecord,
     SessionState,
@@ -114,7 +115,8 @@ class RedisLayer:
         return self.health.ping()
 
     # -- operations -------------------------------------------------------------------
-    def create(self, state: SessionState, *, fs_doc: bool) -> bool:
+    def create(self, req: CreateRequest) -> bool:
+        state = req.state
         args = [
             state.owner,
             state.status,
@@ -123,7 +125,7 @@ class RedisLayer:
             repr(state.last_active_at),
             json.dumps(state.user_info, separators=(",", ":")),
             self.settings.session_ttl_s,
-            "1" if fs_doc else "0",
+            "1" if req.in_firestore else "0",
         ]
         return bool(self._run("create", state.session_id, args, nkeys=1))
 
