@@ -171,7 +171,7 @@ fi
 [ -n "$PROJECT" ] || cm_die "which project? --project ID or CM_DEPLOY_PROJECT"
 case "$PROJECT" in demo-*) cm_die "$PROJECT is an emulator-only (demo-) project" ;; esac
 check_config
-bash scripts/setup.sh
+CM_SKIP_CHROMIUM=1 bash scripts/setup.sh  # Chromium is for the browser tests only
 export PATH="$CM_ROOT/node_modules/.bin:$PATH"
 
 write_env_file "$CM_BUNDLE"
@@ -187,6 +187,9 @@ if [ -n "$REDIS_URL_SOURCE" ]; then
   fi
 fi
 
-[ -d web/dist ] && [ -f web/dist/index.html ] || ONLY="$(echo "$ONLY" | sed 's/,hosting//; s/^hosting,//')"
+if ! { [ -d web/dist ] && [ -f web/dist/index.html ]; }; then
+  cm_log "WARNING: no web/dist/index.html (npm --prefix web run build): Hosting is left out of this deploy"
+  ONLY="$(echo "$ONLY" | sed 's/,hosting//; s/^hosting,//')"
+fi
 cm_log "firebase deploy --project $PROJECT --only $ONLY"
 firebase deploy --project "$PROJECT" --only "$ONLY" --non-interactive --force
