@@ -142,7 +142,10 @@ def admin_low_confidence(call: Call) -> Reply:
         raise InvalidArgument("format must be json or csv", details={"field": "format"})
     limit = int_param(call.args, "limit", default=50, lo=1, hi=admin.MAX_PAGE) or 50
     args = call.args
-    items, cursor = _reports().low_confidence(args.get("from"), args.get("to"), limit, args.get("cursor"))
+    assert call.uid is not None
+    items, cursor = _reports().low_confidence(
+        args.get("from"), args.get("to"), limit, args.get("cursor"), admin_uid=call.uid
+    )
     if fmt == "csv":
         return 200, Text(admin.to_csv(items), "text/csv", filename="low-confidence.csv")
     return 200, wire.LowConfidencePage.model_validate({"items": items, "next_cursor": cursor}).model_dump()

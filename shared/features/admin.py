@@ -88,8 +88,10 @@ class Reports:
         return [entry for entry, doc_id in _kb_entries(self.kb_path) if doc_id not in cited]
 
     def low_confidence(
-        self, date_from: object, date_to: object, limit: int, cursor: object
+        self, date_from: object, date_to: object, limit: int, cursor: object, *, admin_uid: str
     ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of weak answers (users' questions and the answers they got), newest first;
+        the read is audited, with the sessions it handed out, before it is answered."""
         days = day_range(date_from, date_to)
         self._need_firestore()
         start = dt.datetime.fromisoformat(days[0]).replace(tzinfo=dt.UTC).timestamp()
@@ -99,6 +101,12 @@ class Reports:
         except StoreError as exc:
             raise Unavailable("reports are unavailable; try again shortly") from exc
         items = [_item(r) for _, r in rows]
+        if items:
+            sessions = sorted({str(it["session_id"]) for it in items})
+            try:
+                self.store.audit(admin_uid, "read_low_confidence", time.time(), session_ids=sessions, items=len(items))
+            except StoreError as exc:
+                raise Unavailable("reports are unavailable; try again shortly") from exc
         nxt = encode_cursor(rows[-1][1]["timestamp"], rows[-1][0]) if len(rows) == limit else None
         return items, nxt
 
@@ -109,7 +117,7 @@ class Reports:
             doc = self.store.session(sid)
             if doc is None:
                 raise NotFound("no such session")
-            self.store.audit(admin_uid, "read_session", sid, time.time())
+            self.store.audit(admin_uid, "read_session", time.time(), session_id=sid)
             analytics = self.store.analytics(sid)
         except StoreError as exc:
             raise Unavailable("reports are unavailable; try again shortly") from exc

@@ -102,24 +102,22 @@ class Erasure:
             raise Unavailable("erasure needs Redis and Firestore")
         receipt_id = subject_hash(uid)[:32]
         try:
-            receipt = store.receipt(receipt_id) or {
-                "receipt_id": receipt_id,
-                "subject": subject_hash(uid),
-                "requested_by": requested_by,
-                "requested_at": time.time(),
-                "erased": dict.fromkeys(COUNTS, 0),
-            }
-            receipt["complete"] = False
-            store.save_receipt(receipt)
-            totals = receipt["erased"]
+            # Each step adds its counts to the receipt as it goes (two runs at once, or a run
+            # finishing one that stopped, each add theirs): the receipt counts everything once.
+            store.open_receipt(
+                {
+                    "receipt_id": receipt_id,
+                    "subject": subject_hash(uid),
+                    "requested_by": requested_by,
+                    "requested_at": time.time(),
+                    "erased": dict.fromkeys(COUNTS, 0),
+                    "complete": False,
+                }
+            )
             for sid in self._sessions_of(uid):
-                for k, v in self.erase_session(sid, uid).items():
-                    totals[k] = totals.get(k, 0) + v
-                store.save_receipt(receipt)
-            totals["documents"] = totals.get("documents", 0) + store.delete_user(uid)
-            totals["redis_keys"] = totals.get("redis_keys", 0) + redis.forget_user(uid)
-            receipt["complete"], receipt["completed_at"] = True, time.time()
-            store.save_receipt(receipt)
+                store.count(receipt_id, self.erase_session(sid, uid))
+            store.count(receipt_id, {"documents": store.delete_user(uid), "redis_keys": redis.forget_user(uid)})
+            totals = dict(store.close_receipt(receipt_id, time.time()).get("erased") or {})
         except StoreError as exc:
             raise Unavailable("erasure could not finish; call again to complete it") from exc
         log.info("user erased", extra={"receipt_id": receipt_id, **totals})

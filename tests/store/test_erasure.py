@@ -212,3 +212,61 @@ def test_an_end_finishing_after_an_erasure_leaves_the_tombstone(redis_server, fi
     assert (m.redis.meta(sid) or {}).get("status") == "erased"
     with pytest.raises(NotFound):
         m.get_context_for_llm(sid, user_id=uid)
+
+
+def test_a_session_created_while_firestore_was_down_stays_erased_when_its_document_comes_late(
+    redis_server, firestore_emulator, uid
+):
+    """Issue 24, item 7: the erasure wrote no Firestore tombstone for a session without a
+    document, so the document written late (on the next operation after Firestore's outage)
+    brought it back as active, owner and profile included."""
+    m = make_manager(redis_server.url)
+    live = m.firestore
+    m.firestore = type(live)(m.settings, client=dead_firestore_client())
+    m.firestore.settings = m.settings.model_copy(update={"firestore_timeout_s": 0.5})
+    info = m.create_session({"platform": "web"}, user_id=uid)
+    assert info.storage == "redis"
+    state = m.redis.state(info.session_id)
+    m.firestore = live
+    erasure(m).erase_session(info.session_id, uid)
+    live.ensure_session(state)  # an instance that read the state before the erasure writes the document now
+    doc = live.get_session(info.session_id)
+    assert doc is not None and doc["status"] == "erased" and "owner" not in doc and "user_info" not in doc
+
+
+def test_deleting_a_session_frees_its_slot_of_the_users_cap(redis_server, firestore_emulator, uid):
+    """Issue 24, item 9: delete_session kept the slot (409 too_many_sessions for the TTL)."""
+    m = make_manager(redis_server.url, max_active_sessions_per_user=1)
+    first = m.create_session({}, user_id=uid).session_id
+    erasure(m).erase_session(first, uid)
+    assert m.create_session({}, user_id=uid).session_id != first
+
+
+def test_two_erasures_of_one_user_at_once_leave_a_receipt_that_counts_everything_once(
+    redis_server, firestore_emulator, uid
+):
+    """Issue 24, item 17: each run kept its own totals and saved them whole: the receipt said
+    what the last run to save had erased, not what was erased."""
+    import threading
+
+    m = make_manager(redis_server.url)
+    sids = [m.create_session({}, user_id=uid).session_id for _ in range(6)]
+    for sid in sids:
+        m.add_message(sid, "user", canary(), user_id=uid)
+    start = threading.Barrier(2)
+    answers: list[dict[str, Any]] = []
+
+    def run() -> None:
+        start.wait()
+        answers.append(erasure(make_manager(redis_server.url)).erase_user(uid, requested_by="self"))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    receipt = ErasureStore(m.firestore.fs).receipt(subject_hash(uid)[:32])
+    assert receipt["complete"] is True
+    assert receipt["erased"]["sessions"] == len(sids) and receipt["erased"]["messages"] == len(sids), receipt
+    # each run answers the receipt as it stood when it finished: never more than was erased
+    assert len(answers) == 2 and all(a["erased"]["sessions"] <= len(sids) for a in answers), answers

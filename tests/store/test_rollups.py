@@ -6,6 +6,7 @@ newest first without a gap or a repeat, ties included."""
 from __future__ import annotations
 
 import random
+import uuid
 from typing import Any
 
 from shared.core.manager import SessionManager
@@ -107,7 +108,7 @@ def test_the_low_confidence_list_pages_without_gaps_or_repeats(
     cursor = None
     pages = 0
     while True:
-        items, cursor = reports.low_confidence(day, day, 3, cursor)
+        items, cursor = reports.low_confidence(day, day, 3, cursor, admin_uid="admin-pager")
         seen += [(it["timestamp"], it["session_id"], it["seq"]) for it in items]
         pages += 1
         if cursor is None:
@@ -134,3 +135,22 @@ def test_the_backfill_rebuilds_the_same_rollups_twice(redis_server, firestore_em
     assert ReportStore(m.firestore.fs).rollup_days([day])[day] == before
     rollups.rebuild(m.stats, SessionScans(m.firestore.fs), 0.5, since_day=rollups.day_of(day0))
     assert ReportStore(m.firestore.fs).rollup_days([day])[day] == before
+
+
+def test_reading_the_weak_answers_is_audited_with_the_sessions_it_handed_out(
+    redis_server, firestore_emulator, uid, no_emulated_trigger
+):
+    """Issue 24, item 16: admin_low_confidence handed out users' questions with no audit."""
+    day0 = 86400 * random.randint(27_001, 30_000)
+    m = _manager(redis_server.url, Clock(day0 + 100))
+    sid = _session(m, uid, [0.1, 0.2], "completed")
+    handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), "aud", stats=m.stats)
+    store = ReportStore(m.firestore.fs)
+    admin_uid = "admin-" + uuid.uuid4().hex[:8]
+    day = rollups.day_of(day0)
+    items, _ = Reports(store, None).low_confidence(day, day, 50, None, admin_uid=admin_uid)
+    assert items
+    assert any(it["session_id"] == sid for it in items)
+    audit = [d.to_dict() for d in m.firestore.db().collection("admin_audit").where("admin", "==", admin_uid).stream()]
+    assert len(audit) == 1 and audit[0]["action"] == "read_low_confidence", audit
+    assert sid in audit[0]["session_ids"] and "query" not in audit[0] and "response" not in audit[0]

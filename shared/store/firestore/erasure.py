@@ -36,10 +36,12 @@ class ErasureStore:
             ref = self.fs.session_ref(sid)
             snap = ref.get(transaction=tx)
             doc = snap.to_dict() if snap.exists else None
-            if doc is None or doc.get("status") == ERASED:
+            if doc is not None and doc.get("status") == ERASED:
                 return None
-            if owner is not None and doc.get("owner") != owner:
+            if doc is not None and owner is not None and doc.get("owner") != owner:
                 raise Forbidden(sid)
+            # Written even where there was no document (a session created while Firestore
+            # was down, its document still to come): the late write then finds the tombstone.
             tx.set(ref, {"session_id": sid, "status": ERASED, "erased_at": now})
             return doc
 
@@ -66,9 +68,34 @@ class ErasureStore:
     def receipt(self, receipt_id: str) -> dict[str, Any] | None:
         return self.fs.read("receipt", "erasures", receipt_id)
 
-    def save_receipt(self, receipt: dict[str, Any]) -> None:
+    def open_receipt(self, receipt: dict[str, Any]) -> None:
+        """The receipt, created if this is the first run, else marked not complete: its
+        counts stay and runs add to them (``count``), however many run at once."""
+        from google.api_core.exceptions import AlreadyExists
+
+        ref = self.fs.db().collection("erasures").document(receipt["receipt_id"])
         with self.fs.guard("receipt"):
-            self.fs.db().collection("erasures").document(receipt["receipt_id"]).set(receipt, timeout=self.fs.timeout)
+            try:
+                ref.create(receipt, timeout=self.fs.timeout)
+            except AlreadyExists:
+                ref.update({"complete": False}, timeout=self.fs.timeout)
+
+    def count(self, receipt_id: str, erased: dict[str, int]) -> None:
+        """Add what one step erased to the receipt, atomically (Firestore's increment): two
+        runs at once each add their own, and none overwrites the other's."""
+        from google.cloud.firestore import Increment
+
+        changes = {f"erased.{k}": Increment(v) for k, v in erased.items() if v}
+        if changes:
+            with self.fs.guard("receipt"):
+                self.fs.db().collection("erasures").document(receipt_id).update(changes, timeout=self.fs.timeout)
+
+    def close_receipt(self, receipt_id: str, at: float) -> dict[str, Any]:
+        """Mark the erasure complete; the receipt as it now stands (every run's counts)."""
+        ref = self.fs.db().collection("erasures").document(receipt_id)
+        with self.fs.guard("receipt"):
+            ref.update({"complete": True, "completed_at": at}, timeout=self.fs.timeout)
+            return ref.get(timeout=self.fs.timeout).to_dict() or {}
 
     def delete_user(self, uid: str) -> int:
         """The user document and its ledger of counted sessions; returns documents deleted."""

@@ -62,10 +62,10 @@ class ReportStore:
         with self.fs.guard("low_confidence"):
             return [(d.id, d.to_dict() or {}) for d in q.limit(limit).stream(timeout=self.fs.timeout)]
 
-    def audit(self, admin_uid: str, action: str, session_id: str, at: float) -> None:
-        """Who read which session's content, when (never the content itself)."""
-        with self.fs.guard("audit", session_id):
+    def audit(self, admin_uid: str, action: str, at: float, **what: str | list[str] | int) -> None:
+        """Who read which users' content, when: the session (``session_id``) or sessions
+        (``session_ids``) it came from, never the content itself."""
+        with self.fs.guard("audit", str(what.get("session_id") or "")):
             self.fs.db().collection("admin_audit").add(
-                {"admin": admin_uid, "action": action, "session_id": session_id, "at": at},
-                timeout=self.fs.timeout,
+                {"admin": admin_uid, "action": action, "at": at, **what}, timeout=self.fs.timeout
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.store.base import ERASED
 from shared.store.redis import client as redis_client
 from shared.store.redis.connection import RedisConnection
 from shared.store.redis.keys import Meta
@@ -39,7 +40,7 @@ class UserSets:
             for other in out[1]:
                 meta = conn.key_names.meta(other)
                 status, left = client.hget(meta, Meta.STATUS), client.ttl(meta)
-                if status in (None, "ended") or left < 0:
+                if status in (None, "ended", ERASED) or left < 0:  # an erased one frees its slot too
                     stale.append(other)
                 else:
                     live[other] = now + left
