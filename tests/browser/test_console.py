@@ -393,6 +393,10 @@ def _cancel_changes_nothing(page: Page, session_id: str, erasures: list[str]) ->
     expect(page.get_by_test_id("erase-submit")).to_be_disabled()
     word.fill("DELET")
     expect(page.get_by_test_id("erase-submit")).to_be_disabled()
+    # The page asks for DELETE: the word in lower (or mixed) case is not it.
+    for typed in ("delete", "Delete"):
+        word.fill(typed)
+        expect(page.get_by_test_id("erase-submit")).to_be_disabled()
     assert _accessibility_violations(page) == []
     page.get_by_test_id("erase-cancel").click()
     expect(confirm).to_be_hidden()
