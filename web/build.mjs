@@ -1,7 +1,7 @@
 // Build the web pages into web/dist/ (served by Firebase Hosting): the console (index.html,
 // app.js) and the admin page (admin.html, admin.js, Chart.js included), each a bundled,
 // minified entry (the Firebase JS SDK shared through a chunk: no CDN), with styles.css,
-// admin.css and config.json.
+// admin.css, favicon.svg and config.json.
 //
 // config.json is written from these environment variables (all optional):
 //   CHAT_MEMORY_API_BASE       base URL of the functions (default "/api": Hosting rewrites)
@@ -40,7 +40,7 @@ function fileConfig() {
 }
 
 async function copyStatic() {
-  for (const name of ["index.html", "styles.css", "admin.html", "admin.css"]) {
+  for (const name of ["index.html", "styles.css", "admin.html", "admin.css", "favicon.svg"]) {
     await copyFile(join(src, name), join(dist, name));
   }
   await writeFile(join(dist, "config.json"), `${JSON.stringify(fileConfig(), null, 2)}\n`);

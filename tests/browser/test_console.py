@@ -115,14 +115,20 @@ def _converse_past_the_summary(page: Page) -> int:
 
 
 def _refused_message_keeps_the_text(page: Page, count: int) -> None:
-    """A function's own error (413 from chat): friendly message, text kept."""
+    """A message over the service's limit (32 KiB of UTF-8) is refused by the page before it
+    is sent: the counter says so, Send is off, Enter says why and offers no retry; text kept.
+    (The service's own 413 is checked in test_first_hour.py.)"""
     too_big = "é" * 20_000  # 40,000 bytes of UTF-8, over the 32 KiB content limit
-    page.get_by_test_id("composer-input").fill(too_big)
-    page.get_by_test_id("send-button").click()
+    box = page.get_by_test_id("composer-input")
+    box.fill(too_big)
+    expect(page.get_by_test_id("composer-count")).to_have_attribute("data-over", "true")
+    expect(page.get_by_test_id("send-button")).to_be_disabled()
+    box.press("Enter")
     banner = page.get_by_test_id("error-banner")
     expect(banner).to_be_visible()
-    expect(banner).to_have_attribute("data-code", "payload_too_large")
-    expect(page.get_by_test_id("error-message")).to_contain_text("refused")
+    expect(banner).to_have_attribute("data-code", "content_too_large")
+    expect(page.get_by_test_id("error-message")).to_contain_text("at most 32,768 bytes")
+    expect(page.get_by_test_id("error-retry")).to_be_hidden()
     expect(page.get_by_test_id("composer-input")).to_have_value(too_big)
     expect(page.get_by_test_id("message-count")).to_have_text(str(count))
     assert _accessibility_violations(page) == []
@@ -393,6 +399,10 @@ def _cancel_changes_nothing(page: Page, session_id: str, erasures: list[str]) ->
     expect(page.get_by_test_id("erase-submit")).to_be_disabled()
     word.fill("DELET")
     expect(page.get_by_test_id("erase-submit")).to_be_disabled()
+    # The page asks for DELETE: the word in lower (or mixed) case is not it.
+    for typed in ("delete", "Delete"):
+        word.fill(typed)
+        expect(page.get_by_test_id("erase-submit")).to_be_disabled()
     assert _accessibility_violations(page) == []
     page.get_by_test_id("erase-cancel").click()
     expect(confirm).to_be_hidden()

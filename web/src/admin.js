@@ -29,6 +29,7 @@ import {
   configNote,
   connect,
   messageItem,
+  PageError,
   saveFile,
   setStatus,
   showError,
@@ -263,14 +264,17 @@ function renderSession(sid, res) {
   $("session-detail").hidden = false;
 }
 
+// The "One session" box is far down the page: what goes wrong there is said beside it.
+const nearSessionBox = () => ({ near: $("session-form") });
+
 async function openSession(sessionId) {
   const sid = String(sessionId || "").trim();
+  clearError();
   if (!sid) {
-    setStatus("Type a session id first.");
+    showError(new PageError("no_session_id", "Type a session id first (the 32 characters of an id from the table above)."), null, nearSessionBox());
     $("session-input").focus();
     return;
   }
-  clearError();
   $("session-input").value = sid;
   try {
     const res = await withBusy("Opening the session…", () => state.api.adminSession(sid));
@@ -278,7 +282,7 @@ async function openSession(sessionId) {
     setStatus(`Session ${sid} opened.`);
     $("session-panel").scrollIntoView({ block: "start" });
   } catch (e) {
-    showError(e, () => openSession(sid));
+    showError(e, () => openSession(sid), nearSessionBox());
   }
 }
 

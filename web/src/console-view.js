@@ -5,7 +5,7 @@
 import { ApiError } from "./api.js";
 import { erasureConfirmed } from "./erase.js";
 import { $, messageItem } from "./page.js";
-import { contextNote, describeAnswer } from "./turn.js";
+import { contentSize, contextNote, describeAnswer } from "./turn.js";
 
 // The console's elements by data-testid, looked up once (a module runs after the document is
 // parsed). The error banner is page.js's.
@@ -18,7 +18,7 @@ for (const id of [
   "queries-recorded", "end-summary", "history-meta", "history", "history-after", "end-reason-row", "config-note",
   "user-stats-status", "stats-sessions", "stats-messages", "stats-queries", "stats-recent", "download-data-button",
   "delete-data-button", "erase-confirm", "erase-word", "erase-submit", "erase-cancel", "erase-receipt",
-  "receipt-sentence", "receipt-counts",
+  "receipt-sentence", "receipt-counts", "composer-count", "session-notice",
 ]) {
   el[id] = $(id);
 }
@@ -51,13 +51,43 @@ export function renderControls(state) {
   const ready = !!state.sessionId && !state.ended;
   el["composer-input"].disabled = !state.uid || state.ended;
   // Without a session (after an erasure) the next message starts one.
-  el["send-button"].disabled = !state.uid || state.ended || state.busy;
+  // A message over the service's limit is not sent: the counter says by how much.
+  const size = renderCount();
+  el["send-button"].disabled = !state.uid || state.ended || state.busy || !size.ok;
   el["end-session-button"].disabled = !ready || state.busy;
   el["new-session-button"].hidden = !state.ended;
   el["download-data-button"].disabled = !state.uid || state.busy;
   el["delete-data-button"].disabled = !state.uid || state.busy;
   el["erase-submit"].disabled = state.busy || !erasureConfirmed(el["erase-word"].value);
   el["composer"].setAttribute("aria-busy", state.busy ? "true" : "false");
+}
+
+// The counter under the message box: its size in UTF-8 bytes against the service's limit.
+export function renderCount() {
+  const size = contentSize(el["composer-input"].value);
+  const counter = el["composer-count"];
+  counter.textContent = size.text;
+  counter.dataset.over = size.ok ? "false" : "true";
+  if (size.ok) el["composer-input"].removeAttribute("aria-invalid");
+  else el["composer-input"].setAttribute("aria-invalid", "true");
+  return size;
+}
+
+// What the user must know about the session they have (e.g. an old one could not be
+// restored); null hides it.
+export function renderNotice(text) {
+  el["session-notice"].textContent = text || "";
+  el["session-notice"].hidden = !text;
+}
+
+// The chat column keeps the message box on screen (styles.css); when it covers the end of the
+// transcript (a phone, where the page scrolls), the page scrolls so the newest message shows
+// right above it.
+export function revealNewest() {
+  const list = el.transcript;
+  list.scrollTop = list.scrollHeight;
+  const covered = list.getBoundingClientRect().bottom - el.composer.getBoundingClientRect().top;
+  if (covered > 0) window.scrollBy(0, covered);
 }
 
 export function renderTranscript(transcript) {
@@ -79,7 +109,7 @@ export function renderTranscript(transcript) {
     list.append(li);
   }
   el["transcript-empty"].hidden = transcript.length > 0;
-  list.scrollTop = list.scrollHeight;
+  revealNewest();
 }
 
 function answerMeta(metadata) {

@@ -3,9 +3,13 @@
 
 export const CONFIRM_WORD = "DELETE";
 
-/** The erasure may go only once the user has typed the word (any case: a phone capitalises). */
+/**
+ * The erasure may go only once the user has typed the word the page asks for, DELETE, in
+ * capitals (surrounding blanks aside): "delete" is not it. The field asks a phone's keyboard
+ * for capitals (autocapitalize="characters").
+ */
 export function erasureConfirmed(typed) {
-  return typeof typed === "string" && typed.trim().toUpperCase() === CONFIRM_WORD;
+  return typeof typed === "string" && typed.trim() === CONFIRM_WORD;
 }
 
 // key in the receipt's `erased`, label, singular, plural

@@ -15,6 +15,7 @@ import {
   renderContext,
   renderEnd,
   renderHealth,
+  renderNotice,
   renderReceipt,
   renderSession,
   renderStats,
@@ -30,13 +31,14 @@ import {
   configNote,
   connect,
   PageError,
+  retryable,
   saveFile,
   setStatus,
   showError,
   signInUser,
   wireErrorBanner,
 } from "./page.js";
-import { turnFor, withMessages } from "./turn.js";
+import { contentSize, turnFor, withMessages } from "./turn.js";
 
 // The context and the history are read without a `max_messages` or a `limit`: the service
 // then answers its whole window (MESSAGE_WINDOW) and as much history as it allows
@@ -62,6 +64,7 @@ wireErrorBanner();
 const updateControls = () => renderControls(state);
 
 function resetPanels() {
+  contextRead++; // a read-back still on its way belongs to the panels just cleared
   state.transcript = [];
   state.messageCount = 0;
   setPending(null);
@@ -109,6 +112,10 @@ async function refreshContext() {
   return ctx;
 }
 
+// Reads the context back after a turn. The page is not busy meanwhile (the next message may
+// go at once); when several reads overlap, only the newest one's answer is drawn.
+let contextRead = 0;
+
 async function send() {
   if (state.busy || !state.uid || state.ended) return;
   const input = el["composer-input"];
@@ -116,6 +123,13 @@ async function send() {
   clearError();
   if (!text.trim()) {
     setStatus("Type a message first.");
+    input.focus();
+    return;
+  }
+  // The service's limit, in UTF-8 bytes: a message over it is refused here, whole and kept.
+  const size = contentSize(text);
+  if (!size.ok) {
+    showError(new PageError("content_too_large", size.problem));
     input.focus();
     return;
   }
@@ -140,9 +154,11 @@ async function send() {
     state.messageCount = res.message_count;
     rememberSession();
     renderAppended(res);
+    renderNotice(null);
     // Answered, so stored: only now may the typed text go (unless the user typed more meanwhile).
     if (input.value === turn.content) input.value = "";
     keepDraft(input.value);
+    updateControls();
   } catch (e) {
     if (e instanceof ApiError && e.code === "failed_precondition") markEnded();
     showError(e, state.ended ? null : send);
@@ -152,15 +168,22 @@ async function send() {
 }
 
 async function showContext(done) {
+  const mine = ++contextRead;
+  const sessionId = state.sessionId;
+  setStatus("Reading the context back…");
   try {
-    await withBusy("Reading the context back…", refreshContext);
-    setStatus(done);
+    const ctx = await state.api.getContext(sessionId);
+    if (mine !== contextRead || sessionId !== state.sessionId) return; // a newer read is on its way
+    renderContext(ctx, state.messageCount);
+    if (!state.busy) setStatus(done);
   } catch (e) {
+    if (mine !== contextRead || state.busy) return;
     showError(e, () => showContext(done));
   }
 }
 
 function markEnded() {
+  contextRead++;
   state.ended = true;
   renderSession(state.sessionId, state.ended);
   updateControls();
@@ -288,29 +311,60 @@ function forgetSession() {
   updateControls();
 }
 
+// After a reload: show the session we had (it is still ours and still there), its transcript
+// and its context. Throws what the service answered when it cannot.
 async function resumeSession(saved) {
-  // After a reload: show the session we had, if it is still ours and still there.
+  state.sessionId = saved.sessionId;
+  renderSession(state.sessionId, state.ended);
+  const h = await state.api.getHistory(state.sessionId);
+  state.transcript = h.messages.map((m) => ({ seq: m.seq, role: m.role, content: m.content, metadata: m.metadata }));
+  renderTranscript(state.transcript);
+  const pending = keptTurn();
+  state.pendingTurn = pending && pending.sessionId === state.sessionId ? pending : null;
+  // The service keeps a window of recent messages: the count we saw last may be larger.
+  state.messageCount = Math.max(h.messages.length, Number(saved.messageCount) || 0);
+  el["message-count"].textContent = String(state.messageCount);
+  await refreshContext();
+}
+
+// Why the service will never give this session back (it answered a refusal, a 4xx other
+// than 401/408/429), or null when it may yet (no answer, a timeout, a 5xx).
+function whyLost(e) {
+  if (!(e instanceof ApiError) || retryable(e) || e.status === 401) return null;
+  if (e.code === "not_found") return "it no longer exists";
+  if (e.code === "permission_denied") return "it belongs to another user";
+  if (e.code === "session_expired") return "its memory expired";
+  if (e.code === "failed_precondition") return "it has ended";
+  return e.message || e.code;
+}
+
+async function restoreSession(saved) {
+  clearError();
   try {
-    await withBusy("Restoring your session…", async () => {
-      state.sessionId = saved.sessionId;
-      renderSession(state.sessionId, state.ended);
-      const h = await state.api.getHistory(state.sessionId);
-      state.transcript = h.messages.map((m) => ({ seq: m.seq, role: m.role, content: m.content, metadata: m.metadata }));
-      renderTranscript(state.transcript);
-      const pending = keptTurn();
-      state.pendingTurn = pending && pending.sessionId === state.sessionId ? pending : null;
-      // The service keeps a window of recent messages: the count we saw last may be larger.
-      state.messageCount = Math.max(h.messages.length, Number(saved.messageCount) || 0);
-      el["message-count"].textContent = String(state.messageCount);
-      await refreshContext();
-    });
+    await withBusy("Restoring your session…", () => resumeSession(saved));
     setStatus("Session restored.");
-    return true;
-  } catch {
+    return;
+  } catch (e) {
+    const why = whyLost(e);
+    if (why === null) {
+      // The session is likely still there: keep it and let the user try again. Starting
+      // another here would take a slot of the user's session cap at every failed reload.
+      showError(e, () => restoreSession(saved));
+      return;
+    }
+    // Gone for good: one new session, kept at once (the next reload restores that one), and
+    // the user told, rather than a new session in the old one's place without a word.
+    resetPanels();
     state.sessionId = null;
     rememberSession();
     renderSession(state.sessionId, state.ended);
-    return false;
+    await startSession();
+    const old = `${String(saved.sessionId).slice(0, 8)}…`;
+    renderNotice(
+      state.sessionId
+        ? `Your previous session (${old}) could not be restored: ${why}. A new session was started.`
+        : `Your previous session (${old}) could not be restored: ${why}.`,
+    );
   }
 }
 
@@ -349,7 +403,7 @@ async function signIn() {
 async function afterSignIn(ok) {
   if (!ok) return;
   const saved = keptSession();
-  if (saved && saved.uid === state.uid && saved.sessionId && (await resumeSession(saved))) return;
+  if (saved && saved.uid === state.uid && saved.sessionId) return restoreSession(saved);
   await startSession();
 }
 
@@ -363,7 +417,11 @@ async function boot() {
   // The draft survives a reload; it is cleared only once the service stored it.
   const input = el["composer-input"];
   input.value = keptDraft();
-  input.addEventListener("input", () => keepDraft(input.value));
+  updateControls();
+  input.addEventListener("input", () => {
+    keepDraft(input.value);
+    updateControls(); // the byte counter, and Send off while the message is over the limit
+  });
   input.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();

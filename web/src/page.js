@@ -32,16 +32,38 @@ export function describeError(err) {
   return { text: `Something went wrong: ${(err && err.message) || err}`, code: "client_error" };
 }
 
-let retryAction = null;
+/**
+ * Whether repeating the request can end otherwise. A refusal of the request itself (an HTTP 4xx:
+ * too large, invalid, not found, not yours, ended) answers the same again, so the banner offers
+ * no "Try again" for it; a network failure, a timeout, a 5xx, 408 and 429 (rate limited) may
+ * pass next time. Not the service's answer (the page's own error): the caller decides.
+ */
+export function retryable(err) {
+  if (!(err instanceof ApiError) || err.kind !== "http") return true;
+  return !(err.status >= 400 && err.status < 500) || err.status === 408 || err.status === 429;
+}
 
-export function showError(err, retry) {
+let retryAction = null;
+let bannerHome = null;
+
+/**
+ * Show `err` in the error banner, with "Try again" running `retry` when repeating can help.
+ * `near`: the element the user is working at (e.g. a form far down the page): the banner is
+ * shown right after it, else in its own place at the top. Either way it is scrolled into view.
+ */
+export function showError(err, retry, { near = null } = {}) {
   const { text, code } = describeError(err);
+  const banner = $("error-banner");
+  if (!bannerHome) bannerHome = { parent: banner.parentNode, next: banner.nextSibling };
+  if (near) near.after(banner);
+  else if (banner.parentNode !== bannerHome.parent) bannerHome.parent.insertBefore(banner, bannerHome.next);
   $("error-message").textContent = text;
-  $("error-banner").dataset.code = code;
-  $("error-banner").hidden = false;
-  retryAction = retry || null;
-  $("error-retry").hidden = !retry;
+  banner.dataset.code = code;
+  banner.hidden = false;
+  retryAction = retry && retryable(err) ? retry : null;
+  $("error-retry").hidden = !retryAction;
   setStatus("");
+  if (typeof banner.scrollIntoView === "function") banner.scrollIntoView({ block: "nearest" });
   // A bug of the page's own: the console is where a developer looks for it.
   if (!(err instanceof ApiError) && !(err instanceof PageError)) console.error(err);
 }

@@ -82,3 +82,29 @@ export function contextNote(shown, total) {
   if (total === shown) return `(${n(shown)}: the whole session)`;
   return `(${n(shown)})`; // the page's count is behind (or unknown): claim no more than it knows
 }
+
+// The service's limit on a message's content, in UTF-8 bytes: MAX_CONTENT_BYTES
+// (shared/settings.py, `max_content_bytes`, 32 KiB by default; openapi.yaml: "At most 32 KiB
+// of UTF-8"). No function tells the page its value (health, create_session and chat do not
+// answer it), so this is the page's one copy of it. A deployment that sets it lower is still
+// refused by the service (413), and the page then offers no "Try again".
+export const MAX_CONTENT_BYTES = 32 * 1024;
+
+const utf8 = new TextEncoder();
+const n = (k) => k.toLocaleString("en-US");
+
+/** The size of `text` as the service counts it, and what the counter says about it. */
+export function contentSize(text, limit = MAX_CONTENT_BYTES) {
+  const bytes = utf8.encode(String(text ?? "")).length;
+  const over = Math.max(0, bytes - limit);
+  return {
+    bytes,
+    limit,
+    over,
+    ok: over === 0,
+    text: `${n(bytes)} / ${n(limit)} bytes${over ? `: ${n(over)} too many` : ""}`,
+    problem: over
+      ? `Your message is ${n(bytes)} bytes of text; the service takes at most ${n(limit)} bytes. Shorten it by ${n(over)} bytes (letters such as é or emoji count as 2 to 4 bytes each).`
+      : null,
+  };
+}

@@ -12,9 +12,9 @@ const receipt = {
   erased: { sessions: 1, messages: 2, analytics_entries: 1, redis_keys: 7, documents: 3 },
 };
 
-test("erase: only the typed word lets the erasure go", () => {
-  for (const typed of ["DELETE", "delete", "Delete", "  DELETE "]) assert.equal(erasureConfirmed(typed), true, typed);
-  for (const typed of ["", "DELET", "DELETE ALL", "yes", "DEL ETE", null, undefined, 1]) {
+test("erase: only the typed word, exactly DELETE, lets the erasure go", () => {
+  for (const typed of ["DELETE", "  DELETE ", "DELETE\n"]) assert.equal(erasureConfirmed(typed), true, typed);
+  for (const typed of ["", "delete", "Delete", "DELETe", "DELET", "DELETE ALL", "yes", "DEL ETE", null, undefined, 1]) {
     assert.equal(erasureConfirmed(typed), false, String(typed));
   }
 });

@@ -4,7 +4,17 @@ import { test } from "node:test";
 
 import { ApiError, createApi } from "../src/api.js";
 import { resolveConfig } from "../src/config.js";
-import { CLIENT_MESSAGE_ID, contextNote, describeAnswer, newTurnId, parsePending, turnFor, withMessages } from "../src/turn.js";
+import {
+  CLIENT_MESSAGE_ID,
+  contentSize,
+  contextNote,
+  describeAnswer,
+  MAX_CONTENT_BYTES,
+  newTurnId,
+  parsePending,
+  turnFor,
+  withMessages,
+} from "../src/turn.js";
 
 test("defaults: same-origin /api; Auth emulator only on loopback", () => {
   const local = resolveConfig({ hostname: "127.0.0.1", search: "" }, null);
@@ -203,4 +213,18 @@ test("the file config: config.json, else Hosting's reserved web config, else not
   const file = async (path) => (path === "config.json" ? new Response(JSON.stringify({ apiBase: "/fn", firebase: { projectId: "q" } })) : hosting(path));
   assert.deepEqual(await loadFileConfig(file), { apiBase: "/fn", firebase: { projectId: "q" } });
   assert.deepEqual(await loadFileConfig(async () => { throw new Error("offline"); }), {});
+});
+
+test("a message is measured as the service measures it: UTF-8 bytes against 32 KiB", () => {
+  assert.equal(MAX_CONTENT_BYTES, 32 * 1024);
+  assert.deepEqual(contentSize(""), { bytes: 0, limit: 32768, over: 0, ok: true, text: "0 / 32,768 bytes", problem: null });
+  assert.equal(contentSize("é".repeat(16384)).ok, true); // 32,768 bytes: just fits
+  const over = contentSize("é".repeat(16385)); // fewer characters than the limit, more bytes
+  assert.equal(over.bytes, 32770);
+  assert.equal(over.ok, false);
+  assert.equal(over.text, "32,770 / 32,768 bytes: 2 too many");
+  assert.match(over.problem, /at most 32,768 bytes/);
+  assert.equal(contentSize("a".repeat(40000)).text, "40,000 / 32,768 bytes: 7,232 too many");
+  assert.equal(contentSize("😀").bytes, 4);
+  assert.equal(contentSize("abc", 2).over, 1);
 });
