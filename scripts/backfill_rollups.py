@@ -26,11 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--since", help="rebuild only the UTC days from this one (YYYY-MM-DD) on")
     args = parser.parse_args(argv)
     from shared.instance import get_instance
-    from shared.store.firestore import rollups
+    from shared.store.firestore import backfill
 
     inst = get_instance()
     threshold = inst.settings.low_confidence_threshold
-    print(json.dumps(rollups.rebuild(inst.stats(), inst.scans(), threshold, since_day=args.since)))
+    print(json.dumps(backfill.rebuild(inst.stats(), inst.scans(), threshold, since_day=args.since)))
     return 0
 
 

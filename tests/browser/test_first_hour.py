@@ -150,7 +150,7 @@ def test_a_long_message_is_counted_in_bytes_and_refused_before_it_is_sent(
 def test_enter_just_after_an_answer_sends_the_next_message(page: Page, stack, artifacts_dir: Path, size: str) -> None:
     _open_and_sign_in(page, stack.page_url())
     held: list[Route] = []
-    page.route(GET_CONTEXT, lambda route: held.append(route))  # the read-back after each answer waits until released
+    page.route(GET_CONTEXT, lambda route: held.append(route))  # noqa: PLW0108 - the read-back waits until released
     box = page.get_by_test_id("composer-input")
     box.fill(QUESTIONS[0])
     box.press("Enter")
@@ -237,8 +237,8 @@ def test_the_header_keeps_its_place_and_the_redis_badge_reads_as_fine(
     page: Page, stack, artifacts_dir: Path, size: str
 ) -> None:
     held: list[Route] = []
-    page.route(SIGN_UP, lambda route: held.append(route))
-    page.route(HEALTH, lambda route: held.append(route))
+    page.route(SIGN_UP, lambda route: held.append(route))  # noqa: PLW0108 - playwright inspects the handler's parameters
+    page.route(HEALTH, lambda route: held.append(route))  # noqa: PLW0108 - playwright inspects the handler's parameters
     page.goto(stack.page_url())
     expect(page.get_by_test_id("auth-status")).to_contain_text("signing in")
     page.wait_for_function("() => document.fonts.status === 'loaded'")

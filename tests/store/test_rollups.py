@@ -14,7 +14,7 @@ from shared.features.admin import Reports
 from shared.features.sweep import repair_user_stats
 from shared.features.triggers import handle_session_written
 from shared.store.base import SYSTEM_END_REASONS
-from shared.store.firestore import rollups
+from shared.store.firestore import backfill, rollups
 from shared.store.firestore.reports import ReportStore
 from shared.store.firestore.scans import SessionScans
 from tests.store.conftest import make_manager
@@ -130,10 +130,10 @@ def test_the_backfill_rebuilds_the_same_rollups_twice(redis_server, firestore_em
     day = rollups.day_of(clock.t)
     before = ReportStore(m.firestore.fs).rollup_days([day])[day]
     m.firestore.db().collection("rollups").document(day).delete()  # lost, or never written
-    first = rollups.rebuild(m.stats, SessionScans(m.firestore.fs), 0.5, since_day=rollups.day_of(day0))
+    first = backfill.rebuild(m.stats, SessionScans(m.firestore.fs), 0.5, since_day=rollups.day_of(day0))
     assert first["not_counted_yet"] >= 1
     assert ReportStore(m.firestore.fs).rollup_days([day])[day] == before
-    rollups.rebuild(m.stats, SessionScans(m.firestore.fs), 0.5, since_day=rollups.day_of(day0))
+    backfill.rebuild(m.stats, SessionScans(m.firestore.fs), 0.5, since_day=rollups.day_of(day0))
     assert ReportStore(m.firestore.fs).rollup_days([day])[day] == before
 
 
