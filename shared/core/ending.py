@@ -9,6 +9,11 @@ and writes ``analytics/{id}`` with the session document; only then do the Redis 
 attempt that fails gives the session back only if the document says it did not end; one
 whose reply was lost finishes from the document. Concurrent ends wait for the one owning
 the lease and answer its result.
+
+A full Redis (``noeviction`` at ``maxmemory``) takes no merge, but still answers the end's
+scripts (``allow-oom``: they mark, read and delete) and reads: the end then goes on from what
+Redis holds plus what Firestore took meanwhile, numbered after Redis' last as a merge would
+have numbered them (``_numbered``). Its keys going frees memory.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from shared.core import context as ctx
@@ -37,7 +43,7 @@ from shared.store.base import CLIENT_END_REASONS, END_REASONS, ERASED, QueryReco
 from shared.store.firestore.docs import state_from_doc
 from shared.store.firestore.layer import Erased, PendingArrived, UsedSince
 from shared.store.layers import Layers, OverLayers
-from shared.store.redis.layer import EndSnapshot, RedisLayer
+from shared.store.redis.layer import EndSnapshot, RedisFull, RedisLayer
 
 log = logging.getLogger("chat_memory.session")
 _END_ROUNDS = 3  # an end re-snapshots at most this often for outage-path messages arriving
@@ -74,12 +80,7 @@ class Ending(OverLayers):
         pending: Held | None = None
         try:
             if self.redis.configured:
-
-                def merge() -> Held:
-                    self.recovery.check()
-                    return self.recovery.merge(sid, user_id)
-
-                pending = self.recovery.run(merge)
+                pending = self._merge(sid, user_id)
                 snap = self._begin(sid, user_id, idle_before)
         except StoreError as exc:
             if exc.layer != "redis":
@@ -93,6 +94,20 @@ class Ending(OverLayers):
             if snap.status != "ok":
                 snap = None
         return self._rounds(sid, agent_id, reason, user_id, snap, pending, idle_before=idle_before)
+
+    def _merge(self, sid: str, user_id: str | None) -> Held:
+        """Merge what other layers took into Redis first; what Firestore holds. A full Redis
+        takes none of it: the end takes it in from Firestore itself (``_write``)."""
+
+        def merge() -> Held:
+            self.recovery.check()
+            return self.recovery.merge(sid, user_id)
+
+        try:
+            return self.recovery.run(merge)
+        except RedisFull:
+            log.warning("session end on a full redis: ending from what it holds", extra={"session_id": sid})
+            return self.firestore.read_pending(sid)
 
     def end_expired(self, sid: str) -> None:
         """End a session whose Redis keys are gone, with what the other layers hold."""
@@ -117,8 +132,7 @@ class Ending(OverLayers):
             if snap is not None and pending and pending[0]:
                 # The merge above is refused while another attempt's snapshot stands (one
                 # this end has just taken over): bring the outage messages in under this one.
-                if self.redis.import_messages(sid, pending[0], end_token=token).added > 0:
-                    snap = self._own_snapshot(sid, user_id, token)
+                snap = self._take_in(sid, user_id, snap, pending, again=False)
             for _ in range(_END_ROUNDS):
                 try:
                     return self._write(sid, agent_id, reason, user_id, snap, pending, idle_before=idle_before)
@@ -127,8 +141,7 @@ class Ending(OverLayers):
                     # snapshot (and before the end's write): take it in, snapshot again.
                     pending = self.firestore.read_pending(sid)
                     if snap is not None:
-                        self.redis.import_messages(sid, pending[0], end_token=token)
-                        snap = self._own_snapshot(sid, user_id, token)
+                        snap = self._take_in(sid, user_id, snap, pending, again=True)
                 except UsedSince:
                     if snap is not None:
                         self.redis.abort_end(sid, token, reopen=True)
@@ -143,6 +156,16 @@ class Ending(OverLayers):
                     return done
             log.warning("session end deferred: firestore unavailable", extra={"session_id": sid})
             raise Unavailable("Firestore is unavailable; the session is kept, retry the end later") from exc
+
+    def _take_in(self, sid: str, user_id: str | None, snap: EndSnapshot, held: Held, *, again: bool) -> EndSnapshot:
+        """Bring outage messages into Redis under this attempt and snapshot again (``again``:
+        whatever the import added). A full Redis takes none: ``_write`` numbers them after
+        what Redis holds."""
+        try:
+            added = self.redis.import_messages(sid, held[0], end_token=snap.token).added
+        except RedisFull:
+            return snap
+        return self._own_snapshot(sid, user_id, snap.token) if added > 0 or again else snap
 
     def _own_snapshot(self, sid: str, user_id: str | None, token: str) -> EndSnapshot:
         """A fresh snapshot for this attempt, which still owns the end."""
@@ -243,6 +266,8 @@ class Ending(OverLayers):
         check_owner(base.owner, user_id)
 
         mem_msgs, mem_q = (mem[0], mem[1]) if mem and mem_state and mem_state.owner == base.owner else ([], [])
+        if snap is not None and (pending or mem_msgs):
+            (pending, pq), (mem_msgs, mem_q) = self._numbered(sid, base.seq, (pending, pq), (mem_msgs, mem_q))
         window = (snap.messages or []) if snap else []
         unsummarized_redis = (snap.unsummarized or []) if snap else []
         previous = (snap.summary if snap else None) or (doc or {}).get("summary")
@@ -290,6 +315,22 @@ class Ending(OverLayers):
             extra={"session_id": sid, "queries": len(queries), "reason": reason, "already_ended": already},
         )
         return self.finish(sid, after, already=already)
+
+    def _numbered(self, sid: str, last: int, *held: Held) -> list[Held]:
+        """Messages held outside Redis, with the numbers the merge gave them in Redis, or,
+        for those it could not merge (a full Redis), the numbers it would have: after Redis'
+        ``last``, in acceptance order. Their provisional numbers may repeat Redis' own (an
+        instance that never saw the session numbers from what Firestore knows)."""
+        outside = ctx.merge_messages(*(msgs for msgs, _ in held))
+        number = self.redis.message_numbers(sid, [m.mid for m in outside])
+        for m in outside:
+            if m.mid not in number:
+                last += 1
+                number[m.mid] = last
+        return [
+            ([replace(m, seq=number[m.mid]) for m in msgs], [replace(q, seq=number.get(q.mid, q.seq)) for q in qs])
+            for msgs, qs in held
+        ]
 
     def finish(self, sid: str, doc: dict[str, Any], *, already: bool) -> EndResult:
         """The end is on record in Firestore: record it in Redis and forget the rest."""

@@ -58,7 +58,7 @@ from shared.store.firestore.layer import FirestoreLayer
 from shared.store.firestore.stats import Stats
 from shared.store.layers import Layers, OverLayers
 from shared.store.memory import MemoryLayer
-from shared.store.redis.layer import RedisLayer
+from shared.store.redis.layer import RedisFull, RedisLayer
 
 __all__ = ["SessionInUse", "SessionManager"]
 
@@ -137,10 +137,14 @@ class SessionManager(OverLayers):
     def _claim_session_slot(self, uid: str, sid: str, now: float) -> None:
         # Counted in Redis so every instance sees the same count. Without Redis the cap is
         # not enforced: creating a session must not depend on the layer that may be down.
+        # A full Redis answers but cannot count one more: refused (fail closed), or a
+        # long fill would lift the cap for every session created meanwhile.
         if not self.redis.configured or self.settings.max_active_sessions_per_user == 0:
             return
         try:
             claimed = self.redis.claim_session_slot(uid, sid, now)
+        except RedisFull as exc:
+            raise Unavailable("Redis is full: new sessions are refused until it has room; retry later") from exc
         except StoreError:
             return
         if not claimed:

@@ -181,6 +181,13 @@ class Unavailable(StoreError):
     fails open (the rate limit, the health check) tells this from a failed call."""
 
 
+class Full(StoreError):
+    """Redis answered but refused to take more data (``maxmemory`` reached under
+    ``noeviction``): not an outage. It still answers reads and deletes, and the scripts
+    flagged ``allow-oom`` (the end's); a caller that must write falls back as for an outage,
+    one that only needs to read (the end) goes on from what Redis holds."""
+
+
 @contextmanager
 def guard(client: RedisClientProtocol | None, breaker: CircuitBreaker, op: str) -> Iterator[RedisClientProtocol]:
     """The one error boundary of every Redis call (as ``Firestore.guard`` in ``shared.store.firestore.client``): yields
@@ -206,8 +213,8 @@ def guard(client: RedisClientProtocol | None, breaker: CircuitBreaker, op: str) 
         breaker.record_success()
         if isinstance(exc, rexc.OutOfMemoryError):
             log.error("redis is full (maxmemory reached): writes go to Firestore", extra={"op": op})
-        else:
-            log.error("redis refused a request", extra={"op": op, "detail": str(exc)[:300]})
+            raise Full(f"redis {op} refused: redis is full", layer="redis") from exc
+        log.error("redis refused a request", extra={"op": op, "detail": str(exc)[:300]})
         raise StoreError(f"redis {op} failed: {exc}", layer="redis") from exc
     except (rexc.RedisError, OSError) as exc:
         record_outage(breaker, client, exc)

@@ -1,6 +1,6 @@
 """Whether Redis is there and safe to hold sessions: the health check's PING, the first
-contact of a client, and the eviction policy (a policy that can evict single keys can
-break a live session)."""
+contact of a client, whether it is full (at ``maxmemory`` it refuses every write), and the
+eviction policy (a policy that can evict single keys can break a live session)."""
 
 from __future__ import annotations
 
@@ -76,16 +76,40 @@ class Health:
             return {"status": "down", "breaker": "open", "last_error": breaker.last_error}
         except StoreError as exc:
             return {"status": "down", "breaker": breaker.state(), "last_error": type(exc.__cause__ or exc).__name__}
-        out: dict[str, Any] = {
-            "status": "up",
-            "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
-            "breaker": "closed",
-        }
+        latency_ms = round((time.perf_counter() - t0) * 1000, 2)
+        used_pct, full = self.memory_use()
+        out: dict[str, Any] = {"status": "full" if full else "up", "latency_ms": latency_ms, "breaker": "closed"}
+        if used_pct is not None:
+            out["memory_used_pct"] = used_pct
+        if full:
+            log.error("health: redis is full (maxmemory reached); it refuses writes")
         policy = self.eviction_policy()
         if policy is not None:
             out["eviction_policy"] = policy
             out["evicts_session_keys"] = policy != "noeviction"
         return out
+
+    def memory_use(self) -> tuple[float | None, bool]:
+        """How much of ``maxmemory`` Redis uses, in percent (the fullest node of a cluster;
+        None if no maxmemory is set or INFO cannot be read), and whether it is full: at
+        ``maxmemory`` it refuses writes."""
+        try:
+            reply = self.conn.call("memory", lambda c: c.info("memory"))
+        except StoreError:
+            return None, False
+        nodes = [reply] if isinstance(reply, dict) and "used_memory" in reply else []
+        if not nodes and isinstance(reply, dict):
+            nodes = [v for v in reply.values() if isinstance(v, dict)]
+        pct, full = None, False
+        for node in nodes:
+            try:
+                used, limit = int(node.get("used_memory", 0)), int(node.get("maxmemory", 0))
+            except (TypeError, ValueError):
+                continue
+            if limit > 0:
+                pct = max(pct or 0.0, round(100.0 * used / limit, 1))
+                full = full or used >= limit
+        return pct, full
 
 
 def _find_policy(reply: object, field: str) -> str | None:

@@ -28,6 +28,7 @@ from shared.store.base import (
     pairs_of,
 )
 from shared.store.breaker import CircuitBreaker
+from shared.store.redis.client import Full as RedisFull
 from shared.store.redis.connection import RedisConnection
 from shared.store.redis.health import Health
 from shared.store.redis.keys import ENDED_FIELDS, META_FIELDS, Meta
@@ -35,7 +36,7 @@ from shared.store.redis.protocol import RedisClientProtocol
 from shared.store.redis.records import EndSnapshot, ImportOutcome, ReadOutcome
 from shared.store.redis.users import UserSets
 
-__all__ = ["EndSnapshot", "ImportOutcome", "ReadOutcome", "RedisLayer"]
+__all__ = ["EndSnapshot", "ImportOutcome", "ReadOutcome", "RedisFull", "RedisLayer"]
 
 # A read slides the session's TTL (and its last_active_at) only if it has run down by more
 # than this: a read just after a write (the usual turn) writes nothing. last_active_at, which
@@ -220,6 +221,15 @@ class RedisLayer:
         values = self.conn.call("meta", lambda c: c.hmget(meta_key, META_FIELDS))
         h = {k: v for k, v in zip(META_FIELDS, values, strict=True) if v is not None}
         return h if Meta.STATUS in h else None
+
+    def message_numbers(self, sid: str, mids: list[str]) -> dict[str, int]:
+        """The numbers Redis gave these message ids (those it holds; one HMGET, read only)."""
+        if not mids:
+            return {}
+        meta_key = self.key_names.meta(sid)
+        fields = [Meta.MESSAGE_ID + mid for mid in mids]
+        values = self.conn.call("message numbers", lambda c: c.hmget(meta_key, fields))
+        return {mid: int(v.rstrip("!")) for mid, v in zip(mids, values, strict=True) if v}
 
     def store_summary(self, sid: str, summary: dict[str, Any]) -> bool:
         """Compare and set; False too once an end took its snapshot (the caches go)."""

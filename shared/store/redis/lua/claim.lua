@@ -1,3 +1,7 @@
+#!lua
+-- Declared (no allow-oom): a full Redis refuses the whole claim before it runs, and the
+-- session is refused (fail closed). Undeclared, its first write (a removal, which a full
+-- Redis allows) would let the ZADD below through past maxmemory.
 -- Take one of a user's active-session slots for a new session (a sorted set of session
 -- ids scored by when their slot lapses; lapsed ones are pruned here, on every claim).
 -- KEYS: 1 the user's session set
