@@ -36,3 +36,20 @@ def test_an_everyday_question_is_answered_from_its_entry(kb, question, expected)
 
     assert answer.sources == [expected], (answer.sources, answer.confidence)
     assert answer.confidence >= kb.min_confidence
+
+
+def test_a_new_question_naming_its_topic_outweighs_earlier_turns_on_another(kb):
+    # was: the refund answer, the two refund turns outvoting "shipping"
+    refunds = ctx("How long does a refund take?", "When will I get my money back?")
+
+    answer = kb.answer("How long does shipping take?", refunds)
+
+    assert answer.sources == ["shipping-times"], answer
+    assert answer.collection == "shipping"
+
+
+def test_the_earlier_turns_still_steer_a_follow_up_that_names_no_topic(kb):
+    # The same earlier turns; a follow-up of the question's vague words goes to their topic.
+    refunds = ctx("How long does a refund take?", "When will I get my money back?")
+
+    assert kb.answer("and how long does that take?", refunds).sources == ["returns-refund-time"]
