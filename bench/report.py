@@ -28,7 +28,8 @@ def render(out: dict[str, Any]) -> str:
         f"redis-py {m['redis_py']}; functions-framework {m['functions_framework']} on gunicorn {m['gunicorn']}.",
     ]
     renderers = {"store": _store, "roundtrips": _roundtrips, "http": _http, "coldstart": _coldstart,
-                 "cost": _cost, "scale": _scale, "chat": _chat, "admin": _admin, "erase": _erase}  # fmt: skip
+                 "cost": _cost, "scale": _scale, "chat": _chat, "admin": _admin, "erase": _erase,
+                 "faq": _faq}  # fmt: skip
     for name, fn in renderers.items():
         if name not in out["sections"]:
             continue
@@ -45,6 +46,26 @@ def render(out: dict[str, Any]) -> str:
                 f"of all cores busy, load average {b['loadavg_1m']})_"
             )
     return "\n".join(parts)
+
+
+def _faq(s: dict[str, Any]) -> str:
+    head = ["### 10. kb responder: answers on a held-out set", "", f"How: {s.get('how', s.get('heldout', ''))}", ""]
+    rows = []
+    for name in ("questions", "conversations"):
+        r = s[name]
+        rows.append([name, r["n"], f"{r['top1']} ({_f(r['accuracy_at_1'], 3)})", r["answered_right"],
+                     r["answered_wrong"], r["i_dont_know"]])  # fmt: skip
+    table = _table(["set", "n", "accuracy@1", "answered right", "answered from another entry", "I don't know"], rows)
+    off = s["off_topic"]
+    share = _f(off["i_dont_know_share"], 3)
+    tail = f'\n\nOff-topic: {off["i_dont_know"]} of {off["n"]} answered "I don\'t know" ({share})'
+    if off["answered"]:
+        answered = [f"{a['q']!r} -> {a['answered']} ({a['confidence']})" for a in off["answered"]]
+        tail += "; answered: " + "; ".join(answered)
+    misses = sum(len(s[name]["misses"]) for name in ("questions", "conversations"))
+    tail += f".\n\n{misses} on-topic questions not answered from their entry (listed in the JSON, or by "
+    tail += "`.venv/bin/python -m bench.faq_quality --misses`)"
+    return "\n".join(head) + "\n" + table + tail + "."
 
 
 def _erase(s: dict[str, Any]) -> str:
