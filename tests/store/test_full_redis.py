@@ -19,6 +19,7 @@ from shared.edge import api
 from shared.edge.http import Call
 from shared.errors import FailedPrecondition, Unavailable
 from shared.features.sweep import sweep_idle_sessions
+from shared.store.firestore.scans import SessionScans
 from shared.store.redis.keys import Meta
 from tests import harness
 from tests.store.conftest import make_manager
@@ -143,7 +144,7 @@ def test_the_sweep_ends_an_idle_session_on_a_full_redis(full_redis, firestore_em
     assert make_manager(full_redis.url).add_message(sid, "user", "q2 while full", user_id=uid).storage == "firestore"
     doc = m.firestore.db().collection("sessions").document(sid)
     doc.update({"created_at": then, "last_active_at": then})  # idle past the timeout
-    counts = sweep_idle_sessions(manager=m)
+    counts = sweep_idle_sessions(m, SessionScans(m.firestore.fs), m.stats)
     assert counts["ended"] >= 1
     after = m.firestore.get_session(sid)
     assert (after["status"], after["end_reason"], after["message_count"]) == ("ended", "timeout", 2)
