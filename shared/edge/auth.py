@@ -100,7 +100,7 @@ def bearer_token(headers: HeaderMap) -> str:
         raise Unauthenticated("missing Authorization header")
     if scheme.lower() != "bearer" or not token or " " in token:
         raise Unauthenticated("Authorization must be 'Bearer <Firebase ID token>'")
-    if len(token) > _MAX_TOKEN_CHARS or token.count(".") != _JWT_DOTS or not _jwt_header(token):
+    if len(token) > _MAX_TOKEN_CHARS or token.count(".") != _JWT_DOTS:
         raise Unauthenticated("malformed ID token")
     return token
 
@@ -163,6 +163,8 @@ def _verified_claims(token: str, skew: int) -> dict[str, Any]:
     hit = _claims.get(token)
     if hit is not None and hit[0] + skew > now:
         return hit[1]
+    if not _jwt_header(token):  # only on a miss: a token the cache knows is a JWT
+        raise Unauthenticated("malformed ID token")
     claims = _verify(token, check_revoked=False, skew=skew)
     exp = claims.get("exp")
     if isinstance(exp, int | float) and exp + skew > now:
