@@ -30,6 +30,7 @@ def decode_cursor(cursor: object) -> tuple[float, str] | None:
         ts, doc_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(ts, int | float) or not math.isfinite(ts) or not isinstance(doc_id, str):
             raise ValueError
+        doc_id.encode()  # a lone surrogate is no id Firestore holds (UnicodeEncodeError: a ValueError)
         if not _DOC_ID.fullmatch(doc_id) or doc_id in (".", "..") or _RESERVED.fullmatch(doc_id):
             raise ValueError  # no document Firestore could hold: it would refuse the query (503)
         return float(ts), doc_id

@@ -66,7 +66,7 @@ def test_csv_rows_cannot_run_as_spreadsheet_formulas():
     assert "'=HYPERLINK(1)" in text and "'+1" in text and "a b" in text
 
 
-@pytest.mark.parametrize("doc_id", ["__x__", ".", "..", "__.__", "a" * 1501])
+@pytest.mark.parametrize("doc_id", ["__x__", ".", "..", "__.__", "a" * 1501, "a\ud800b"])
 def test_a_cursor_naming_no_document_firestore_could_hold_is_refused_with_400(doc_id):
     """A crafted cursor answered 503 (Firestore refused the id, logged as an ERROR): it is
     the client's mistake, named as such (issue 24, item 11)."""
