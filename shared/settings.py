@@ -6,6 +6,7 @@ every 5 messages, a fallback of 20 messages with a 30 min expiry).
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Literal
 
@@ -58,6 +59,17 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
         return _check_redis_url(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for item in (s.strip() for s in value.split(",")):
+            if item and item != "fastly":
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"TRUSTED_PROXIES: {item!r} is not a CIDR (nor 'fastly')") from None
+        return value
 
     # --- Redis (Memorystore) -------------------------------------------------------
     redis_url: str | None = Field(None, description="redis:// or rediss:// URL; unset: no Redis layer")
@@ -213,6 +225,13 @@ class Settings(BaseSettings):
         ge=1,
         le=10,
         description="The client IP is this many X-Forwarded-For entries from the right (1: Cloud Functions direct)",
+    )
+    trusted_proxies: str = Field(
+        "fastly",
+        description=(
+            "Comma-separated CIDRs of proxies in front (their X-Forwarded-For entries are skipped leftward); "
+            "'fastly': Fastly's published ranges, Firebase Hosting's CDN; '': none"
+        ),
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 

@@ -25,6 +25,7 @@ from flask import Request, Response
 from shared import fastjson
 from shared.core.models import SESSION_ID_RE
 from shared.edge import auth, ratelimit
+from shared.edge.client_ip import client_ip
 from shared.errors import (
     ChatMemoryError,
     InvalidArgument,
@@ -80,8 +81,8 @@ class Call:
 
     @property
     def client_ip(self) -> str | None:
-        """The caller's IP (ratelimit.client_ip), worked out only by the handler that asks."""
-        return ratelimit.client_ip(self.forwarded_for, self.remote_addr)
+        """The caller's IP (edge/client_ip.py), worked out only by the handler that asks."""
+        return client_ip(self.forwarded_for, self.remote_addr)
 
 
 Handler = Callable[[Call], Reply]

@@ -111,27 +111,6 @@ def enforce_session_creation(client_ip: str | None) -> Decision:
     return decision
 
 
-def client_ip(forwarded_for: str | None, remote_addr: str | None) -> str | None:
-    """The caller's IP as Google's front end reports it.
-
-    The front end appends the address it received the connection from to whatever
-    X-Forwarded-For the client sent, so only entries counted from the right are
-    trustworthy: the last one when the function is called directly, one further left per
-    trusted proxy in front (CLIENT_IP_HOPS). Anything left of that is the client's own
-    text. Without the header (local runs), the socket's peer address.
-    """
-    hops = get_settings().client_ip_hops
-    if forwarded_for:
-        entries = [e.strip() for e in forwarded_for.split(",")]
-        candidate = entries[-hops] if len(entries) >= hops else entries[0]
-    else:
-        candidate = remote_addr or ""
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return None
-
-
 def key_of(uid: str) -> str:
     return Keys(get_settings().redis_key_prefix).rate_limit(uid)
 

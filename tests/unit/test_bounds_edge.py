@@ -57,3 +57,59 @@ def test_the_session_cap_answers_a_clear_409(edge_with_redis, monkeypatch):
     assert refused.status_code == 409 and error_code(refused) == "too_many_sessions"
     assert "end one" in refused.get_json()["error"]["message"]
     assert _create("someone-else", "198.51.100.9").status_code == 201
+
+
+# Behind Firebase Hosting's rewrite (the console's /api), the request reaches the function
+# through Fastly, Hosting's CDN: Fastly appends the client's address to X-Forwarded-For, then
+# Google's front end appends Fastly's. The right-most entry is then a Fastly edge that many
+# users share; the client is the entry Fastly appended, one to its left.
+FASTLY_EDGE = "151.101.65.195"
+
+
+def test_clients_behind_hostings_cdn_are_counted_apart(edge_with_redis):
+    codes = [_create(f"web-{i}", f"198.51.100.{i}, {FASTLY_EDGE}").status_code for i in range(6)]
+    assert codes == [201] * 6  # six users, one Fastly edge: not one shared budget
+
+
+def test_a_client_behind_hostings_cdn_cannot_forge_its_way_past_the_limit(edge_with_redis):
+    codes = [_create(f"web-x{i}", f"10.0.0.{i}, 198.51.100.77, {FASTLY_EDGE}").status_code for i in range(4)]
+    assert codes == [201, 201, 201, 429]
+
+
+def test_a_direct_caller_cannot_pose_as_the_cdn(edge_with_redis):
+    # Called directly, the front end appends the caller's own address last: a Fastly-looking
+    # entry the caller wrote sits to its left and proves nothing; Fastly-Client-IP, which a
+    # client can set, is never read.
+    for i in range(3):
+        r = client("create_session").post(
+            "/",
+            json={},
+            headers={
+                "X-User-Id": f"direct-{i}",
+                "X-Forwarded-For": f"10.1.1.{i}, {FASTLY_EDGE}, 203.0.113.9",
+                "Fastly-Client-IP": f"10.2.2.{i}",
+            },
+        )
+        assert r.status_code == 201
+    assert _create("direct-3", f"{FASTLY_EDGE}, 203.0.113.9").status_code == 429
+
+
+def test_trusted_proxies_can_be_set_or_turned_off(edge_with_redis, monkeypatch):
+    monkeypatch.setenv("TRUSTED_PROXIES", "")
+    edge.reset()
+    codes = [_create(f"off-{i}", f"198.51.100.{i + 10}, {FASTLY_EDGE}").status_code for i in range(4)]
+    assert codes == [201, 201, 201, 429]  # no proxy trusted: the edge's address is the client
+    monkeypatch.setenv("TRUSTED_PROXIES", "192.0.2.0/24")
+    edge.reset()
+    codes = [_create(f"own-{i}", f"198.51.100.{i + 20}, 192.0.2.5").status_code for i in range(4)]
+    assert codes == [201] * 4
+
+
+def test_a_malformed_trusted_proxies_setting_is_refused_at_start(monkeypatch):
+    from pydantic import ValidationError
+
+    from shared.settings import Settings
+
+    monkeypatch.setenv("TRUSTED_PROXIES", "fastly,10.0.0.0/33")
+    with pytest.raises(ValidationError, match="TRUSTED_PROXIES|trusted_proxies"):
+        Settings()
