@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     history_max_limit: int = Field(
         100, ge=1, le=1000, description="Largest `limit` of get_history (Redis holds the last MESSAGE_WINDOW)"
     )
+    export_page_max_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=30 * 1024 * 1024,
+        description="Largest export_my_data page (bytes of JSON); a bigger session is split across pages",
+    )
     low_confidence_threshold: float = Field(
         0.5, ge=0, le=1, description="Answers below this confidence count as low confidence in the admin reports"
     )

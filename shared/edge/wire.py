@@ -9,7 +9,7 @@ long way, and tests/unit/test_wire_contract.py holds the two equal."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -179,10 +179,27 @@ class AdminSession(_Wire):
     final_messages: list[dict[str, Any]]
 
 
+class ExportSession(_Wire):
+    """A session, or one part of a session split across pages (``continues``: the rest
+    begins the next page)."""
+
+    session_id: str
+    status: Literal["active", "ended"]
+    created_at: float | None
+    last_active_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+    user_info: dict[str, Any] = {}
+    summary: dict[str, Any] | None = None
+    messages: list[dict[str, Any]]
+    analytics: list[dict[str, Any]]
+    continues: bool
+
+
 class ExportPage(_Wire):
     user_id: str
     user: dict[str, Any] | None = None  # the first page only
-    sessions: list[dict[str, Any]]
+    sessions: list[ExportSession]
     next_cursor: str | None
 
 
@@ -223,6 +240,7 @@ SCHEMAS: dict[str, type[_Wire]] = {
     "LowConfidenceItem": LowConfidenceItem,
     "AdminSession": AdminSession,
     "ExportPage": ExportPage,
+    "ExportSession": ExportSession,
     "ErasedCounts": ErasedCounts,
     "SessionErased": SessionErased,
     "ErasureReceipt": ErasureReceipt,

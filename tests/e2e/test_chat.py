@@ -4,6 +4,8 @@ emulator and a real redis-server; the default ``kb`` responder over the shipped 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -87,3 +89,10 @@ def test_a_user_downloads_everything_they_wrote(api: Api):
     assert all(c in r.text for c in mine) and "their secret words" not in r.text
     assert [s["session_id"] for s in body["sessions"]] == [sid] and body["next_cursor"] is None
     assert len(body["sessions"][0]["analytics"]) == 3  # the answers, still buffered in Redis
+    assert body["sessions"][0]["continues"] is False
+    # Crafted cursors: another user's session, a negative seq, a lone surrogate, a string seq.
+    for value in ([1.0, theirs, 0], [1.0, theirs], [1.0, sid, -1], [1.0, "\ud800", 1], [1.0, sid, "1"]):
+        cursor = base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+        bad = contract(api.get("export_my_data", {"cursor": cursor}, user), "export_my_data", 400)
+        assert bad["error"]["details"]["field"] == "cursor", bad
+        assert "their secret words" not in json.dumps(bad)

@@ -13,12 +13,26 @@ export function combineExportPages(pages, exportedAt) {
   if (!pages.length) throw new Error("the export answered no page");
   const [first] = pages;
   const sessions = new Map();
+  let open = null; // the session whose last part said `continues`: the next part is its rest
   for (const page of pages) {
     if (page.user_id !== first.user_id) throw new Error("the export's pages belong to different users");
-    // A session Redis alone knew on the first page can have its document by a later page:
-    // the later read is the fresher, and the file holds each session once.
-    for (const s of page.sessions || []) sessions.set(s.session_id, s);
+    for (const s of page.sessions || []) {
+      const { continues = false, ...part } = s;
+      if (open !== null && open !== s.session_id) throw new Error("the export's next page did not continue the session");
+      const held = open === s.session_id ? sessions.get(s.session_id) : null;
+      // A session split across pages (a page is bounded by bytes): its parts, in order, are
+      // one session, messages and analytics appended. Otherwise the later read is the
+      // fresher, and the file holds each session once.
+      sessions.set(
+        s.session_id,
+        held
+          ? { ...part, messages: [...held.messages, ...(part.messages || [])], analytics: [...held.analytics, ...(part.analytics || [])] }
+          : { ...part, messages: [...(part.messages || [])], analytics: [...(part.analytics || [])] },
+      );
+      open = continues ? s.session_id : null;
+    }
   }
+  if (open !== null) throw new Error("the export ended inside a session");
   return { user_id: first.user_id, user: first.user ?? null, sessions: [...sessions.values()], exported_at: exportedAt };
 }
 

@@ -67,6 +67,36 @@ test("export: each session once (the later read wins), no user is null, mixed us
   assert.throws(() => combineExportPages([], "t"), /no page/);
 });
 
+test("export: the parts of a session split across pages are one session, in order, without `continues`", () => {
+  const part = (id, seqs, continues) => ({
+    ...session(id, "x"),
+    messages: seqs.map((seq) => ({ seq, role: "user", content: `m${seq}` })),
+    analytics: seqs.map((seq) => ({ seq, query: `q${seq}` })),
+    continues,
+  });
+  const doc = combineExportPages(
+    [
+      { user_id: "u1", user, sessions: [part("a", [1], false), part("b", [1, 2], true)], next_cursor: "c1" },
+      { user_id: "u1", sessions: [part("b", [3], true)], next_cursor: "c2" },
+      { user_id: "u1", sessions: [part("b", [4, 5], false), part("c", [1], false)], next_cursor: null },
+    ],
+    "t",
+  );
+  assert.deepEqual(doc.sessions.map((s) => s.session_id), ["a", "b", "c"]);
+  const b = doc.sessions[1];
+  assert.deepEqual(b.messages.map((m) => m.seq), [1, 2, 3, 4, 5]);
+  assert.deepEqual(b.analytics.map((q) => q.query), ["q1", "q2", "q3", "q4", "q5"]);
+  assert.equal(doc.sessions.some((s) => "continues" in s), false);
+  assert.throws(
+    () => combineExportPages([{ user_id: "u1", sessions: [part("b", [1], true)], next_cursor: null }], "t"),
+    /ended inside a session/,
+  );
+  assert.throws(
+    () => combineExportPages([{ user_id: "u1", sessions: [part("b", [1], true), part("c", [1], false)] }], "t"),
+    /did not continue/,
+  );
+});
+
 test("export: the file is the document as indented JSON", async () => {
   const doc = { user_id: "u1", user: null, sessions: [session("a", "é <b>")], exported_at: "t" };
   const blob = exportBlob(doc);

@@ -4,6 +4,7 @@ documents, paged, for the export and the erasure."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from shared.store.firestore import analytics
@@ -23,6 +24,10 @@ class ReportStore:
 
     def analytics(self, sid: str) -> list[dict[str, Any]]:
         return analytics.read(self.fs, sid)
+
+    def analytics_entries(self, sid: str) -> Iterator[dict[str, Any]]:
+        """The session's analytics entries in seq order, read one part at a time."""
+        return analytics.entries(self.fs, sid)
 
     def sessions_of(self, uid: str, limit: int, after: tuple[float, str] | None) -> list[dict[str, Any]]:
         """The user's session documents, oldest first, after the cursor (created_at, id)."""
