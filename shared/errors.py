@@ -77,6 +77,14 @@ class Unavailable(ChatMemoryError):
     http_status = 503
 
 
+class Busy(Unavailable):
+    """This instance has no room for the operation now (a 503 with Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, details={"retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+
 class StoreError(Exception):
     """Raised by a storage layer when its backend fails (network, timeout, server).
 

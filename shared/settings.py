@@ -159,6 +159,15 @@ class Settings(BaseSettings):
         le=30 * 1024 * 1024,
         description="Largest export_my_data page (bytes of JSON); a bigger session is split across pages",
     )
+    export_max_concurrent: int = Field(
+        4,
+        ge=1,
+        le=80,
+        description="export_my_data requests one instance builds at once (a page takes a few times its size)",
+    )
+    export_slot_wait_s: float = Field(
+        10.0, ge=0, le=60, description="How long an export waits for a free slot before a 503 with Retry-After"
+    )
     low_confidence_threshold: float = Field(
         0.5, ge=0, le=1, description="Answers below this confidence count as low confidence in the admin reports"
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 def reset() -> None:
     """For tests: forget everything this process built, the edge's per-instance caches
-    (verified tokens and account checks, the rate limiter's scripts, the last health probe)
+    (verified tokens and account checks, the rate limiter's scripts, the last health probe, the export slots)
     and the instance's (``shared.instance.reset``), so the next use reads the environment
     anew. The one reset the tests call."""
     from shared import instance
@@ -21,3 +21,4 @@ def reset() -> None:
     ratelimit.reset_limiter()
     auth.reset_auth()
     api.reset_health()
+    api.reset_export_slots()

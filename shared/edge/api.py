@@ -21,7 +21,7 @@ from shared.core.models import Context, validate_session_id
 from shared.edge import bodies, ratelimit
 from shared.edge.auth import refusal_reason
 from shared.edge.http import Call, Reply, Text, int_param, only_fields
-from shared.errors import InvalidArgument
+from shared.errors import Busy, InvalidArgument
 from shared.logs import get_logger
 from shared.settings import get_settings
 
@@ -166,13 +166,34 @@ def _reports() -> Any:
     return get_instance().reports()
 
 
+_export_slots: threading.BoundedSemaphore | None = None
+_export_slots_lock = threading.Lock()
+
+
+def export_slots() -> threading.BoundedSemaphore:
+    """The instance's export slots: a page takes a few times EXPORT_PAGE_MAX_BYTES while it
+    is built, so only EXPORT_MAX_CONCURRENT of an instance's requests may be exports at once
+    (4 x 4 MiB pages, about 64 MiB at most, on a 512 MiB instance serving 80 requests)."""
+    global _export_slots
+    with _export_slots_lock:
+        if _export_slots is None:
+            _export_slots = threading.BoundedSemaphore(get_settings().export_max_concurrent)
+        return _export_slots
+
+
 def export_my_data(call: Call) -> Reply:
     from shared.edge import wire
     from shared.features.export import MAX_PAGE
     from shared.instance import get_instance
 
     limit = int_param(call.args, "limit", default=50, lo=1, hi=MAX_PAGE) or 50
-    page = get_instance().data_rights().export(call.uid, cursor=call.args.get("cursor"), limit=limit)
+    slots = export_slots()
+    if not slots.acquire(timeout=get_settings().export_slot_wait_s):
+        raise Busy("this instance is busy with other exports; try again shortly", retry_after_s=2)
+    try:
+        page = get_instance().data_rights().export(call.uid, cursor=call.args.get("cursor"), limit=limit)
+    finally:
+        slots.release()
     body = wire.ExportPage.model_validate(page).model_dump(exclude_none=False)
     if body["user"] is None:
         del body["user"]
@@ -286,6 +307,12 @@ class _HealthProbe:
 
 
 _health_probe = _HealthProbe()
+
+
+def reset_export_slots() -> None:
+    global _export_slots
+    with _export_slots_lock:
+        _export_slots = None
 
 
 def reset_health() -> None:

@@ -27,6 +27,7 @@ from shared.core.models import SESSION_ID_RE
 from shared.edge import auth, ratelimit
 from shared.edge.client_ip import client_ip
 from shared.errors import (
+    Busy,
     ChatMemoryError,
     InvalidArgument,
     PayloadTooLarge,
@@ -321,7 +322,7 @@ def _error_response(exc: ChatMemoryError) -> Response:
     response = _json(exc.http_status, {"error": error})
     if isinstance(exc, HttpError):
         response.headers.update(exc.headers)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, (RateLimited, Busy)):
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
     return response
 

@@ -202,3 +202,34 @@ def test_a_cursor_naming_another_users_session_is_a_400_naming_the_field(redis_s
     page = rights.export(uid, cursor=encode_cursor(ts, mine, 1))  # after the question (seq 1): the answer
     assert [s["session_id"] for s in page["sessions"]] == [mine] and len(page["sessions"][0]["messages"]) == 1
     assert not [c for c in foreign if c in json.dumps(page)]
+
+
+def test_exports_at_once_on_one_instance_are_capped(firestore_emulator, uid, monkeypatch):
+    """A page may take a few times EXPORT_PAGE_MAX_BYTES while it is built; with 80 requests
+    at once on a 512 MiB instance only a few of them may be exports. A slot held (as an export
+    in progress holds it) makes the next one past EXPORT_MAX_CONCURRENT a 503 with
+    Retry-After, and the slot's release lets it through."""
+    from shared import edge
+    from shared.edge import api
+    from tests.unit.test_http_edge import client, error_code
+
+    for name in ("FUNCTION_TARGET", "FIREBASE_AUTH_EMULATOR_HOST", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("FIRESTORE_ENABLED", raising=False)
+    monkeypatch.setenv("AUTH_DISABLED", "true")
+    monkeypatch.setenv("EXPORT_MAX_CONCURRENT", "2")
+    monkeypatch.setenv("EXPORT_SLOT_WAIT_S", "0")
+    edge.reset()
+    try:
+        get = client("export_my_data").get
+        assert get("/", headers={"X-User-Id": uid}).status_code == 200
+        held = [api.export_slots().acquire(blocking=False) for _ in range(2)]
+        assert held == [True, True]
+        busy = get("/", headers={"X-User-Id": uid})
+        assert busy.status_code == 503 and error_code(busy) == "unavailable"
+        assert int(busy.headers["Retry-After"]) >= 1
+        api.export_slots().release()
+        assert get("/", headers={"X-User-Id": uid}).status_code == 200
+        api.export_slots().release()
+    finally:
+        edge.reset()
