@@ -187,6 +187,7 @@ def test_the_newcomers_first_hour(page: Page, stack, api: Api, size: str) -> Non
         shlex.split(command), cwd=REPO, env=_newcomer_env(), capture_output=True, text=True, timeout=120, check=False
     )
     assert ran.returncode == 0, f"`{command}` failed ({ran.returncode}):\n{ran.stdout}\n{ran.stderr}"
+    assert "using the local Auth emulator" in ran.stdout, ran.stdout  # found it as a newcomer's shell would
     assert f"{uid}: admin granted" in ran.stdout, ran.stdout
 
     # 6. Reload: the page fetches a token with the new claim (no sign-out), and reads the report.
