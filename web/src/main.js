@@ -255,7 +255,8 @@ async function downloadMyData() {
     });
     // The page reads every page of the export and hands the browser one file.
     saveFile(exportBlob(doc), EXPORT_FILENAME);
-    setStatus(`Downloaded ${EXPORT_FILENAME}: ${doc.sessions.length} sessions.`);
+    const n = doc.sessions.length;
+    setStatus(`Downloaded ${EXPORT_FILENAME}: ${n} ${n === 1 ? "session" : "sessions"}.`);
   } catch (e) {
     showError(e, downloadMyData);
   }
