@@ -11,6 +11,11 @@ CM_BUNDLE="${CM_BUNDLE:-$CM_ROOT/.build/functions}"
 CM_CACHE="$CM_ROOT/.cache"
 CM_PYTHON="${CM_PYTHON:-python3.11}"
 FIREBASE="$CM_ROOT/node_modules/.bin/firebase"
+# Installs shared by every checkout on this machine, one directory per exact input (the hash
+# of the requirement or lock files and the interpreter): a fresh clone links them instead of
+# installing again (scripts/setup.sh). Set CM_INSTALL_CACHE= (empty) to install inside the
+# checkout instead.
+CM_INSTALL_CACHE="${CM_INSTALL_CACHE-${XDG_CACHE_HOME:-$HOME/.cache}/chat-memory}"
 
 cm_log() {
   if [ -t 2 ]; then printf '\033[1m[chat-memory]\033[0m %s\n' "$*" >&2; else printf '[chat-memory] %s\n' "$*" >&2; fi
@@ -29,6 +34,37 @@ cm_base_python() {
   else
     cm_die "Python 3.11 is needed ($CM_PYTHON not found)"
   fi
+}
+
+# cm_cache_key FILE... : 16 hex digits of the files' contents and the tools that install them.
+cm_cache_key() {
+  { cat "$@"; "$(cm_base_python)" -V 2>&1; node -v 2>/dev/null || true; uname -m; } | sha256sum | cut -c1-16
+}
+
+# cm_use_cache LINK : true if LINK may be (re)pointed into the install cache: the cache is on
+# and LINK is absent or already a link (a real directory someone made is left alone).
+cm_use_cache() { [ -n "$CM_INSTALL_CACHE" ] && { [ -L "$1" ] || [ ! -e "$1" ]; }; }
+
+# cm_npm_cached LINK DIR_WITH_LOCK NAME : LINK (a node_modules path) -> the cache's install of
+# DIR_WITH_LOCK's package.json and package-lock.json (npm ci once per lock, under a lock,
+# into a temporary directory moved into place whole, so a half install is never used).
+cm_npm_cached() {
+  local link="$1" src="$2" name="$3" key dir
+  key="$(cm_cache_key "$src/package.json" "$src/package-lock.json")"
+  dir="$CM_INSTALL_CACHE/$name-$key"
+  mkdir -p "$CM_INSTALL_CACHE"
+  (
+    flock 8
+    if [ ! -f "$dir/.complete" ]; then
+      rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+      cp "$src/package.json" "$src/package-lock.json" "$dir.tmp/"
+      npm --prefix "$dir.tmp" ci --no-audit --no-fund --loglevel=error ||
+        { rm -rf "$dir.tmp/node_modules"; npm --prefix "$dir.tmp" ci --no-audit --no-fund --loglevel=error; } ||
+        exit 1
+      touch "$dir.tmp/.complete" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
+    fi
+  ) 8>"$dir.lock" || return 1
+  ln -sfn "$dir/node_modules" "$link"
 }
 
 # Java major version of `java` on PATH, or 0.
