@@ -106,8 +106,9 @@ def test_firestore_path_refuses_past_the_session_byte_bound(redis_server_persist
     # and counts nothing more against the bound
     again = m.add_message(sid, "user", body(0), client_message_id="c-0", user_id=uid)
     assert (again.duplicate, again.storage) == (True, "firestore")
-    with pytest.raises(FailedPrecondition):
-        m.add_message(sid, "user", "small, still past the bound " + "y" * 8 * KB, user_id=uid)
+    with pytest.raises(FailedPrecondition):  # and the refused one stays refused
+        n = len(accepted)
+        m.add_message(sid, "user", body(n), client_message_id=f"c-{n}", user_id=uid)
 
     srv.start()
     breaker_due(m)
