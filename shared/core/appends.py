@@ -101,9 +101,10 @@ class Appends(OverLayers):
         else:
             check_owner(state.owner, user_id)
             created = True
-        out = self.memory.append(replace(req, seq_hint=self.memo.seq(sid))) if created else Appended("full")
-        if out.status == "full":
+        out = self.memory.append(replace(req, seq_hint=self.memo.seq(sid))) if created else Appended("no_room")
+        if out.status == "no_room":
             # Refused rather than stored and later dropped: the caller retries once a store is back.
+            # (A session past its own bound is 'full': the 409 every layer answers.)
             raise Unavailable("no store is reachable and this instance's memory is full; retry later")
         _raise_for(out)
         self.memo.seq(sid, out.seq)
@@ -124,7 +125,7 @@ def _raise_for(out: Appended) -> None:
     if status == "ended":
         raise FailedPrecondition("session has ended")
     if status == "full":
-        raise FailedPrecondition("the session is full (its answers or bytes in Redis); end it and start a new one")
+        raise FailedPrecondition("the session is full (its answers or bytes); end it and start a new one")
     if status == "erased":
         raise NotFound("no such session (its data was erased)")
     raise StoreError(f"unexpected store answer {status!r}", layer="redis")

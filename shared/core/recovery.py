@@ -218,7 +218,9 @@ class Recovery(OverLayers):
         if msgs:
             out = self.redis.import_messages(sid, msgs)
             if out.added < 0:
-                return pending  # Redis lost the session meanwhile: nothing merged
+                # Redis lost the session, or an end took its snapshot, between or before the
+                # merge's steps: what is in stays in; the rest waits (the session stays to reconcile).
+                return pending
             if out.due_seq:
                 self.summaries.roll(sid, out.due_seq, out.previous_summary, out.unsummarized or [], self._clock())
             log.info("merged messages back into redis", extra={"session_id": sid, "count": out.added})

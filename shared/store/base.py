@@ -24,8 +24,13 @@ SYSTEM_END_REASONS = ("timeout", "expired")
 END_REASONS = frozenset(CLIENT_END_REASONS + SYSTEM_END_REASONS)
 # What an append answers, in every layer: stored (ok), stored before under the same message
 # id (dup), or refused: the layer does not know the session, it is another user's, it has
-# ended, the session's bound is reached, or its data was erased (a tombstone).
-AppendStatus = Literal["ok", "dup", "missing", "forbidden", "ended", "full", "erased"]
+# ended, the session's bound is reached (full: its answers or bytes, the same bound on every
+# layer), or its data was erased (a tombstone); no_room: this instance's memory layer has
+# no room left (its own bounds, not the session's: a 503, retried once a store is back).
+AppendStatus = Literal["ok", "dup", "missing", "forbidden", "ended", "full", "erased", "no_room"]
+# A message's number written at its widest, for the byte ledger of a message whose number
+# in Redis is not known yet (``StoredMessage.ledger_bytes``).
+_SEQ_WIDEST = 10
 ReadStatus = Literal["ok", "missing", "forbidden", "erased"]
 # An end's snapshot: taken (ok), or refused; busy: another attempt owns the end; in_use: the
 # session was used after the sweep's idle bound.
@@ -55,6 +60,14 @@ class StoredMessage:
 
     def to_json(self) -> str:
         return f'{{"seq":{self.seq},{self.tail_json()}'
+
+    def ledger_bytes(self) -> int:
+        """What this message costs the session's byte ledger in Redis ('lb': append.lua
+        and import.lua charge its JSON plus a quarter, 64, and its id field), with its
+        number at its widest: the charge whatever number a merge gives it, or more. The
+        outage layers count it against the same bound Redis does."""
+        raw = len(self.tail_json().encode("utf-8", "surrogatepass")) + len('{"seq":,') + _SEQ_WIDEST
+        return raw * 5 // 4 + 64 + len(self.mid.encode("utf-8", "surrogatepass")) + 16
 
     @classmethod
     def from_json(cls, raw: str) -> StoredMessage:

@@ -4,7 +4,9 @@ What it holds lives in this one process: another instance cannot see it and it i
 if the instance stops, so every answer served from here says ``durable: false``.
 Bounded (sessions, messages per session, bytes for the whole layer) and expiring (30 min
 by default). At a bound it refuses (the caller answers 503) rather than drop a message it
-already accepted: a session holding messages is never evicted to make room.
+already accepted: a session holding messages is never evicted to make room. A session's
+own bounds are Redis' (its byte ledger and answers, counted as Redis counts them): past
+them the append is 'full', the 409 Redis answers.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class _MemSession:
     local_only: bool = False
     # What this session costs the layer's byte bound (messages, analytics, ids, state).
     bytes: int = 0
+    # What the messages held would cost the session's bound in Redis (its byte ledger).
+    ledger: int = 0
 
 
 # Per-object bookkeeping (dataclass, dict and deque slots) counted on top of the JSON.
@@ -134,7 +138,8 @@ class MemoryLayer:
             return self._get(sid) is not None
 
     def append(self, req: AppendRequest) -> Appended:
-        """Hold one message (ok | dup | missing | ended | full; ownership is the caller's check)."""
+        """Hold one message (ok | dup | missing | ended | full | no_room; ownership is the
+        caller's check)."""
         sid, msg, cmid = req.session_id, req.message, req.cmid
         with self._lock:
             s = self._get(sid)
@@ -151,12 +156,18 @@ class MemoryLayer:
             if msg.role == "assistant":
                 query = QueryRecord.from_answer(seq, msg.mid, s.pending_query, msg)
             size = _OVERHEAD + len(msg.to_json().encode()) + (len(query.to_json().encode()) if query else 0)
+            charge = msg.ledger_bytes()
+            answers = len(s.queries) + int(query is not None)
+            bounds = self.settings
+            if s.ledger + charge > bounds.analytics_buffer_max_bytes or answers > bounds.analytics_buffer_max:
+                return Appended("full")  # the session's bound, as Redis keeps it
             if (
                 len(s.messages) >= self.settings.fallback_max_messages
                 or self._bytes + size > self.settings.fallback_max_bytes
             ):
-                return Appended("full")
+                return Appended("no_room")
             s.bytes += size
+            s.ledger += charge
             self._bytes += size
             s.messages.append(msg)
             s.state.seq = seq
@@ -209,6 +220,7 @@ class MemoryLayer:
                 s.messages.clear()
                 s.messages.extend(kept_msgs)
                 s.queries = [q for q in s.queries if q.mid not in mids]
+                s.ledger = sum(m.ledger_bytes() for m in kept_msgs)
                 if kept_msgs:
                     freed = min(freed, s.bytes - _state_bytes(s.state))
                     s.bytes -= freed
@@ -218,6 +230,7 @@ class MemoryLayer:
                 s.messages.clear()
                 s.queries.clear()
                 s.cmids.clear()
+                s.ledger = 0
                 kept = _state_bytes(s.state)
                 self._bytes -= s.bytes - kept
                 s.bytes = kept

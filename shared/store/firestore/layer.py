@@ -25,6 +25,7 @@ from shared.store.base import (
     ERASED,
     Appended,
     AppendRequest,
+    AppendStatus,
     CreateRequest,
     LayerName,
     QueryRecord,
@@ -137,7 +138,9 @@ class FirestoreLayer:
         return state_from_doc(doc) if doc and doc.get("status") != ERASED else None
 
     def append(self, req: AppendRequest) -> Appended:
-        """Accept a message durably while Redis is down (two writes; outage path only).
+        """Accept a message durably while Redis is down (two writes; outage path only);
+        'full' past the session's bounds (``pending_bytes``, ``pending_answers``: checked
+        and counted in this transaction, once per message id).
 
         The sequence number continues from the highest this instance or the session
         document knows, so messages merged back into Redis keep acceptance order.
@@ -158,14 +161,20 @@ class FirestoreLayer:
             if doc is None:
                 assert base is not None
                 doc = new_session_doc(base, in_redis=req.base_in_redis)
-            if owner and doc.get("owner") != owner:
-                return Appended("forbidden")
-            if doc.get("status") != "active":
-                return Appended("ended")
+            refused: AppendStatus | None = "forbidden" if owner and doc.get("owner") != owner else None
+            if refused or doc.get("status") != "active":
+                return Appended(refused or "ended")
             # exactly once per message id (the client's, or one a retried call reuses)
             prev = pend.document(msg.mid).get(transaction=tx)
             if prev.exists:
                 return Appended("dup", seq=int(prev.get("seq")))
+            # The session's bound, as Redis keeps it, over what this path took in the
+            # session's life (pending messages stay until its end). Redis' own ledger is
+            # not known here: merged, the session holds at most its Redis bytes plus this.
+            held = int(doc.get("pending_bytes") or 0) + msg.ledger_bytes()
+            answers = int(doc.get("pending_answers") or 0) + int(msg.role == "assistant")
+            if held > self.settings.analytics_buffer_max_bytes or answers > self.settings.analytics_buffer_max:
+                return Appended("full")
             seq = max(int(doc.get("seq_hwm") or 0), int(doc.get("message_count") or 0), req.seq_hint) + 1
             rec = msg.to_dict() | {"seq": seq, "cmid": req.cmid}
             if msg.role == "assistant":
@@ -174,6 +183,8 @@ class FirestoreLayer:
                 "seq_hwm": seq,
                 "last_active_at": msg.timestamp,
                 "pending_count": int(doc.get("pending_count") or 0) + 1,
+                "pending_bytes": held,
+                "pending_answers": answers,
                 "pending_query": msg.content if msg.role == "user" else None,
             }
             tx.set(ref, update)

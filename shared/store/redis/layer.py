@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, cast
 
 from shared.settings import Settings
@@ -42,6 +43,10 @@ __all__ = ["EndSnapshot", "ImportOutcome", "ReadOutcome", "RedisFull", "RedisLay
 # than this: a read just after a write (the usual turn) writes nothing. last_active_at, which
 # the sweep's idle bound is minutes long against, may be this much older than the last read.
 _READ_SLIDE_SLACK_S = 10
+# One import script call (a merge's step) carries at most this much: a merge of a session
+# at its byte bound (2 MiB) is some ten calls, none holding Redis for long.
+IMPORT_STEP_BYTES = 256 * 1024
+IMPORT_STEP_ITEMS = 200
 
 
 class RedisLayer:
@@ -288,18 +293,44 @@ class RedisLayer:
     def import_messages(self, sid: str, messages: list[StoredMessage], *, end_token: str = "") -> ImportOutcome:
         """Append messages accepted elsewhere (during an outage), renumbered, exactly once
         per message id. ``messages`` in acceptance order. Returns the last summary claim.
-        Refused (added -2) once an end took its snapshot, except by that end (``end_token``)."""
+        Refused (added -2) once an end took its snapshot, except by that end (``end_token``).
+
+        In steps (``import_steps``): no one script call holds Redis for long. Each step is
+        exactly once by itself (the 'm:' id fields), so a merge cut between two steps (an
+        instance gone, an error) loses nothing, and the next merge, from the top, adds only
+        what is missing; two instances merging at once take the same steps in the same
+        order. A refusal stops the merge where it is (what is in stays in)."""
         s = self.settings
         # Only messages travel: the end pairs questions and answers from the merged log.
         items = [{"mid": m.mid, "role": m.role, "tail": m.tail_json()} for m in messages]
-        if not items:
-            return ImportOutcome(0)
-        args = [json.dumps(items, ensure_ascii=False), s.session_ttl_s, s.summary_interval, end_token]
-        out = self._run("import", sid, args)
-        if int(out[0]) < 0:
-            return ImportOutcome(int(out[0]))
-        res = ImportOutcome(int(out[0]), due_seq=int(out[1]))
-        if res.due_seq:
-            res.previous_summary = json.loads(out[2]) if out[2] else None
-            res.unsummarized = self._newest_within_bound(out[3])
+        res = ImportOutcome(0)
+        for step in import_steps(items):
+            args = [step, s.session_ttl_s, s.summary_interval, end_token]
+            out = self._run("import", sid, args)
+            if int(out[0]) < 0:
+                return ImportOutcome(int(out[0])) if res.added == 0 else replace(res, added=int(out[0]))
+            res.added += int(out[0])
+            if int(out[1]):
+                res.due_seq = int(out[1])
+                res.previous_summary = json.loads(out[2]) if out[2] else None
+                res.unsummarized = self._newest_within_bound(out[3])
         return res
+
+
+def import_steps(items: list[dict[str, str]]) -> list[str]:
+    """``items`` as the JSON arrays of the import's steps, in order: each at most
+    IMPORT_STEP_BYTES (an item larger than that is a step by itself) and IMPORT_STEP_ITEMS."""
+    steps: list[str] = []
+    parts: list[str] = []
+    size = 0
+    for it in items:
+        raw = json.dumps(it, ensure_ascii=False, separators=(",", ":"))
+        n = len(raw.encode("utf-8", "surrogatepass")) + 1
+        if parts and (size + n > IMPORT_STEP_BYTES or len(parts) >= IMPORT_STEP_ITEMS):
+            steps.append("[" + ",".join(parts) + "]")
+            parts, size = [], 0
+        parts.append(raw)
+        size += n
+    if parts:
+        steps.append("[" + ",".join(parts) + "]")
+    return steps

@@ -4,9 +4,12 @@
 -- with a fresh sequence number after everything Redis holds: acceptance order is pre-outage
 -- messages, outage messages, then later ones. The 'm:' id field append.lua also keeps makes
 -- the merge exactly-once per message, whichever instance does it, however often. Nothing
--- accepted is refused here: the session's bounds may be passed (the ledger shows it).
+-- accepted is refused here: the layers that accepted them kept the session's bounds (each
+-- within the bound, not knowing this ledger: the merged session holds at most its bytes
+-- here plus the bound), and the ledger shows it. A merge is several calls of this script
+-- (layer.py ``import_steps``: at most 256 KiB each), each exactly-once by itself.
 -- KEYS: 1 meta, 2 log, 3 sum
--- ARGV: 1 JSON array of {mid, role, tail} in their acceptance order; 2 ttl,
+-- ARGV: 1 JSON array of {mid, role, tail} in their acceptance order (one step); 2 ttl,
 --       3 summary interval, 4 the end attempt's token ('' = none)
 -- Returns {-1} if Redis does not know the session, {-2} if it is ending or ended: an end's
 -- snapshot is taken, so what is merged now would be deleted with the caches (the ending
