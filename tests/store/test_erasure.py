@@ -63,10 +63,21 @@ def firestore_text(db: Any) -> str:
     parts = []
 
     def walk(col: Any) -> None:
-        for doc in col.stream():
-            parts.append(f"{doc.reference.path} {doc.to_dict()}")
-            for sub in doc.reference.collections():
-                walk(sub)
+        # In pages: one stream of a whole collection the suite has filled (thousands of
+        # documents by now) can outlast the emulator's deadline on a busy machine.
+        last = None
+        while True:
+            query = col.order_by("__name__").limit(300)
+            if last is not None:
+                query = query.start_after(last)
+            docs = list(query.stream())
+            for doc in docs:
+                parts.append(f"{doc.reference.path} {doc.to_dict()}")
+                for sub in doc.reference.collections():
+                    walk(sub)
+            if len(docs) < 300:
+                return
+            last = docs[-1]
 
     for col in db.collections():
         walk(col)
