@@ -1308,6 +1308,9 @@ OPENERS = [
     "Good thinking to sort this out ahead of time rather than at the last minute.",
     "I can help with that, and there are a couple of things worth keeping in mind.",
     "Short answer first, and then a few details that might be useful.",
+    "Thanks for the extra context, that makes it much easier to give you advice that actually fits what you need.",
+    "That's worth getting right, so let me walk you through the main points one at a time, starting with the basics.",
+    "Happy to dig into this with you, since it's the kind of detail that can save a lot of hassle later on.",
 ]
 OFFERS = [
     "If you like, I can turn this into a short checklist.",
@@ -1322,12 +1325,14 @@ ASIDES = [
     "Quick follow-up.",
     "I've been meaning to ask about this.",
     "This might be a silly question.",
+    "Okay, I've been thinking about what you said earlier and I have another question for you.",
+    "Thanks for all of that, it really helps, and there's one more thing I'd like to understand better.",
 ]
 
 
 def _elaborate(rng: random.Random, bot: str, turns: list[tuple[str, str]]) -> str:
     more = [a for _, a in rng.sample(turns, min(len(turns), rng.randint(1, 3))) if a != bot]
-    parts = [rng.choice(OPENERS)] if rng.random() < 0.5 else []
+    parts = [rng.choice(OPENERS)] if rng.random() < 0.7 else []
     parts += [bot, *more]
     if rng.random() < 0.4:
         parts.append(rng.choice(OFFERS))
@@ -1361,7 +1366,7 @@ def _with_mentions(rng: random.Random, kind: str, msgs: list[tuple[str, str]], a
 
 
 def _aside(rng: random.Random, user: str) -> str:
-    return f"{rng.choice(ASIDES)} {user}" if rng.random() < 0.25 else user
+    return f"{rng.choice(ASIDES)} {user}" if rng.random() < 0.35 else user
 
 
 def _small_talk(rng: random.Random, turns: list[tuple[str, str]], n: int) -> list[tuple[str, str]]:
