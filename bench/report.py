@@ -29,7 +29,7 @@ def render(out: dict[str, Any]) -> str:
     ]
     renderers = {"store": _store, "roundtrips": _roundtrips, "http": _http, "coldstart": _coldstart,
                  "cost": _cost, "scale": _scale, "chat": _chat, "admin": _admin, "erase": _erase,
-                 "faq": _faq}  # fmt: skip
+                 "faq": _faq, "memory_recall": _memory_recall}  # fmt: skip
     for name, fn in renderers.items():
         if name not in out["sections"]:
             continue
@@ -66,6 +66,33 @@ def _faq(s: dict[str, Any]) -> str:
     tail += f".\n\n{misses} on-topic questions not answered from their entry (listed in the JSON, or by "
     tail += "`.venv/bin/python -m bench.faq_quality --misses`)"
     return "\n".join(head) + "\n" + table + tail + "."
+
+
+def _memory_recall(s: dict[str, Any]) -> str:
+    title = "### 11. returning users' memory: which past session a question recalls"
+    head = [title, "", f"How: {s.get('how', '')}", ""]
+    labels = {
+        "product": "product (search_memories)",
+        "recency": "baseline: the 3 most recent sessions",
+        "summary": "baseline: BM25 over the rolling summary",
+        "transcript": "reference: BM25 over the transcript",
+    }
+    rows = []
+    for name, r in s["rankers"].items():
+        if not r["available"]:
+            rows.append([labels.get(name, name), f"not available ({r['why']})", "-", "-", "-"])
+            continue
+        rows.append([labels.get(name, name), f"{r['hits_at_1']}/{r['probes']} ({_f(r['recall_at_1'], 3)})",
+                     f"{r['hits_at_3']}/{r['probes']} ({_f(r['recall_at_3'], 3)})", r["probes"],
+                     r["candidates_median"]])  # fmt: skip
+    table = _table(["ranker", "recall@1", "recall@3", "probes", "median candidates"], rows)
+    prod = s["rankers"]["product"]
+    target = s["target_recall_at_3"]
+    if prod["available"]:
+        verdict = f"{_f(prod['recall_at_3'], 3)}: " + ("met" if s["target_met"] else "**not met**")
+    else:
+        verdict = "not measured (product: not available)"
+    return "\n".join(head) + "\n" + table + f"\n\nTarget: product recall@3 >= {target}: {verdict}."
 
 
 def _erase(s: dict[str, Any]) -> str:

@@ -2,7 +2,9 @@
 """chat-memory benchmarks (issue 6): `make bench` runs `.venv/bin/python bench/run.py`.
 
 Sections: store (1), roundtrips (2), http (3), coldstart (4), cost (5), scale (6), chat (7), admin (8), erase (9),
-faq (10: the kb responder's answers on a held-out set; counts, no services).
+faq (10: the kb responder's answers on a held-out set; counts, no services), memory_recall (11: which
+past session a returning user's question recalls, the product's search_memories beside two baselines;
+counts, no services).
   --quick            everything small (under a minute): a smoke test of the suite
   --only a,b         only these sections (e.g. `--quick --only store` takes seconds)
   --out PATH         where the JSON goes (default bench/results/latest.json)
@@ -31,7 +33,9 @@ if str(ROOT) not in sys.path:
 from bench import report  # noqa: E402
 from bench.common import RESULTS, busy_probe, machine  # noqa: E402
 
-SECTIONS = ("store", "roundtrips", "http", "coldstart", "cost", "scale", "chat", "admin", "erase", "faq")
+SECTIONS = (
+    "store", "roundtrips", "http", "coldstart", "cost", "scale", "chat", "admin", "erase", "faq", "memory_recall",
+)  # fmt: skip
 
 # Sizes: (full, quick)
 SIZES: dict[str, tuple[Any, Any]] = {
@@ -141,6 +145,10 @@ def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, An
         from bench.faq_quality import section_faq
 
         return section_faq()
+    if name == "memory_recall":
+        from bench.memory_recall import section_memory_recall
+
+        return section_memory_recall()
     if name == "erase":
         from bench.erase_user import section_erase
 
