@@ -105,6 +105,12 @@ class Recovery(OverLayers):
         if id(br) not in self._listening_to:
             self._listening_to.add(id(br))
             br.on_recovery(self._redis_back)
+            # The instance's first Redis call may have come before this recovery existed (the
+            # rate limiter, at the edge, shares the client and breaker): a restart it met
+            # then was told to nobody. Take it now, or an append may be numbered before the
+            # outage's messages.
+            if br.recovered_at is not None:
+                self._redis_back(br.recovered_at)
 
     def _redis_back(self, at: float) -> None:
         self._recovered_at = at

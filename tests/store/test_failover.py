@@ -6,7 +6,10 @@ import time
 
 import pytest
 
+from shared.core.manager import SessionManager
 from shared.errors import NotFound, StoreError, Unavailable
+from shared.store.firestore.layer import FirestoreLayer
+from shared.store.redis.layer import RedisLayer
 from tests.store.conftest import dead_firestore_client, make_manager
 
 
@@ -371,3 +374,36 @@ def test_an_outage_append_committed_after_the_recovery_window_is_merged_before_t
     ctx = b.get_context_for_llm(sid, user_id=uid)
     assert contents(ctx.messages) == ["m1", "m2", "m3", "m4", "m5"], contents(ctx.messages)
     assert r.seq == 5 and [x.seq for x in ctx.messages] == [1, 2, 3, 4, 5]
+
+
+def test_a_young_redis_met_before_the_manager_exists_still_merges_first(
+    redis_server_persistent, firestore_emulator, uid
+):
+    """A new instance's first Redis call may be the rate limiter's, at the edge, before the
+    session manager (and its recovery, which listens to the breaker) is built: the young run
+    it meets is reported to a breaker nobody listens to yet. The recovery built next must
+    still learn of it, or its append is numbered before the outage's messages (the
+    reliability run's "accepted message missing from the window", seen on a busy machine)."""
+    from shared.store.breaker import CircuitBreaker
+    from shared.store.redis import client as redis_client
+
+    writer = make_manager(redis_server_persistent.url)
+    sid = writer.create_session({}, user_id=uid).session_id
+    writer.add_message(sid, "user", "before", user_id=uid)
+    redis_server_persistent.kill()
+    assert writer.add_message(sid, "assistant", "during", user_id=uid).storage == "firestore"
+    redis_server_persistent.start()
+
+    # A new instance, wired as shared/instance.py wires one: one client, one breaker.
+    settings = writer.settings
+    breaker = CircuitBreaker(settings.redis_breaker_cooldown_s)
+    client = redis_client.build(settings, on_restart=breaker.note_recovery)
+    redis_client.call(client, breaker, "rate limit", lambda c: c.ping())  # the edge, first
+    fresh = SessionManager(
+        settings,
+        redis=RedisLayer(settings, client=client, breaker=breaker),
+        firestore=FirestoreLayer(settings),
+    )
+    r = fresh.add_message(sid, "user", "after", user_id=uid)
+    assert (r.storage, r.seq) == ("redis", 3)
+    assert contents(fresh.get_history(sid, user_id=uid).messages) == ["before", "during", "after"]
