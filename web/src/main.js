@@ -384,6 +384,7 @@ async function signIn() {
     const user = await signInUser(state.auth);
     state.uid = user.uid;
     el["auth-status"].textContent = `anonymous · ${user.uid}`;
+    el["auth-status"].title = el["auth-status"].textContent;
     el["auth-status"].dataset.uid = user.uid;
   } catch (e) {
     el["auth-status"].textContent = "not signed in";
