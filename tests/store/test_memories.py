@@ -282,3 +282,24 @@ def test_a_firestore_error_in_recall_gives_no_memories_and_a_log_line(
         assert m.add_message(sid, "user", "return my kettle", user_id=uid).seq == 1
     assert m.get_context_for_llm(sid, user_id=uid).memories == []
     assert any("recall" in r.getMessage() for r in caplog.records)
+
+
+def test_a_memory_costs_one_firestore_write_per_ended_session_and_no_extra_read(
+    redis_server, firestore_emulator, uid, no_emulated_trigger
+):
+    def trigger_cost(memory: bool) -> tuple[int, int]:
+        user = f"{uid}-{memory}"  # each a first-time user: the same documents exist
+        m = make_manager(redis_server.url)
+        if memory:
+            with_memory(m)
+        sid = m.create_session({}, user_id=user).session_id
+        converse(m, sid, user, [("How do I return a kettle?", "Use the portal.")])
+        m.end_session_with_analytics(sid, user_id=user)
+        doc = m.firestore.get_session(sid)
+        counter = FsCounter(m.firestore.db())
+        assert handle_session_written(sid, {"status": "active"}, doc, "evt-" + sid, stats=m.stats)
+        return counter.writes, counter.reads
+
+    plain, with_digest = trigger_cost(False), trigger_cost(True)
+    assert with_digest[0] == plain[0] + 1  # the memory document
+    assert with_digest[1] == plain[1]  # built from what the trigger reads anyway
