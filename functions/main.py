@@ -126,6 +126,22 @@ def admin_erase_user(req: https_fn.Request) -> https_fn.Response:
 
 
 @https_fn.on_request(**_HTTP)
+def list_memories(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.list_memories, method="GET")
+
+
+@https_fn.on_request(**_HTTP)
+def search_memories(req: https_fn.Request) -> https_fn.Response:
+    # Ranks the caller's memories (at most MEMORY_MAX_SESSIONS reads) in memory.
+    return handle(req, api.search_memories, method="GET")
+
+
+@https_fn.on_request(**_HTTP)
+def delete_memory(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.delete_memory, method="POST")
+
+
+@https_fn.on_request(**_HTTP)
 def get_user_stats(req: https_fn.Request) -> https_fn.Response:
     return handle(req, api.get_user_stats, method="GET")
 

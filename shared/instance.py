@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from shared.features.chat import Chat
     from shared.features.erasure import Erasure
     from shared.features.export import DataRights
+    from shared.features.memories import Memories
     from shared.store.firestore.client import Firestore
     from shared.store.firestore.erasure import ErasureStore
     from shared.store.firestore.reports import ReportStore
@@ -48,6 +49,7 @@ class Instance:
         self._built: dict[str, Any] = {}  # the Firestore wrapper and stores (``_once``)
         self._manager: SessionManager | None = None
         self._chat: Chat | None = None
+        self._memories: Memories | None = None
 
     def redis_client(self) -> Any:
         """The Redis (or RedisCluster) client, or None when no Redis is configured."""
@@ -79,9 +81,19 @@ class Instance:
 
     def stats(self) -> Stats:
         """The user's totals, KB usage and rollups, counted once (the trigger, the sweep)."""
+        from shared.features.memory import build_digest
+        from shared.store.firestore.memories import MemoryStore
         from shared.store.firestore.stats import Stats
 
-        return self._once("stats", lambda: Stats(self.firestore()))
+        settings = self.settings
+        return self._once(
+            "stats",
+            lambda: Stats(
+                self.firestore(),
+                memories=MemoryStore(self.firestore()),
+                digest=lambda sid, session, entries: build_digest(sid, session, entries, settings),
+            ),
+        )
 
     def scans(self) -> SessionScans:
         """The sweep's scans over the session documents."""
@@ -114,6 +126,8 @@ class Instance:
             with self._lock:
                 if self._manager is None:
                     self._manager = self._build_manager()
+                    # the user messages it takes are recalled against the user's memories
+                    self._memories = self._wire_memories(self._manager)
         return self._manager
 
     def chat(self) -> Chat:
@@ -128,6 +142,20 @@ class Instance:
                 if self._chat is None:
                     self._chat = Chat(manager, build_responder(self.settings))
         return self._chat
+
+    def memories(self) -> Memories:
+        """The user's memories of past sessions: recall, list, search, delete."""
+        manager = self.manager()
+        with self._lock:
+            if self._memories is None or self._memories.m is not manager:
+                self._memories = self._wire_memories(manager)
+            return self._memories
+
+    def _wire_memories(self, manager: SessionManager) -> Memories:
+        from shared.features.memories import wire_memories
+        from shared.store.firestore.memories import MemoryStore
+
+        return wire_memories(manager, MemoryStore(self.firestore()), self.stats())
 
     def reports(self) -> Reports:
         from shared.features.admin import Reports
@@ -148,6 +176,7 @@ class Instance:
         """Serve ``manager`` from now on (tests and tools that build their own)."""
         with self._lock:
             self._manager, self._chat = manager, None
+            self._memories = self._wire_memories(manager)
 
     def _build_manager(self) -> SessionManager:
         from shared.core.manager import SessionManager

@@ -175,6 +175,29 @@ class Settings(BaseSettings):
         4000, ge=100, le=1_000_000, description="Token budget of the context a chat turn gives the responder"
     )
 
+    # --- Memory across sessions (users/{uid}/memories) ------------------------------
+    memory_recall_k: int = Field(
+        3, ge=0, le=10, description="Past sessions recalled into a conversation's context at most (0: no recall)"
+    )
+    memory_retention_days: int = Field(
+        365, ge=1, le=3650, description="Days a session's memory is kept (expire_at: a Firestore TTL policy deletes it)"
+    )
+    memory_max_sessions: int = Field(
+        200, ge=1, le=1000, description="Memories kept per user; past it the oldest are deleted as new ones arrive"
+    )
+    memory_text_max_chars: int = Field(
+        600, ge=100, le=4000, description="Longest memory text the model reads (per past session)"
+    )
+    memory_search_max_bytes: int = Field(
+        4096, ge=1024, le=65536, description="Bytes of a memory's search text (drawn from the whole session) at most"
+    )
+    memory_query_max_chars: int = Field(
+        1000, ge=10, le=10000, description="Longest search_memories query (q); longer is a 400"
+    )
+    embeddings: Literal["none", "vertex"] = Field(
+        "none", description="Memory ranking: none (BM25, offline) or vertex (not built yet: BM25 is used)"
+    )
+
     # --- Summarizer -----------------------------------------------------------------
     summarizer: Literal["extractive", "gemini"] = Field("extractive", description="Rolling-summary engine")
     summary_max_chars: int = Field(1200, ge=100, le=20000, description="Longest rolling summary")

@@ -30,6 +30,7 @@ from shared.core.models import (
     Context,
     EndResult,
     History,
+    Memory,
     SessionInfo,
     Summary,
     UserStats,
@@ -46,6 +47,7 @@ from shared.core.recovery import InstanceMemo, Recovery, check_owner
 from shared.core.summaries import Summaries
 from shared.core.summarizer import Summarizer, build_summarizer
 from shared.errors import (
+    InvalidArgument,
     NotFound,
     PermissionDenied,
     StoreError,
@@ -96,15 +98,23 @@ class SessionManager(OverLayers):
         self.recovery.end_expired = self.ending.end_expired
         self.appends = Appends(self.layers, self.memo, self.recovery, self.summaries)
         self.reads = Reads(self.layers, self.memo, self.recovery)
+        # Called once per user message taken (not a duplicate): the recall of past sessions
+        # (``shared.features.memories``, wired by the instance). Never fails the append.
+        self.on_user_message: Callable[[str, str | None], None] | None = None
 
     # ------------------------------------------------------------------ create / get
-    def create_session(self, user_info: dict[str, Any] | None = None, *, user_id: str | None = None) -> SessionInfo:
+    def create_session(
+        self, user_info: dict[str, Any] | None = None, *, user_id: str | None = None, memory: object = True
+    ) -> SessionInfo:
+        """``memory`` False: a memory-off session (no digest at its end, nothing recalled)."""
+        if not isinstance(memory, bool):
+            raise InvalidArgument("memory must be true or false", details={"field": "memory"})
         info = parse_user_info(user_info)
         uid = validate_user_id(user_id if user_id is not None else info.get("user_id"))
         info.pop("user_id", None)
         now = self._clock()
         sid = uuid.uuid4().hex
-        state = SessionState(sid, uid, "active", now, now, 0, info)
+        state = SessionState(sid, uid, "active", now, now, 0, info, memory=memory)
         self._claim_session_slot(uid, sid, now)
         # Written to every store that answers (Firestore first: its document is the record
         # the sweep reads), not failed over: a session must exist where its messages go.
@@ -191,7 +201,13 @@ class SessionManager(OverLayers):
             )
         mid = m.client_message_id or "s-" + os.urandom(10).hex()  # 80 random bits, as before
         msg = StoredMessage(0, mid, m.role, m.content, self._clock(), m.metadata)
-        return self.appends.append(sid, msg, user_id, m.client_message_id)
+        res = self.appends.append(sid, msg, user_id, m.client_message_id)
+        if m.role == "user" and not res.duplicate and res.storage == "redis" and self.on_user_message is not None:
+            try:
+                self.on_user_message(sid, user_id)
+            except Exception:  # noqa: BLE001 - recall never fails a turn
+                log.exception("recall failed", extra={"session_id": sid})
+        return res
 
     def append_answer(
         self, session_id: str, content: str, metadata: dict[str, Any], *, message_id: str, user_id: str | None
@@ -212,7 +228,7 @@ class SessionManager(OverLayers):
     def get_history(self, session_id: str, limit: int | None = None, *, user_id: str | None = None) -> History:
         sid = validate_session_id(session_id)
         limit = bounded_int(limit, "limit", self.settings.history_max_limit, self.settings.history_max_limit)
-        msgs, _, layer, durable = self.reads.read(sid, limit, user_id)
+        msgs, _, layer, durable, _ = self.reads.read(sid, limit, user_id)
         return History(session_id=sid, messages=[api_message(m) for m in msgs], storage=layer, durable=durable)
 
     def get_context_for_llm(
@@ -228,10 +244,12 @@ class SessionManager(OverLayers):
         n = bounded_int(max_messages, "max_messages", w, w)
         if token_budget is not None:
             bounded_int(token_budget, "token_budget", MAX_TOKEN_BUDGET, MAX_TOKEN_BUDGET)
-        msgs, summary, layer, durable = self.reads.read(sid, n, user_id)
+        msgs, summary, layer, durable, recalled = self.reads.read(sid, n, user_id)
         text = summary.get("text") if summary else None
-        msgs = ctx.fit_budget(msgs, text, token_budget)
-        formatted = ctx.format_context(msgs, summary)
+        memories = ctx.fit_memories([Memory.from_stored(x) for x in recalled], token_budget)
+        left = None if token_budget is None else token_budget - ctx.memories_tokens(memories)
+        msgs = ctx.fit_budget(msgs, text, left)
+        formatted = ctx.format_context(msgs, summary, memories)
         return Context(
             session_id=sid,
             messages=[api_message(m) for m in msgs],
@@ -240,6 +258,7 @@ class SessionManager(OverLayers):
             storage=layer,
             durable=durable,
             estimated_tokens=ctx.estimate_tokens(formatted),
+            memories=memories,
         )
 
     # ------------------------------------------------------------------ end

@@ -168,6 +168,24 @@ class History(BaseModel):
     durable: bool = True
 
 
+class Memory(BaseModel):
+    """A past session recalled into the context: quoted data, with its provenance."""
+
+    session_id: str
+    text: str
+    score: float
+    ended_at: float
+
+    @classmethod
+    def from_stored(cls, d: dict[str, Any]) -> Memory:
+        return cls(
+            session_id=str(d.get("session_id", "")),
+            text=str(d.get("text", "")),
+            score=float(d.get("score") or 0),
+            ended_at=float(d.get("ended_at") or 0),
+        )
+
+
 class Context(BaseModel):
     session_id: str
     messages: list[Message]
@@ -176,6 +194,7 @@ class Context(BaseModel):
     storage: Layer
     durable: bool = True
     estimated_tokens: int = 0
+    memories: list[Memory] = []
 
 
 class UserStats(BaseModel):

@@ -11,8 +11,11 @@ from shared.errors import NotFound, PermissionDenied, StoreError, Unavailable
 from shared.store.base import ERASED, LayerName, StoredMessage
 from shared.store.layers import Layers, OverLayers
 
-# (messages, summary, layer, durable): what a read gathers
-Read = tuple[list[StoredMessage], dict[str, Any] | None, LayerName, bool]
+# (messages, summary, layer, durable, memories): what a read gathers; the memories recalled
+# when the last user message was taken travel with the context in Redis' one round trip
+# (another layer serving the read has none: recall needs Redis)
+Read = tuple[list[StoredMessage], dict[str, Any] | None, LayerName, bool, list[dict[str, Any]]]
+_Got = tuple[list[StoredMessage], dict[str, Any] | None, list[dict[str, Any]]]
 
 
 class Reads(OverLayers):
@@ -29,7 +32,7 @@ class Reads(OverLayers):
             got = self.recovery.run(lambda: self._read_redis(sid, n, user_id))
             if got is None:
                 raise StoreError("ended: the document has the final state", layer="redis")
-            return got[0], got[1], "redis", True
+            return got[0], got[1], "redis", True, got[2]
 
         def firestore() -> Read:
             doc = self.firestore.get_session(sid)
@@ -46,13 +49,11 @@ class Reads(OverLayers):
                     raise NotFound("no such session")
                 raise Unavailable("session storage is unavailable; try again shortly")
             check_owner(state.owner, user_id)
-            return snap[0][-n:] if n else [], None, "memory", False
+            return snap[0][-n:] if n else [], None, "memory", False, []
 
         return failover([(self.redis, redis), (self.firestore, firestore), (self.memory, memory)])
 
-    def _read_redis(
-        self, sid: str, n: int, user_id: str | None
-    ) -> tuple[list[StoredMessage], dict[str, Any] | None] | None:
+    def _read_redis(self, sid: str, n: int, user_id: str | None) -> _Got | None:
         """None when Redis cannot answer for this session (ended: see the document)."""
         self.recovery.maybe_merge(sid, user_id)
         out = self.redis.read(sid, user_id, n)
@@ -69,7 +70,7 @@ class Reads(OverLayers):
         if out.doc_missing and out.session_status == "active":
             self.recovery.write_missing_doc(sid)
         if out.status == "ok" and out.session_status != "ended":
-            return out.messages or [], out.summary
+            return out.messages or [], out.summary, out.memories or []
         return None  # ended: the final window and summary live on the session document
 
     def _read_firestore(self, sid: str, doc: dict[str, Any], n: int, user_id: str | None) -> Read:
@@ -80,4 +81,4 @@ class Reads(OverLayers):
             pending, _ = self.firestore.read_pending(sid)
             mem = self.memory.snapshot(sid)
             msgs = ctx.merge_messages(pending, mem[0] if mem else [])
-        return msgs[-n:] if n else [], doc.get("summary"), "firestore", True
+        return msgs[-n:] if n else [], doc.get("summary"), "firestore", True, []

@@ -42,9 +42,9 @@ def _manager() -> SessionManager:
 def create_session(call: Call) -> Reply:
     from shared.edge import wire
 
-    only_fields(call.body, {"user_info"})
+    only_fields(call.body, {"user_info", "memory"})
     ratelimit.enforce_session_creation(call.client_ip)
-    info = _manager().create_session(call.body.get("user_info"), user_id=call.uid)
+    info = _manager().create_session(call.body.get("user_info"), user_id=call.uid, memory=call.body.get("memory", True))
     return 201, wire.SessionCreated(
         session_id=info.session_id, user_id=info.user_id, created_at=info.created_at, storage=info.storage
     ).model_dump()
@@ -123,6 +123,38 @@ def chat(call: Call) -> Reply:
     return 201, wire.ChatResult.model_validate(turn.model_dump(exclude={"replayed"})).model_dump()
 
 
+def _memories() -> Any:
+    from shared.instance import get_instance
+
+    return get_instance().memories()
+
+
+def list_memories(call: Call) -> Reply:
+    from shared.edge import wire
+    from shared.features.memories import MAX_PAGE
+
+    limit = int_param(call.args, "limit", default=20, lo=1, hi=MAX_PAGE) or 20
+    page = _memories().list(call.uid, limit=limit, cursor=call.args.get("cursor"))
+    return 200, wire.MemoryPage.model_validate(page).model_dump(exclude_none=True)
+
+
+def search_memories(call: Call) -> Reply:
+    from shared.edge import wire
+    from shared.features.memories import MAX_PAGE
+
+    limit = int_param(call.args, "limit", default=10, lo=1, hi=MAX_PAGE) or 10
+    page = _memories().search(call.uid, call.args.get("q"), limit=limit)
+    return 200, wire.MemoryPage.model_validate(page).model_dump(exclude_none=True)
+
+
+def delete_memory(call: Call) -> Reply:
+    from shared.edge import wire
+
+    only_fields(call.body, {"session_id"})
+    sid = validate_session_id(call.body.get("session_id"))
+    return 200, wire.MemoryDeleted.model_validate(_memories().delete(call.uid, sid)).model_dump()
+
+
 def admin_report(call: Call) -> Reply:
     from shared.edge import wire
     from shared.features import admin
@@ -195,8 +227,9 @@ def export_my_data(call: Call) -> Reply:
     finally:
         slots.release()
     body = wire.ExportPage.model_validate(page).model_dump(exclude_none=False)
-    if body["user"] is None:
-        del body["user"]
+    for first_page_only in ("user", "memories"):
+        if body[first_page_only] is None:
+            del body[first_page_only]
     # a file the browser downloads (JSON, as it answers)
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return 200, Text(text, "application/json", filename="chat-memory-export.json")

@@ -31,6 +31,9 @@ def context(ctx: Context) -> dict[str, Any]:
         "formatted_context": ctx.formatted_context,
         "storage": ctx.storage,
         "durable": ctx.durable,
+        "memories": [
+            {"session_id": m.session_id, "text": m.text, "score": m.score, "ended_at": m.ended_at} for m in ctx.memories
+        ],
     }
 
 

@@ -68,6 +68,36 @@ class AppendResult(_Wire):
         ).model_dump()
 
 
+class RecalledMemory(_Wire):
+    """A past session recalled into the context (get_context, chat)."""
+
+    session_id: str
+    text: str
+    score: float
+    ended_at: float
+
+
+class MemoryItem(_Wire):
+    """One of the caller's memories (list_memories, search_memories: with its score)."""
+
+    session_id: str
+    text: str
+    score: float | None = None  # search_memories only; left out otherwise
+    ended_at: float
+    seq_from: int
+    seq_to: int
+
+
+class MemoryPage(_Wire):
+    items: list[MemoryItem]
+    next_cursor: str | None = None  # left out on the last page
+
+
+class MemoryDeleted(_Wire):
+    session_id: str
+    deleted: bool
+
+
 class ContextResult(_Wire):
     session_id: str
     messages: list[dict[str, Any]]
@@ -75,6 +105,7 @@ class ContextResult(_Wire):
     formatted_context: str
     storage: LayerName
     durable: bool  # false: served from this instance's memory only
+    memories: list[RecalledMemory]
 
     @classmethod
     def validated(cls, ctx: Context) -> dict[str, Any]:
@@ -85,6 +116,7 @@ class ContextResult(_Wire):
             formatted_context=ctx.formatted_context,
             storage=ctx.storage,
             durable=ctx.durable,
+            memories=[RecalledMemory.model_validate(m.model_dump()) for m in ctx.memories],
         ).model_dump()
 
 
@@ -115,6 +147,7 @@ class ChatResult(_Wire):
     summary_updated: bool
     storage: LayerName
     durable: bool
+    memories: list[RecalledMemory]
 
 
 class EndResult(_Wire):
@@ -199,6 +232,7 @@ class ExportSession(_Wire):
 class ExportPage(_Wire):
     user_id: str
     user: dict[str, Any] | None = None  # the first page only
+    memories: list[dict[str, Any]] | None = None  # the first page only: memories with their lineage
     sessions: list[ExportSession]
     next_cursor: str | None
 
@@ -209,6 +243,7 @@ class ErasedCounts(_Wire):
     analytics_entries: int
     redis_keys: int
     documents: int
+    memories: int
 
 
 class SessionErased(_Wire):
@@ -245,4 +280,8 @@ SCHEMAS: dict[str, type[_Wire]] = {
     "SessionErased": SessionErased,
     "ErasureReceipt": ErasureReceipt,
     "Message": WireMessage,
+    "RecalledMemory": RecalledMemory,
+    "MemoryItem": MemoryItem,
+    "MemoryPage": MemoryPage,
+    "MemoryDeleted": MemoryDeleted,
 }

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from shared.core.models import AppendResult, Layer
+from shared.core.models import AppendResult, Layer, Memory
 from shared.errors import FailedPrecondition, StoreError, Unavailable
 from shared.store.base import StoredMessage
 
@@ -42,6 +42,7 @@ class ChatTurn(BaseModel):
     summary_updated: bool
     storage: Layer
     durable: bool
+    memories: list[Memory] = []  # the past sessions the answer's context recalled
     replayed: bool = False  # a retry answered with the turn's stored answer
 
 
@@ -75,7 +76,9 @@ class Chat:
                 raise _too_old()
             return self._replay(sid, stored, answer_id, user, user_id)
         log.info("chat turn", extra={"session_id": sid, "responder": self.responder.name, "seq": out.seq})
-        return _turn(sid, answer.content, answer.metadata(), user, out)
+        return _turn(sid, answer.content, answer.metadata(), user, out).model_copy(
+            update={"memories": context.memories}
+        )
 
     def _stored_answer(self, sid: str, answer_id: str, user_id: str | None) -> StoredMessage | None:
         try:

@@ -34,7 +34,7 @@ from shared.store.firestore.reports import ReportStore
 
 log = logging.getLogger("chat_memory.erasure")
 _PAGE = 300
-COUNTS = ("sessions", "messages", "analytics_entries", "redis_keys", "documents")
+COUNTS = ("sessions", "messages", "analytics_entries", "redis_keys", "documents", "memories")
 
 
 def subject_hash(uid: str) -> str:
@@ -70,12 +70,16 @@ class Erasure:
             if status == "forbidden":
                 raise PermissionDenied("this session belongs to another user")
             fs_counts = self.store.delete_session_data(sid)
+            owner = owner or user_id
+            memories = self.store.delete_memory(owner, sid) if owner else 0
         except Forbidden:
             raise PermissionDenied("this session belongs to another user") from None
         except StoreError as exc:
             raise Unavailable("erasure could not finish; call again to complete it") from exc
         self.m.memory.drop(sid)
         self.m.recovery.settled(sid)
+        if owner:
+            self._forget_cached(owner)
         erased_now = doc is not None or status == "ok"
         log.info("session erased", extra={"session_id": sid, "again": not erased_now})
         return {
@@ -92,6 +96,7 @@ class Erasure:
             "redis_keys": (len(self.m.redis.keys(sid)) if status == "ok" else 0),
             "documents": (1 if doc is not None else 0) + fs_counts["pending_messages"] + fs_counts["low_confidence"]
             + (1 if fs_counts["analytics_entries"] else 0),
+            "memories": memories,
         }  # fmt: skip
 
     def erase_user(self, user_id: object, requested_by: str) -> dict[str, Any]:
@@ -116,12 +121,22 @@ class Erasure:
             )
             for sid in self._sessions_of(uid):
                 store.count(receipt_id, self.erase_session(sid, uid))
+            store.count(receipt_id, {"memories": store.delete_memories(uid)})
             store.count(receipt_id, {"documents": store.delete_user(uid), "redis_keys": redis.forget_user(uid)})
             totals = dict(store.close_receipt(receipt_id, time.time()).get("erased") or {})
         except StoreError as exc:
             raise Unavailable("erasure could not finish; call again to complete it") from exc
         log.info("user erased", extra={"receipt_id": receipt_id, **totals})
         return {"receipt_id": receipt_id, "complete": True, "erased": totals}
+
+    def _forget_cached(self, uid: str) -> None:
+        """A memory went: no session's cached corpus of the user's memories is used again."""
+        try:
+            self.m.redis.recall.bump(uid)
+            for sid in self.m.redis.user_session_ids(uid):
+                self.m.redis.recall.clear(sid)
+        except StoreError:
+            log.warning("memory caches not invalidated: redis unavailable (they expire with their sessions)")
 
     def _sessions_of(self, uid: str) -> list[str]:
         """Every session of the user: Firestore documents (all pages) and the sessions Redis

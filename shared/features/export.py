@@ -73,6 +73,7 @@ class DataRights:
         out: dict[str, Any] = {"user_id": uid, "sessions": [], "next_cursor": None}
         if after is None:
             out["user"] = self._user(uid)
+            out["memories"] = self._memories(uid)
         room = self.m.settings.export_page_max_bytes - fastjson.size(out) - _RESERVE
         sessions: list[dict[str, Any]] = out["sessions"]
         heads: Iterable[Head] = self._heads(uid, None if after is None else (after[0], after[1]))
@@ -110,6 +111,15 @@ class DataRights:
             "last_active_at": u.get("last_active_at"),
             "recent_sessions": list(u.get("recent_sessions") or []),
         }
+
+    def _memories(self, uid: str) -> list[dict[str, Any]]:
+        """The user's memories of past sessions with their lineage (first page only; bounded:
+        MEMORY_MAX_SESSIONS of at most MEMORY_TEXT_MAX_CHARS + MEMORY_SEARCH_MAX_BYTES each)."""
+        store = self.stats.memories
+        if store is None:
+            return []
+        keep = ("session_id", "text", "search", "seq_from", "seq_to", "summary_version", "roles", "ended_at")
+        return [{k: d.get(k) for k in keep} for d in store.all(uid)]
 
     # ------------------------------------------------------------------ which sessions
     def _heads(self, uid: str, key: tuple[float, str] | None) -> Iterator[Head]:

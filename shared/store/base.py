@@ -164,6 +164,7 @@ class SessionState:
     last_active_at: float
     seq: int
     user_info: dict[str, Any] = field(default_factory=dict)
+    memory: bool = True  # False: a memory-off session (no digest at its end, no recall)
 
 
 def _finite(text: str) -> float | None:

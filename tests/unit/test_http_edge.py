@@ -96,7 +96,7 @@ def test_create_append_context_history_shapes():
     ctx = client("get_context").get(f"/?session_id={sid}", headers={"X-User-Id": "u1"})
     assert ctx.status_code == 200
     body = ctx.get_json()
-    assert set(body) == {"session_id", "messages", "summary", "formatted_context", "storage", "durable"}
+    assert set(body) == {"session_id", "messages", "summary", "formatted_context", "storage", "durable", "memories"}
     assert (body["storage"], body["durable"]) == ("memory", False)  # no store here: this instance only
     assert body["messages"][0]["content"] == "hello" and body["messages"][0]["metadata"] == {"k": 1}
     assert {"role", "content", "timestamp"} <= set(body["messages"][0])

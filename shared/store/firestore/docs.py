@@ -48,7 +48,7 @@ def new_session_doc(state: SessionState, *, in_redis: bool) -> dict[str, Any]:
         # False while Redis never held the session (created while Redis was down): Redis
         # not knowing it then is no loss. True: Redis not knowing it means it expired.
         "in_redis": in_redis,
-    }
+    } | ({} if state.memory else {"memory": False})
 
 
 def state_from_doc(doc: dict[str, Any]) -> SessionState:
@@ -64,6 +64,7 @@ def state_from_doc(doc: dict[str, Any]) -> SessionState:
         # own count is what came before them.
         seq=int(max((doc.get("seq_hwm") or 0) - (doc.get("pending_count") or 0), doc.get("message_count") or 0)),
         user_info=dict(doc.get("user_info") or {}),
+        memory=doc.get("memory") is not False,
     )
 
 

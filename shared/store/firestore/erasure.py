@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from shared.store.base import ERASED
 from shared.store.firestore import analytics
 from shared.store.firestore.client import Firestore
+from shared.store.firestore.memories import MemoryStore
 
 if TYPE_CHECKING:
     from google.cloud.firestore import Transaction
@@ -64,6 +65,14 @@ class ErasureStore:
                 counts["low_confidence"] += 1
         counts["analytics_entries"] = analytics.delete(self.fs, sid)
         return counts
+
+    def delete_memory(self, uid: str, sid: str) -> int:
+        """The user's memory of the session (after its tombstone: no late write restores it)."""
+        return MemoryStore(self.fs).delete_quietly(uid, sid)
+
+    def delete_memories(self, uid: str) -> int:
+        """Every memory the user still has (those of sessions already erased are gone)."""
+        return MemoryStore(self.fs).delete_all(uid)
 
     def receipt(self, receipt_id: str) -> dict[str, Any] | None:
         return self.fs.read("receipt", "erasures", receipt_id)

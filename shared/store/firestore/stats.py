@@ -3,12 +3,14 @@
 Documents:
   users/{uid}                     totals, recent_sessions (20)
   users/{uid}/counted/{sid}       the ledger: this ended session is counted in the totals
+  users/{uid}/memories/{sid}      the session's memory (``memories``), written with the counts
   kb_usage/{entry}                use_count (answers), session_count, last_used_at
   rollups/{day}, low_confidence/  the reports' day rollups and weak answers (``rollups``)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shared.settings import Settings
@@ -16,16 +18,22 @@ from shared.store.breaker import CircuitBreaker
 from shared.store.firestore import analytics, rollups
 from shared.store.firestore.client import Firestore
 from shared.store.firestore.docs import kb_uses
+from shared.store.firestore.memories import USER_LIST, MemoryStore
 
 if TYPE_CHECKING:
     from google.cloud.firestore import Transaction
 
 RECENT_SESSIONS = 20
+# (session id, ended session document, its analytics entries) -> the memory to write, or None
+Digest = Callable[[str, dict[str, Any], list[dict[str, Any]]], dict[str, Any] | None]
 
 
 class Stats:
-    def __init__(self, fs: Firestore) -> None:
+    def __init__(self, fs: Firestore, memories: MemoryStore | None = None, digest: Digest | None = None) -> None:
+        """``memories`` and ``digest``: each ended session's memory is written with its counts."""
         self.fs = fs
+        self.memories = memories
+        self.digest = digest
 
     @property
     def settings(self) -> Settings:
@@ -67,7 +75,9 @@ class Stats:
             if marker.get(**fs.kw()).exists:
                 return False
         # The analytics are written before the session turns ended, and never change after.
-        report = rollups.session_rollup(sid, session, analytics.read(fs, sid), self.settings.low_confidence_threshold)
+        entries = analytics.read(fs, sid)
+        report = rollups.session_rollup(sid, session, entries, self.settings.low_confidence_threshold)
+        memory = self._digest(sid, session, entries)
 
         def work(tx: Transaction) -> bool:
             # The session as it is now, not as the event saw it: an erased session (its
@@ -85,6 +95,11 @@ class Stats:
             if msnap.exists or sid in legacy:
                 return False
             recent = [s for s in (user.get("recent_sessions") or []) if s != sid]
+            # The memory goes with the counts, under the same ledger: once, and never for a
+            # session erased (the document re-read above) or a memory-off one.
+            remembered: dict[str, Any] = {USER_LIST: user[USER_LIST]} if user.get(USER_LIST) else {}
+            if memory is not None and self.memories is not None and now_doc.get("memory") is not False:
+                remembered = self.memories.put_in(tx, uid, user, memory)
             tx.set(
                 uref,
                 {
@@ -95,7 +110,8 @@ class Stats:
                     "last_active_at": max(float(user.get("last_active_at") or 0), ended_at),
                     "recent_sessions": ([sid] + recent)[:RECENT_SESSIONS],
                 }
-                | ({"counted_sessions": legacy} if legacy else {}),
+                | ({"counted_sessions": legacy} if legacy else {})
+                | remembered,
             )
             tx.set(mref, {"session_id": sid, "ended_at": ended_at})
             for entry, (name, uses) in kb.items():
@@ -114,3 +130,8 @@ class Stats:
 
         with fs.guard("apply_stats", sid):
             return fs.transactional(work)
+
+    def _digest(self, sid: str, session: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if self.digest is None or self.memories is None or session.get("memory") is False:
+            return None
+        return self.digest(sid, session, entries)

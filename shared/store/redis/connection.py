@@ -28,6 +28,8 @@ _SCRIPT_NAMES = (
     "mark_doc",
     "forget",
     "claim",
+    "recall_inputs",
+    "recall_put",
 )
 
 

@@ -35,6 +35,25 @@ class Keys:
         """The session's rolling summary (JSON)."""
         return f"{self.prefix}:{{{sid}}}:sum"
 
+    def recall(self, sid: str) -> str:
+        """The session's recalled memories (JSON), written when a user message is taken and
+        read with the context (read.lua)."""
+        return f"{self.prefix}:{{{sid}}}:recall"
+
+    def corpus(self, sid: str) -> str:
+        """The user's memories as the session's recall ranks them (JSON): read from Firestore
+        once per conversation."""
+        return f"{self.prefix}:{{{sid}}}:corpus"
+
+    def with_memory(self, sid: str) -> list[str]:
+        """The session's keys and its memory caches (erase.lua, finish_end.lua delete them all)."""
+        return [*self.session(sid), self.recall(sid), self.corpus(sid)]
+
+    def memory_generation(self, uid: str) -> str:
+        """A counter raised whenever one of the user's memories is deleted: a cached corpus
+        or recall made before the deletion is not used after it."""
+        return f"{self.prefix}:user:{{{uid}}}:memgen"
+
     def user_sessions(self, uid: str) -> str:
         """The user's active sessions (a sorted set by creation time): the per-user cap."""
         return f"{self.prefix}:user:{{{uid}}}:sessions"
@@ -66,6 +85,7 @@ class Meta:
     ENDING_SINCE: Final = "ending_since"
     ERASED_AT: Final = "erased_at"
     LAYOUT: Final = "v"  # '2': see create.lua
+    MEMORY: Final = "memory"  # '0': a memory-off session (absent: memory on)
     MESSAGE_ID: Final = "m:"  # the prefix of a message id's field
 
 
@@ -82,6 +102,7 @@ META_FIELDS: Final = (
     Meta.END_TOKEN,
     Meta.ENDING_SINCE,
     Meta.ERASED_AT,
+    Meta.MEMORY,
 )
 # What an ended session's state hash keeps (finish_end.lua): enough to answer its owner.
 ENDED_FIELDS: Final = (

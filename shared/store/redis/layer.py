@@ -34,6 +34,7 @@ from shared.store.redis.connection import RedisConnection
 from shared.store.redis.health import Health
 from shared.store.redis.keys import ENDED_FIELDS, META_FIELDS, Meta
 from shared.store.redis.protocol import RedisClientProtocol
+from shared.store.redis.recall import RecallCache
 from shared.store.redis.records import EndSnapshot, ImportOutcome, ReadOutcome
 from shared.store.redis.users import UserSets
 
@@ -68,6 +69,7 @@ class RedisLayer:
         self.breaker = self.conn.breaker
         self.users = UserSets(self.conn)
         self.health = Health(self.conn)
+        self.recall = RecallCache(self.conn)
 
     @staticmethod
     def state_from_meta(sid: str, meta: dict[str, str]) -> SessionState:
@@ -81,6 +83,7 @@ class RedisLayer:
             last_active_at=float(meta.get(Meta.LAST_ACTIVE_AT) or 0),
             seq=int(meta.get(Meta.SEQ) or 0),
             user_info=json.loads(meta.get(Meta.USER_INFO) or "{}"),
+            memory=meta.get(Meta.MEMORY) != "0",
         )
 
     # -- plumbing -------------------------------------------------------------------
@@ -98,7 +101,7 @@ class RedisLayer:
         return self.key_names.user_sessions(uid)
 
     def _run(self, name: str, sid: str, args: list[Any], nkeys: int = 3, *, merge_first: bool = False) -> Any:
-        return self.conn.run(name, self.keys(sid)[:nkeys], args, merge_first=merge_first)
+        return self.conn.run(name, self.key_names.with_memory(sid)[:nkeys], args, merge_first=merge_first)
 
     # -- the per-user sets and the health checks (their own modules; the core asks this
     # one layer for everything Redis does) ----------------------------------------------
@@ -132,6 +135,7 @@ class RedisLayer:
             json.dumps(state.user_info, separators=(",", ":")),
             self.settings.session_ttl_s,
             "1" if req.in_firestore else "0",
+            "1" if state.memory else "0",
         ]
         return bool(self._run("create", state.session_id, args, nkeys=1))
 
@@ -141,7 +145,7 @@ class RedisLayer:
 
     def erase(self, sid: str, owner: str | None, now: float) -> tuple[str, dict[str, int]]:
         """Delete the session's keys and leave a tombstone for its TTL (``lua/erase.lua``)."""
-        out = self._run("erase", sid, [owner or "", repr(now), self.settings.session_ttl_s])
+        out = self._run("erase", sid, [owner or "", repr(now), self.settings.session_ttl_s], nkeys=5)
         names = ("messages", "unsummarised", "analytics_entries", "message_ids")
         counts = dict(zip(names, map(int, out[1:5]), strict=True))
         return str(out[0]), counts
@@ -192,7 +196,7 @@ class RedisLayer:
         now = time.time() if now is None else now
         s = self.settings
         args = [owner or "", n, s.session_ttl_s, repr(now), s.window_max_bytes, _READ_SLIDE_SLACK_S]
-        out = self._run("read", sid, args, merge_first=True)
+        out = self._run("read", sid, args, nkeys=4, merge_first=True)
         if out[0] != "ok":
             return ReadOutcome(out[0])
         return ReadOutcome(
@@ -203,6 +207,7 @@ class RedisLayer:
             summary=json.loads(out[4]) if out[4] else None,
             end_result=json.loads(out[5]) if out[5] else None,
             doc_missing=out[6] == "0",
+            memories=_memories(out[7]),
         )
 
     def mark_doc(self, sid: str) -> bool:
@@ -283,7 +288,7 @@ class RedisLayer:
         """'cleared' (caches dropped), 'already' (it was ended) or 'reopened' (the session
         took writes after the committed snapshot: marked ended, caches left to the TTL)."""
         args = [json.dumps(end_result, separators=(",", ":")), self.settings.session_ttl_s, *ENDED_FIELDS]
-        return ("already", "cleared", "reopened")[int(self._run("finish_end", sid, args))]
+        return ("already", "cleared", "reopened")[int(self._run("finish_end", sid, args, nkeys=5))]
 
     def abort_end(self, sid: str, token: str, *, reopen: bool) -> bool:
         """Give up the end attempt ``token``: reopen the session, or (when whether its
@@ -315,6 +320,17 @@ class RedisLayer:
                 res.previous_summary = json.loads(out[2]) if out[2] else None
                 res.unsummarized = self._newest_within_bound(out[3])
         return res
+
+
+def _memories(raw: str) -> list[dict[str, Any]]:
+    """The recall's stored result; anything unreadable is no memories (recall never fails a read)."""
+    if not raw:
+        return []
+    try:
+        got = json.loads(raw)
+    except ValueError:
+        return []
+    return [m for m in got if isinstance(m, dict)] if isinstance(got, list) else []
 
 
 def import_steps(items: list[dict[str, str]]) -> list[str]:

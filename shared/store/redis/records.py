@@ -25,6 +25,7 @@ class ReadOutcome:
     summary: dict[str, Any] | None = None
     end_result: dict[str, Any] | None = None
     doc_missing: bool = False
+    memories: list[dict[str, Any]] | None = None  # recalled when the last user message was taken
 
 
 @dataclass(slots=True)

@@ -71,6 +71,10 @@ class UserSets:
         # The rate-limit log goes too but is not counted: the request asking for the
         # erasure has just written it, so a repeated request would count it again.
         n, _ = self.conn.call(
-            "forget user", lambda c: (c.delete(names.user_sessions(uid)), c.delete(names.rate_limit(uid)))
+            "forget user",
+            lambda c: (
+                c.delete(names.user_sessions(uid)),
+                c.delete(names.rate_limit(uid), names.memory_generation(uid)),
+            ),
         )
         return int(n)

@@ -2,7 +2,7 @@
 -- owner, no content) stays for the session's TTL, so that an append, a read, an end or a
 -- merge on another instance finds the session erased instead of missing (which would
 -- rebuild it from another layer). Idempotent: an erased session answers zero counts.
--- KEYS: 1 meta, 2 log, 3 sum
+-- KEYS: 1 meta, 2 log, 3 sum, 4 recall, 5 corpus
 -- ARGV: 1 owner ('' = no check), 2 now, 3 ttl
 -- Returns {status, messages, unsummarised, analytics, ids}: status ok | erased | forbidden | missing
 local st = redis.call('HMGET', KEYS[1], 'owner', 'status', 'seq', 'sc', 'an')

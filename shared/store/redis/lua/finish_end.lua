@@ -4,7 +4,7 @@
 -- refuse), so whichever attempt's snapshot was committed holds everything the caches hold.
 -- A session found 'active' was reopened after the committed snapshot: it is marked ended
 -- (nothing more is accepted) but its caches are left to the TTL, and the caller is told (2).
--- KEYS: 1 meta, 2 log, 3 sum
+-- KEYS: 1 meta, 2 log, 3 sum, 4 recall, 5 corpus (the memory caches go with the others)
 -- ARGV: 1 end result JSON, 2 ttl, 3... the state fields an ended session keeps
 local status = redis.call('HGET', KEYS[1], 'status')
 -- A session Redis does not know is answered from its document: a hash holding only the
@@ -26,7 +26,7 @@ local f = {'status', 'ended', 'end_result', ARGV[1]}
 for i, name in ipairs(names) do
   if values[i] and name ~= 'status' and name ~= 'end_result' then f[#f + 1] = name; f[#f + 1] = values[i] end
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', unpack(KEYS))
 redis.call('HSET', KEYS[1], unpack(f))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1

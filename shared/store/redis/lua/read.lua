@@ -1,6 +1,6 @@
 #!lua flags=allow-oom
 -- Context/history read: one round trip; slides the TTL (reading is activity).
--- KEYS: 1 meta, 2 log, 3 sum
+-- KEYS: 1 meta, 2 log, 3 sum, 4 recall (the memories recalled when the last user message was taken)
 -- ARGV: 1 owner ('' = no check), 2 how many messages, 3 ttl, 4 now, 5 window max bytes,
 --       6 slack: a TTL within this many seconds of full is not slid again (a read just after
 --       an append, the usual turn, writes nothing: one TTL instead of a HSET and three EXPIREs)
@@ -30,7 +30,9 @@ end
 if m[1] == 'active' and redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) - tonumber(ARGV[6]) then
   -- the sweep ends sessions by last_active_at: a session being read is in use
   redis.call('HSET', KEYS[1], 'last_active_at', ARGV[4])
-  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3])) end
+  for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3])) end
 end
--- the last field: '0' while the session has no Firestore document yet
-return {'ok', m[1], m[3] or '0', msgs, redis.call('GET', KEYS[3]) or '', m[4] or '', m[5] or ''}
+-- field 7: '0' while the session has no Firestore document yet; 8: the recalled memories
+local recall = ''
+if KEYS[4] then recall = redis.call('GET', KEYS[4]) or '' end
+return {'ok', m[1], m[3] or '0', msgs, redis.call('GET', KEYS[3]) or '', m[4] or '', m[5] or '', recall}
