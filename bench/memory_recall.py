@@ -7,8 +7,9 @@ ended sessions each and questions asked in a new session whose answer sits in ex
 them. Session recall@k = the share of questions whose session is among the k a ranker
 returns for that user. Rankers, each over the user's own sessions only:
 
-- product: the product's `search_memories` in-process (`shared.features.memory`), through
-  `product_rank`; "not available" until that module exists, never a stand-in figure.
+- product: each session written as the product writes its digest (build_digest, MemoryStore)
+  and each question asked through `search_memories`'s feature (Memories.search), on the
+  Firestore emulator (make bench); "not available" without one, never a stand-in figure.
 - recency: the 3 most recent sessions (baseline).
 - summary: BM25 over each session's rolling summary as the product leaves it at the end (the
   product's summarizer and `Summaries`, replayed every SUMMARY_INTERVAL messages, then the
@@ -23,7 +24,6 @@ scores go to the more recent session. Counts of one deterministic run, no timing
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import statistics
 import sys
@@ -177,53 +177,57 @@ def transcript_text(session: Session) -> str:
     return "\n".join(m.content for m in session.messages)
 
 
-# --- the product, through a seam ----------------------------------------------------------
-# Expected (the feature is being built; keep this adapter the only place that knows it):
-#   shared.features.memory.write_digest(user_id, session_id, messages, ended_at)  the digest of an ended session
-#   shared.features.memory.search(user_id, q, limit) -> items with .session_id (or ["session_id"]) and .score
-PRODUCT_MODULE = "shared.features.memory"
-
-
-def product_module() -> tuple[Any, str | None]:
-    """The product's memory module, or None and why it is not available."""
-    try:
-        mod = importlib.import_module(PRODUCT_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name and PRODUCT_MODULE.startswith(exc.name):
-            return None, f"{PRODUCT_MODULE} does not exist yet"
-        raise
-    missing = [f for f in ("write_digest", "search") if not callable(getattr(mod, f, None))]
-    if missing:
-        return None, f"{PRODUCT_MODULE} has no {', '.join(missing)}"
-    return mod, None
-
-
-def _field(item: Any, name: str) -> Any:
-    return item[name] if isinstance(item, dict) else getattr(item, name)
-
-
-def product_write(mod: Any, session: Session) -> None:
-    mod.write_digest(session.user_id, session.session_id, list(session.messages), ended_at=float(session.ended_at))
-
-
-def product_rank(uid: str, question: str, k: int, mod: Any = None) -> list[str]:
-    """The product's ranking of the user's past sessions for a question: `search_memories`'s
-    in-process search, `shared.features.memory.search(uid, q, limit)`."""
-    if mod is None:
-        mod, why = product_module()
-        if mod is None:
-            raise RuntimeError(f"product: not available ({why})")
-    return [str(_field(item, "session_id")) for item in mod.search(uid, question, limit=k)]
+# --- the product, through its own search -------------------------------------------------
+# Each synthetic ended session is written as the product writes one (its digest, built by
+# shared.features.memory.build_digest from the session's record, stored under
+# users/{uid}/memories/{sid} by MemoryStore), and each probe is asked through the feature
+# search_memories calls (shared.features.memories.Memories.search). That needs Firestore:
+# make bench runs inside the emulators; standalone without FIRESTORE_EMULATOR_HOST the
+# product is reported "not available", never a number.
 
 
 def product_ranker(users: dict[str, list[Session]]) -> tuple[Ranker | None, str | None]:
-    mod, why = product_module()
-    if mod is None:
-        return None, why
-    for sessions in users.values():
+    import os
+    import uuid
+
+    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        return None, "needs the Firestore emulator (run it through make bench)"
+    from shared.core.manager import SessionManager
+    from shared.features.memories import wire_memories
+    from shared.features.memory import build_digest
+    from shared.store.firestore.layer import FirestoreLayer
+    from shared.store.firestore.memories import MemoryStore
+
+    settings = Settings(
+        redis_url=None, gcp_project=os.environ.get("GCLOUD_PROJECT", "demo-chat-memory"), summarizer="extractive"
+    )
+    manager = SessionManager(settings, firestore=FirestoreLayer(settings))
+    store = MemoryStore(manager.firestore.fs)
+    run = uuid.uuid4().hex[:8]  # this run's users: nothing of an earlier run is ranked
+    uid_of = {uid: f"bench-mem-{run}-{uid}" for uid in users}
+    for uid, sessions in users.items():
         for s in sessions:
-            product_write(mod, s)
-    return (lambda uid, q, k: product_rank(uid, q, k, mod)), None
+            msgs = list(s.messages)
+            entries = [
+                {"seq": a.seq, "query": q.content, "response": a.content}
+                for q, a in zip(msgs, msgs[1:], strict=False)
+                if q.role == "user" and a.role == "assistant"
+            ]
+            record = {
+                "owner": uid_of[uid],
+                "status": "ended",
+                "ended_at": float(s.ended_at),
+                "message_count": len(msgs),
+                "final_messages": [m.to_dict() for m in msgs[-settings.message_window :]],
+            }
+            store.write(uid_of[uid], build_digest(s.session_id, record, entries, settings))
+    memories = wire_memories(manager, store)
+
+    def rank(uid: str, question: str, k: int) -> list[str]:
+        items = memories.search(uid_of[uid], question, limit=k)["items"]
+        return [str(item["session_id"]) for item in items]
+
+    return rank, None
 
 
 # --- scoring ------------------------------------------------------------------------------
