@@ -3,7 +3,8 @@
 # run the whole Python suite against real services:
 #   a dedicated redis-server for the emulated functions (REDIS_URL), and the Functions,
 #   Firestore, Auth and Hosting emulators on free ports (a temporary firebase config), with
-#   pytest run by `firebase emulators:exec`. Then `./deploy.sh --dry-run`.
+#   pytest run by `firebase emulators:exec`; beside it, tests/unit in its own pytest (it needs
+#   no emulator) and `./deploy.sh --dry-run`.
 #
 # Environment (all optional):
 #   PYTEST_ARGS            extra pytest arguments, e.g. "-k failover -x" (default: whole suite)
@@ -34,7 +35,9 @@ REDIS_PID=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  [ -n "${DRY_PID:-}" ] && kill "$DRY_PID" 2>/dev/null
+  # (a list that fails must not end the trap early under set -e: the run's status is rc)
+  if [ -n "${DRY_PID:-}" ]; then kill "$DRY_PID" 2>/dev/null || true; fi
+  if [ -n "${UNIT_PID:-}" ]; then kill "$UNIT_PID" 2>/dev/null || true; fi
   if [ -f "$RUN_DIR/redis.pid" ]; then
     cm_stop_pid "$(cat "$RUN_DIR/redis.pid")"
   fi
@@ -95,7 +98,16 @@ export MAX_ACTIVE_SESSIONS_PER_USER="${MAX_ACTIVE_SESSIONS_PER_USER:-10000}"
 export GCLOUD_PROJECT="$CM_PROJECT"
 
 EMULATORS="${CM_EMULATORS:-functions,firestore,auth,hosting}"
-PYTEST_CMD="${CM_RUN_CMD:-$CM_VENV/bin/python -m pytest ${CM_TEST_PATHS:-tests} ${PYTEST_ARGS:-}}"
+# The whole suite (no CM_TEST_PATHS): tests/unit needs no emulator, so it runs in its own
+# pytest beside the stack's (2 cores: the stack's tests spend much of their time waiting on
+# the emulators), its output shown after the stack's.
+UNIT_APART=0
+if [ -z "${CM_TEST_PATHS:-}" ] && [ -z "${CM_RUN_CMD:-}" ] && [ -d tests/unit ]; then
+  UNIT_APART=1
+  PYTEST_CMD="$CM_VENV/bin/python -m pytest tests --ignore=tests/unit ${PYTEST_ARGS:-}"
+else
+  PYTEST_CMD="${CM_RUN_CMD:-$CM_VENV/bin/python -m pytest ${CM_TEST_PATHS:-tests} ${PYTEST_ARGS:-}}"
+fi
 cm_log "Redis for the functions: $REDIS_URL; emulators: $EMULATORS (functions :$CM_PORT_FUNCTIONS, firestore :$CM_PORT_FIRESTORE, auth :$CM_PORT_AUTH, hosting :$CM_PORT_HOSTING)"
 cm_log "running: $PYTEST_CMD"
 
@@ -113,6 +125,12 @@ if [ "${CM_SKIP_DRY_RUN:-0}" != 1 ] && [ -z "${CM_RUN_CMD:-}" ]; then
   T2=$SECONDS
   ./deploy.sh --dry-run >"$RUN_DIR/dryrun.log" 2>&1 &
   DRY_PID=$!
+fi
+UNIT_PID=""
+if [ "$UNIT_APART" = 1 ]; then
+  # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words
+  "$CM_VENV/bin/python" -m pytest tests/unit ${PYTEST_ARGS:-} >"$RUN_DIR/unit.log" 2>&1 &
+  UNIT_PID=$!
 fi
 T1=$SECONDS
 EMU_LOG="$CM_ROOT/.build/test-$RUN_ID.emulators.log"
@@ -146,13 +164,22 @@ else
   rm -f "$EMU_LOG"
 fi
 
+UNIT_RC=0
+if [ -n "$UNIT_PID" ]; then
+  wait "$UNIT_PID" || UNIT_RC=$?
+  UNIT_PID=""
+  cat "$RUN_DIR/unit.log"
+  cm_log "tests/unit (beside the stack's tests): exit $UNIT_RC"
+fi
+
 # 6. The deploy bundle imports and lists its functions.
 DRY_RC=0
 if [ -n "$DRY_PID" ]; then
   wait "$DRY_PID" || DRY_RC=$?
+  DRY_PID=""
   cat "$RUN_DIR/dryrun.log" >&2
   cm_log "deploy.sh --dry-run (beside the suite): exit $DRY_RC (done $((SECONDS - T2)) s after it started)"
 fi
 
 cm_log "make test finished in $((SECONDS - T0)) s"
-[ "$TEST_RC" -eq 0 ] && [ "$DRY_RC" -eq 0 ] && [ "$WEB_RC" -eq 0 ]
+[ "$TEST_RC" -eq 0 ] && [ "$UNIT_RC" -eq 0 ] && [ "$DRY_RC" -eq 0 ] && [ "$WEB_RC" -eq 0 ]
