@@ -336,8 +336,12 @@ def background_triggers_off() -> Iterator[None]:
         return
 
     def put(verb: str) -> None:
+        # Not a measurement: the call must complete. Enabling re-registers every trigger with
+        # the Firestore emulator, which took over 10 s on a machine running two stacks (the
+        # teardown then failed on a timeout, with every test passed); idempotent, so a
+        # generous wait costs nothing when the hub is quick.
         req = urllib.request.Request(f"http://{hub}/functions/{verb}BackgroundTriggers", method="PUT")
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback hub
+        with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310 - loopback hub
             resp.read()
 
     put("disable")
