@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import requests.adapters
+import urllib3
 
 HTTP_NOT_FOUND = 404
 
@@ -60,9 +62,46 @@ def _emulator_proxy_failure(status: int, body: Any) -> bool:
     )
 
 
+# Node's HTTP servers (the Functions and Auth emulators) close a kept-alive connection after
+# 5 s of silence (server.keepAliveTimeout). A request written on such a connection as the
+# server closes it dies with ECONNRESET, with no answer, and is not safely retried (it may be
+# a create). So a connection idle longer than this is closed, not reused: the next request
+# opens a new one (loopback: microseconds). The bound sits well inside the server's 5 s.
+IDLE_REUSE_S = 2.0
+
+
+class _FreshPool(urllib3.HTTPConnectionPool):
+    """A connection pool that never hands out a connection idle past IDLE_REUSE_S."""
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            conn.cm_idle_since = time.monotonic()
+        super()._put_conn(conn)
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        since = getattr(conn, "cm_idle_since", None)
+        if since is not None and time.monotonic() - since > IDLE_REUSE_S:
+            conn.close()  # it connects again when the request is sent
+        return conn
+
+
+class _FreshAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme, "http": _FreshPool}
+
+
+def http_session() -> requests.Session:
+    """A ``requests.Session`` that reuses a connection only while the server surely keeps it."""
+    s = requests.Session()
+    s.mount("http://", _FreshAdapter())
+    return s
+
+
 class Api:
     """The emulated functions over HTTP: one method per call of the contract, each returning
-    a ``Reply``. One ``requests.Session`` per thread."""
+    a ``Reply``. One ``requests.Session`` per thread (``http_session``)."""
 
     def __init__(self, base_url: str, auth_host: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
@@ -73,7 +112,7 @@ class Api:
     def http(self) -> requests.Session:
         s = getattr(self._local, "session", None)
         if s is None:
-            s = self._local.session = requests.Session()
+            s = self._local.session = http_session()
         return s
 
     def url(self, fn: str) -> str:
