@@ -94,6 +94,10 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+class PortTaken(RuntimeError):
+    """redis-server could not bind its port: another process took it first."""
+
+
 class RedisServer:
     """A redis-server on loopback that a test may stop, kill and restart on the same port.
 
@@ -110,10 +114,24 @@ class RedisServer:
         data_dir: str | Path | None = None,
         extra_args: list[str] | None = None,
         pid_file: str | Path | None = None,
+        cluster_bus: bool = False,
     ) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed (Debian: apt-get install -y redis-server)")
-        self.port = port or free_port()
+        # A port chosen here may be taken by another process (an outgoing connection's
+        # ephemeral port) before redis-server binds it: then start() chooses again. A port the
+        # caller named is the caller's: never changed.
+        self._chosen = port is None
+        self._started = False
+        self.cluster_bus = cluster_bus  # a cluster node: its bus on a port of its own, chosen too
+        self.port, self.bus_port = (
+            (free_ports(2) if cluster_bus else [port or free_port(), 0])
+            if self._chosen
+            else (
+                port or 0,
+                free_port() if cluster_bus else 0,
+            )
+        )
         self.persistent = persistent
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="cm-redis-"))
@@ -142,6 +160,8 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
+        if self.cluster_bus:
+            args += ["--cluster-port", str(self.bus_port)]
         args += ["--logfile", str(self.data_dir / "redis.log"), *self.extra_args]
         return args
 
@@ -149,21 +169,37 @@ class RedisServer:
         return ping(self.port)
 
     def start(self, timeout: float = 10.0) -> RedisServer:
+        for _ in range(3):
+            try:
+                self._start_once(timeout)
+            except PortTaken:
+                if not self._chosen or self._started:
+                    raise
+                self.port, self.bus_port = free_ports(2) if self.cluster_bus else (free_port(), 0)
+                continue
+            self._started = True
+            return self
+        raise PortTaken(f"redis-server found no free port in three tries (last {self.port})")
+
+    def _start_once(self, timeout: float) -> None:
         if self.is_up():
             raise RuntimeError(f"something already answers PING on port {self.port}")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.data_dir / "redis.log"
+        offset = log.stat().st_size if log.exists() else 0  # this start's lines only
         self.proc = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if self.pid_file:
             self.pid_file.write_text(f"{self.proc.pid}\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.is_up():
-                return self
+                return
             if self.proc.poll() is not None:
                 break
             time.sleep(0.02)
-        log = self.data_dir / "redis.log"
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        tail = log.read_bytes()[offset:][-2000:].decode(errors="replace") if log.exists() else ""
+        if self.proc.poll() is not None and "Address already in use" in tail:
+            raise PortTaken(f"redis-server: port {self.port} (or its bus port) was taken:\n{tail}")
         raise RuntimeError(f"redis-server did not start on port {self.port}:\n{tail}")
 
     def _pid(self) -> int | None:
@@ -240,6 +276,7 @@ class RedisCluster:
             d.mkdir()
             node = RedisServer(
                 data_dir=d,
+                cluster_bus=True,
                 extra_args=[
                     "--cluster-enabled",
                     "yes",
