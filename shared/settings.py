@@ -194,8 +194,10 @@ class Settings(BaseSettings):
     memory_query_max_chars: int = Field(
         1000, ge=10, le=10000, description="Longest search_memories query (q); longer is a 400"
     )
-    embeddings: Literal["none", "vertex"] = Field(
-        "none", description="Memory ranking: none (BM25, offline) or vertex (not built yet: BM25 is used)"
+    embeddings: Literal["none", "local", "vertex"] = Field(
+        "none",
+        description="Memory ranking: none (BM25, offline), local (BM25 fused with a deterministic offline "
+        "hashing embedder, find_nearest) or vertex (BM25 fused with gemini-embedding-001 at 768 dimensions)",
     )
 
     # --- Summarizer -----------------------------------------------------------------

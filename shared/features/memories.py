@@ -9,6 +9,12 @@ with the context in its one round trip. A deletion raises the user's memory gene
 (``Keys.memory_generation``): a corpus cached before it is read again, and a recall that
 raced it is dropped. Recall never fails a turn: any store error leaves no memories and a log
 line.
+
+With EMBEDDINGS=local|vertex each digest carries a vector, and recall and search rank twice:
+BM25 over the search texts and Firestore's ``find_nearest`` on the user's collection (one
+query, its ``limit`` documents read, per recall), fused by reciprocal rank
+(``embeddings.fuse``); the score is then the fused one. An embedder or vector-search failure
+falls back to BM25 alone.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from shared.core.manager import SessionManager
 from shared.core.models import validate_session_id, validate_user_id
 from shared.cursor import decode_cursor, encode_cursor
 from shared.errors import InvalidArgument, NotFound, StoreError, Unavailable
+from shared.features.embeddings import Embedder, build_embedder, embed_one, fuse
 from shared.features.memory import Ranker, build_digest, build_ranker, recall_query
 from shared.store.firestore.memories import MemoryStore
 from shared.store.firestore.stats import Stats
 
 log = logging.getLogger("chat_memory.memory")
 MAX_PAGE = 50
+CANDIDATES = 4  # each ranking's depth before fusion: CANDIDATES x the results wanted (at least 10)
 
 
 def _public(doc: dict[str, Any], score: float | None = None) -> dict[str, Any]:
@@ -42,10 +50,53 @@ def _public(doc: dict[str, Any], score: float | None = None) -> dict[str, Any]:
 
 
 class Memories:
-    def __init__(self, manager: SessionManager, store: MemoryStore, ranker: Ranker | None = None) -> None:
+    def __init__(
+        self,
+        manager: SessionManager,
+        store: MemoryStore,
+        ranker: Ranker | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.m = manager
         self.store = store
         self.ranker = ranker or build_ranker(manager.settings)
+        self.embedder = embedder if embedder is not None else build_embedder(manager.settings)
+
+    def digest(self, sid: str, session: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """The memory of an ended session, with its vector when EMBEDDINGS is set (computed
+        here, before the counting transaction, so a retried transaction embeds nothing again)."""
+        doc = build_digest(sid, session, entries, self.m.settings)
+        if self.embedder is not None and doc["search"]:
+            vector = embed_one(self.embedder, doc["search"], "document")
+            if vector is not None:
+                doc |= {"embedding": vector, "embedding_model": self.embedder.name}
+        return doc
+
+    def rank(
+        self, uid: str, query: str, docs: list[dict[str, Any]], k: int, skip: str | None = None
+    ) -> list[tuple[dict[str, Any], float]]:
+        """``docs`` (the user's memories) ranked against ``query``, best ``k``: BM25 alone, or
+        fused with the nearest vectors when an embedder is set (one Firestore query; a failure
+        leaves BM25 alone)."""
+        depth = k if self.embedder is None else max(10, CANDIDATES * k)
+        bm25 = [(docs[i], s) for i, s in self.ranker.rank(query, [str(d.get("search") or "") for d in docs], depth)]
+        if self.embedder is None:
+            return bm25[:k]
+        vector = embed_one(self.embedder, query, "query")
+        if vector is None:
+            return bm25[:k]
+        try:
+            near = [
+                d
+                for d in self.store.nearest(uid, vector, depth + 1, self.embedder.name)
+                if d.get("session_id") != skip and float(d.get("distance", 2.0)) <= self.embedder.max_distance
+            ]
+        except StoreError:
+            log.warning("vector search failed; BM25 alone")
+            return bm25[:k]
+        by_id = {d["session_id"]: d for d in near} | {d["session_id"]: d for d, _ in bm25}
+        fused = fuse([[d["session_id"] for d, _ in bm25], [d["session_id"] for d in near[:depth]]], k)
+        return [(by_id[s], score) for s, score in fused]
 
     @property
     def k(self) -> int:
@@ -81,15 +132,15 @@ class Memories:
                     ],
                 }
             docs: list[dict[str, Any]] = list(corpus.get("items") or [])
-            ranked = self.ranker.rank(recall_query(got.recent), [str(d.get("search") or "") for d in docs], self.k)
+            ranked = self.rank(user_id, recall_query(got.recent), docs, self.k, skip=sid)
             memories = [
                 {
-                    "session_id": docs[i]["session_id"],
-                    "text": docs[i].get("text") or "",
+                    "session_id": d["session_id"],
+                    "text": d.get("text") or "",
                     "score": round(score, 4),
-                    "ended_at": float(docs[i].get("ended_at") or 0),
+                    "ended_at": float(d.get("ended_at") or 0),
                 }
-                for i, score in ranked
+                for d, score in ranked
             ]
             cache.put(sid, memories, fresh)
             # A deletion between the first look and now: what was just stored may hold it.
@@ -123,8 +174,7 @@ class Memories:
             docs = self.store.all(uid)
         except StoreError as exc:
             raise Unavailable("memories are unavailable; try again shortly") from exc
-        ranked = self.ranker.rank(query, [str(d.get("search") or "") for d in docs], limit)
-        return {"items": [_public(docs[i], score) for i, score in ranked]}
+        return {"items": [_public(d, score) for d, score in self.rank(uid, query, docs, limit)]}
 
     def delete(self, user_id: str | None, session_id: object) -> dict[str, Any]:
         """Delete the caller's memory of a session: 404 if they hold none (another user's
@@ -181,7 +231,7 @@ def wire_memories(manager: SessionManager, store: MemoryStore | None = None, sta
     store = store or MemoryStore(manager.firestore.fs)
     stats = stats or manager.stats
     stats.memories = store
-    stats.digest = lambda sid, session, entries: build_digest(sid, session, entries, manager.settings)
     memories = Memories(manager, store)
+    stats.digest = memories.digest
     manager.on_user_message = memories.recall
     return memories

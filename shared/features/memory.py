@@ -5,8 +5,8 @@ The digest is built once, from the ended session's document and its analytics en
 session, not from the rolling summary's tail. Offline it is extractive: the user's
 questions and the answers' first sentences, oldest first, within bounds.
 
-Ranking is a ``Ranker``: BM25 (bm25s, offline) today; ``EMBEDDINGS=vertex`` is the seam for
-an embedding ranker (not built: BM25 is used and the choice is logged).
+Ranking is a ``Ranker``: BM25 (bm25s, offline); with EMBEDDINGS set, ``memories.Memories``
+fuses it with a vector search (``embeddings``).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def recall_query(recent: Sequence[dict[str, Any]]) -> str:
 
 class Ranker(Protocol):
     """Ranks texts against a query: (index, score) of the best ``k`` with a score above 0,
-    best first. BM25 today; an embedding ranker fills the same seam."""
+    best first."""
 
     name: str
 
@@ -168,6 +168,4 @@ class BM25Ranker:
 
 
 def build_ranker(settings: Settings) -> Ranker:
-    if settings.embeddings != "none":
-        log.warning("EMBEDDINGS=%s is not built yet: memories are ranked by BM25", settings.embeddings)
     return BM25Ranker()

@@ -11,7 +11,9 @@ the user's memories, newest first (``memory_sessions``): the per-user bound
 
 A memory document: ``session_id``, ``text`` (what the model reads), ``search`` (the search
 text, drawn from the whole session), lineage (``seq_from``, ``seq_to``, ``summary_version``,
-``roles``), ``ended_at``, ``created_at``, ``expire_at`` (a datetime: the TTL policy's field).
+``roles``), ``ended_at``, ``created_at``, ``expire_at`` (a datetime: the TTL policy's field),
+and with EMBEDDINGS set, ``embedding`` (a Firestore vector, searched by ``nearest``) with the
+``embedding_model`` that made it. Reads other than ``nearest`` never fetch the vector.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ MEMORIES = "memories"
 USER_LIST = "memory_sessions"  # the user document's ids of their memories, newest first
 # What a memory answers (list, search, export): the stored document without its search text.
 PUBLIC_FIELDS = ("session_id", "text", "ended_at", "seq_from", "seq_to", "summary_version", "roles", "created_at")
+# What the reads fetch: everything but the vector (768 floats a memory, for nearest alone).
+READ_FIELDS = (*PUBLIC_FIELDS, "search", "embedding_model")
+VECTOR = "embedding"
 
 
 class MemoryStore:
@@ -48,6 +53,10 @@ class MemoryStore:
         ids = [sid, *(s for s in (user.get(USER_LIST) or []) if s != sid)]
         keep, drop = ids[: self.fs.settings.memory_max_sessions], ids[self.fs.settings.memory_max_sessions :]
         col = self.collection(uid)
+        if isinstance(digest.get(VECTOR), list):
+            from google.cloud.firestore_v1.vector import Vector
+
+            digest = digest | {VECTOR: Vector(digest[VECTOR])}
         tx.set(col.document(sid), digest)
         for old in drop:
             tx.delete(col.document(old))
@@ -72,8 +81,10 @@ class MemoryStore:
         from google.cloud import firestore
 
         col = self.collection(uid)
-        q = col.order_by("ended_at", direction=firestore.Query.DESCENDING).order_by(
-            "__name__", direction=firestore.Query.DESCENDING
+        q = (
+            col.select(READ_FIELDS)
+            .order_by("ended_at", direction=firestore.Query.DESCENDING)
+            .order_by("__name__", direction=firestore.Query.DESCENDING)
         )
         if after is not None:
             q = q.start_after({"ended_at": after[0], "__name__": col.document(after[1])})
@@ -83,6 +94,25 @@ class MemoryStore:
     def all(self, uid: str) -> list[dict[str, Any]]:
         """Every memory of the user (at most MEMORY_MAX_SESSIONS; one read each), newest first."""
         return self.page(uid, self.fs.settings.memory_max_sessions, None)
+
+    def nearest(self, uid: str, vector: list[float], limit: int, model: str) -> list[dict[str, Any]]:
+        """The user's ``limit`` memories nearest ``vector`` (cosine), nearest first, each with
+        its ``distance``; a vector of another embedding model is left out."""
+        from google.cloud.firestore_v1.base_vector_query import DistanceMeasure
+        from google.cloud.firestore_v1.vector import Vector
+
+        # the distance is a field of the answer: a projection without it drops it
+        base: Any = self.collection(uid).select((*READ_FIELDS, "distance"))
+        q = base.find_nearest(
+            vector_field=VECTOR,
+            query_vector=Vector(vector),
+            limit=limit,
+            distance_measure=DistanceMeasure.COSINE,
+            distance_result_field="distance",
+        )
+        with self.fs.guard("nearest_memories"):
+            docs = [d.to_dict() or {} for d in q.stream(timeout=self.fs.timeout)]
+        return [d for d in docs if d.get("embedding_model") == model]
 
     # -- the user's own deletion, and the erasure's ---------------------------------------
     def delete(self, uid: str, sid: str) -> bool:
