@@ -10,6 +10,8 @@ returns for that user. Rankers, each over the user's own sessions only:
 - product: each session written as the product writes its digest (build_digest, MemoryStore)
   and each question asked through `search_memories`'s feature (Memories.search), on the
   Firestore emulator (make bench); "not available" without one, never a stand-in figure.
+- product_local_embeddings: the same with EMBEDDINGS=local (each digest's vector stored,
+  BM25 fused with find_nearest on the emulator).
 - recency: the 3 most recent sessions (baseline).
 - summary: BM25 over each session's rolling summary as the product leaves it at the end (the
   product's summarizer and `Summaries`, replayed every SUMMARY_INTERVAL messages, then the
@@ -186,7 +188,7 @@ def transcript_text(session: Session) -> str:
 # product is reported "not available", never a number.
 
 
-def product_ranker(users: dict[str, list[Session]]) -> tuple[Ranker | None, str | None]:
+def product_ranker(users: dict[str, list[Session]], embeddings: str = "none") -> tuple[Ranker | None, str | None]:
     import os
     import uuid
 
@@ -194,15 +196,18 @@ def product_ranker(users: dict[str, list[Session]]) -> tuple[Ranker | None, str 
         return None, "needs the Firestore emulator (run it through make bench)"
     from shared.core.manager import SessionManager
     from shared.features.memories import wire_memories
-    from shared.features.memory import build_digest
     from shared.store.firestore.layer import FirestoreLayer
     from shared.store.firestore.memories import MemoryStore
 
     settings = Settings(
-        redis_url=None, gcp_project=os.environ.get("GCLOUD_PROJECT", "demo-chat-memory"), summarizer="extractive"
+        redis_url=None,
+        gcp_project=os.environ.get("GCLOUD_PROJECT", "demo-chat-memory"),
+        summarizer="extractive",
+        embeddings=embeddings,
     )
     manager = SessionManager(settings, firestore=FirestoreLayer(settings))
     store = MemoryStore(manager.firestore.fs)
+    memories = wire_memories(manager, store)
     run = uuid.uuid4().hex[:8]  # this run's users: nothing of an earlier run is ranked
     uid_of = {uid: f"bench-mem-{run}-{uid}" for uid in users}
     for uid, sessions in users.items():
@@ -220,8 +225,7 @@ def product_ranker(users: dict[str, list[Session]]) -> tuple[Ranker | None, str 
                 "message_count": len(msgs),
                 "final_messages": [m.to_dict() for m in msgs[-settings.message_window :]],
             }
-            store.write(uid_of[uid], build_digest(s.session_id, record, entries, settings))
-    memories = wire_memories(manager, store)
+            store.write(uid_of[uid], memories.digest(s.session_id, record, entries))
 
     def rank(uid: str, question: str, k: int) -> list[str]:
         items = memories.search(uid_of[uid], question, limit=k)["items"]
@@ -273,11 +277,12 @@ def evaluate(data: Path = DATA) -> dict[str, Any]:
         "target_recall_at_3": TARGET_R3,
         "rankers": {},
     }
-    product, why = product_ranker(users)
-    if product is None:
-        out["rankers"]["product"] = {"available": False, "why": why}
-    else:
-        out["rankers"]["product"] = {"available": True, **score(product, users, probes)}
+    for name, embeddings in (("product", "none"), ("product_local_embeddings", "local")):
+        product, why = product_ranker(users, embeddings)
+        if product is None:
+            out["rankers"][name] = {"available": False, "why": why}
+        else:
+            out["rankers"][name] = {"available": True, **score(product, users, probes)}
     for name, rank in rankers.items():
         out["rankers"][name] = {"available": True, **score(rank, users, probes)}
     for r in out["rankers"].values():

@@ -73,6 +73,7 @@ def _memory_recall(s: dict[str, Any]) -> str:
     head = [title, "", f"How: {s.get('how', '')}", ""]
     labels = {
         "product": "product (search_memories)",
+        "product_local_embeddings": "product, EMBEDDINGS=local (BM25 + find_nearest, fused)",
         "recency": "baseline: the 3 most recent sessions",
         "summary": "baseline: BM25 over the rolling summary",
         "transcript": "reference: BM25 over the transcript",
