@@ -29,7 +29,7 @@ def render(out: dict[str, Any]) -> str:
     ]
     renderers = {"store": _store, "roundtrips": _roundtrips, "http": _http, "coldstart": _coldstart,
                  "cost": _cost, "scale": _scale, "chat": _chat, "admin": _admin, "erase": _erase,
-                 "faq": _faq, "memory_recall": _memory_recall}  # fmt: skip
+                 "faq": _faq, "memory_recall": _memory_recall, "memory_cost": _memory_cost}  # fmt: skip
     for name, fn in renderers.items():
         if name not in out["sections"]:
             continue
@@ -66,6 +66,33 @@ def _faq(s: dict[str, Any]) -> str:
     tail += f".\n\n{misses} on-topic questions not answered from their entry (listed in the JSON, or by "
     tail += "`.venv/bin/python -m bench.faq_quality --misses`)"
     return "\n".join(head) + "\n" + table + tail + "."
+
+
+def _memory_cost(s: dict[str, Any]) -> str:
+    if "skipped" in s:
+        return f"### 12. returning users' memory: what it costs\n\nskipped: {s['skipped']}"
+    head = ["### 12. returning users' memory: what it costs", "",
+            f"How: a user with {s['past_sessions']} past sessions starts {s['conversations']} new conversations "
+            "(after one warm-up); counted at the clients (Firestore documents on the emulator, Redis round "
+            "trips)", ""]  # fmt: skip
+    rows = []
+    for name, label in (("embeddings_none", "memory (BM25)"), ("embeddings_local", "memory, EMBEDDINGS=local"),
+                        ("no_memory", "no memory wired")):  # fmt: skip
+        r = s[name]
+        rows.append([label, r["first_message_firestore_reads"], r["later_message_firestore_reads_max"],
+                     r["first_message_redis_round_trips"], r["later_message_redis_round_trips"],
+                     r["context_read_redis_round_trips_max"], r["memories_in_context_min"],
+                     r["first_message_ms_median"], r["later_message_ms_median"]])  # fmt: skip
+    table = _table(["", "1st user message: Firestore reads", "later ones: reads (max)", "1st: Redis RTs",
+                    "later: Redis RTs", "context read: Redis RTs (max)", "memories in context (min)",
+                    "1st message ms (median)", "later ones ms (median)"], rows)  # fmt: skip
+    w = s["end_trigger_writes"]
+    tail = (f"\n\nA user message with memory takes {s['first_message_ms_ratio_to_no_memory']}x the time it "
+            f"takes without when it is the conversation's first (its recall reads the memories), "
+            f"{s['later_message_ms_ratio_to_no_memory']}x later (the recall ranks the cached ones). "
+            f"An ended session's trigger writes {w['with_memory']} documents "
+            f"with memory, {w['without_memory']} without: {w['extra']} extra (the digest).")  # fmt: skip
+    return "\n".join(head) + "\n" + table + tail
 
 
 def _memory_recall(s: dict[str, Any]) -> str:

@@ -4,7 +4,8 @@
 Sections: store (1), roundtrips (2), http (3), coldstart (4), cost (5), scale (6), chat (7), admin (8), erase (9),
 faq (10: the kb responder's answers on a held-out set; counts, no services), memory_recall (11: which
 past session a returning user's question recalls, the product's search_memories beside two baselines;
-counts, no services).
+counts, no services), memory_cost (12: Firestore reads, Redis round trips and writes that memory costs,
+for a user with 200 past sessions).
   --quick            everything small (under a minute): a smoke test of the suite
   --only a,b         only these sections (e.g. `--quick --only store` takes seconds)
   --out PATH         where the JSON goes (default bench/results/latest.json)
@@ -35,6 +36,7 @@ from bench.common import RESULTS, busy_probe, machine  # noqa: E402
 
 SECTIONS = (
     "store", "roundtrips", "http", "coldstart", "cost", "scale", "chat", "admin", "erase", "faq", "memory_recall",
+    "memory_cost",
 )  # fmt: skip
 
 # Sizes: (full, quick)
@@ -56,6 +58,7 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "admin_sessions": (10_000, 1_000),
     "admin_reports": (20, 5),
     "erase_sessions": (1000, 100),
+    "memory_past_sessions": (200, 40),
 }
 
 
@@ -145,6 +148,10 @@ def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, An
         from bench.faq_quality import section_faq
 
         return section_faq()
+    if name == "memory_cost":
+        from bench.memory_cost import section_memory_cost
+
+        return section_memory_cost(redis_srv.url, past_sessions=size["memory_past_sessions"])
     if name == "memory_recall":
         from bench.memory_recall import section_memory_recall
 
