@@ -58,34 +58,34 @@ _HTTP: dict[str, Any] = {
 
 @https_fn.on_request(**_HTTP)
 def create_session(req: https_fn.Request) -> https_fn.Response:
-    return handle(req, api.create_session, method="POST")
+    return handle(req, api.create_session, method="POST", acts_for=True)
 
 
 @https_fn.on_request(**_HTTP)
 def append_message(req: https_fn.Request) -> https_fn.Response:
-    return handle(req, api.append_message, method="POST")
+    return handle(req, api.append_message, method="POST", acts_for=True)
 
 
 @https_fn.on_request(**_HTTP)
 def get_context(req: https_fn.Request) -> https_fn.Response:
-    return handle(req, api.get_context, method="GET")
+    return handle(req, api.get_context, method="GET", acts_for=True)
 
 
 @https_fn.on_request(**_HTTP)
 def get_history(req: https_fn.Request) -> https_fn.Response:
-    return handle(req, api.get_history, method="GET")
+    return handle(req, api.get_history, method="GET", acts_for=True)
 
 
 @https_fn.on_request(**{**_HTTP, "timeout_sec": 60})
 def end_session(req: https_fn.Request) -> https_fn.Response:
     # Ending writes the summary and analytics to Firestore in one batch: allow more time.
-    return handle(req, api.end_session, method="POST")
+    return handle(req, api.end_session, method="POST", acts_for=True)
 
 
 @https_fn.on_request(**{**_HTTP, "timeout_sec": 60})
 def chat(req: https_fn.Request) -> https_fn.Response:
     # The responder runs here (retrieval in memory, or Gemini with its own timeout).
-    return handle(req, api.chat, method="POST")
+    return handle(req, api.chat, method="POST", acts_for=True)
 
 
 @https_fn.on_request(**_HTTP)
@@ -111,7 +111,7 @@ def export_my_data(req: https_fn.Request) -> https_fn.Response:
 
 @https_fn.on_request(**_HTTP)
 def delete_session(req: https_fn.Request) -> https_fn.Response:
-    return handle(req, api.delete_session, method="POST")
+    return handle(req, api.delete_session, method="POST", acts_for=True)
 
 
 @https_fn.on_request(**{**_HTTP, "timeout_sec": 540})
@@ -127,13 +127,13 @@ def admin_erase_user(req: https_fn.Request) -> https_fn.Response:
 
 @https_fn.on_request(**_HTTP)
 def list_memories(req: https_fn.Request) -> https_fn.Response:
-    return handle(req, api.list_memories, method="GET")
+    return handle(req, api.list_memories, method="GET", acts_for=True)
 
 
 @https_fn.on_request(**_HTTP)
 def search_memories(req: https_fn.Request) -> https_fn.Response:
     # Ranks the caller's memories (at most MEMORY_MAX_SESSIONS reads) in memory.
-    return handle(req, api.search_memories, method="GET")
+    return handle(req, api.search_memories, method="GET", acts_for=True)
 
 
 @https_fn.on_request(**_HTTP)

@@ -252,6 +252,16 @@ class Settings(BaseSettings):
     token_clock_skew_s: int = Field(
         5, ge=0, le=60, description="Seconds of clock skew tolerated on an ID token's iat/exp"
     )
+    backend_service_accounts: str = Field(
+        "",
+        description="Comma-separated service-account emails whose Google ID tokens are a backend identity "
+        "(they act for a named user_id); empty: none is accepted",
+    )
+    backend_token_audiences: str = Field(
+        "",
+        description="Comma-separated audiences a service account's ID token must carry (e.g. the functions' "
+        "base URL); required when BACKEND_SERVICE_ACCOUNTS is set",
+    )
     health_cache_s: float = Field(
         5.0, ge=0, le=300, description="health probes the stores at most once per this many seconds (per instance)"
     )
@@ -304,6 +314,14 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def backend_service_account_set(self) -> frozenset[str]:
+        return frozenset(e.strip().lower() for e in self.backend_service_accounts.split(",") if e.strip())
+
+    @property
+    def backend_token_audience_list(self) -> list[str]:
+        return [a.strip() for a in self.backend_token_audiences.split(",") if a.strip()]
 
 
 @lru_cache(maxsize=1)

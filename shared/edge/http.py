@@ -23,7 +23,7 @@ import orjson
 from flask import Request, Response
 
 from shared import fastjson
-from shared.core.models import SESSION_ID_RE
+from shared.core.models import SESSION_ID_RE, validate_user_id
 from shared.edge import auth, ratelimit
 from shared.edge.client_ip import client_ip
 from shared.errors import (
@@ -74,8 +74,9 @@ class Call:
     uid: str | None
     body: dict[str, Any]
     args: Mapping[str, str]
-    backend: bool = False  # a trusted backend identity (auth.BACKEND_CLAIM)
+    backend: bool = False  # a trusted backend identity (auth.BACKEND_CLAIM, or a service account)
     admin: bool = False  # an admin (auth.ADMIN_CLAIM)
+    actor: str | None = None  # a backend acting for ``uid`` (its uid or service-account email), else None
     log_fields: dict[str, Any] = field(default_factory=dict)
     forwarded_for: str | None = None  # X-Forwarded-For as received
     remote_addr: str | None = None  # the socket's peer
@@ -99,11 +100,15 @@ class HttpError(ChatMemoryError):
         self.headers = dict(headers or {})
 
 
-def handle(request: Request, handler: Handler, *, method: Method, public: bool = False) -> Response:
-    """Serve one request with ``handler``; never raises."""
+def handle(
+    request: Request, handler: Handler, *, method: Method, public: bool = False, acts_for: bool = False
+) -> Response:
+    """Serve one request with ``handler``; never raises. ``acts_for``: a backend identity may
+    name the user it acts for (``user_id`` in the body, or the query of a GET)."""
     started = time.perf_counter()
     name = handler.__name__
     uid: str | None = None
+    actor: str | None = None
     backend = admin = False
     call: Call | None = None
     headers = request.headers
@@ -118,16 +123,21 @@ def handle(request: Request, handler: Handler, *, method: Method, public: bool =
             else:
                 _check_method(request, method)
                 body = _read_json_body(request) if method == "POST" else {}
+                args = _single_args(request)
                 if not public:
                     caller = auth.authenticate(headers)
                     uid, backend, admin = caller.uid, caller.backend, caller.admin
+                    target = _acting_for(caller, body if method == "POST" else args, acts_for)
+                    if target is not None:
+                        actor, uid, admin = caller.service_account or caller.uid, target, False
                     ratelimit.enforce(uid)
                 call = Call(
                     uid=uid,
                     body=body,
-                    args=_single_args(request),
+                    args=args,
                     backend=backend,
                     admin=admin,
+                    actor=actor,
                     forwarded_for=headers.get("X-Forwarded-For"),
                     remote_addr=request.remote_addr,
                 )
@@ -235,6 +245,30 @@ def dumps(payload: Any) -> str:
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are not JSON; Python's parser would accept them.
     raise ValueError(name)
+
+
+def _acting_for(caller: auth.Caller, fields: dict[str, Any], acts_for: bool) -> str | None:
+    """The user a backend names (``user_id``, taken out of ``fields``), or None.
+
+    An end user naming anyone (themselves included) is refused: a user acts only as
+    themselves. A service account, which owns nothing, must name one where it may act."""
+    if "user_id" not in fields:
+        if caller.service_account is not None:
+            if acts_for:
+                raise InvalidArgument(
+                    "user_id is required: a service account acts only for a user", details={"field": "user_id"}
+                )
+            raise PermissionDenied("a service account may not call this function")
+        return None
+    target = fields.pop("user_id")
+    if not acts_for:
+        raise InvalidArgument("user_id is not accepted by this function", details={"field": "user_id"})
+    if not caller.backend:
+        raise PermissionDenied("only a backend identity may act for a user (user_id)")
+    try:
+        return validate_user_id(target)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"user_id: {exc.message}", details={"field": "user_id"}) from None
 
 
 def _single_args(request: Request) -> dict[str, str]:
@@ -352,6 +386,8 @@ def _log_request(
     }
     if uid:
         fields["user_id"] = uid
+    if call is not None and call.actor is not None:
+        fields["acting_backend"] = call.actor  # every backend action: who acted, for whom (user_id)
     if call is not None:
         fields["session_id"] = _session_id_of(call)
         fields.update(call.log_fields)
