@@ -9,7 +9,8 @@ in the next chat a question about the cat recalls it, and the panel says so (and
 score); "Forget" deletes it: gone from the panel, after a reload, and from list_memories.
 With "Remember this chat" unchecked the next session is created with "memory": false: the
 page says the session is not remembered, nothing is recalled into it, and once it has ended
-and the trigger has counted it, no memory of it exists.
+and the trigger has counted it, no memory of it exists. More memories than a page: "More"
+reads the older ones, newest first throughout.
 
 Every wait is on an event: the panel's list (expect), the trigger's count of the session
 (the page's "counted.", read from get_user_stats), a response. Nothing is mocked.
@@ -24,7 +25,7 @@ import pytest
 from playwright.sync_api import Locator, Page, Request, expect
 
 from tests.browser.test_console import SESSION_ID, _accessibility_violations, _open_and_sign_in, _send
-from tests.clients import Api, User
+from tests.clients import Api, Firestore, User
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -208,3 +209,35 @@ def test_a_chat_with_the_switch_off_leaves_no_memory(page: Page, stack, api: Api
     expect(_memory(page, kept)).to_be_visible()
     expect(_memory(page, off)).to_have_count(0)
     assert _listed_through_the_api(api, uid, listed.value.request) == [kept]
+
+
+def test_more_reads_the_older_memories(page: Page, stack, api: Api, firestore: Firestore) -> None:
+    """More memories than the panel's page (10): the first page, newest first, then "More"."""
+    with page.expect_request(lambda r: bool(LIST_MEMORIES.match(r.url))) as first_read:
+        uid, _ = _open_and_sign_in(page, stack.page_url())
+    authorization = first_read.value.all_headers().get("authorization") or ""
+    user = User(uid, authorization.removeprefix("Bearer "))
+    # Eleven ended chats of the page's own user, over HTTP with its ID token.
+    ended: list[str] = []
+    for n in range(11):
+        r = api.post("create_session", {"memory": True}, user)
+        assert r.status == 201, r.text
+        sid = r.body["session_id"]
+        assert api.chat(user, sid, f"Note {n}: how do I track parcel number {n}?").status == 201
+        assert api.end(user, sid).status == 200
+        ended.append(sid)
+    # Counted by the trigger, and so remembered (the memory is written in the same transaction).
+    firestore.wait_for(f"users/{uid}", lambda d: d.get("total_sessions") == len(ended), timeout=60)
+
+    with page.expect_response(lambda r: bool(LIST_MEMORIES.match(r.url)) and r.ok):
+        page.get_by_test_id("memory-refresh").click()
+    expect(page.get_by_test_id("memory-panel")).to_have_attribute("data-state", "loaded")
+    newest_first = ended[::-1]
+    expect(_memories(page)).to_have_count(10)
+    more = page.get_by_test_id("memory-more")
+    expect(more).to_be_visible()
+    more.click()
+    expect(_memories(page)).to_have_count(11)
+    expect(more).to_be_hidden()
+    shown = [item.get_attribute("data-session-id") for item in _memories(page).all()]
+    assert shown == newest_first, (shown, newest_first)
