@@ -376,6 +376,8 @@ def test_another_users_sessions_are_refused_on_every_path_and_left_as_they_were(
             ("end_session", api.end(a.user, v.active)),
             ("delete_session", api.post("delete_session", {"session_id": v.active}, a.user)),
             ("get_context", api.context(a.user, v.s1)),
+            ("get_history", api.history(a.user, v.s1)),
+            ("get_history", api.history(a.user, v.active)),
             ("delete_session", api.post("delete_session", {"session_id": v.s1}, a.user)),
         ]
         for op, r in attempts:
