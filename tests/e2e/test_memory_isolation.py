@@ -448,10 +448,11 @@ def test_context_and_chat_asked_with_another_users_canary_recall_only_the_caller
                 for q in (f"{TOPIC} {v.canary}", f"return an item, order reference {v.chat_canary}"):
                     turn = contract(api.chat(a.user, sid, q), "chat", 201)
                     assert turn["memories"] and memory_ids(turn) <= a.memory_sids, (a.name, q, turn["memories"])
-                    assert not leaks(json.dumps(turn["memories"]) + turn["answer"]["content"], [v])
+                    assert not leaks(json.dumps(turn["memories"]) + turn["answer"]["content"], world.others(a))
                 ctx = contract(api.context(a.user, sid), "get_context", 200)
                 section = memories_section(ctx["formatted_context"])
-                assert memory_ids(ctx) <= a.memory_sids and not leaks(json.dumps(ctx["memories"]) + section, [v])
+                assert memory_ids(ctx) <= a.memory_sids
+                assert not leaks(json.dumps(ctx["memories"]) + section, world.others(a)), section
                 # the section is live: it quotes the attacker's own recalled memory
                 assert a.canary in section or a.chat_canary in section, section
         finally:  # what the attacker typed (the victims' canaries) goes with the session
