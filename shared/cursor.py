@@ -60,5 +60,7 @@ def _decode(cursor: object, *, with_seq: bool) -> tuple[float, str, int | None] 
         if seq is not None and (type(seq) is not int or not 0 <= seq <= MAX_SEQ):
             raise ValueError
         return float(ts), doc_id, seq
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError, RecursionError):
+        # OverflowError: an integer sort value past the float range (JSON reads 10**309;
+        # math.isfinite and float cannot take it)
         raise bad_cursor() from None

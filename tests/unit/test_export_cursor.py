@@ -32,6 +32,8 @@ def test_the_export_cursor_round_trips_with_and_without_a_seq():
         raw([1.0, SID, -1]),  # a negative seq
         raw([1.0, SID, MAX_SEQ + 1]),  # past any message number
         raw([1.0, SID, 10**400]),  # an integer no float holds
+        raw([10**309, SID, 1]),  # a sort value no float holds
+        raw([10**309, SID]),
         raw([1.0, SID, 1.5]),
         raw([1.0, SID, True]),
         raw([1.0, SID, "3"]),

@@ -168,7 +168,9 @@ export function createApi({
   }
 
   return {
-    createSession: (userInfo) => call("create_session", { method: "POST", body: { user_info: userInfo } }),
+    // `memory: false`: a memory-off session (it leaves no memory and recalls none).
+    createSession: (userInfo, { memory = true } = {}) =>
+      call("create_session", { method: "POST", body: { user_info: userInfo, memory: memory !== false } }),
     // One turn: the service stores the user's message, answers it and stores the answer. The
     // page never writes a message itself (an end user's token may not write an assistant's).
     chat: ({ sessionId, content, clientMessageId }) =>
@@ -183,6 +185,10 @@ export function createApi({
     exportMyData: ({ limit, cursor }) => call("export_my_data", { method: "GET", query: { limit, cursor } }),
     // Erases everything held about the caller; a repeat answers the same receipt.
     deleteMyData: () => call("delete_my_data", { method: "POST", body: { confirm: true } }),
+    // The caller's own memories of past sessions: a page (newest first), a search, a deletion.
+    listMemories: ({ limit, cursor } = {}) => call("list_memories", { method: "GET", query: { limit, cursor } }),
+    searchMemories: ({ q, limit }) => call("search_memories", { method: "GET", query: { q, limit } }),
+    deleteMemory: (sessionId) => call("delete_memory", { method: "POST", body: { session_id: sessionId } }),
     health: () => call("health", { method: "GET" }),
     // The admin functions (the token must carry the `admin` claim; else 403 permission_denied).
     adminReport: ({ from, to }) => call("admin_report", { method: "GET", query: { from, to } }),

@@ -5,6 +5,7 @@
 import { ApiError } from "./api.js";
 import { erasureConfirmed } from "./erase.js";
 import { $, messageItem } from "./page.js";
+import { endedAt, matchNote, recalledSentence, recallNote, rememberedText, searchSentence } from "./memories.js";
 import { contentSize, contextNote, describeAnswer } from "./turn.js";
 
 // The console's elements by data-testid, looked up once (a module runs after the document is
@@ -18,7 +19,10 @@ for (const id of [
   "queries-recorded", "end-summary", "history-meta", "history", "history-after", "end-reason-row", "config-note",
   "user-stats-status", "stats-sessions", "stats-messages", "stats-queries", "stats-recent", "download-data-button",
   "delete-data-button", "erase-confirm", "erase-word", "erase-submit", "erase-cancel", "erase-receipt",
-  "receipt-sentence", "receipt-counts", "composer-count", "session-notice",
+  "receipt-sentence", "receipt-counts", "composer-count", "session-notice", "session-memory", "memory-switch",
+  "memory-switch-label", "memory-panel", "memory-refresh", "memory-search", "memory-search-input",
+  "memory-search-button", "memory-search-clear", "memory-recall-note", "memory-search-note", "memory-list",
+  "memory-empty", "memory-more", "memory-status",
 ]) {
   el[id] = $(id);
 }
@@ -56,6 +60,10 @@ export function renderControls(state) {
   el["send-button"].disabled = !state.uid || state.ended || state.busy || !size.ok;
   el["end-session-button"].disabled = !ready || state.busy;
   el["new-session-button"].hidden = !state.ended;
+  // "Remember this chat" decides the next session the page starts: shown when there is one to
+  // start (after the end, or after an erasure, when the next message starts one).
+  el["memory-switch-label"].hidden = !state.uid || !state.nextChat;
+  el["memory-switch"].disabled = state.busy;
   el["download-data-button"].disabled = !state.uid || state.busy;
   el["delete-data-button"].disabled = !state.uid || state.busy;
   el["erase-submit"].disabled = state.busy || !erasureConfirmed(el["erase-word"].value);
@@ -187,6 +195,9 @@ export function clearPanels() {
   renderContext({ storage: null, messages: [], summary: null, formatted_context: "" }, 0);
   el["context-storage"].textContent = "—";
   el["end-panel"].hidden = true;
+  // The user stats belong to the session that ended: the next end reads them again.
+  for (const id of ["stats-sessions", "stats-messages", "stats-queries", "stats-recent"]) el[id].textContent = "—";
+  el["user-stats-status"].textContent = "waiting for the trigger…";
 }
 
 // `result`: end_session's answer; `before`: get_history just before the end.
@@ -255,4 +266,83 @@ export function showEraseConfirm(open) {
   el["erase-confirm"].hidden = !open;
   el["erase-word"].value = "";
   el["delete-data-button"].setAttribute("aria-expanded", open ? "true" : "false");
+}
+
+// Whether the current session leaves a memory when it ends (null: no session).
+export function renderRemembered(remembered) {
+  const node = el["session-memory"];
+  node.textContent = rememberedText(remembered);
+  node.className = remembered === null || remembered === undefined ? "" : remembered ? "yes" : "no";
+}
+
+function memoryItem(m, { recalled, search, forgetting }) {
+  const li = document.createElement("li");
+  li.className = "memory";
+  li.dataset.testid = "memory";
+  li.dataset.sessionId = m.session_id;
+  const head = document.createElement("div");
+  head.className = "memory-head";
+  const when = endedAt(m.ended_at);
+  const time = document.createElement("time");
+  time.dataset.testid = "memory-date";
+  if (when) time.dateTime = when.iso;
+  time.textContent = when ? when.text : "date unknown";
+  head.append(time);
+  if (search && m.score !== undefined) {
+    const match = document.createElement("span");
+    match.className = "badge";
+    match.dataset.testid = "memory-match";
+    match.textContent = matchNote(m.score);
+    head.append(match);
+  }
+  if (recalled.has(m.session_id)) {
+    const why = document.createElement("span");
+    why.className = "badge recalled";
+    why.dataset.testid = "memory-recalled";
+    why.textContent = recallNote(recalled.get(m.session_id));
+    head.append(why);
+  }
+  const text = document.createElement("p");
+  text.className = "memory-text";
+  text.dataset.testid = "memory-text";
+  text.textContent = String(m.text ?? ""); // the user's own words: text, never markup
+  const forget = document.createElement("button");
+  forget.type = "button";
+  forget.className = "danger small-button";
+  forget.dataset.testid = "memory-forget";
+  forget.dataset.sessionId = m.session_id;
+  forget.textContent = forgetting.has(m.session_id) ? "Forgetting…" : "Forget";
+  forget.disabled = forgetting.has(m.session_id);
+  forget.setAttribute("aria-label", `Forget the memory of ${when ? when.text : "this chat"}`);
+  li.append(head, text, forget);
+  return li;
+}
+
+/**
+ * The "What I remember" panel. `view`: {status: "loading"|"loaded"|"error", items, nextCursor,
+ * recalled (session id -> score), search (null, or {q, items}), forgetting (session ids)}.
+ */
+export function renderMemories(view) {
+  const panel = el["memory-panel"];
+  panel.dataset.state = view.status;
+  panel.setAttribute("aria-busy", view.status === "loading" ? "true" : "false");
+  const search = view.search;
+  const shown = search ? search.items : view.items;
+  const list = el["memory-list"];
+  list.textContent = "";
+  for (const m of shown) list.append(memoryItem(m, { recalled: view.recalled, search: !!search, forgetting: view.forgetting }));
+  el["memory-empty"].hidden = !!search || view.status !== "loaded" || view.items.length > 0;
+  el["memory-more"].hidden = !!search || !view.nextCursor;
+  el["memory-more"].disabled = view.status === "loading";
+  el["memory-refresh"].disabled = view.status === "loading";
+  el["memory-search-clear"].hidden = !search;
+  el["memory-search-note"].hidden = !search;
+  el["memory-search-note"].textContent = search ? searchSentence(search.q, search.items.length) : "";
+  const recalled = recalledSentence(view.recalled);
+  el["memory-recall-note"].hidden = !recalled;
+  el["memory-recall-note"].textContent = recalled || "";
+}
+
+export function setMemoryStatus(text) {
+  el["memory-status"].textContent = text || "";
 }

@@ -2,7 +2,10 @@
 // function (which stores the user's message, answers it and stores the answer) and shows what
 // the memory service keeps as the conversation goes on; "Download my data" saves everything it
 // holds about the user as one file, and "Delete my data" erases it all, once the user has
-// confirmed. Every piece of user text and every answer reaches the DOM through textContent only.
+// confirmed. "What I remember" lists the user's memories of past sessions (marking the ones
+// recalled into this conversation), finds them and forgets them; "Remember this chat" (beside
+// "Start a new session") makes the next session a memory-off one when unchecked.
+// Every piece of user text and every answer reaches the DOM through textContent only.
 
 import { ApiError } from "./api.js";
 import { loadFileConfig, resolveConfig } from "./config.js";
@@ -15,21 +18,33 @@ import {
   renderContext,
   renderEnd,
   renderHealth,
+  renderMemories,
   renderNotice,
   renderReceipt,
+  renderRemembered,
   renderSession,
   renderStats,
   renderTranscript,
+  setMemoryStatus,
   showEraseConfirm,
 } from "./console-view.js";
 import { describeReceipt, erasureConfirmed } from "./erase.js";
 import { combineExportPages, EXPORT_FILENAME, EXPORT_PAGE_SIZE, exportBlob, readAllExportPages } from "./export.js";
 import { keepDraft, keepSession, keepTurn, keptDraft, keptSession, keptTurn } from "./kept.js";
 import {
+  awaitMemory,
+  MEMORY_PAGE_SIZE,
+  MEMORY_SEARCH_LIMIT,
+  mergeMemories,
+  recalledBySession,
+  withoutMemory,
+} from "./memories.js";
+import {
   busyRunner,
   clearError,
   configNote,
   connect,
+  describeError,
   PageError,
   retryable,
   saveFile,
@@ -51,6 +66,10 @@ const state = {
   uid: null,
   sessionId: null,
   ended: false,
+  // Whether the current session leaves a memory when it ends (null: no session), and whether
+  // the next thing is a new chat (after the end or an erasure: "Remember this chat" is shown).
+  remembered: null,
+  nextChat: false,
   busy: false,
   messageCount: 0,
   // A turn sent but not answered yet. A retry (even after a reload) reuses its
@@ -69,6 +88,7 @@ function resetPanels() {
   state.messageCount = 0;
   setPending(null);
   clearPanels();
+  setRecalled([]);
 }
 
 // ------------------------------------------------------------------------------- actions
@@ -81,13 +101,22 @@ function setPending(turn) {
 }
 
 function rememberSession() {
-  keepSession(state.sessionId ? { uid: state.uid, sessionId: state.sessionId, messageCount: state.messageCount } : null);
+  keepSession(
+    state.sessionId
+      ? { uid: state.uid, sessionId: state.sessionId, messageCount: state.messageCount, memory: state.remembered !== false }
+      : null,
+  );
 }
 
 async function createSession() {
-  const res = await state.api.createSession({ platform: "web", client: "chat-memory-console" });
+  // "Remember this chat" unchecked: a memory-off session (no memory left, none recalled).
+  const memory = el["memory-switch"].checked;
+  const res = await state.api.createSession({ platform: "web", client: "chat-memory-console" }, { memory });
   state.sessionId = res.session_id;
   state.ended = false;
+  state.nextChat = false;
+  state.remembered = memory;
+  renderRemembered(state.remembered);
   resetPanels();
   el["erase-receipt"].hidden = true;
   if (res.storage) layerBadge(el["storage-layer"], res.storage);
@@ -109,6 +138,7 @@ async function startSession() {
 async function refreshContext() {
   const ctx = await state.api.getContext(state.sessionId);
   renderContext(ctx, state.messageCount);
+  setRecalled(ctx.memories);
   return ctx;
 }
 
@@ -154,6 +184,7 @@ async function send() {
     state.messageCount = res.message_count;
     rememberSession();
     renderAppended(res);
+    setRecalled(res.memories);
     renderNotice(null);
     // Answered, so stored: only now may the typed text go (unless the user typed more meanwhile).
     if (input.value === turn.content) input.value = "";
@@ -175,6 +206,7 @@ async function showContext(done) {
     const ctx = await state.api.getContext(sessionId);
     if (mine !== contextRead || sessionId !== state.sessionId) return; // a newer read is on its way
     renderContext(ctx, state.messageCount);
+    setRecalled(ctx.memories);
     if (!state.busy) setStatus(done);
   } catch (e) {
     if (mine !== contextRead || state.busy) return;
@@ -185,6 +217,7 @@ async function showContext(done) {
 function markEnded() {
   contextRead++;
   state.ended = true;
+  state.nextChat = true;
   renderSession(state.sessionId, state.ended);
   updateControls();
 }
@@ -202,7 +235,12 @@ async function endSession() {
     markEnded();
     renderEnd(result, before);
     await loadHistoryAfter();
+    const sessionId = state.sessionId;
     await loadUserStats();
+    // The trigger writes a remembered session's memory with the stats it counts: the panel
+    // re-reads the list (a few times at most, should the memory lag behind).
+    const remembered = state.remembered !== false && result.message_count > 0;
+    await loadMemories({ awaitSession: remembered ? sessionId : null });
   } catch (e) {
     showError(e, state.ended ? loadHistoryAfter : endSession);
   }
@@ -262,6 +300,164 @@ async function downloadMyData() {
   }
 }
 
+// ------------------------------------------------------------------------ what I remember
+
+// The panel's view of the user's memories; its reads do not make the page busy (the chat goes
+// on meanwhile). When reads overlap, only the newest one's answer is drawn.
+const memoryView = {
+  status: "idle",
+  items: [],
+  nextCursor: null,
+  recalled: new Map(), // session id -> score: recalled into the current conversation
+  search: null, // {q, items} while a search's result is shown
+  forgetting: new Set(),
+};
+let memoryRead = 0;
+const drawMemories = () => renderMemories(memoryView);
+
+// The memories recalled into this conversation: the latest get_context or chat answer's.
+function setRecalled(memories) {
+  memoryView.recalled = recalledBySession(memories);
+  drawMemories();
+}
+
+function showMemoryPage(page, { append = false } = {}) {
+  memoryView.items = mergeMemories(append ? memoryView.items : [], page);
+  memoryView.nextCursor = (page && page.next_cursor) || null;
+  memoryView.status = "loaded";
+  drawMemories();
+}
+
+function memoryFailed(what, e) {
+  memoryView.status = "error";
+  drawMemories();
+  setMemoryStatus(`Could not ${what}: ${describeError(e).text}`);
+}
+
+/**
+ * Read the first page of the user's memories again (leaving a search). `awaitSession`: a
+ * session just ended whose memory the trigger is about to write: read again, a few times at
+ * most, until it is there.
+ */
+async function loadMemories({ awaitSession = null } = {}) {
+  if (!state.uid) return;
+  const mine = ++memoryRead;
+  memoryView.status = "loading";
+  memoryView.search = null;
+  el["memory-search-input"].value = "";
+  drawMemories();
+  setMemoryStatus(awaitSession ? "Waiting for this chat's memory…" : "Reading what I remember…");
+  const stillWanted = () => mine === memoryRead;
+  const read = async () => {
+    const page = await state.api.listMemories({ limit: MEMORY_PAGE_SIZE });
+    if (stillWanted()) showMemoryPage(page);
+    return page;
+  };
+  try {
+    if (!awaitSession) {
+      await read();
+      if (stillWanted()) setMemoryStatus("");
+      return;
+    }
+    const { found, stopped } = await awaitMemory(read, awaitSession, { stillWanted });
+    if (stopped || !stillWanted()) return;
+    setMemoryStatus(
+      found
+        ? "This chat's memory is listed."
+        : "This chat's memory is not listed yet (it is written a moment after the end): press Refresh in a while.",
+    );
+  } catch (e) {
+    if (stillWanted()) memoryFailed("read your memories", e);
+  }
+}
+
+async function loadMoreMemories() {
+  if (!state.uid || !memoryView.nextCursor || memoryView.status === "loading") return;
+  const mine = ++memoryRead;
+  const cursor = memoryView.nextCursor;
+  memoryView.status = "loading";
+  drawMemories();
+  setMemoryStatus("Reading older memories…");
+  try {
+    const page = await state.api.listMemories({ limit: MEMORY_PAGE_SIZE, cursor });
+    if (mine !== memoryRead) return;
+    showMemoryPage(page, { append: true });
+    setMemoryStatus("");
+  } catch (e) {
+    if (mine === memoryRead) memoryFailed("read older memories", e);
+  }
+}
+
+async function searchMemories() {
+  const q = el["memory-search-input"].value.trim();
+  if (!q) {
+    loadMemories();
+    return;
+  }
+  if (!state.uid) return;
+  const mine = ++memoryRead;
+  memoryView.status = "loading";
+  drawMemories();
+  setMemoryStatus("Searching your memories…");
+  try {
+    const page = await state.api.searchMemories({ q, limit: MEMORY_SEARCH_LIMIT });
+    if (mine !== memoryRead) return;
+    memoryView.search = { q, items: mergeMemories([], page) };
+    memoryView.status = "loaded";
+    drawMemories();
+    setMemoryStatus("");
+  } catch (e) {
+    if (mine === memoryRead) memoryFailed("search your memories", e);
+  }
+}
+
+// "Forget": delete_memory, and the memory leaves the panel. A 404 means it is gone already
+// (another tab forgot it, or an erasure): it leaves the panel all the same.
+async function forgetMemory(sessionId) {
+  if (!state.uid || memoryView.forgetting.has(sessionId)) return;
+  memoryView.forgetting.add(sessionId);
+  drawMemories();
+  setMemoryStatus("Forgetting…");
+  let note;
+  let gone = false;
+  try {
+    await state.api.deleteMemory(sessionId);
+    gone = true;
+    note = "Forgotten: that memory is deleted and will not be recalled again.";
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) {
+      gone = true;
+      note = "That memory was already gone.";
+    } else {
+      note = `Could not forget it: ${describeError(e).text}`;
+    }
+  }
+  memoryView.forgetting.delete(sessionId);
+  const wasRecalled = memoryView.recalled.has(sessionId);
+  if (gone) {
+    memoryView.items = withoutMemory(memoryView.items, sessionId);
+    if (memoryView.search) memoryView.search.items = withoutMemory(memoryView.search.items, sessionId);
+  }
+  drawMemories();
+  setMemoryStatus(note);
+  // The service dropped it from this conversation's recall too: show the context as it is now.
+  if (gone && wasRecalled && state.sessionId && !state.ended) showContext("Forgotten: the context no longer recalls it.");
+}
+
+function wireMemoryPanel() {
+  el["memory-refresh"].addEventListener("click", () => loadMemories());
+  el["memory-more"].addEventListener("click", loadMoreMemories);
+  el["memory-search"].addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    searchMemories();
+  });
+  el["memory-search-clear"].addEventListener("click", () => loadMemories());
+  el["memory-list"].addEventListener("click", (ev) => {
+    const button = ev.target instanceof Element ? ev.target.closest('[data-testid="memory-forget"]') : null;
+    if (button && button.dataset.sessionId) forgetMemory(button.dataset.sessionId);
+  });
+}
+
 // ------------------------------------------------------------------------- delete my data
 
 function openEraseConfirm() {
@@ -298,12 +494,16 @@ async function eraseMyData() {
   forgetSession();
   renderReceipt(d);
   setStatus(d.sentence);
+  loadMemories(); // erased with the rest
 }
 
 // The session is gone on the service: the page drops it and everything it kept of it.
 function forgetSession() {
   state.sessionId = null;
   state.ended = false;
+  state.nextChat = true;
+  state.remembered = null;
+  renderRemembered(state.remembered);
   resetPanels();
   rememberSession();
   el["composer-input"].value = "";
@@ -316,6 +516,8 @@ function forgetSession() {
 // and its context. Throws what the service answered when it cannot.
 async function resumeSession(saved) {
   state.sessionId = saved.sessionId;
+  state.remembered = saved.memory !== false;
+  renderRemembered(state.remembered);
   renderSession(state.sessionId, state.ended);
   const h = await state.api.getHistory(state.sessionId);
   state.transcript = h.messages.map((m) => ({ seq: m.seq, role: m.role, content: m.content, metadata: m.metadata }));
@@ -357,6 +559,8 @@ async function restoreSession(saved) {
     // the user told, rather than a new session in the old one's place without a word.
     resetPanels();
     state.sessionId = null;
+    state.remembered = null;
+    renderRemembered(state.remembered);
     rememberSession();
     renderSession(state.sessionId, state.ended);
     await startSession();
@@ -404,6 +608,7 @@ async function signIn() {
 
 async function afterSignIn(ok) {
   if (!ok) return;
+  loadMemories(); // beside the session's start or restore, not before it
   const saved = keptSession();
   if (saved && saved.uid === state.uid && saved.sessionId) return restoreSession(saved);
   await startSession();
@@ -439,6 +644,7 @@ async function boot() {
   el["download-data-button"].addEventListener("click", downloadMyData);
   el["delete-data-button"].addEventListener("click", openEraseConfirm);
   el["erase-word"].addEventListener("input", updateControls);
+  wireMemoryPanel();
   el["erase-cancel"].addEventListener("click", () => closeEraseConfirm(true));
   el["erase-confirm"].addEventListener("keydown", (ev) => {
     if (ev.key === "Escape") closeEraseConfirm(true);
