@@ -80,7 +80,7 @@ FN_URL="http://127.0.0.1:$FN_PORT/$CM_PROJECT/us-central1"
 # Keep the staged bundle in sync with functions/ and shared/: the emulator reloads on change.
 "$CM_VENV/bin/python" scripts/stage.py --out "$CM_BUNDLE" --watch >/dev/null &
 WATCH_PID=$!
-NODE_OPTIONS="--require $CM_ROOT/scripts/node_no_keepalive.cjs${NODE_OPTIONS:+ $NODE_OPTIONS}" "$FIREBASE" emulators:start --config "$CONFIG" --project "$CM_PROJECT" --only "${CM_EMULATORS:-functions,firestore,auth,hosting}" >"$DEV_LOG" 2>&1 &
+NODE_OPTIONS="--require $CM_ROOT/scripts/node_no_keepalive.cjs --require $CM_ROOT/scripts/node_worker_ports.cjs${NODE_OPTIONS:+ $NODE_OPTIONS}" "$FIREBASE" emulators:start --config "$CONFIG" --project "$CM_PROJECT" --only "${CM_EMULATORS:-functions,firestore,auth,hosting}" >"$DEV_LOG" 2>&1 &
 FB_PID=$!
 
 # Wait for the functions to answer, then print the URLs and a curl that works.

@@ -156,7 +156,7 @@ PY_LOG="$RUN_DIR/pytest.log"
 for attempt in 1 2; do
 : >"$PY_LOG"
 set +e
-NODE_OPTIONS="--require $CM_ROOT/scripts/node_no_keepalive.cjs${NODE_OPTIONS:+ $NODE_OPTIONS}" "$FIREBASE" emulators:exec --config "$CONFIG" --project "$CM_PROJECT" --only "$EMULATORS" \
+NODE_OPTIONS="--require $CM_ROOT/scripts/node_no_keepalive.cjs --require $CM_ROOT/scripts/node_worker_ports.cjs${NODE_OPTIONS:+ $NODE_OPTIONS}" "$FIREBASE" emulators:exec --config "$CONFIG" --project "$CM_PROJECT" --only "$EMULATORS" \
   "$PYTEST_CMD >'$PY_LOG' 2>&1" >"$EMU_LOG" 2>&1 </dev/null &
 FB_PID=$!
 tail -n +1 -f --pid="$FB_PID" "$PY_LOG" &

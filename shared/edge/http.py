@@ -127,7 +127,7 @@ def handle(
                 if not public:
                     caller = auth.authenticate(headers)
                     uid, backend, admin = caller.uid, caller.backend, caller.admin
-                    target = _acting_for(caller, body if method == "POST" else args, acts_for)
+                    target = _acting_for(caller, body if method == "POST" else args, acts_for, method)
                     if target is not None:
                         actor, uid, admin = caller.service_account or caller.uid, target, False
                     ratelimit.enforce(uid)
@@ -247,22 +247,27 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-def _acting_for(caller: auth.Caller, fields: dict[str, Any], acts_for: bool) -> str | None:
+def _acting_for(caller: auth.Caller, fields: dict[str, Any], acts_for: bool, method: str) -> str | None:
     """The user a backend names (``user_id``, taken out of ``fields``), or None.
 
-    An end user naming anyone (themselves included) is refused: a user acts only as
-    themselves. A service account, which owns nothing, must name one where it may act."""
+    Only where ``acts_for``: elsewhere a body's ``user_id`` is the function's own field
+    (admin_erase_user's), and a GET's is refused (no GET function takes one: a caller asking
+    for another user's data must not silently get its own). An end user naming anyone
+    (themselves included) is refused: a user acts only as themselves. A service account,
+    which owns nothing, must name one where it may act, and may call nothing else."""
+    if not acts_for:
+        if caller.service_account is not None:
+            raise PermissionDenied("a service account may not call this function")
+        if method == "GET" and "user_id" in fields:
+            raise InvalidArgument("user_id is not accepted by this function", details={"field": "user_id"})
+        return None
     if "user_id" not in fields:
         if caller.service_account is not None:
-            if acts_for:
-                raise InvalidArgument(
-                    "user_id is required: a service account acts only for a user", details={"field": "user_id"}
-                )
-            raise PermissionDenied("a service account may not call this function")
+            raise InvalidArgument(
+                "user_id is required: a service account acts only for a user", details={"field": "user_id"}
+            )
         return None
     target = fields.pop("user_id")
-    if not acts_for:
-        raise InvalidArgument("user_id is not accepted by this function", details={"field": "user_id"})
     if not caller.backend:
         raise PermissionDenied("only a backend identity may act for a user (user_id)")
     try:
@@ -299,7 +304,7 @@ def only_fields(body: Mapping[str, Any], allowed: set[str]) -> None:
     """Reject unknown fields: a typo (``sessionId``) should fail loudly, not be ignored."""
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise InvalidArgument(f"unknown field: {unknown[0]}")
+        raise InvalidArgument(f"unknown field: {unknown[0]}", details={"field": unknown[0]})
 
 
 # -- CORS ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ functions/main.py), on this test's redis-server and the Firestore emulator."""
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,17 @@ def test_a_backend_names_a_valid_user_and_only_where_it_may(google, fns):
     status, err = fns.get("export_my_data", token, user_id="alice")
     assert status == 400 and err["error"]["details"]["field"] == "user_id", err
     assert fns.get("admin_report", token, user_id="alice")[0] == 400
+
+
+def test_an_admins_erasure_still_names_the_user_it_erases(google, fns):
+    """admin_erase_user's own field is user_id: it is the function's, not a backend's acting-for."""
+    uid = "erased-" + uuid.uuid4().hex[:8]
+    alice, admin = google.token(uid), google.token("the-admin", claims={"admin": True})
+    sid = fns.post("create_session", alice, {})[1]["session_id"]
+    status, receipt = fns.post("admin_erase_user", admin, {"user_id": uid})
+    assert status == 200 and receipt["complete"] and receipt["erased"]["sessions"] == 1, receipt
+    assert fns.get("get_context", alice, session_id=sid)[0] == 404
+    assert fns.post("admin_erase_user", alice, {"user_id": "bob"})[0] == 403  # not an admin
 
 
 def test_a_service_account_acts_only_for_a_user_and_only_ours_with_our_audience(google, fns):
