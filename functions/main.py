@@ -147,6 +147,14 @@ def get_user_stats(req: https_fn.Request) -> https_fn.Response:
 
 
 @https_fn.on_request(**_HTTP)
+def mcp(req: https_fn.Request) -> https_fn.Response:
+    # A remote MCP server (Streamable HTTP, stateless, JSON answers): shared/edge/mcp.py.
+    from shared.edge import mcp as mcp_server
+
+    return handle(req, mcp_server.mcp, method="POST", acts_for="tools")
+
+
+@https_fn.on_request(**_HTTP)
 def health(req: https_fn.Request) -> https_fn.Response:
     return handle(req, api.health, method="GET", public=True)
 

@@ -77,6 +77,7 @@ class Call:
     backend: bool = False  # a trusted backend identity (auth.BACKEND_CLAIM, or a service account)
     admin: bool = False  # an admin (auth.ADMIN_CLAIM)
     actor: str | None = None  # a backend acting for ``uid`` (its uid or service-account email), else None
+    caller: auth.Caller | None = None  # who the token says (before any acting-for)
     log_fields: dict[str, Any] = field(default_factory=dict)
     forwarded_for: str | None = None  # X-Forwarded-For as received
     remote_addr: str | None = None  # the socket's peer
@@ -101,14 +102,21 @@ class HttpError(ChatMemoryError):
 
 
 def handle(
-    request: Request, handler: Handler, *, method: Method, public: bool = False, acts_for: bool = False
+    request: Request,
+    handler: Handler,
+    *,
+    method: Method,
+    public: bool = False,
+    acts_for: bool | Literal["tools"] = False,
 ) -> Response:
     """Serve one request with ``handler``; never raises. ``acts_for``: a backend identity may
-    name the user it acts for (``user_id`` in the body, or the query of a GET)."""
+    name the user it acts for (``user_id`` in the body, or the query of a GET); "tools": in
+    each tool call's arguments (the ``mcp`` function, which applies ``acting_for`` itself)."""
     started = time.perf_counter()
     name = handler.__name__
     uid: str | None = None
     actor: str | None = None
+    caller: auth.Caller | None = None
     backend = admin = False
     call: Call | None = None
     headers = request.headers
@@ -127,7 +135,11 @@ def handle(
                 if not public:
                     caller = auth.authenticate(headers)
                     uid, backend, admin = caller.uid, caller.backend, caller.admin
-                    target = _acting_for(caller, body if method == "POST" else args, acts_for, method)
+                    target = (
+                        None
+                        if acts_for == "tools"
+                        else acting_for(caller, body if method == "POST" else args, bool(acts_for), method)
+                    )
                     if target is not None:
                         actor, uid, admin = caller.service_account or caller.uid, target, False
                     ratelimit.enforce(uid)
@@ -138,6 +150,7 @@ def handle(
                     backend=backend,
                     admin=admin,
                     actor=actor,
+                    caller=caller,
                     forwarded_for=headers.get("X-Forwarded-For"),
                     remote_addr=request.remote_addr,
                 )
@@ -247,7 +260,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-def _acting_for(caller: auth.Caller, fields: dict[str, Any], acts_for: bool, method: str) -> str | None:
+def acting_for(caller: auth.Caller, fields: dict[str, Any], acts_for: bool, method: str) -> str | None:
     """The user a backend names (``user_id``, taken out of ``fields``), or None.
 
     Only where ``acts_for``: elsewhere a body's ``user_id`` is the function's own field
