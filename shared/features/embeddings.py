@@ -100,12 +100,9 @@ class VertexEmbedder:
 
     def _get_client(self) -> Any:
         if self._client is None:
-            from google import genai
-            from google.genai import types
+            from shared.genai import new_client
 
-            self._client = genai.Client(
-                http_options=types.HttpOptions(timeout=int(self.settings.gemini_timeout_s * 1000))
-            )
+            self._client = new_client(self.settings)
         return self._client
 
     def embed(self, texts: Sequence[str], task: Task) -> list[list[float]]:

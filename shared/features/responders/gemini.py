@@ -90,14 +90,11 @@ class GeminiResponder:
     def _get_client(self) -> Any:
         # Built on first use and kept; a failed build is not kept, the next turn tries again.
         if self._client is None:
-            from google import genai
-            from google.genai import types
+            from shared.genai import new_client
 
             with self._lock:
                 if self._client is None:
-                    self._client = genai.Client(
-                        http_options=types.HttpOptions(timeout=int(self.settings.gemini_timeout_s * 1000))
-                    )
+                    self._client = new_client(self.settings)
         return self._client
 
     def answer(self, question: str, context: Context) -> Answer:
