@@ -54,6 +54,7 @@ def test_spec_lists_every_function():
         "/list_memories",
         "/search_memories",
         "/delete_memory",
+        "/mcp",
         "/health",
         "/chat",
         "/admin_report",

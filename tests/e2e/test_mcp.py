@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 from typing import Any
 
@@ -15,6 +16,25 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.clients import Api, User
+
+
+def run_async(coro: Any) -> Any:
+    """The coroutine on an event loop of its own thread: the browser tier's Playwright (sync
+    API) keeps a loop running on this one, where asyncio.run refuses to start another."""
+    out: dict[str, Any] = {}
+
+    def main() -> None:
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            out["error"] = exc
+
+    t = threading.Thread(target=main)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
 
 
 def connect(api: Api, user: User | None) -> Client:
@@ -63,7 +83,7 @@ def test_an_mcp_client_holds_a_conversation_through_the_tools(api: Api):
             assert not ended.is_error and ended.structured_content["status"] == "ended"
             return {"sid": sid}
 
-    sid = asyncio.run(run())["sid"]
+    sid = run_async(run())["sid"]
     history = api.get("get_history", {"session_id": sid}, user)
     assert [m["content"] for m in history.body["messages"]] == ["my parcel to Lisbon is late"]
 
@@ -89,7 +109,7 @@ def test_a_backend_acts_for_a_user_through_the_tools_and_a_user_cannot(api: Api)
                 assert not r.is_error, r
             return str(sid)
 
-    sid = asyncio.run(as_backend())
+    sid = run_async(as_backend())
     assert [m["role"] for m in api.get("get_history", {"session_id": sid}, alice).body["messages"]] == [
         "user",
         "assistant",
@@ -103,7 +123,7 @@ def test_a_backend_acts_for_a_user_through_the_tools_and_a_user_cannot(api: Api)
             assert direct.is_error and direct.structured_content["error"]["code"] == "permission_denied"
             assert "hi Alice" not in json.dumps(direct.structured_content)
 
-    asyncio.run(as_bob())
+    run_async(as_bob())
 
 
 def test_the_transport_rules(api: Api):

@@ -155,14 +155,19 @@ def test_two_instances_on_the_firestore_path_share_the_bound(redis_server, fires
     redis_server.kill()
     sid = a.create_session({}, user_id=uid).session_id  # Firestore holds it
     ok: dict[str, list[int]] = {"a": [], "b": []}
+    in_memory: dict[str, list[int]] = {"a": [], "b": []}
 
     def run(name: str, m: SessionManager, offset: int) -> None:
         for i in range(offset, offset + 20):
             try:
-                m.add_message(sid, "user", body(i), client_message_id=f"c-{i}", user_id=uid)
-                ok[name].append(i)
+                res = m.add_message(sid, "user", body(i), client_message_id=f"c-{i}", user_id=uid)
             except FailedPrecondition:
-                pass
+                continue
+            ok[name].append(i)
+            if not res.durable:
+                # Firestore's transaction lost to the other instance's five times over (a busy
+                # machine): the instance kept it in its memory and answered durable: false
+                in_memory[name].append(i)
 
     threads = [threading.Thread(target=run, args=("a", a, 0)), threading.Thread(target=run, args=("b", b, 50))]
     for t in threads:
@@ -172,7 +177,12 @@ def test_two_instances_on_the_firestore_path_share_the_bound(redis_server, fires
     total = len(ok["a"]) + len(ok["b"])
     assert 8 <= total < 16, f"two instances took {total} messages of 32 KiB against {BOUND} B"
     held, _ = a.firestore.read_pending(sid)
-    assert sorted(int(x.mid[2:]) for x in held) == sorted(ok["a"] + ok["b"])
+    durable = [i for name in ok for i in ok[name] if i not in in_memory[name]]
+    assert sorted(int(x.mid[2:]) for x in held) == sorted(durable)
+    for name, m in (("a", a), ("b", b)):  # each accepted message is somewhere, and says where
+        snap = m.memory.snapshot(sid) if in_memory[name] else None
+        kept = {int(x.mid[2:]) for x in snap[0]} if snap else set()
+        assert set(in_memory[name]) <= kept, (name, in_memory[name], kept)
 
 
 def _outage(srv: Any, m: SessionManager, uid: str, n: int) -> tuple[str, list[int]]:
