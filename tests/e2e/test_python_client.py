@@ -1,0 +1,99 @@
+"""The Python client (clients/python) against the emulated functions: every call it makes is
+the contract's, a retried turn is stored once, errors come typed, a backend acts for a user,
+and the Firebase token provider refreshes against the Auth emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from chat_memory_client import AsyncChatMemoryClient, ChatMemoryClient, InvalidArgument, NotFound, PermissionDenied
+from chat_memory_client.auth import FirebaseTokenProvider
+
+from tests.clients import Api
+
+
+def client_for(api: Api, token: Any, **kw: Any) -> ChatMemoryClient:
+    return ChatMemoryClient(api.base_url, token, **kw)
+
+
+def test_a_conversation_through_the_sync_client(api: Api):
+    user = api.new_user(backend=False)
+    with client_for(api, user.token) as cm:
+        sid = cm.create_session({"platform": "python"})["session_id"]
+        first = cm.append_message(sid, "user", "my parcel to Lisbon is late", client_message_id="turn-1")
+        again = cm.append_message(sid, "user", "my parcel to Lisbon is late", client_message_id="turn-1")
+        assert first["message_count"] == again["message_count"] == 1  # a retry: stored once
+        assert "Lisbon" in cm.get_context(sid)["formatted_context"]
+        assert [m["content"] for m in cm.get_history(sid)["messages"]] == ["my parcel to Lisbon is late"]
+        with pytest.raises(InvalidArgument) as bad:
+            cm.append_message(sid, "robot", "x")
+        assert bad.value.field == "role" and bad.value.status == 400
+        with pytest.raises(PermissionDenied):
+            cm.append_message(sid, "assistant", "an end user may not write this")
+        with pytest.raises(NotFound):
+            cm.get_context("0" * 32)
+        with pytest.raises(TypeError):
+            cm.append_message(sid, "user", 42)  # type: ignore[arg-type]  # refused before sending
+        assert cm.get_history(sid)["messages"][-1]["content"] == "my parcel to Lisbon is late"  # nothing half-written
+        assert cm.end_session(sid)["status"] == "ended"
+        assert cm.end_session(sid)["status"] == "ended"  # the same answer: safe to retry
+
+
+def test_a_conversation_through_the_async_client_and_a_backend_acting_for_the_user(api: Api):
+    backend, alice = api.new_user(backend=True), api.new_user(backend=False)
+
+    async def run() -> str:
+        async with AsyncChatMemoryClient(api.base_url, backend.token, user_id=alice.uid) as cm:
+            sid = (await cm.create_session())["session_id"]
+            await cm.append_message(sid, "user", "hello")
+            await cm.append_message(sid, "assistant", "hi Alice", {"sources": [], "confidence": 0.9})
+            ctx = await cm.get_context(sid)
+            assert [m["role"] for m in ctx["messages"]] == ["user", "assistant"]
+            return str(sid)
+
+    out: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: out.setdefault("sid", asyncio.run(run())))  # Playwright's loop: not here
+    t.start()
+    t.join()
+    sid = out["sid"]
+    with client_for(api, alice.token) as mine:  # the session is hers
+        assert [m["content"] for m in mine.get_history(sid)["messages"]] == ["hello", "hi Alice"]
+        with pytest.raises(PermissionDenied):
+            mine.get_context(sid, user_id="someone-else")  # an end user names no user
+
+
+def test_a_lost_answer_is_retried_with_the_same_message_id(api: Api):
+    """The first attempt reaches the function and its answer is lost (the transport drops it):
+    the client sends the same client_message_id again, and the message is stored once."""
+    user = api.new_user(backend=False)
+    sent: list[str] = []
+
+    class LoseFirstAnswer(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = super().handle_request(request)
+            if request.url.path.endswith("/append_message"):
+                sent.append(request.content.decode())
+                if len(sent) == 1:
+                    response.read()
+                    raise httpx.ReadError("the answer was lost", request=request)
+            return response
+
+    with ChatMemoryClient(api.base_url, user.token, transport=LoseFirstAnswer()) as cm:
+        sid = cm.create_session()["session_id"]
+        assert cm.append_message(sid, "user", "once only")["message_count"] == 1
+        assert len(sent) == 2 and sent[0] == sent[1]  # the same body, the same client_message_id
+        assert [m["content"] for m in cm.get_history(sid)["messages"]] == ["once only"]
+
+
+def test_the_firebase_token_provider_refreshes_against_the_auth_emulator(api: Api):
+    user = api.new_user(backend=False)
+    provider = FirebaseTokenProvider("any", user.refresh_token, auth_host=os.environ["FIREBASE_AUTH_EMULATOR_HOST"])
+    with client_for(api, provider) as cm:
+        sid = cm.create_session()["session_id"]
+        assert cm.get_context(sid)["session_id"] == sid
+    assert provider.uid == user.uid
