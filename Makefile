@@ -27,15 +27,15 @@ test:
 	bash scripts/test.sh
 
 lint: setup-venv
-	$(VENV)/bin/ruff check shared functions tests scripts clients
-	$(VENV)/bin/ruff format --check shared functions tests scripts clients
+	$(VENV)/bin/ruff check shared functions tests scripts clients examples
+	$(VENV)/bin/ruff format --check shared functions tests scripts clients examples
 	$(VENV)/bin/mypy shared functions
 	$(VENV)/bin/mypy clients/python/src
 	$(VENV)/bin/lint-imports
 
 format: setup-venv
-	$(VENV)/bin/ruff check --fix shared functions tests scripts clients
-	$(VENV)/bin/ruff format shared functions tests scripts clients
+	$(VENV)/bin/ruff check --fix shared functions tests scripts clients examples
+	$(VENV)/bin/ruff format shared functions tests scripts clients examples
 
 check: lint test
 

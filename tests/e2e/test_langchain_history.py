@@ -1,0 +1,123 @@
+"""The LangChain adapter (chat_memory_client.langchain.ChatMemoryHistory) driven by
+LangChain's own RunnableWithMessageHistory over a small local chat model of LangChain's kind
+(a BaseChatModel answering from what it is given: no network), against the emulated functions:
+several turns, a retry stored once, a second process reading the same session, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chat_memory_client import ChatMemoryClient
+from chat_memory_client.langchain import ChatMemoryHistory
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables.history import RunnableWithMessageHistory
+
+from tests.clients import Api
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class EchoModel(BaseChatModel):
+    """Answers with what it was given: the last human text and how many messages came before."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "echo"
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        last = next(m.content for m in reversed(messages) if isinstance(m, HumanMessage))
+        text = f"heard {last!r} after {len(messages) - 1} messages"
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+
+def chain_for(client: ChatMemoryClient) -> RunnableWithMessageHistory:
+    prompt = ChatPromptTemplate.from_messages([MessagesPlaceholder("history"), ("human", "{question}")])
+    return RunnableWithMessageHistory(
+        prompt | EchoModel(),
+        lambda session_id: ChatMemoryHistory(client=client, session_id=session_id),
+        input_messages_key="question",
+        history_messages_key="history",
+    )
+
+
+def test_runnable_with_message_history_keeps_its_turns_in_a_session(api: Api):
+    user = api.new_user(backend=True)  # the assistant's turns are written by a backend identity
+    with ChatMemoryClient(api.base_url, user.token) as client:
+        sid = client.create_session()["session_id"]
+        chain = chain_for(client)
+        cfg = {"configurable": {"session_id": sid}}
+        answers = [
+            chain.invoke({"question": q}, config=cfg).content for q in ("hello", "my cat is Bartholomew", "and?")
+        ]
+        assert answers == [
+            "heard 'hello' after 0 messages",
+            "heard 'my cat is Bartholomew' after 2 messages",
+            "heard 'and?' after 4 messages",
+        ]
+        history = ChatMemoryHistory(client=client, session_id=sid)
+        # a retry of the same messages (their ids kept): stored once
+        again = [HumanMessage(content="retried", id="lc-1"), AIMessage(content="once", id="lc-2")]
+        history.add_messages(again)
+        history.add_messages(again)
+        got = [(type(m).__name__, m.content) for m in history.messages]
+        assert got[-2:] == [("HumanMessage", "retried"), ("AIMessage", "once")] and len(got) == 8
+        # bad input: a typed error, and nothing of the batch written
+        with pytest.raises(TypeError):
+            history.add_messages(
+                [HumanMessage(content="first of a bad batch"), ToolMessage(content="x", tool_call_id="t")]
+            )
+        with pytest.raises(TypeError):
+            history.add_messages([HumanMessage(content=[{"type": "image_url", "image_url": "http://x"}])])
+        assert len(history.messages) == 8
+    # a second process, its own client, reads the same session in order
+    code = (
+        "import json, sys; from chat_memory_client import ChatMemoryClient; "
+        "from chat_memory_client.langchain import ChatMemoryHistory; "
+        "c = ChatMemoryClient(sys.argv[1], sys.argv[2]); "
+        "print(json.dumps([m.content for m in ChatMemoryHistory(client=c, session_id=sys.argv[3]).messages]))"
+    )
+    env = os.environ | {"PYTHONPATH": str(ROOT / "clients" / "python" / "src")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, api.base_url, user.token, sid],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert json.loads(out)[:3] == ["hello", "heard 'hello' after 0 messages", "my cat is Bartholomew"]
+
+
+def test_the_langchain_example_runs_against_the_stack(api: Api):
+    user = api.new_user(backend=True)
+    env = os.environ | {
+        "PYTHONPATH": str(ROOT / "clients" / "python" / "src"),
+        "CM_FUNCTIONS_URL": api.base_url,
+        "CM_TOKEN": user.token,
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "langchain_chat.py"),
+            "my cat is Bartholomew",
+            "what is my cat called?",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "assistant: You first told me: 'my cat is Bartholomew'" in out
+    assert out.strip().endswith("4 messages kept")
