@@ -126,6 +126,11 @@ def admin_erase_user(req: https_fn.Request) -> https_fn.Response:
 
 
 @https_fn.on_request(**_HTTP)
+def list_sessions(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.list_sessions, method="GET", acts_for=True)
+
+
+@https_fn.on_request(**_HTTP)
 def list_memories(req: https_fn.Request) -> https_fn.Response:
     return handle(req, api.list_memories, method="GET", acts_for=True)
 

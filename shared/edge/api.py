@@ -123,6 +123,15 @@ def chat(call: Call) -> Reply:
     return 201, wire.ChatResult.model_validate(turn.model_dump(exclude={"replayed"})).model_dump()
 
 
+def list_sessions(call: Call) -> Reply:
+    from shared.edge import wire
+    from shared.instance import get_instance
+
+    limit = int_param(call.args, "limit", default=20, lo=1, hi=50) or 20
+    page = get_instance().data_rights().sessions(call.uid, cursor=call.args.get("cursor"), limit=limit)
+    return 200, wire.SessionList.model_validate(page).model_dump(exclude_none=True)
+
+
 def _memories() -> Any:
     from shared.instance import get_instance
 

@@ -98,6 +98,13 @@ TOOLS: dict[str, Tool] = {
         },
         ("session_id",),
     ),
+    "list_sessions": Tool(
+        api.list_sessions,
+        "GET",
+        "The user's sessions, oldest first (status, times, message count), a page at a time",
+        {"limit": {"type": "integer", "minimum": 1, "maximum": 50}, "cursor": {"type": "string"}},
+        (),
+    ),
     "create_session": Tool(
         api.create_session,
         "POST",

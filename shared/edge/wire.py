@@ -93,6 +93,23 @@ class MemoryPage(_Wire):
     next_cursor: str | None = None  # left out on the last page
 
 
+class ListedSession(_Wire):
+    """One of the caller's sessions (list_sessions): what it is, never what it holds."""
+
+    session_id: str
+    status: str
+    created_at: float
+    last_active_at: float | None = None
+    ended_at: float | None = None
+    message_count: int | None = None
+    memory: bool
+
+
+class SessionList(_Wire):
+    items: list[ListedSession]
+    next_cursor: str | None = None  # left out on the last page
+
+
 class MemoryDeleted(_Wire):
     session_id: str
     deleted: bool
@@ -259,6 +276,8 @@ class ErasureReceipt(_Wire):
 
 # openapi.yaml component schema -> the model answering with it
 SCHEMAS: dict[str, type[_Wire]] = {
+    "SessionList": SessionList,
+    "ListedSession": ListedSession,
     "SessionCreated": SessionCreated,
     "AppendResult": AppendResult,
     "ContextResult": ContextResult,

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from shared import fastjson
 from shared.core import context as ctx
 from shared.core.manager import SessionManager
 from shared.core.models import SESSION_ID_RE, validate_user_id
-from shared.cursor import bad_cursor, decode_seq_cursor, encode_cursor
+from shared.cursor import bad_cursor, decode_cursor, decode_seq_cursor, encode_cursor
 from shared.errors import StoreError, Unavailable
 from shared.store.base import ERASED, QueryRecord, StoredMessage
 from shared.store.firestore.reports import ReportStore
@@ -34,6 +34,7 @@ from shared.store.firestore.stats import Stats
 from shared.store.redis.layer import RedisLayer
 
 MAX_PAGE = 100
+HEAD_BATCH = 50  # sessions listed per query (projected: a few hundred bytes each)
 DOC_BATCH = 4  # session documents read at once (each up to 1 MiB): a page reads few it does not use
 # Bytes kept aside: the page's cursor and envelope, and per entry what the estimate
 # (orjson) may spell shorter than the edge's encoder (a comma, a float's exponent).
@@ -45,6 +46,22 @@ Head = dict[str, Any]  # a session document, or the fields Redis holds of a sess
 
 def _key(head: Head) -> tuple[float, str]:
     return float(head.get("created_at") or 0), str(head["session_id"])
+
+
+def _listed(head: Head) -> dict[str, Any]:
+    """A session as list_sessions shows it."""
+    out: dict[str, Any] = {
+        "session_id": head["session_id"],
+        "status": str(head.get("status") or "active"),
+        "created_at": float(head.get("created_at") or 0),
+        "memory": head.get("memory") is not False,
+    }
+    for k in ("last_active_at", "ended_at"):
+        if isinstance(head.get(k), int | float):
+            out[k] = float(head[k])
+    if isinstance(head.get("message_count"), int):
+        out["message_count"] = int(head["message_count"])
+    return out
 
 
 class DataRights:
@@ -68,6 +85,35 @@ class DataRights:
             return self._page(uid, after, limit)
         except StoreError as exc:
             raise Unavailable("the export is unavailable; try again shortly") from exc
+
+    def sessions(self, user_id: str | None, *, cursor: object = None, limit: int = 20) -> dict[str, Any]:
+        """The caller's sessions, oldest first, a page at a time (the export's order: a session
+        Redis alone knows in its place): what each is, never what it holds."""
+        uid = validate_user_id(user_id)
+        if not self.reports.configured:
+            raise Unavailable("listing sessions needs Firestore, which is not configured")
+        after = decode_cursor(cursor)
+        if after is not None and not SESSION_ID_RE.fullmatch(after[1]):
+            raise bad_cursor()
+        items: list[dict[str, Any]] = []
+        out: dict[str, Any] = {"items": items}
+        try:
+            for head in self._heads(uid, after, self._head_docs):
+                if len(items) == limit:
+                    out["next_cursor"] = encode_cursor(items[-1]["created_at"], items[-1]["session_id"])
+                    break
+                items.append(_listed(head))
+        except StoreError as exc:
+            raise Unavailable("sessions are unavailable; try again shortly") from exc
+        return out
+
+    def _head_docs(self, uid: str, key: tuple[float, str] | None) -> Iterator[Head]:
+        while True:
+            batch = self.reports.session_heads(uid, HEAD_BATCH, key)
+            yield from batch
+            if len(batch) < HEAD_BATCH:
+                return
+            key = _key(batch[-1])
 
     def _page(self, uid: str, after: tuple[float, str, int | None] | None, limit: int) -> dict[str, Any]:
         out: dict[str, Any] = {"user_id": uid, "sessions": [], "next_cursor": None}
@@ -122,12 +168,18 @@ class DataRights:
         return [{k: d.get(k) for k in keep} for d in store.all(uid)]
 
     # ------------------------------------------------------------------ which sessions
-    def _heads(self, uid: str, key: tuple[float, str] | None) -> Iterator[Head]:
-        """The user's sessions after ``key``, in order: documents read a few at a time,
-        merged with the sessions Redis alone knows (a handful of hashes)."""
+    def _heads(
+        self,
+        uid: str,
+        key: tuple[float, str] | None,
+        docs: Callable[[str, tuple[float, str] | None], Iterator[Head]] | None = None,
+    ) -> Iterator[Head]:
+        """The user's sessions after ``key``, in order: documents read a few at a time
+        (``docs``: whole, for the export; projected, for a listing), merged with the sessions
+        Redis alone knows (a handful of hashes)."""
         redis_only = sorted((h for h in self._redis_only(uid) if key is None or _key(h) > key), key=_key)
         prev = None
-        for head in heapq.merge(self._docs(uid, key), redis_only, key=_key):  # a document first
+        for head in heapq.merge((docs or self._docs)(uid, key), redis_only, key=_key):  # a document first
             if head["session_id"] != prev:  # a session given its document since Redis was read
                 yield head
             prev = head["session_id"]

@@ -55,6 +55,7 @@ def test_spec_lists_every_function():
         "/search_memories",
         "/delete_memory",
         "/mcp",
+        "/list_sessions",
         "/health",
         "/chat",
         "/admin_report",

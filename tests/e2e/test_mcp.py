@@ -53,7 +53,14 @@ def test_an_mcp_client_holds_a_conversation_through_the_tools(api: Api):
     async def run() -> dict[str, Any]:
         async with connect(api, user) as client:
             names = {t.name for t in (await client.list_tools()).tools}
-            assert {"get_context", "append_message", "search_memories", "end_session", "create_session"} <= names
+            assert {
+                "get_context",
+                "append_message",
+                "search_memories",
+                "end_session",
+                "create_session",
+                "list_sessions",
+            } <= names
             created = await client.call_tool("create_session", {})
             assert not created.is_error, created
             sid = created.structured_content["session_id"]

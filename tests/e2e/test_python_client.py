@@ -97,3 +97,27 @@ def test_the_firebase_token_provider_refreshes_against_the_auth_emulator(api: Ap
         sid = cm.create_session()["session_id"]
         assert cm.get_context(sid)["session_id"] == sid
     assert provider.uid == user.uid
+
+
+def test_list_sessions_pages_the_callers_own_oldest_first(api: Api):
+    alice, bob, backend = api.new_user(backend=False), api.new_user(backend=False), api.new_user(backend=True)
+    with client_for(api, alice.token) as cm, client_for(api, bob.token) as theirs:
+        mine = [cm.create_session()["session_id"] for _ in range(3)]
+        cm.append_message(mine[0], "user", "x" * 20_000)  # what a session holds is never listed
+        cm.end_session(mine[0])
+        theirs.create_session()
+        first = cm.list_sessions(limit=2)
+        assert [s["session_id"] for s in first["items"]] == mine[:2]
+        assert first["items"][0]["status"] == "ended" and first["items"][0]["message_count"] == 1
+        assert all(
+            set(s) <= {"session_id", "status", "created_at", "last_active_at", "ended_at", "message_count", "memory"}
+            for s in first["items"]
+        )
+        rest = cm.list_sessions(limit=2, cursor=first["next_cursor"])
+        assert [s["session_id"] for s in rest["items"]] == mine[2:] and "next_cursor" not in rest
+        assert len(theirs.list_sessions()["items"]) == 1  # bob's own only
+        with pytest.raises(InvalidArgument) as bad:
+            cm.list_sessions(cursor="not-a-cursor")
+        assert bad.value.field == "cursor"
+    with client_for(api, backend.token, user_id=alice.uid) as acting:
+        assert [s["session_id"] for s in acting.list_sessions()["items"]] == mine

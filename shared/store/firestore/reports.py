@@ -40,6 +40,26 @@ class ReportStore:
         with self.fs.guard("sessions_of"):
             return [d.to_dict() or {} for d in q.limit(limit).stream(timeout=self.fs.timeout)]
 
+    # What a listing of sessions shows: a projection, never a session's messages or analytics.
+    HEAD_FIELDS = ("status", "created_at", "last_active_at", "ended_at", "message_count", "memory")
+
+    def session_heads(self, uid: str, limit: int, after: tuple[float, str] | None) -> list[dict[str, Any]]:
+        """The user's sessions as ``HEAD_FIELDS`` (and ``session_id``), oldest first, after the
+        cursor (created_at, id): a few hundred bytes each, whatever the sessions hold."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        col = self.fs.db().collection("sessions")
+        q = (
+            col.where(filter=FieldFilter("owner", "==", uid))
+            .select(self.HEAD_FIELDS)
+            .order_by("created_at")
+            .order_by("__name__")
+        )
+        if after is not None:
+            q = q.start_after({"created_at": after[0], "__name__": col.document(after[1])})
+        with self.fs.guard("session_heads"):
+            return [(d.to_dict() or {}) | {"session_id": d.id} for d in q.limit(limit).stream(timeout=self.fs.timeout)]
+
     def rollup_days(self, dates: list[str]) -> dict[str, dict[str, Any]]:
         """The day documents that exist among ``dates`` (one batched read)."""
         with self.fs.guard("rollups"):

@@ -227,6 +227,11 @@ class ChatMemoryClient(_Base):
     def delete_session(self, session_id: str, *, user_id: str | None = None) -> dict[str, Any]:
         return self._send(self.calls.post("delete_session", {"session_id": session_id}, user_id))
 
+    def list_sessions(
+        self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
+    ) -> dict[str, Any]:
+        return self._send(self.calls.get("list_sessions", {"limit": limit, "cursor": cursor}, user_id))
+
     # -- memories --------------------------------------------------------------------------
     def list_memories(
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
@@ -351,6 +356,11 @@ class AsyncChatMemoryClient(_Base):
 
     def delete_session(self, session_id: str, *, user_id: str | None = None) -> Awaitable[dict[str, Any]]:
         return self._send(self.calls.post("delete_session", {"session_id": session_id}, user_id))
+
+    def list_sessions(
+        self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
+    ) -> Awaitable[dict[str, Any]]:
+        return self._send(self.calls.get("list_sessions", {"limit": limit, "cursor": cursor}, user_id))
 
     def list_memories(
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
