@@ -37,7 +37,7 @@ AGENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 
 def validate_session_id(session_id: object) -> str:
     if not isinstance(session_id, str) or not SESSION_ID_RE.fullmatch(session_id):
-        raise InvalidArgument("session_id must be 32 lowercase hex characters")
+        raise InvalidArgument("session_id must be 32 lowercase hex characters", details={"field": "session_id"})
     return session_id
 
 

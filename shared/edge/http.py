@@ -306,10 +306,10 @@ def int_param(args: Mapping[str, str], name: str, *, default: int | None, lo: in
     if raw is None or raw == "":
         return default
     if not raw.isascii() or not raw.isdigit() or len(raw) > _MAX_INT_DIGITS:
-        raise InvalidArgument(f"{name} must be an integer from {lo} to {hi}")
+        raise InvalidArgument(f"{name} must be an integer from {lo} to {hi}", details={"field": name})
     value = int(raw)
     if not lo <= value <= hi:
-        raise InvalidArgument(f"{name} must be an integer from {lo} to {hi}")
+        raise InvalidArgument(f"{name} must be an integer from {lo} to {hi}", details={"field": name})
     return value
 
 

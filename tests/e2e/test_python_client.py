@@ -37,6 +37,13 @@ def test_a_conversation_through_the_sync_client(api: Api):
             cm.append_message(sid, "assistant", "an end user may not write this")
         with pytest.raises(NotFound):
             cm.get_context("0" * 32)
+        for call, field in (
+            (lambda: cm.get_context("not-hex"), "session_id"),
+            (lambda: cm.list_memories(limit=999), "limit"),
+        ):
+            with pytest.raises(InvalidArgument) as named:
+                call()
+            assert named.value.field == field  # every 400 names its field
         with pytest.raises(TypeError):
             cm.append_message(sid, "user", 42)  # type: ignore[arg-type]  # refused before sending
         assert cm.get_history(sid)["messages"][-1]["content"] == "my parcel to Lisbon is late"  # nothing half-written
