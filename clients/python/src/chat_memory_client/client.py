@@ -1,18 +1,32 @@
 """``ChatMemoryClient`` and ``AsyncChatMemoryClient``: every HTTP function of chat-memory
-(openapi.yaml), the same methods sync and async, answers as the API's JSON (dicts).
+(openapi.yaml), the same methods sync and async, answers as the API's JSON typed
+(``chat_memory_client.types``).
 
-Retries (``retries`` times, backoff 0.2 s doubling to 5 s, or the server's Retry-After):
-- a request that surely never reached a function (the connection could not be made) is
-  always retried;
-- on 429, 503 and a lost answer (a timeout or a dropped connection after sending), only what
-  is safe to repeat: every GET; ``append_message`` and ``chat``, which always carry a
-  ``client_message_id`` (one is made if the caller gives none, and the same one is sent
-  again), so the server stores the message once and answers the first result again;
-  ``end_session`` (ending an ended session answers the same result), ``delete_session``,
-  ``delete_my_data`` and ``delete_memory`` (a second call erases nothing more). Not
-  ``create_session``: a lost answer may mean a session was made, and a retry would make a
-  second one; it is retried only when the connection could not be made, or on 429 (the
-  limiter refuses before anything is done).
+Retries: up to ``retries`` more attempts, backoff 0.2 s doubling to 5 s with jitter, or the
+server's Retry-After (at most 20 s). Which failures are retried depends on what repeating the
+request can do:
+
+- Always: a connection that could not be made (``ConnectError``, ``ConnectTimeout``,
+  ``PoolTimeout``): nothing was sent. And 429 and 503: the functions answer them before
+  anything is done (the rate limiter; token verification down, a store down, Redis full), or,
+  for an erasure, "call again to complete it" (``shared/features/erasure.py``). For
+  ``create_session`` every 503 it answers comes before a session is written
+  (``SessionManager.create_session``: the slot claim refuses on a full Redis, and "no store
+  reachable" creates nothing).
+- After a lost answer (a read timeout, a connection dropped after sending), only what
+  repeating cannot duplicate or misreport: every GET; ``append_message`` and ``chat``, which
+  always carry a ``client_message_id`` (made with uuid4 when the caller gives none, and the
+  same one sent again), so the server stores the turn once and answers the first result (a
+  chat retry does not ask the responder again); ``end_session``: ending an ended session
+  answers the stored result of the first end (``shared/core/ending.py``: ``already_ended``).
+- Not after a lost answer: ``create_session`` (the first request may have made a session, a
+  retry would make a second), ``delete_session``, ``delete_memory``, ``delete_my_data`` (the
+  first request may have erased: a retry would answer ``erased: 0`` or 404, misreporting what
+  happened). They raise ``TransportError``; call again knowingly.
+
+Input is checked before sending where the client can know the rule (a role, a content that is
+a non-blank string within ``max_content_bytes``, a ``client_message_id``'s characters): an
+``InvalidArgument`` with ``status`` 0, nothing sent.
 A backend acting for a user passes ``user_id`` (to the constructor, for every call, or per call).
 """
 
@@ -20,18 +34,32 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from chat_memory_client.errors import ChatMemoryError, RateLimited, TransportError, Unavailable, error_from
+from chat_memory_client import types as t
+from chat_memory_client.errors import (
+    ChatMemoryError,
+    InvalidArgument,
+    RateLimited,
+    TransportError,
+    Unavailable,
+    error_from,
+)
 
 Token = str | Callable[[], str]
 MAX_BACKOFF_S = 5.0
+MAX_RETRY_AFTER_S = 20.0
+DEFAULT_MAX_CONTENT_BYTES = 32 * 1024  # the server's MAX_CONTENT_BYTES default
+ROLES = ("user", "assistant", "system")
+CLIENT_MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_UNSENT = httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
 
 
 @dataclass(frozen=True)
@@ -40,18 +68,39 @@ class _Call:
     fn: str
     params: dict[str, Any] | None = None
     body: dict[str, Any] | None = None
-    safe: bool = True  # may be repeated after an answer was lost (see the module's docstring)
+    repeatable: bool = True  # may be sent again after its answer was lost (the module's docstring)
 
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def _refuse(field: str, message: str) -> InvalidArgument:
+    return InvalidArgument(0, "invalid_argument", message, {"field": field})
+
+
+def check_message(role: object, content: object, client_message_id: object, max_content_bytes: int) -> None:
+    """What the server would refuse with 400/413, refused here before anything is sent."""
+    if role not in ROLES:
+        raise _refuse("role", f"role must be one of {', '.join(ROLES)}")
+    if not isinstance(content, str):
+        raise _refuse("content", f"content must be a string, not {type(content).__name__}")
+    if not content.strip():
+        raise _refuse("content", "content is blank")
+    if len(content.encode()) > max_content_bytes:
+        raise _refuse("content", f"content is larger than {max_content_bytes} bytes")
+    if client_message_id is not None and not (
+        isinstance(client_message_id, str) and CLIENT_MESSAGE_ID_RE.fullmatch(client_message_id)
+    ):
+        raise _refuse("client_message_id", "client_message_id must be 1-128 characters of [A-Za-z0-9_.:-]")
+
+
 class _Calls:
     """What each function sends: one place for the sync and async clients."""
 
-    def __init__(self, user_id: str | None) -> None:
+    def __init__(self, user_id: str | None, max_content_bytes: int) -> None:
         self.user_id = user_id
+        self.max_content_bytes = max_content_bytes
 
     def _acting(self, user_id: str | None) -> dict[str, Any]:
         uid = user_id or self.user_id
@@ -59,7 +108,7 @@ class _Calls:
 
     def create_session(self, user_info: dict[str, Any] | None, memory: bool | None, user_id: str | None) -> _Call:
         body = _clean({"user_info": user_info, "memory": memory}) | self._acting(user_id)
-        return _Call("POST", "create_session", body=body, safe=False)
+        return _Call("POST", "create_session", body=body, repeatable=False)
 
     def append_message(
         self,
@@ -70,8 +119,7 @@ class _Calls:
         client_message_id: str | None,
         user_id: str | None,
     ) -> _Call:
-        if not isinstance(content, str):
-            raise TypeError("content must be a string")
+        check_message(role, content, client_message_id, self.max_content_bytes)
         body = {
             "session_id": session_id,
             "role": role,
@@ -81,6 +129,7 @@ class _Calls:
         return _Call("POST", "append_message", body=body | self._acting(user_id))
 
     def chat(self, session_id: str, content: str, client_message_id: str | None, user_id: str | None) -> _Call:
+        check_message("user", content, client_message_id, self.max_content_bytes)
         body = {
             "session_id": session_id,
             "content": content,
@@ -91,19 +140,28 @@ class _Calls:
     def get(self, fn: str, params: dict[str, Any], user_id: str | None = None, *, acting: bool = True) -> _Call:
         return _Call("GET", fn, params=_clean(params) | (self._acting(user_id) if acting else {}))
 
-    def post(self, fn: str, body: dict[str, Any], user_id: str | None = None, *, acting: bool = True) -> _Call:
-        return _Call("POST", fn, body=_clean(body) | (self._acting(user_id) if acting else {}))
+    def post(
+        self, fn: str, body: dict[str, Any], user_id: str | None = None, *, acting: bool = True, repeatable: bool
+    ) -> _Call:
+        return _Call("POST", fn, body=_clean(body) | (self._acting(user_id) if acting else {}), repeatable=repeatable)
 
 
 class _Base:
     def __init__(
-        self, base_url: str, token: Token | None, *, user_id: str | None, timeout: float, retries: int
+        self,
+        base_url: str,
+        token: Token | None,
+        *,
+        user_id: str | None,
+        timeout: float,
+        retries: int,
+        max_content_bytes: int,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.retries = retries
         self.timeout = timeout
-        self.calls = _Calls(user_id)
+        self.calls = _Calls(user_id, max_content_bytes)
 
     def _headers(self) -> dict[str, str]:
         token = self._token() if callable(self._token) else self._token
@@ -122,17 +180,16 @@ class _Base:
         return body
 
     def _retry_after(self, exc: Exception, call: _Call, attempt: int) -> float | None:
-        """Seconds to wait before trying ``call`` again after ``exc``, or None: do not."""
+        """Seconds to wait before sending ``call`` again after ``exc``, or None: do not."""
         if attempt >= self.retries:
             return None
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-            pass  # never reached a function: always safe
-        elif isinstance(exc, RateLimited):
-            if exc.retry_after is not None:
-                return min(exc.retry_after, MAX_BACKOFF_S * 4)
-        elif isinstance(exc, Unavailable | httpx.TransportError):
-            if not call.safe:
-                return None
+        if isinstance(exc, RateLimited | Unavailable) and exc.retry_after is not None:
+            return min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER_S)
+        if isinstance(exc, _UNSENT | RateLimited | Unavailable):
+            pass  # nothing sent, or refused before anything was done: always safe
+        elif isinstance(exc, httpx.TransportError):
+            if not call.repeatable:
+                return None  # the answer was lost: what happened is unknown
         else:
             return None
         return min(MAX_BACKOFF_S, 0.2 * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
@@ -151,8 +208,11 @@ class ChatMemoryClient(_Base):
         timeout: float = 30.0,
         retries: int = 3,
         transport: httpx.BaseTransport | None = None,
+        max_content_bytes: int = DEFAULT_MAX_CONTENT_BYTES,
     ) -> None:
-        super().__init__(base_url, token, user_id=user_id, timeout=timeout, retries=retries)
+        super().__init__(
+            base_url, token, user_id=user_id, timeout=timeout, retries=retries, max_content_bytes=max_content_bytes
+        )
         self._http = httpx.Client(timeout=timeout, transport=transport)
 
     def close(self) -> None:
@@ -164,7 +224,7 @@ class ChatMemoryClient(_Base):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, call: _Call) -> dict[str, Any]:
+    def _send(self, call: _Call) -> Any:
         attempt = 0
         while True:
             try:
@@ -188,7 +248,7 @@ class ChatMemoryClient(_Base):
     # -- sessions and messages -----------------------------------------------------------
     def create_session(
         self, user_info: dict[str, Any] | None = None, *, memory: bool | None = None, user_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> t.SessionCreated:
         return self._send(self.calls.create_session(user_info, memory, user_id))
 
     def append_message(
@@ -200,59 +260,58 @@ class ChatMemoryClient(_Base):
         *,
         client_message_id: str | None = None,
         user_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> t.Appended:
         return self._send(self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id))
 
-    def get_context(
-        self, session_id: str, *, max_messages: int | None = None, user_id: str | None = None
-    ) -> dict[str, Any]:
+    def get_context(self, session_id: str, *, max_messages: int | None = None, user_id: str | None = None) -> t.Context:
         return self._send(
             self.calls.get("get_context", {"session_id": session_id, "max_messages": max_messages}, user_id)
         )
 
-    def get_history(self, session_id: str, *, limit: int | None = None, user_id: str | None = None) -> dict[str, Any]:
+    def get_history(self, session_id: str, *, limit: int | None = None, user_id: str | None = None) -> t.History:
         return self._send(self.calls.get("get_history", {"session_id": session_id, "limit": limit}, user_id))
 
     def end_session(
         self, session_id: str, *, reason: str | None = None, agent_id: str | None = None, user_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> t.EndResult:
         body = {"session_id": session_id, "reason": reason, "agent_id": agent_id}
-        return self._send(self.calls.post("end_session", body, user_id))
+        return self._send(self.calls.post("end_session", body, user_id, repeatable=True))
 
     def chat(
         self, session_id: str, content: str, *, client_message_id: str | None = None, user_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> t.ChatTurn:
         return self._send(self.calls.chat(session_id, content, client_message_id, user_id))
 
-    def delete_session(self, session_id: str, *, user_id: str | None = None) -> dict[str, Any]:
-        return self._send(self.calls.post("delete_session", {"session_id": session_id}, user_id))
+    def delete_session(self, session_id: str, *, user_id: str | None = None) -> t.SessionErased:
+        return self._send(self.calls.post("delete_session", {"session_id": session_id}, user_id, repeatable=False))
 
     def list_sessions(
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> t.SessionPage:
         return self._send(self.calls.get("list_sessions", {"limit": limit, "cursor": cursor}, user_id))
 
     # -- memories --------------------------------------------------------------------------
     def list_memories(
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> t.MemoryPage:
         return self._send(self.calls.get("list_memories", {"limit": limit, "cursor": cursor}, user_id))
 
-    def search_memories(self, q: str, *, limit: int | None = None, user_id: str | None = None) -> dict[str, Any]:
+    def search_memories(self, q: str, *, limit: int | None = None, user_id: str | None = None) -> t.MemoryPage:
         return self._send(self.calls.get("search_memories", {"q": q, "limit": limit}, user_id))
 
-    def delete_memory(self, session_id: str) -> dict[str, Any]:
-        return self._send(self.calls.post("delete_memory", {"session_id": session_id}, acting=False))
+    def delete_memory(self, session_id: str) -> t.MemoryDeleted:
+        return self._send(self.calls.post("delete_memory", {"session_id": session_id}, acting=False, repeatable=False))
 
     # -- the caller's own data ---------------------------------------------------------------
-    def get_user_stats(self) -> dict[str, Any]:
+    def get_user_stats(self) -> t.UserStats:
         return self._send(self.calls.get("get_user_stats", {}, acting=False))
 
-    def export_my_data(self, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+    def export_my_data(self, *, limit: int | None = None, cursor: str | None = None) -> t.ExportPage:
         """One page of the caller's export; ``iter_export`` walks them all."""
         return self._send(self.calls.get("export_my_data", {"limit": limit, "cursor": cursor}, acting=False))
 
-    def iter_export(self, *, limit: int | None = None) -> Any:
+    def iter_export(self, *, limit: int | None = None) -> Iterator[t.ExportPage]:
+        """Every page of the caller's export, in order (each page's ``next_cursor`` followed)."""
         cursor = None
         while True:
             page = self.export_my_data(limit=limit, cursor=cursor)
@@ -261,10 +320,10 @@ class ChatMemoryClient(_Base):
             if not cursor:
                 return
 
-    def delete_my_data(self) -> dict[str, Any]:
-        return self._send(self.calls.post("delete_my_data", {"confirm": True}, acting=False))
+    def delete_my_data(self) -> t.ErasureReceipt:
+        return self._send(self.calls.post("delete_my_data", {"confirm": True}, acting=False, repeatable=False))
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> t.Health:
         return self._send(self.calls.get("health", {}, acting=False))
 
 
@@ -280,8 +339,11 @@ class AsyncChatMemoryClient(_Base):
         timeout: float = 30.0,
         retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_content_bytes: int = DEFAULT_MAX_CONTENT_BYTES,
     ) -> None:
-        super().__init__(base_url, token, user_id=user_id, timeout=timeout, retries=retries)
+        super().__init__(
+            base_url, token, user_id=user_id, timeout=timeout, retries=retries, max_content_bytes=max_content_bytes
+        )
         self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
 
     async def aclose(self) -> None:
@@ -293,7 +355,7 @@ class AsyncChatMemoryClient(_Base):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send(self, call: _Call) -> dict[str, Any]:
+    async def _send(self, call: _Call) -> Any:
         attempt = 0
         while True:
             try:
@@ -316,7 +378,7 @@ class AsyncChatMemoryClient(_Base):
 
     def create_session(
         self, user_info: dict[str, Any] | None = None, *, memory: bool | None = None, user_id: str | None = None
-    ) -> Awaitable[dict[str, Any]]:
+    ) -> Awaitable[t.SessionCreated]:
         return self._send(self.calls.create_session(user_info, memory, user_id))
 
     def append_message(
@@ -328,61 +390,71 @@ class AsyncChatMemoryClient(_Base):
         *,
         client_message_id: str | None = None,
         user_id: str | None = None,
-    ) -> Awaitable[dict[str, Any]]:
+    ) -> Awaitable[t.Appended]:
         return self._send(self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id))
 
     def get_context(
         self, session_id: str, *, max_messages: int | None = None, user_id: str | None = None
-    ) -> Awaitable[dict[str, Any]]:
+    ) -> Awaitable[t.Context]:
         return self._send(
             self.calls.get("get_context", {"session_id": session_id, "max_messages": max_messages}, user_id)
         )
 
     def get_history(
         self, session_id: str, *, limit: int | None = None, user_id: str | None = None
-    ) -> Awaitable[dict[str, Any]]:
+    ) -> Awaitable[t.History]:
         return self._send(self.calls.get("get_history", {"session_id": session_id, "limit": limit}, user_id))
 
     def end_session(
         self, session_id: str, *, reason: str | None = None, agent_id: str | None = None, user_id: str | None = None
-    ) -> Awaitable[dict[str, Any]]:
+    ) -> Awaitable[t.EndResult]:
         body = {"session_id": session_id, "reason": reason, "agent_id": agent_id}
-        return self._send(self.calls.post("end_session", body, user_id))
+        return self._send(self.calls.post("end_session", body, user_id, repeatable=True))
 
     def chat(
         self, session_id: str, content: str, *, client_message_id: str | None = None, user_id: str | None = None
-    ) -> Awaitable[dict[str, Any]]:
+    ) -> Awaitable[t.ChatTurn]:
         return self._send(self.calls.chat(session_id, content, client_message_id, user_id))
 
-    def delete_session(self, session_id: str, *, user_id: str | None = None) -> Awaitable[dict[str, Any]]:
-        return self._send(self.calls.post("delete_session", {"session_id": session_id}, user_id))
+    def delete_session(self, session_id: str, *, user_id: str | None = None) -> Awaitable[t.SessionErased]:
+        return self._send(self.calls.post("delete_session", {"session_id": session_id}, user_id, repeatable=False))
 
     def list_sessions(
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
-    ) -> Awaitable[dict[str, Any]]:
+    ) -> Awaitable[t.SessionPage]:
         return self._send(self.calls.get("list_sessions", {"limit": limit, "cursor": cursor}, user_id))
 
     def list_memories(
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
-    ) -> Awaitable[dict[str, Any]]:
+    ) -> Awaitable[t.MemoryPage]:
         return self._send(self.calls.get("list_memories", {"limit": limit, "cursor": cursor}, user_id))
 
     def search_memories(
         self, q: str, *, limit: int | None = None, user_id: str | None = None
-    ) -> Awaitable[dict[str, Any]]:
+    ) -> Awaitable[t.MemoryPage]:
         return self._send(self.calls.get("search_memories", {"q": q, "limit": limit}, user_id))
 
-    def delete_memory(self, session_id: str) -> Awaitable[dict[str, Any]]:
-        return self._send(self.calls.post("delete_memory", {"session_id": session_id}, acting=False))
+    def delete_memory(self, session_id: str) -> Awaitable[t.MemoryDeleted]:
+        return self._send(self.calls.post("delete_memory", {"session_id": session_id}, acting=False, repeatable=False))
 
-    def get_user_stats(self) -> Awaitable[dict[str, Any]]:
+    def get_user_stats(self) -> Awaitable[t.UserStats]:
         return self._send(self.calls.get("get_user_stats", {}, acting=False))
 
-    def export_my_data(self, *, limit: int | None = None, cursor: str | None = None) -> Awaitable[dict[str, Any]]:
+    def export_my_data(self, *, limit: int | None = None, cursor: str | None = None) -> Awaitable[t.ExportPage]:
         return self._send(self.calls.get("export_my_data", {"limit": limit, "cursor": cursor}, acting=False))
 
-    def delete_my_data(self) -> Awaitable[dict[str, Any]]:
-        return self._send(self.calls.post("delete_my_data", {"confirm": True}, acting=False))
+    async def iter_export(self, *, limit: int | None = None) -> AsyncIterator[t.ExportPage]:
+        """Every page of the caller's export, in order (``async for page in cm.iter_export()``)."""
+        cursor = None
+        while True:
+            page = await self.export_my_data(limit=limit, cursor=cursor)
+            yield page
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
 
-    def health(self) -> Awaitable[dict[str, Any]]:
+    def delete_my_data(self) -> Awaitable[t.ErasureReceipt]:
+        return self._send(self.calls.post("delete_my_data", {"confirm": True}, acting=False, repeatable=False))
+
+    def health(self) -> Awaitable[t.Health]:
         return self._send(self.calls.get("health", {}, acting=False))

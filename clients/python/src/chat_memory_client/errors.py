@@ -23,7 +23,12 @@ class ChatMemoryError(Exception):
 
 
 class InvalidArgument(ChatMemoryError):
-    """400 (and 413, payload_too_large): the request is wrong; ``field`` names what."""
+    """400: the request is wrong; ``field`` names what. ``status`` 0: refused by the client
+    before anything was sent (a rule it checks itself: role, content, client_message_id)."""
+
+
+class PayloadTooLarge(InvalidArgument):
+    """413 payload_too_large: a content, metadata or user_info past the deployment's limit."""
 
 
 class Unauthenticated(ChatMemoryError):
@@ -42,16 +47,18 @@ class Conflict(ChatMemoryError):
     """409: failed_precondition, session_expired, too_many_sessions."""
 
 
-class RateLimited(ChatMemoryError):
-    """429: ``retry_after`` seconds to wait."""
-
+class _RetryLater(ChatMemoryError):
     def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None, *,
                  retry_after: float | None = None) -> None:  # fmt: skip
         super().__init__(status, code, message, details)
-        self.retry_after = retry_after
+        self.retry_after = retry_after  # seconds, from the Retry-After header (None: not given)
 
 
-class Unavailable(ChatMemoryError):
+class RateLimited(_RetryLater):
+    """429: ``retry_after`` seconds to wait."""
+
+
+class Unavailable(_RetryLater):
     """503: a store or a dependency is down; nothing accepted was lost, retry later."""
 
 
@@ -64,7 +71,7 @@ class TransportError(ChatMemoryError):
 
 _BY_STATUS: dict[int, type[ChatMemoryError]] = {
     400: InvalidArgument,
-    413: InvalidArgument,
+    413: PayloadTooLarge,
     401: Unauthenticated,
     403: PermissionDenied,
     404: NotFound,
@@ -80,10 +87,10 @@ def error_from(status: int, body: Any, retry_after: str | None) -> ChatMemoryErr
     message = str(err.get("message")) if isinstance(err, dict) else f"HTTP {status}"
     details = err.get("details") if isinstance(err, dict) and isinstance(err.get("details"), dict) else None
     cls = _BY_STATUS.get(status, ChatMemoryError)
-    if cls is RateLimited:
+    if issubclass(cls, _RetryLater):
         try:
             after = float(retry_after) if retry_after else None
         except ValueError:
-            after = None
-        return RateLimited(status, code, message, details, retry_after=after)
+            after = None  # an HTTP date: the client's own backoff instead
+        return cls(status, code, message, details, retry_after=after)
     return cls(status, code, message, details)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chat_memory_client import ChatMemoryClient
+from chat_memory_client import ChatMemoryClient, InvalidArgument, NotFound
 from chat_memory_client.langchain import ChatMemoryHistory
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -72,14 +72,38 @@ def test_runnable_with_message_history_keeps_its_turns_in_a_session(api: Api):
         history.add_messages(again)
         got = [(type(m).__name__, m.content) for m in history.messages]
         assert got[-2:] == [("HumanMessage", "retried"), ("AIMessage", "once")] and len(got) == 8
-        # bad input: a typed error, and nothing of the batch written
-        with pytest.raises(TypeError):
-            history.add_messages(
-                [HumanMessage(content="first of a bad batch"), ToolMessage(content="x", tool_call_id="t")]
-            )
-        with pytest.raises(TypeError):
-            history.add_messages([HumanMessage(content=[{"type": "image_url", "image_url": "http://x"}])])
-        assert len(history.messages) == 8
+        assert len(client.get_history(sid)["messages"]) == 8
+        expected = [m.content for m in history.messages]
+        # another session: ids that are no client_message_id (spaces, too long) stay apart
+        # and stay retry-safe; bad input; clear()
+        history = ChatMemoryHistory(client=client, session_id=client.create_session()["session_id"])
+        odd = [
+            HumanMessage(content="a b", id="a b"),
+            HumanMessage(content="a_b", id="a_b"),
+            AIMessage(content="long", id="x" * 200),
+        ]
+        history.add_messages(odd)
+        history.add_messages(odd)
+        assert [m.content for m in history.messages][-3:] == ["a b", "a_b", "long"]
+        # bad input: a typed error before anything is sent, and nothing of the batch written
+        for bad, field in (
+            ([HumanMessage(content="first of a bad batch"), ToolMessage(content="x", tool_call_id="t")], "role"),
+            (
+                [HumanMessage(content="first"), HumanMessage(content=[{"type": "image_url", "image_url": "http://x"}])],
+                "content",
+            ),
+            ([HumanMessage(content="first"), AIMessage(content="x" * 40_000)], "content"),
+            ([HumanMessage(content="first"), AIMessage(content="   ")], "content"),
+        ):
+            with pytest.raises(InvalidArgument) as refused:
+                history.add_messages(bad)
+            assert refused.value.status == 0 and refused.value.field == field
+        assert [m.content for m in history.messages] == ["a b", "a_b", "long"]  # nothing of a bad batch
+        history.clear()  # erases the session: no history to read or add to any more
+        with pytest.raises(NotFound):
+            _ = history.messages
+        with pytest.raises(NotFound):
+            history.add_messages([HumanMessage(content="after clear")])
     # a second process, its own client, reads the same session in order
     code = (
         "import json, sys; from chat_memory_client import ChatMemoryClient; "
@@ -96,7 +120,8 @@ def test_runnable_with_message_history_keeps_its_turns_in_a_session(api: Api):
         timeout=60,
         check=True,
     ).stdout
-    assert json.loads(out)[:3] == ["hello", "heard 'hello' after 0 messages", "my cat is Bartholomew"]
+    assert json.loads(out) == expected  # every turn, in order
+    assert expected[:3] == ["hello", "heard 'hello' after 0 messages", "my cat is Bartholomew"]
 
 
 def test_the_langchain_example_runs_against_the_stack(api: Api):
