@@ -261,3 +261,17 @@ def firestore_on_emulator() -> Iterator[Any]:
         else:
             os.environ["FIRESTORE_EMULATOR_HOST"] = old
         emu.stop()
+
+
+def counting_pool(url: str, **kw: Any) -> tuple[Any, Any]:
+    """A Redis connection pool whose connections count their round trips: (the connection
+    class, whose ``sends`` is the count, one per pool; the pool)."""
+    import redis
+
+    from tests.store.test_redis_layer import CountingConnection
+
+    conn_cls: Any = type("BenchCounting", (CountingConnection,), {"sends": 0})
+    pool = redis.ConnectionPool.from_url(
+        url, connection_class=conn_cls, decode_responses=True, health_check_interval=0, **kw
+    )
+    return conn_cls, pool

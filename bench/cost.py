@@ -10,14 +10,12 @@ import os
 import time
 from typing import Any
 
-from bench.common import PROJECT, firestore_on_emulator
+from bench.common import PROJECT, counting_pool, firestore_on_emulator
 from bench.store_ops import MESSAGES_PER_SESSION, UID, conversation, manager_for, settings_for, turn
 
 
 def firestore_cost(redis_url: str) -> dict[str, Any]:
     import redis
-
-    from tests.store.test_redis_layer import CountingConnection
 
     with firestore_on_emulator() as client:
         if isinstance(client, str):
@@ -29,10 +27,7 @@ def firestore_cost(redis_url: str) -> dict[str, Any]:
         from tests.store.test_end_trigger_sweep import WriteCounter
 
         fs = WriteCounter(client)
-        conn_cls: Any = type("CostCounting", (CountingConnection,), {"sends": 0})
-        pool = redis.ConnectionPool.from_url(
-            redis_url, connection_class=conn_cls, decode_responses=True, health_check_interval=0
-        )
+        conn_cls, pool = counting_pool(redis_url)
         s = settings_for(redis_url, firestore=True)
         m = manager_for(s, client=redis.Redis(connection_pool=pool), fs_client=client)
         # warm-up on another session: every script loaded (a first EVALSHA costs two more

@@ -22,7 +22,7 @@ import time
 import uuid
 from typing import Any
 
-from bench.common import PROJECT, firestore_on_emulator
+from bench.common import PROJECT, counting_pool, firestore_on_emulator
 
 CONVERSATIONS = 5
 LATER_MESSAGES = 3
@@ -85,13 +85,9 @@ def section_memory_cost(redis_url: str, *, past_sessions: int = 200) -> dict[str
         from shared.store.firestore.memories import MemoryStore
         from shared.store.redis.layer import RedisLayer
         from tests.store.test_memories import FsCounter
-        from tests.store.test_redis_layer import CountingConnection
 
         fs = FsCounter(client)
-        conn: Any = type("MemCostCounting", (CountingConnection,), {"sends": 0})
-        pool = redis.ConnectionPool.from_url(
-            redis_url, connection_class=conn, decode_responses=True, health_check_interval=0
-        )
+        conn, pool = counting_pool(redis_url)
 
         def manager(memory: bool, embeddings: str = "none") -> tuple[SessionManager, Any]:
             s = Settings(

@@ -373,17 +373,10 @@ def append_commands_by_kind(m: SessionManager, admin: Any, k: int) -> dict[str, 
 def section_roundtrips(url: str, *, k: int = 100) -> dict[str, Any]:
     import redis
 
-    from tests.store.test_redis_layer import CountingConnection
+    from bench.common import counting_pool
 
-    conn_cls: Any = type("BenchCounting", (CountingConnection,), {"sends": 0})
     s = settings_for(url)
-    pool = redis.ConnectionPool.from_url(
-        url,
-        connection_class=conn_cls,
-        decode_responses=True,
-        health_check_interval=0,
-        socket_timeout=s.redis_socket_timeout_s,
-    )
+    conn_cls, pool = counting_pool(url, socket_timeout=s.redis_socket_timeout_s)
     m = manager_for(s, client=redis.Redis(connection_pool=pool))
     admin = redis.Redis.from_url(url, decode_responses=True)
     read_sids = [conversation(m) for _ in range(5)]

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from shared.core.models import Context, validate_session_id
 from shared.edge import bodies, ratelimit
 from shared.edge.auth import refusal_reason
-from shared.edge.http import Call, Reply, Text, int_param, only_fields
+from shared.edge.http import Call, Reply, Text
+from shared.edge.params import int_param, only_fields
 from shared.errors import Busy, InvalidArgument
 from shared.logs import get_logger
 from shared.settings import get_settings

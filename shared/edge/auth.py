@@ -76,19 +76,16 @@ BACKEND_CLAIM = "chat_backend"
 ADMIN_CLAIM = "admin"
 
 
+# Google's own ID tokens' issuers (a service account's: shared/edge/service_accounts.py).
+GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     uid: str
     backend: bool  # holds BACKEND_CLAIM (everyone does with AUTH_DISABLED: local development)
     admin: bool = False  # holds ADMIN_CLAIM (likewise)
     service_account: str | None = None  # a Google service account's email: a backend that acts only for a user
-
-
-# Google's ID tokens (a service account's, minted by the metadata server or IAM Credentials):
-# their issuers, and where Google publishes the keys that sign them (module constants: the
-# tests point this one at a stand-in, in their own process).
-GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
-GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 def authenticate(headers: HeaderMap) -> Caller:
@@ -115,43 +112,41 @@ def bearer_token(headers: HeaderMap) -> str:
     return token
 
 
-def _jwt_header(token: str) -> bool:
-    """Whether the token's first part is a JWT header (base64url JSON naming an ``alg``):
-    text that is no JWT at all is refused here, without asking firebase-admin."""
+def jwt_part(token: str, index: int) -> dict[str, Any] | None:
+    """A JWT's header (0) or payload (1) as JSON, unverified: what to ask, never who is calling."""
     import base64
     import binascii
     import json
 
-    head = token.split(".", 1)[0]
+    part = token.split(".")[index]
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+        decoded = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
     except (ValueError, binascii.Error):
-        return False
-    return isinstance(decoded, dict) and isinstance(decoded.get("alg"), str)
+        return None
+    return decoded if isinstance(decoded, dict) else None
+
+
+def _jwt_header(token: str) -> bool:
+    """Whether the token's first part is a JWT header (base64url JSON naming an ``alg``):
+    text that is no JWT at all is refused here, without asking firebase-admin."""
+    head = jwt_part(token, 0)
+    return head is not None and isinstance(head.get("alg"), str)
 
 
 def verify_id_token(token: str) -> str:
     return verify_caller(token).uid
 
 
-def _unverified_issuer(token: str) -> object:
-    """The ``iss`` a token claims, unverified: which verifier to ask, nothing more."""
-    import base64
-    import binascii
-    import json
-
-    body = token.split(".")[1]
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    return claims.get("iss") if isinstance(claims, dict) else None
-
-
 def verify_caller(token: str) -> Caller:
     settings = get_settings()
-    if _unverified_issuer(token) in GOOGLE_ISSUERS:
-        return verify_service_account(token, settings)
+    # Which verifier: the issuer of the claims verified before (the hot path decodes nothing),
+    # or, on a miss, the one the token claims.
+    hit = _claims.get(token)
+    issuer = hit[1].get("iss") if hit is not None else (jwt_part(token, 1) or {}).get("iss")
+    if issuer in GOOGLE_ISSUERS:
+        from shared.edge import service_accounts  # imported by the first such token only
+
+        return service_accounts.verify(token, settings)
     skew = settings.token_clock_skew_s
     claims = _verified_claims(token, skew)
     # firebase-admin checks nothing but the shape of a token while
@@ -170,128 +165,6 @@ def verify_caller(token: str) -> Caller:
         raise Unauthenticated("ID token's uid is not acceptable") from None
     _check_account(token, uid, claims.get("iat"), skew, settings.token_check_cache_s)
     return Caller(uid, backend=claims.get(BACKEND_CLAIM) is True, admin=claims.get(ADMIN_CLAIM) is True)
-
-
-def verify_service_account(token: str, settings: Settings) -> Caller:
-    """A Google-signed ID token of a service account in BACKEND_SERVICE_ACCOUNTS, for one of
-    BACKEND_TOKEN_AUDIENCES: a backend identity that acts for a named user (never for itself,
-    never an admin). Verified once per token per instance (its claims kept until it expires)."""
-    allowed, audiences = settings.backend_service_account_set, settings.backend_token_audience_list
-    if not allowed or not audiences:
-        raise Unauthenticated("service-account tokens are not accepted by this deployment")
-    skew = settings.token_clock_skew_s
-    now = time.time()
-    hit = _claims.get(token)
-    if hit is not None and hit[0] + skew > now:
-        claims = hit[1]
-    else:
-        claims = _google_claims(token, audiences, skew)
-        exp = claims.get("exp")
-        if isinstance(exp, int | float) and exp + skew > now:
-            _claims.put(token, (float(exp), claims), now)
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float) or exp + skew <= now:
-        raise Unauthenticated("ID token expired")
-    email = claims.get("email")
-    verified = claims.get("email_verified") is True and isinstance(email, str)
-    if claims.get("iss") not in GOOGLE_ISSUERS or not verified or not isinstance(email, str):
-        raise Unauthenticated("ID token is not a service account's")
-    if email.lower() not in allowed:
-        raise Unauthenticated("this service account is not a backend of this deployment")
-    return Caller(service_account_uid(email), backend=True, admin=False, service_account=email.lower())
-
-
-def service_account_uid(email: str) -> str:
-    """The uid a service account's own actions are logged under (it owns no session)."""
-    import hashlib
-
-    return "sa-" + hashlib.sha256(email.lower().encode()).hexdigest()[:24]
-
-
-def _google_claims(token: str, audiences: list[str], skew: int) -> dict[str, Any]:
-    from google.auth import exceptions as google_auth_exceptions
-    from google.auth import jwt
-
-    try:
-        certs = _google_certs.get(_unverified_kid(token))
-        claims: dict[str, Any] = jwt.decode(token, certs=certs, audience=audiences, clock_skew_in_seconds=skew)
-        return claims
-    except google_auth_exceptions.TransportError as exc:
-        log.error("service-account token verification unavailable", extra={"error": type(exc).__name__})
-        raise Unavailable("cannot verify tokens right now") from None
-    except (ValueError, google_auth_exceptions.GoogleAuthError) as exc:
-        raise Unauthenticated(f"invalid ID token ({_why(exc)})") from None
-
-
-def _why(exc: Exception) -> str:
-    text = str(exc).lower()
-    if "audience" in text:
-        return "audience"
-    if "expired" in text or "too early" in text:
-        return "time"
-    return "signature"
-
-
-def _unverified_kid(token: str) -> str | None:
-    import base64
-    import binascii
-    import json
-
-    head = token.split(".", 1)[0]
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    kid = decoded.get("kid") if isinstance(decoded, dict) else None
-    return kid if isinstance(kid, str) else None
-
-
-class _GoogleCerts:
-    """Google's ID-token certificates ({kid: PEM}), fetched from GOOGLE_CERTS_URL and kept for
-    an hour; fetched again at most once a minute when a token names a kid they lack (Google
-    rotates its keys): a flood of tokens with made-up kids costs one fetch a minute."""
-
-    _KEEP_S = 3600.0
-    _REFETCH_S = 60.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._certs: dict[str, str] = {}
-        self._fetched = 0.0
-
-    def get(self, kid: str | None) -> dict[str, str]:
-        now = time.monotonic()
-        with self._lock:
-            stale = now - self._fetched > self._KEEP_S
-            missing = kid is not None and kid not in self._certs and now - self._fetched > self._REFETCH_S
-            if stale or missing or not self._certs:
-                self._certs = self._fetch()
-                self._fetched = now
-            return dict(self._certs)
-
-    @staticmethod
-    def _fetch() -> dict[str, str]:
-        import google.auth.transport.requests
-        import requests
-        from google.auth import exceptions as google_auth_exceptions
-
-        request = google.auth.transport.requests.Request(session=requests.Session())
-        response = request(GOOGLE_CERTS_URL, method="GET", timeout=5)
-        if response.status != 200:  # noqa: PLR2004 - HTTP OK
-            raise google_auth_exceptions.TransportError(f"certificates: HTTP {response.status}")
-        import json
-
-        got = json.loads(response.data)
-        if not isinstance(got, dict):
-            raise google_auth_exceptions.TransportError("certificates: not a JSON object")
-        return {str(k): str(v) for k, v in got.items()}
-
-    def clear(self) -> None:
-        with self._lock:
-            self._certs, self._fetched = {}, 0.0
-
-
-_google_certs = _GoogleCerts()
 
 
 def _verified_claims(token: str, skew: int) -> dict[str, Any]:
@@ -457,4 +330,6 @@ def reset_auth() -> None:
     reset_app()
     _account_checks.clear()
     _claims.clear()
-    _google_certs.clear()
+    from shared.edge import service_accounts
+
+    service_accounts.reset()

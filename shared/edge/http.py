@@ -23,8 +23,9 @@ import orjson
 from flask import Request, Response
 
 from shared import fastjson
-from shared.core.models import SESSION_ID_RE, validate_user_id
+from shared.core.models import SESSION_ID_RE
 from shared.edge import auth, ratelimit
+from shared.edge.acting import acting_for
 from shared.edge.client_ip import client_ip
 from shared.errors import (
     Busy,
@@ -56,7 +57,6 @@ Reply = tuple[int, "dict[str, Any] | Text"]
 # Headers a browser may send cross-origin (asked for in a preflight).
 _CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Cloud-Trace-Context", "traceparent")
 _CORS_MAX_AGE_S = 3600
-_MAX_INT_DIGITS = 9  # query integers are small; this keeps int() cheap
 _MAX_BASE_URLS = 256
 # Headers every answer carries unless it set its own.
 _ALWAYS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"))
@@ -260,35 +260,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-def acting_for(caller: auth.Caller, fields: dict[str, Any], acts_for: bool, method: str) -> str | None:
-    """The user a backend names (``user_id``, taken out of ``fields``), or None.
-
-    Only where ``acts_for``: elsewhere a body's ``user_id`` is the function's own field
-    (admin_erase_user's), and a GET's is refused (no GET function takes one: a caller asking
-    for another user's data must not silently get its own). An end user naming anyone
-    (themselves included) is refused: a user acts only as themselves. A service account,
-    which owns nothing, must name one where it may act, and may call nothing else."""
-    if not acts_for:
-        if caller.service_account is not None:
-            raise PermissionDenied("a service account may not call this function")
-        if method == "GET" and "user_id" in fields:
-            raise InvalidArgument("user_id is not accepted by this function", details={"field": "user_id"})
-        return None
-    if "user_id" not in fields:
-        if caller.service_account is not None:
-            raise InvalidArgument(
-                "user_id is required: a service account acts only for a user", details={"field": "user_id"}
-            )
-        return None
-    target = fields.pop("user_id")
-    if not caller.backend:
-        raise PermissionDenied("only a backend identity may act for a user (user_id)")
-    try:
-        return validate_user_id(target)
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"user_id: {exc.message}", details={"field": "user_id"}) from None
-
-
 def _single_args(request: Request) -> dict[str, str]:
     args: dict[str, str] = {}
     for key, values in request.args.lists():
@@ -296,28 +267,6 @@ def _single_args(request: Request) -> dict[str, str]:
             raise InvalidArgument(f"query parameter {key} given more than once")
         args[key] = values[0]
     return args
-
-
-# -- parameters (used by the handlers) -------------------------------------------------------
-
-
-def int_param(args: Mapping[str, str], name: str, *, default: int | None, lo: int, hi: int) -> int | None:
-    raw = args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > _MAX_INT_DIGITS:
-        raise InvalidArgument(f"{name} must be an integer from {lo} to {hi}", details={"field": name})
-    value = int(raw)
-    if not lo <= value <= hi:
-        raise InvalidArgument(f"{name} must be an integer from {lo} to {hi}", details={"field": name})
-    return value
-
-
-def only_fields(body: Mapping[str, Any], allowed: set[str]) -> None:
-    """Reject unknown fields: a typo (``sessionId``) should fail loudly, not be ignored."""
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidArgument(f"unknown field: {unknown[0]}", details={"field": unknown[0]})
 
 
 # -- CORS ---------------------------------------------------------------------------------

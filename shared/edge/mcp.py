@@ -16,7 +16,7 @@ message), a protocol error (an unknown method or tool) a JSON-RPC error.
 
 The bearer is the caller's Firebase ID token, or a backend's (the ``chat_backend`` claim, or a
 listed service account's Google ID token); a backend acts for a user with ``user_id`` in a
-tool's arguments, under the HTTP functions' rules (``http._acting_for``).
+tool's arguments, under the HTTP functions' rules (``shared.edge.acting``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.edge import api, ratelimit
-from shared.edge.http import Call, Reply, Text, acting_for
+from shared.edge.acting import acting_for
+from shared.edge.http import Call, Reply, Text
 from shared.errors import ChatMemoryError, InvalidArgument
 
 PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")  # newest first

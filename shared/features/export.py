@@ -34,7 +34,6 @@ from shared.store.firestore.stats import Stats
 from shared.store.redis.layer import RedisLayer
 
 MAX_PAGE = 100
-HEAD_BATCH = 50  # sessions listed per query (projected: a few hundred bytes each)
 DOC_BATCH = 4  # session documents read at once (each up to 1 MiB): a page reads few it does not use
 # Bytes kept aside: the page's cursor and envelope, and per entry what the estimate
 # (orjson) may spell shorter than the edge's encoder (a comma, a float's exponent).
@@ -98,7 +97,8 @@ class DataRights:
         items: list[dict[str, Any]] = []
         out: dict[str, Any] = {"items": items}
         try:
-            for head in self._heads(uid, after, self._head_docs):
+            # documents read a page (and one) at a time: a page reads what it shows
+            for head in self._heads(uid, after, lambda u, k: self._head_docs(u, k, limit + 1)):
                 if len(items) == limit:
                     out["next_cursor"] = encode_cursor(items[-1]["created_at"], items[-1]["session_id"])
                     break
@@ -107,11 +107,11 @@ class DataRights:
             raise Unavailable("sessions are unavailable; try again shortly") from exc
         return out
 
-    def _head_docs(self, uid: str, key: tuple[float, str] | None) -> Iterator[Head]:
+    def _head_docs(self, uid: str, key: tuple[float, str] | None, batch_size: int) -> Iterator[Head]:
         while True:
-            batch = self.reports.session_heads(uid, HEAD_BATCH, key)
+            batch = self.reports.session_heads(uid, batch_size, key)
             yield from batch
-            if len(batch) < HEAD_BATCH:
+            if len(batch) < batch_size:
                 return
             key = _key(batch[-1])
 

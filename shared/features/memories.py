@@ -27,7 +27,7 @@ from shared.core.models import validate_session_id, validate_user_id
 from shared.cursor import decode_cursor, encode_cursor
 from shared.errors import InvalidArgument, NotFound, StoreError, Unavailable
 from shared.features.embeddings import Embedder, build_embedder, embed_one, fuse
-from shared.features.memory import Ranker, build_digest, build_ranker, recall_query
+from shared.features.memory import BM25Ranker, Ranker, build_digest, recall_query
 from shared.store.firestore.memories import MemoryStore
 from shared.store.firestore.stats import Stats
 
@@ -59,7 +59,7 @@ class Memories:
     ) -> None:
         self.m = manager
         self.store = store
-        self.ranker = ranker or build_ranker(manager.settings)
+        self.ranker = ranker or BM25Ranker()
         self.embedder = embedder if embedder is not None else build_embedder(manager.settings)
 
     def digest(self, sid: str, session: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:

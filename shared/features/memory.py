@@ -11,7 +11,6 @@ fuses it with a vector search (``embeddings``).
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -20,7 +19,6 @@ from typing import Any, Protocol
 
 from shared.settings import Settings
 
-log = logging.getLogger("chat_memory.memory")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _STOPWORDS = "en"
 QUERY_USER_MESSAGES = 3  # the recall's query: the conversation's latest user messages
@@ -165,7 +163,3 @@ class BM25Ranker:
         docs, scores = retriever.retrieve([q], k=min(k, len(texts)), show_progress=False, return_as="tuple")
         out = [(int(i), float(s)) for i, s in zip(docs[0], scores[0], strict=True) if float(s) > 0]
         return sorted(out, key=lambda t: (-t[1], t[0]))
-
-
-def build_ranker(settings: Settings) -> Ranker:
-    return BM25Ranker()

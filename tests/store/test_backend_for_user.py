@@ -15,7 +15,7 @@ import functions_framework
 import pytest
 
 from shared import edge
-from shared.edge import auth
+from shared.edge import service_accounts
 from tests.tokens import PROJECT, GoogleStandIn
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
@@ -39,7 +39,7 @@ def google(monkeypatch, redis_server, firestore_emulator):
     monkeypatch.setenv("BACKEND_TOKEN_AUDIENCES", AUDIENCE)
     monkeypatch.setattr(_token_gen, "ID_TOKEN_CERT_URI", f"{g.base_url}/certs")
     monkeypatch.setattr(_user_mgt.UserManager, "ID_TOOLKIT_URL", f"{g.base_url}/v1")
-    monkeypatch.setattr(auth, "GOOGLE_CERTS_URL", f"{g.base_url}/certs")
+    monkeypatch.setattr(service_accounts, "GOOGLE_CERTS_URL", f"{g.base_url}/certs")
     edge.reset()
     firebase_admin.initialize_app(credentials.Certificate(g.service_account()), {"projectId": PROJECT})
     yield g
