@@ -144,6 +144,15 @@ class Settings(BaseSettings):
     sweep_max_sessions: int = Field(
         20000, ge=1, description="Sessions examined per sweep run (each of its two scans), at most"
     )
+    sweep_budget_s: float = Field(
+        240.0,
+        ge=1,
+        le=3600,
+        description=(
+            "Seconds a sweep run starts new pages of idle sessions for (under the schedule's 300 s "
+            "timeout, which must also hold the stats repair); the next run goes on, oldest first"
+        ),
+    )
 
     # --- Limits ---------------------------------------------------------------------
     max_content_bytes: int = Field(32 * 1024, ge=1, description="Largest message content (UTF-8 bytes)")
