@@ -7,7 +7,8 @@ past session a returning user's question recalls, the product's search_memories 
 counts, no services), memory_cost (12: Firestore reads, Redis round trips and writes that memory costs,
 for a user with 200 past sessions), counters (13: 50 session ends a second for 2 minutes from 4
 processes, counted sharded and into one document: failed and retried transactions, p99, the
-report against a recount).
+report against a recount), sweep (14: idle sessions the sweep ends per minute at each
+SWEEP_CONCURRENCY, and the backlog it clears before the Redis TTL).
   --quick            everything small (under a minute): a smoke test of the suite
   --only a,b         only these sections (e.g. `--quick --only store` takes seconds)
   --out PATH         where the JSON goes (default bench/results/latest.json)
@@ -38,7 +39,7 @@ from bench.common import RESULTS, busy_probe, machine  # noqa: E402
 
 SECTIONS = (
     "store", "roundtrips", "http", "coldstart", "cost", "scale", "chat", "admin", "erase", "faq", "memory_recall",
-    "memory_cost", "counters",
+    "memory_cost", "counters", "sweep",
 )  # fmt: skip
 
 # Sizes: (full, quick)
@@ -63,6 +64,7 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "memory_past_sessions": (200, 40),
     "counter_rate": (50, 20),  # session ends a second, counted by several processes
     "counter_seconds": (120, 10),
+    "sweep_sessions": (600, 60),  # idle sessions per sweep run measured
 }
 
 
@@ -156,6 +158,10 @@ def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, An
         from bench.memory_cost import section_memory_cost
 
         return section_memory_cost(redis_srv.url, past_sessions=size["memory_past_sessions"])
+    if name == "sweep":
+        from bench.sweep_rate import section_sweep
+
+        return section_sweep(redis_srv.url, sessions=size["sweep_sessions"])
     if name == "counters":
         from bench.counters import section_counters
 

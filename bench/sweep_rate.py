@@ -16,6 +16,7 @@ import os
 import sys
 import time
 import uuid
+from typing import Any
 
 from shared.core.manager import SessionManager
 from shared.features.sweep import sweep_idle_sessions
@@ -32,6 +33,7 @@ def _manager(url: str, concurrency: int) -> SessionManager:
         gcp_project=os.environ.get("GCLOUD_PROJECT", "demo-chat-memory"),
         sweep_concurrency=concurrency,
         stats_repair_window_s=0,
+        max_active_sessions_per_user=0,  # one bench user holds every idle session
     )
     return SessionManager(s, redis=RedisLayer(s), firestore=FirestoreLayer(s))
 
@@ -57,6 +59,33 @@ def run(url: str, n: int, concurrency: int) -> dict[str, float]:
         "failed": counts["failed"],
         "seconds": round(elapsed, 2),
         "ended_per_minute": round(counts["ended"] / elapsed * 60),
+    }
+
+
+SCHEDULE_MINUTES = 10  # functions/main.py: "every 10 minutes"
+
+
+def section_sweep(url: str, *, sessions: int, levels: tuple[int, ...] = (1, 8, 16, 32)) -> dict[str, Any]:
+    """make bench's section sweep (14): sessions ended per minute at each SWEEP_CONCURRENCY,
+    on a fresh emulator, and what one run (SWEEP_BUDGET_S) and the 90 minutes between the
+    idle timeout and the Redis TTL carry at the default."""
+    from bench.common import firestore_on_emulator
+
+    with firestore_on_emulator() as client:
+        if isinstance(client, str):
+            return {"skipped": client}
+        runs = [run(url, sessions, c) for c in levels]
+    s = Settings(gcp_project="x")
+    default = next(r for r in runs if r["sweep_concurrency"] == s.sweep_concurrency)
+    per_min = default["ended_per_minute"]
+    window_min = (s.session_ttl_s - s.session_idle_timeout_s) / 60
+    return {
+        "runs": runs,
+        "default_concurrency": s.sweep_concurrency,
+        "ended_per_run": round(per_min * s.sweep_budget_s / 60),
+        # runs every SCHEDULE_MINUTES, each ending sessions for SWEEP_BUDGET_S: what the window holds
+        "backlog_cleared_before_ttl": round(per_min * (window_min / SCHEDULE_MINUTES) * (s.sweep_budget_s / 60)),
+        "window_minutes": window_min,
     }
 
 
