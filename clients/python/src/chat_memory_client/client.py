@@ -79,13 +79,15 @@ def _refuse(field: str, message: str) -> InvalidArgument:
     return InvalidArgument(0, "invalid_argument", message, {"field": field})
 
 
-def check_message(role: object, content: object, client_message_id: object, max_content_bytes: int) -> None:
+def check_message(
+    role: object, content: object, client_message_id: object, max_content_bytes: int, *, has_item: bool = False
+) -> None:
     """What the server would refuse with 400/413, refused here before anything is sent."""
     if role not in ROLES:
         raise _refuse("role", f"role must be one of {', '.join(ROLES)}")
     if not isinstance(content, str):
         raise _refuse("content", f"content must be a string, not {type(content).__name__}")
-    if not content.strip():
+    if not has_item and not content.strip():
         raise _refuse("content", "content is blank")
     if len(content.encode()) > max_content_bytes:
         raise _refuse("content", f"content is larger than {max_content_bytes} bytes")
@@ -118,14 +120,16 @@ class _Calls:
         metadata: dict[str, Any] | None,
         client_message_id: str | None,
         user_id: str | None,
+        *,
+        item: dict[str, Any] | None = None,
     ) -> _Call:
-        check_message(role, content, client_message_id, self.max_content_bytes)
+        check_message(role, content, client_message_id, self.max_content_bytes, has_item=item is not None)
         body = {
             "session_id": session_id,
             "role": role,
             "content": content,
             "client_message_id": client_message_id or uuid.uuid4().hex,
-        } | _clean({"metadata": metadata})
+        } | _clean({"metadata": metadata, "item": item})
         return _Call("POST", "append_message", body=body | self._acting(user_id))
 
     def chat(self, session_id: str, content: str, client_message_id: str | None, user_id: str | None) -> _Call:
@@ -259,9 +263,12 @@ class ChatMemoryClient(_Base):
         metadata: dict[str, Any] | None = None,
         *,
         client_message_id: str | None = None,
+        item: dict[str, Any] | None = None,
         user_id: str | None = None,
     ) -> t.Appended:
-        return self._send(self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id))
+        return self._send(
+            self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id, item=item)
+        )
 
     def get_context(self, session_id: str, *, max_messages: int | None = None, user_id: str | None = None) -> t.Context:
         return self._send(
@@ -289,6 +296,16 @@ class ChatMemoryClient(_Base):
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
     ) -> t.SessionPage:
         return self._send(self.calls.get("list_sessions", {"limit": limit, "cursor": cursor}, user_id))
+
+    # -- state (CONTRACT-adapters.md section 2) ------------------------------------------------
+    def get_state(self, scope: str, app: str, *, user_id: str | None = None) -> dict[str, Any]:
+        return self._send(self.calls.get("state", {"scope": scope, "app": app}, user_id))
+
+    def update_state(
+        self, scope: str, app: str, delta: dict[str, Any], *, if_absent: bool = False, user_id: str | None = None
+    ) -> dict[str, Any]:
+        body = {"scope": scope, "app": app, "delta": delta, "if_absent": if_absent}
+        return self._send(self.calls.post("state", body, user_id, repeatable=True))
 
     # -- memories --------------------------------------------------------------------------
     def list_memories(
@@ -389,9 +406,12 @@ class AsyncChatMemoryClient(_Base):
         metadata: dict[str, Any] | None = None,
         *,
         client_message_id: str | None = None,
+        item: dict[str, Any] | None = None,
         user_id: str | None = None,
     ) -> Awaitable[t.Appended]:
-        return self._send(self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id))
+        return self._send(
+            self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id, item=item)
+        )
 
     def get_context(
         self, session_id: str, *, max_messages: int | None = None, user_id: str | None = None
@@ -423,6 +443,15 @@ class AsyncChatMemoryClient(_Base):
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
     ) -> Awaitable[t.SessionPage]:
         return self._send(self.calls.get("list_sessions", {"limit": limit, "cursor": cursor}, user_id))
+
+    def get_state(self, scope: str, app: str, *, user_id: str | None = None) -> Awaitable[dict[str, Any]]:
+        return self._send(self.calls.get("state", {"scope": scope, "app": app}, user_id))
+
+    def update_state(
+        self, scope: str, app: str, delta: dict[str, Any], *, if_absent: bool = False, user_id: str | None = None
+    ) -> Awaitable[dict[str, Any]]:
+        body = {"scope": scope, "app": app, "delta": delta, "if_absent": if_absent}
+        return self._send(self.calls.post("state", body, user_id, repeatable=True))
 
     def list_memories(
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None

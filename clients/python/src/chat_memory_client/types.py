@@ -19,6 +19,7 @@ class _MessageBase(TypedDict):
 
 class Message(_MessageBase, total=False):
     metadata: dict[str, Any]
+    item: dict[str, Any] | None  # the framework item kept whole (CONTRACT-adapters.md section 1)
 
 
 class Summary(TypedDict):
