@@ -80,15 +80,18 @@ def _refuse(field: str, message: str) -> InvalidArgument:
 
 
 def check_message(
-    role: object, content: object, client_message_id: object, max_content_bytes: int, *, has_item: bool = False
+    role: object, content: object, client_message_id: object, max_content_bytes: int, item: object = None
 ) -> None:
-    """What the server would refuse with 400/413, refused here before anything is sent."""
+    """What the server would refuse with 400/413, refused here before anything is sent. With an
+    ``item`` (a framework's whole item, a JSON object), ``content`` may be the empty string."""
     if role not in ROLES:
         raise _refuse("role", f"role must be one of {', '.join(ROLES)}")
     if not isinstance(content, str):
         raise _refuse("content", f"content must be a string, not {type(content).__name__}")
-    if not has_item and not content.strip():
-        raise _refuse("content", "content is blank")
+    if item is not None and not isinstance(item, dict):
+        raise _refuse("item", f"item must be a JSON object, not {type(item).__name__}")
+    if not content.strip() and (item is None or content):
+        raise _refuse("content", "content is blank" + ("" if item is None else ": give text, or '' with an item"))
     if len(content.encode()) > max_content_bytes:
         raise _refuse("content", f"content is larger than {max_content_bytes} bytes")
     if client_message_id is not None and not (
@@ -123,7 +126,7 @@ class _Calls:
         *,
         item: dict[str, Any] | None = None,
     ) -> _Call:
-        check_message(role, content, client_message_id, self.max_content_bytes, has_item=item is not None)
+        check_message(role, content, client_message_id, self.max_content_bytes, item)
         body = {
             "session_id": session_id,
             "role": role,
@@ -263,8 +266,8 @@ class ChatMemoryClient(_Base):
         metadata: dict[str, Any] | None = None,
         *,
         client_message_id: str | None = None,
-        item: dict[str, Any] | None = None,
         user_id: str | None = None,
+        item: dict[str, Any] | None = None,
     ) -> t.Appended:
         return self._send(
             self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id, item=item)
@@ -297,7 +300,7 @@ class ChatMemoryClient(_Base):
     ) -> t.SessionPage:
         return self._send(self.calls.get("list_sessions", {"limit": limit, "cursor": cursor}, user_id))
 
-    # -- state (CONTRACT-adapters.md section 2) ------------------------------------------------
+    # -- state (CONTRACT-adapters.md section 2; the lead's version wins) -----------------------
     def get_state(self, scope: str, app: str, *, user_id: str | None = None) -> dict[str, Any]:
         return self._send(self.calls.get("state", {"scope": scope, "app": app}, user_id))
 
@@ -406,8 +409,8 @@ class AsyncChatMemoryClient(_Base):
         metadata: dict[str, Any] | None = None,
         *,
         client_message_id: str | None = None,
-        item: dict[str, Any] | None = None,
         user_id: str | None = None,
+        item: dict[str, Any] | None = None,
     ) -> Awaitable[t.Appended]:
         return self._send(
             self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id, item=item)
