@@ -346,6 +346,7 @@ def test_bad_input_is_refused_whole_with_a_typed_error(api: Api):
                 [good, "not an object"],
                 [good, {"role": "user", "content": float("nan")}],
                 [good, {"type": "x", "blob": object()}],
+                [good, {"role": "user", "content": "\ud800"}],  # a lone surrogate: not Unicode
                 [good, {"type": "function_call_output", "call_id": "c", "output": "x" * 40_000}],
             ]
             for bad in bad_batches:
@@ -361,7 +362,7 @@ def test_bad_input_is_refused_whole_with_a_typed_error(api: Api):
         return {"errors": errors, "before": before, "after": after, "count": count}
 
     got = run(scenario)
-    assert got["errors"] == [(0, "item")] * 5
+    assert got["errors"] == [(0, "item")] * 6
     assert got["after"] == got["before"] and got["count"] == 2  # nothing of any bad turn
 
 

@@ -97,10 +97,12 @@ def text_of(item: Mapping[str, Any]) -> str:
 def _compact(item: object, index: int, *, sort_keys: bool = False) -> str:
     if not isinstance(item, Mapping):
         raise _refuse("item", f"item {index} is a {type(item).__name__}, not a JSON object")
-    try:
-        return json.dumps(item, separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=sort_keys)
-    except (TypeError, ValueError) as exc:
-        raise _refuse("item", f"item {index} is not JSON: {exc}") from exc
+    try:  # the server's measure (shared/core/models.item_text): compact, UTF-8, no NaN
+        text = json.dumps(item, separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=sort_keys)
+        text.encode()
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as exc:
+        raise _refuse("item", f"item {index} is not JSON (finite numbers, Unicode strings): {exc}") from exc
+    return text
 
 
 def _is_marker(role: str, item: Mapping[str, Any]) -> bool:
@@ -201,6 +203,7 @@ class ChatMemorySession(SessionABC):
                 raise _refuse("item", f"item {i} is larger than {MAX_ITEM_BYTES} bytes of JSON")
             whole = json.loads(compact)  # a copy: the caller's dict may change afterwards
             text = text_of(whole)
+            text = text if text.strip() else ""  # blank text is no text: the item holds it whole
             if len(text.encode()) > limit:
                 raise _refuse("content", f"item {i}'s text is larger than {limit} bytes")
             checked.append((role_of(whole), text, whole))
