@@ -306,16 +306,6 @@ class ChatMemoryClient(_Base):
     ) -> t.SessionPage:
         return self._send(self.calls.get("list_sessions", {"limit": limit, "cursor": cursor}, user_id))
 
-    # -- state (CONTRACT-adapters.md section 2; the lead's version wins) -----------------------
-    def get_state(self, scope: str, app: str, *, user_id: str | None = None) -> dict[str, Any]:
-        return self._send(self.calls.get("state", {"scope": scope, "app": app}, user_id))
-
-    def update_state(
-        self, scope: str, app: str, delta: dict[str, Any], *, if_absent: bool = False, user_id: str | None = None
-    ) -> dict[str, Any]:
-        body = {"scope": scope, "app": app, "delta": delta, "if_absent": if_absent}
-        return self._send(self.calls.post("state", body, user_id, repeatable=True))
-
     # -- memories --------------------------------------------------------------------------
     def list_memories(
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
@@ -464,15 +454,6 @@ class AsyncChatMemoryClient(_Base):
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
     ) -> Awaitable[t.SessionPage]:
         return self._send(self.calls.get("list_sessions", {"limit": limit, "cursor": cursor}, user_id))
-
-    def get_state(self, scope: str, app: str, *, user_id: str | None = None) -> Awaitable[dict[str, Any]]:
-        return self._send(self.calls.get("state", {"scope": scope, "app": app}, user_id))
-
-    def update_state(
-        self, scope: str, app: str, delta: dict[str, Any], *, if_absent: bool = False, user_id: str | None = None
-    ) -> Awaitable[dict[str, Any]]:
-        body = {"scope": scope, "app": app, "delta": delta, "if_absent": if_absent}
-        return self._send(self.calls.post("state", body, user_id, repeatable=True))
 
     def list_memories(
         self, *, limit: int | None = None, cursor: str | None = None, user_id: str | None = None
