@@ -257,28 +257,68 @@ def test_a_retry_is_stored_once_and_half_a_batch_is_never_seen(api: Api):
     assert got["count"] == 4  # the retried batch's first two were not stored again
 
 
+class Gate(httpx.AsyncHTTPTransport):
+    """A real transport that sets ``announce[call]`` when it sends ``call`` ("POST
+    create_session") and holds ``call`` until ``wait_for[call]`` is set: an order of two
+    writers' requests, awaited, not slept for."""
+
+    def __init__(self, *, announce: dict[str, asyncio.Event], wait_for: dict[str, asyncio.Event]) -> None:
+        super().__init__()
+        self.announce, self.wait_for = announce, wait_for
+        self.sent: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call = f"{request.method} {request.url.path.rsplit('/', 1)[-1]}"
+        self.sent.append(call)
+        if call in self.announce:
+            self.announce[call].set()
+        if call in self.wait_for:
+            await self.wait_for[call].wait()
+        return await super().handle_async_request(request)
+
+
 def test_two_writers_agree_on_one_product_session(api: Api):
+    """The second writer reads no mapping, makes a session of its own, and writes its mapping
+    only after the first writer's: if_absent answers the first one's, and the second erases its
+    own session and appends to the first's."""
     user = api.new_user(backend=True)
     name = f"race-{uuid.uuid4().hex[:8]}"
 
-    async def scenario() -> tuple[Any, Any, list[Any], list[Any]]:
+    async def scenario() -> dict[str, Any]:
+        second_read, first_done = asyncio.Event(), asyncio.Event()
+        g1 = Gate(announce={}, wait_for={"POST update_state": second_read})
+        g2 = Gate(announce={"POST create_session": second_read}, wait_for={"POST update_state": first_done})
         async with (
-            AsyncChatMemoryClient(api.base_url, user.token) as c1,
-            AsyncChatMemoryClient(api.base_url, user.token) as c2,
+            AsyncChatMemoryClient(api.base_url, user.token, transport=g1) as c1,
+            AsyncChatMemoryClient(api.base_url, user.token, transport=g2) as c2,
         ):
             s1 = ChatMemorySession(name, client=c1, app=APP)
             s2 = ChatMemorySession(name, client=c2, app=APP)
-            await asyncio.gather(
-                s1.add_items([{"role": "user", "content": "from one"}]),
-                s2.add_items([{"role": "user", "content": "from two"}]),
-            )
-            sessions = (await c1.list_sessions(limit=50))["sessions"]
-            return await s1.product_session_id(), await s2.product_session_id(), await s1.get_items(), sessions
 
-    sid1, sid2, items, sessions = run(scenario)
+            async def first() -> None:
+                await s1.add_items([{"role": "user", "content": "from one"}])
+                first_done.set()
+
+            await asyncio.gather(first(), s2.add_items([{"role": "user", "content": "from two"}]))
+            sessions = (await c1.list_sessions(limit=50))["items"]
+            return {
+                "sids": (await s1.product_session_id(), await s2.product_session_id()),
+                "second_sent": g2.sent,
+                "items": await ChatMemorySession(name, client=c1, app=APP).get_items(),
+                "sessions": [x["session_id"] for x in sessions],
+            }
+
+    got = run(scenario)
+    sid1, sid2 = got["sids"]
     assert sid1 == sid2
-    assert sorted(i["content"] for i in items) == ["from one", "from two"]
-    assert [s["session_id"] for s in sessions] == [sid1]  # the loser's session erased
+    assert got["second_sent"][:4] == [
+        "GET get_state",
+        "POST create_session",
+        "POST update_state",
+        "POST delete_session",
+    ]
+    assert [i["content"] for i in got["items"]] == ["from one", "from two"]
+    assert got["sessions"] == [sid1]  # the loser's session erased: one session under the name
 
 
 def test_pop_item_and_clear_session(api: Api):
