@@ -228,14 +228,16 @@ def test_runner_turns_with_a_tool_call_round_trip_through_a_session(api: Api):
 def test_a_retry_is_stored_once_and_half_a_batch_is_never_seen(api: Api):
     user = api.new_user(backend=True)
     name = f"retry-{uuid.uuid4().hex[:8]}"
-    batch: list[Any] = [
+    batch: list[Any] = [  # items of every kind, whole
         {"role": "user", "content": "one"},
+        {"role": "developer", "content": [{"type": "input_text", "text": "be brief"}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "think"}]},
         {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "id": "fc_1"},
-        {"type": "function_call_output", "call_id": "c1", "output": "three"},
+        {"type": "function_call_output", "call_id": "c1", "output": "three", "extra": {"deep": [1, [2.5, None]]}},
     ]
 
     async def scenario() -> dict[str, Any]:
-        # the third append is never sent (no retries): the call raises with two of three stored
+        # the third append is never sent (no retries): the call raises with two of five stored
         drop = DropBeforeSending(3)
         async with AsyncChatMemoryClient(api.base_url, user.token, retries=0, transport=drop) as client:
             session = ChatMemorySession(name, client=client, app=APP)
@@ -248,13 +250,21 @@ def test_a_retry_is_stored_once_and_half_a_batch_is_never_seen(api: Api):
             await session.add_items(batch)  # the caller's retry: the same items, the same batch
             await session.add_items([{"role": "user", "content": "one"}])  # a new call: a new item
             items = await session.get_items()
-            count = len((await client.get_history(sid))["messages"])
-        return {"stored_half": stored_half, "seen_half": seen_half, "items": items, "count": count}
+            history = (await client.get_history(sid))["messages"]
+        return {"stored_half": stored_half, "seen_half": seen_half, "items": items, "history": history}
 
     got = run(scenario)
     assert got["stored_half"] == 2 and got["seen_half"] == []  # stored, not shown: half a turn
     assert got["items"] == [*batch, {"role": "user", "content": "one"}]
-    assert got["count"] == 4  # the retried batch's first two were not stored again
+    history = got["history"]  # the retried batch's first two were not stored again
+    assert [(m["role"], m["content"]) for m in history] == [
+        ("user", "one"),
+        ("system", "be brief"),
+        ("assistant", ""),
+        ("assistant", ""),
+        ("assistant", ""),
+        ("user", "one"),
+    ]
 
 
 class Gate(httpx.AsyncHTTPTransport):
