@@ -175,6 +175,16 @@ class Settings(BaseSettings):
     export_slot_wait_s: float = Field(
         10.0, ge=0, le=60, description="How long an export waits for a free slot before a 503 with Retry-After"
     )
+    counter_shards: int = Field(
+        20,
+        ge=1,
+        le=500,
+        description=(
+            "Documents each day's rollup and each KB entry's usage are spread over (a session's "
+            "end writes the one its id picks): each takes about 1/N of the ends; size N to the "
+            "peak ends per second (Firestore sustains about one write per second per document)"
+        ),
+    )
     low_confidence_threshold: float = Field(
         0.5, ge=0, le=1, description="Answers below this confidence count as low confidence in the admin reports"
     )
