@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     # --- Limits ---------------------------------------------------------------------
     max_content_bytes: int = Field(32 * 1024, ge=1, description="Largest message content (UTF-8 bytes)")
     max_metadata_bytes: int = Field(8 * 1024, ge=2, description="Largest message metadata (bytes of JSON)")
+    max_item_bytes: int = Field(
+        32 * 1024, ge=2, description="Largest framework item on a message (an ADK event, an Agents item; bytes of JSON)"
+    )
     max_user_info_bytes: int = Field(4 * 1024, ge=2, description="Largest user_info at session creation")
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="Largest HTTP request body (413 above)")
     history_max_limit: int = Field(

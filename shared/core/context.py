@@ -89,9 +89,10 @@ def format_context(
         parts.append(MEMORIES_HEADER + "\n" + "\n".join(memory_lines(m) for m in memories))
     if summary and summary.get("text"):
         parts.append(SUMMARY_HEADER + "\n" + _INDENT + _quoted(str(summary["text"])))
-    if messages:
+    turns = [m for m in messages if m.content]  # an item alone (a tool call) has no text to quote
+    if turns:
         parts.append(
-            MESSAGES_HEADER + "\n" + "\n".join(f"{_LABEL.get(m.role, m.role)}: {_quoted(m.content)}" for m in messages)
+            MESSAGES_HEADER + "\n" + "\n".join(f"{_LABEL.get(m.role, m.role)}: {_quoted(m.content)}" for m in turns)
         )
     return "\n\n".join(parts)
 

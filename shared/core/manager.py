@@ -190,19 +190,26 @@ class SessionManager(OverLayers):
         client_message_id: object = None,
         user_id: str | None = None,
         backend: bool = True,
+        item: object = None,
     ) -> AppendResult:
         """Append one message; every argument but ``user_id`` is checked here (400 naming
         the field). ``backend`` False, an end user's own token: user turns only (403)."""
         sid = validate_session_id(session_id)
-        m = parse_message(role, content, metadata, client_message_id)
+        m = parse_message(role, content, metadata, client_message_id, item)
         if not backend and m.role != "user":
             raise PermissionDenied(
                 "end users append user turns only: assistant and system turns come from the chat backend"
             )
         mid = m.client_message_id or "s-" + os.urandom(10).hex()  # 80 random bits, as before
-        msg = StoredMessage(0, mid, m.role, m.content, self._clock(), m.metadata)
+        msg = StoredMessage(0, mid, m.role, m.content, self._clock(), m.metadata, m.item)
         res = self.appends.append(sid, msg, user_id, m.client_message_id)
-        if m.role == "user" and not res.duplicate and res.storage == "redis" and self.on_user_message is not None:
+        if (
+            m.role == "user"
+            and m.content
+            and not res.duplicate
+            and res.storage == "redis"
+            and self.on_user_message is not None
+        ):
             try:
                 self.on_user_message(sid, user_id)
             except Exception:  # noqa: BLE001 - recall never fails a turn

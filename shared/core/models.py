@@ -14,6 +14,7 @@ from typing import Any, Literal, cast
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared import fastjson
 from shared.errors import InvalidArgument, PayloadTooLarge
 from shared.settings import get_settings
 from shared.store.base import LayerName, SessionState, StoredMessage
@@ -75,13 +76,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+def item_text(item: object) -> str:
+    """A framework's item as the compact JSON text every layer stores (``StoredMessage.item``),
+    within ``max_item_bytes``; ValueError naming what is wrong otherwise. Any JSON object is
+    kept whole: integers past 64 bits go through the standard library; NaN, infinity and
+    strings that are not Unicode (lone surrogates) are not JSON and are refused."""
+    if not isinstance(item, dict):
+        raise ValueError("item must be a JSON object")
+    try:  # the standard library: orjson writes NaN as null, which would not keep the item whole
+        text = json.dumps(item, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text.encode()
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
+        raise ValueError("item must be JSON (finite numbers, Unicode strings)") from None
+    limit = get_settings().max_item_bytes
+    if len(text.encode()) > limit:
+        raise ValueError(f"item is larger than {limit} bytes of JSON")
+    return text
+
+
 class MessageIn(_Strict):
-    """One message offered for appending."""
+    """One message offered for appending. ``item``: a framework's whole item (an ADK event, an
+    OpenAI Agents item), kept as its JSON text; with one, ``content`` may be empty (a tool call)."""
 
     role: Role
-    content: str = Field(min_length=1)
+    content: str
     metadata: dict[str, Any] | None = None
     client_message_id: str | None = None
+    item: str | None = None
 
     @field_validator("content")
     @classmethod
@@ -89,9 +110,19 @@ class MessageIn(_Strict):
         limit = get_settings().max_content_bytes
         if len(v.encode()) > limit:
             raise ValueError(f"content is larger than {limit} bytes")
-        if not v.strip():
-            raise ValueError("content is blank")
         return v
+
+    @field_validator("item", mode="before")
+    @classmethod
+    def _item(cls, v: object) -> str | None:
+        return None if v is None else item_text(v)
+
+    def check_text(self) -> MessageIn:
+        """Text, or an item with no text at all (blank text is neither)."""
+        if not self.content.strip() and (self.item is None or self.content):
+            why = "content is blank" + ("" if self.item is None else ": give text, or an empty string with an item")
+            raise InvalidArgument(f"content: {why}", details={"field": "content"})
+        return self
 
     @field_validator("metadata")
     @classmethod
@@ -132,6 +163,7 @@ class Message(BaseModel):
     content: str
     timestamp: float
     metadata: dict[str, Any] | None = None
+    item: dict[str, Any] | None = None
 
 
 class Summary(BaseModel):
@@ -217,13 +249,14 @@ class EndResult(BaseModel):
 
 
 def parse_message(
-    role: object, content: object, metadata: object = None, client_message_id: object = None
+    role: object, content: object, metadata: object = None, client_message_id: object = None, item: object = None
 ) -> MessageIn:
     """Build a MessageIn or raise InvalidArgument/PayloadTooLarge with a readable reason."""
     try:
         return MessageIn.model_validate(
             {"role": role, "content": content, "metadata": metadata, "client_message_id": client_message_id}
-        )
+            | ({} if item is None else {"item": item})
+        ).check_text()
     except ValidationError as exc:
         raise _to_invalid(exc) from None
 
@@ -287,4 +320,17 @@ def bounded_int(value: Any, name: str, default: int, maximum: int) -> int:
 
 
 def api_message(m: StoredMessage) -> Message:
-    return Message(seq=m.seq, role=cast(Role, m.role), content=m.content, timestamp=m.timestamp, metadata=m.metadata)
+    return Message(
+        seq=m.seq,
+        role=cast(Role, m.role),
+        content=m.content,
+        timestamp=m.timestamp,
+        metadata=m.metadata,
+        item=None if m.item is None else item_value(m.item),
+    )
+
+
+def item_value(text: str) -> dict[str, Any]:
+    """A stored item's JSON (``item_text``'s inverse)."""
+    value = fastjson.loads(text)
+    return cast(dict[str, Any], json.loads(text) if value is fastjson.MISS else value)

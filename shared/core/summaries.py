@@ -26,7 +26,7 @@ class Summaries:
         """Summarise the messages not yet covered, up to ``seq``, into Redis. Never raises:
         a failing summary must not fail the append (the next claim covers this window too)."""
         try:
-            window = [m for m in unsummarized if m.seq <= seq]
+            window = [m for m in unsummarized if m.seq <= seq and m.is_turn]  # items alone: no text
             if previous and int(previous.get("message_count", 0)) >= seq:
                 return False
             text = self.summarizer.summarize(previous.get("text") if previous else None, window)
@@ -42,10 +42,11 @@ class Summaries:
     ) -> dict[str, Any] | None:
         """The summary the session ends with: the previous one extended by what it does not
         cover. The end never fails on a summary: the previous text stands then."""
-        if not unsummarized:
+        turns = [m for m in unsummarized if m.is_turn]  # an item alone has no text to summarize
+        if not turns:
             return previous
         try:
-            text = self.summarizer.summarize(previous.get("text") if previous else None, unsummarized)
+            text = self.summarizer.summarize(previous.get("text") if previous else None, turns)
         except Exception:  # noqa: BLE001 - see docstring
             text = (previous or {}).get("text") or ""
         return {"text": text, "message_count": message_count, "updated_at": now}

@@ -53,7 +53,7 @@ def create_session(call: Call) -> Reply:
 
 def append_message(call: Call) -> Reply:
     body = call.body
-    only_fields(body, {"session_id", "role", "content", "metadata", "client_message_id"})
+    only_fields(body, {"session_id", "role", "content", "metadata", "client_message_id", "item"})
     sid = validate_session_id(body.get("session_id"))
     res = _manager().add_message(
         sid,
@@ -63,6 +63,7 @@ def append_message(call: Call) -> Reply:
         client_message_id=body.get("client_message_id"),
         user_id=call.uid,
         backend=call.backend,
+        item=body.get("item"),
     )
     return 201, bodies.appended(res)
 

@@ -12,10 +12,12 @@ if TYPE_CHECKING:
 
 
 def message(m: Message) -> dict[str, Any]:
-    """``wire.WireMessage``: metadata left out when absent."""
+    """``wire.WireMessage``: metadata and item left out when absent."""
     out: dict[str, Any] = {"seq": m.seq, "role": m.role, "content": m.content, "timestamp": m.timestamp}
     if m.metadata is not None:
         out["metadata"] = m.metadata
+    if m.item is not None:
+        out["item"] = m.item
     return out
 
 

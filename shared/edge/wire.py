@@ -29,6 +29,7 @@ class WireMessage(_Wire):
     content: str
     timestamp: float
     metadata: dict[str, Any] | None = None  # left out when absent
+    item: dict[str, Any] | None = None  # a framework's whole item, left out when absent
 
     @classmethod
     def of(cls, m: Message) -> dict[str, Any]:
@@ -37,9 +38,12 @@ class WireMessage(_Wire):
     @classmethod
     def validated(cls, m: Message) -> dict[str, Any]:
         """``of`` the long way: through this model (the reference the test compares with)."""
-        out = cls(seq=m.seq, role=m.role, content=m.content, timestamp=m.timestamp, metadata=m.metadata).model_dump()
-        if out["metadata"] is None:
-            del out["metadata"]
+        out = cls(
+            seq=m.seq, role=m.role, content=m.content, timestamp=m.timestamp, metadata=m.metadata, item=m.item
+        ).model_dump()
+        for absent in ("metadata", "item"):
+            if out[absent] is None:
+                del out[absent]
         return out
 
 

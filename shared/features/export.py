@@ -25,7 +25,7 @@ from typing import Any
 from shared import fastjson
 from shared.core import context as ctx
 from shared.core.manager import SessionManager
-from shared.core.models import SESSION_ID_RE, validate_user_id
+from shared.core.models import SESSION_ID_RE, item_value, validate_user_id
 from shared.cursor import bad_cursor, decode_cursor, decode_seq_cursor, encode_cursor
 from shared.errors import StoreError, Unavailable
 from shared.store.base import ERASED, QueryRecord, StoredMessage
@@ -284,11 +284,11 @@ class DataRights:
         analytics: Iterable[dict[str, Any]]
         if head.get("status") == "ended":
             final = [StoredMessage.from_dict(x) for x in head.get("final_messages") or []]
-            messages = [m.to_dict() for m in final if m.seq > from_seq]
+            messages = [_exported(m) for m in final if m.seq > from_seq]
             analytics = (e for e in self.reports.analytics_entries(sid) if int(e.get("seq", -1)) > from_seq)
         else:
             held, queries = self._held(sid)
-            messages = [m.to_dict() for m in held if m.seq > from_seq]
+            messages = [_exported(m) for m in held if m.seq > from_seq]
             analytics = [q.to_dict() for q in queries if q.seq > from_seq]
         tagged = heapq.merge(
             ((int(x["seq"]), 0, x) for x in messages), ((int(x["seq"]), 1, x) for x in analytics), key=lambda t: t[0]
@@ -319,3 +319,11 @@ class DataRights:
         for q in queries:
             by_mid.setdefault(q.mid, q)
         return ctx.merge_messages(*msgs), sorted(by_mid.values(), key=lambda q: q.seq)
+
+
+def _exported(m: StoredMessage) -> dict[str, Any]:
+    """A stored message as the export gives it: its item as the JSON it was given, not its text."""
+    d = m.to_dict()
+    if m.item is not None:
+        d["item"] = item_value(m.item)
+    return d

@@ -62,7 +62,7 @@ def turns_of(session: dict[str, Any], entries: list[dict[str, Any]]) -> list[tup
         if isinstance(e.get("response"), str) and e["response"].strip():
             turns.setdefault(("assistant", e["response"]), seq)
     for m in session.get("final_messages") or []:
-        if m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str):
+        if m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str) and m["content"].strip():
             turns.setdefault((m["role"], m["content"]), float(m.get("seq") or 0))
     return sorted(((seq, role, text) for (role, text), seq in turns.items()), key=lambda t: t[0])
 

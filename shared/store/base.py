@@ -48,15 +48,28 @@ class StoredMessage:
     content: str
     timestamp: float
     metadata: dict[str, Any] | None = None
+    # A framework's whole item (an ADK event, an OpenAI Agents item), as its JSON text: every
+    # layer stores a string, so no shape of it (depth, arrays in arrays, ``__x__`` keys) meets
+    # Firestore's rules for fields; ``shared.core.models.item_text`` made it, within its bound.
+    item: str | None = None
 
     def tail_json(self) -> str:
         """JSON of everything but seq, without the opening brace (the Lua script adds
-        ``{"seq":N,`` in front once it has assigned the number). No metadata is left out,
-        not written as null: Redis holds every message, so its bytes count."""
+        ``{"seq":N,`` in front once it has assigned the number). No metadata or item is left
+        out, not written as null: Redis holds every message, so its bytes count."""
         d: dict[str, Any] = {"mid": self.mid, "role": self.role, "content": self.content, "timestamp": self.timestamp}
         if self.metadata is not None:
             d["metadata"] = self.metadata
+        if self.item is not None:
+            d["item"] = self.item
         return _dumps(d)[1:]
+
+    @property
+    def is_turn(self) -> bool:
+        """A message with text: a question or an answer. An item alone (a tool call, an event
+        without text) is kept and returned, but is neither asked nor answered, summarized,
+        quoted into the context or remembered."""
+        return bool(self.content)
 
     def to_json(self) -> str:
         return f'{{"seq":{self.seq},{self.tail_json()}'
@@ -83,10 +96,14 @@ class StoredMessage:
             content=d["content"],
             timestamp=float(d["timestamp"]),
             metadata=d.get("metadata"),
+            item=d["item"] if isinstance(d.get("item"), str) else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # fields in JSON order
+        d = asdict(self)  # fields in JSON order
+        if d["item"] is None:
+            del d["item"]  # as before items existed: a Firestore message without one has no field
+        return d
 
 
 @dataclass(slots=True)
@@ -264,6 +281,8 @@ def pairs_of(messages: list[StoredMessage]) -> list[QueryRecord]:
     every message once, and the end and the export read the pairs from them here."""
     pairs, question = [], None
     for m in messages:
+        if not m.content:
+            continue  # an item alone is neither a question nor an answer
         if m.role == "user":
             question = m.content
         elif m.role == "assistant":
@@ -283,5 +302,5 @@ def pair_queries(queries: list[QueryRecord], messages: list[StoredMessage]) -> N
     for q in queries:
         if q.query is None:
             prev = by_seq.get(q.seq - 1)
-            if prev is not None and prev.role == "user":
+            if prev is not None and prev.role == "user" and prev.content:
                 q.query = prev.content

@@ -153,7 +153,7 @@ class MemoryLayer:
             seq = max(last, s.state.seq, req.seq_hint) + 1
             msg.seq = seq
             query = None
-            if msg.role == "assistant":
+            if msg.role == "assistant" and msg.content:
                 query = QueryRecord.from_answer(seq, msg.mid, s.pending_query, msg)
             size = _OVERHEAD + len(msg.to_json().encode()) + (len(query.to_json().encode()) if query else 0)
             charge = msg.ledger_bytes()
@@ -174,7 +174,7 @@ class MemoryLayer:
             s.state.last_active_at = msg.timestamp
             if cmid:
                 s.cmids[cmid] = seq
-            if msg.role == "user":
+            if msg.role == "user" and msg.content:
                 s.pending_query = msg.content
             elif query is not None:
                 s.queries.append(query)

@@ -61,7 +61,11 @@ def build_prompt(question: str, context: Context, entries: list[KbEntry], unknow
         # Written from the customer's words: their turn, marked as a summary.
         turns.append(("user", f"(A summary of our earlier conversation) {context.summary.text}"))
     # The session's system messages (a backend's) are not the customer's: they stay out.
-    turns += [("model" if m.role == "assistant" else "user", m.content) for m in context.messages if m.role != "system"]
+    turns += [
+        ("model" if m.role == "assistant" else "user", m.content)
+        for m in context.messages
+        if m.role != "system" and m.content
+    ]
     if not turns or turns[-1] != ("user", question):
         turns.append(("user", question))
     return Prompt(system, _alternating(turns))

@@ -178,7 +178,7 @@ def reset_indexes() -> None:
 def previous_user_messages(question: str, messages: Sequence[Message], limit: int = CONTEXT_USER_MESSAGES) -> list[str]:
     """The last `limit` user messages before this question, most recent first. The question
     itself may already be the context's last message (appended before the turn): skipped."""
-    users = [m.content for m in messages if m.role == "user"]
+    users = [m.content for m in messages if m.role == "user" and m.content]
     if users and users[-1].strip() == question.strip():
         users.pop()
     return users[::-1][:limit]

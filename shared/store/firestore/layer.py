@@ -177,7 +177,7 @@ class FirestoreLayer:
                 return Appended("full")
             seq = max(int(doc.get("seq_hwm") or 0), int(doc.get("message_count") or 0), req.seq_hint) + 1
             rec = msg.to_dict() | {"seq": seq, "cmid": req.cmid}
-            if msg.role == "assistant":
+            if msg.role == "assistant" and msg.content:
                 rec["query"] = doc.get("pending_query")
             update = doc | {
                 "seq_hwm": seq,
@@ -185,7 +185,10 @@ class FirestoreLayer:
                 "pending_count": int(doc.get("pending_count") or 0) + 1,
                 "pending_bytes": held,
                 "pending_answers": answers,
-                "pending_query": msg.content if msg.role == "user" else None,
+                # an item alone (no text) neither asks nor answers: the question stays pending
+                "pending_query": (msg.content if msg.role == "user" else None)
+                if msg.content
+                else doc.get("pending_query"),
             }
             tx.set(ref, update)
             tx.set(pend.document(msg.mid), rec)
@@ -218,7 +221,7 @@ class FirestoreLayer:
             r = d.to_dict()
             m = StoredMessage.from_dict(r)
             msgs.append(m)
-            if m.role == "assistant":
+            if m.role == "assistant" and m.content:
                 queries.append(QueryRecord.from_answer(m.seq, m.mid, r.get("query"), m))
         msgs.sort(key=lambda m: m.seq)
         queries.sort(key=lambda q: q.seq)

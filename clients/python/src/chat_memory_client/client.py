@@ -79,14 +79,19 @@ def _refuse(field: str, message: str) -> InvalidArgument:
     return InvalidArgument(0, "invalid_argument", message, {"field": field})
 
 
-def check_message(role: object, content: object, client_message_id: object, max_content_bytes: int) -> None:
-    """What the server would refuse with 400/413, refused here before anything is sent."""
+def check_message(
+    role: object, content: object, client_message_id: object, max_content_bytes: int, item: object = None
+) -> None:
+    """What the server would refuse with 400/413, refused here before anything is sent. With an
+    ``item`` (a framework's whole item, a JSON object), ``content`` may be the empty string."""
     if role not in ROLES:
         raise _refuse("role", f"role must be one of {', '.join(ROLES)}")
     if not isinstance(content, str):
         raise _refuse("content", f"content must be a string, not {type(content).__name__}")
-    if not content.strip():
-        raise _refuse("content", "content is blank")
+    if item is not None and not isinstance(item, dict):
+        raise _refuse("item", f"item must be a JSON object, not {type(item).__name__}")
+    if not content.strip() and (item is None or content):
+        raise _refuse("content", "content is blank" + ("" if item is None else ": give text, or '' with an item"))
     if len(content.encode()) > max_content_bytes:
         raise _refuse("content", f"content is larger than {max_content_bytes} bytes")
     if client_message_id is not None and not (
@@ -118,14 +123,16 @@ class _Calls:
         metadata: dict[str, Any] | None,
         client_message_id: str | None,
         user_id: str | None,
+        *,
+        item: dict[str, Any] | None = None,
     ) -> _Call:
-        check_message(role, content, client_message_id, self.max_content_bytes)
+        check_message(role, content, client_message_id, self.max_content_bytes, item)
         body = {
             "session_id": session_id,
             "role": role,
             "content": content,
             "client_message_id": client_message_id or uuid.uuid4().hex,
-        } | _clean({"metadata": metadata})
+        } | _clean({"metadata": metadata, "item": item})
         return _Call("POST", "append_message", body=body | self._acting(user_id))
 
     def chat(self, session_id: str, content: str, client_message_id: str | None, user_id: str | None) -> _Call:
@@ -260,8 +267,11 @@ class ChatMemoryClient(_Base):
         *,
         client_message_id: str | None = None,
         user_id: str | None = None,
+        item: dict[str, Any] | None = None,
     ) -> t.Appended:
-        return self._send(self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id))
+        return self._send(
+            self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id, item=item)
+        )
 
     def get_context(self, session_id: str, *, max_messages: int | None = None, user_id: str | None = None) -> t.Context:
         return self._send(
@@ -390,8 +400,11 @@ class AsyncChatMemoryClient(_Base):
         *,
         client_message_id: str | None = None,
         user_id: str | None = None,
+        item: dict[str, Any] | None = None,
     ) -> Awaitable[t.Appended]:
-        return self._send(self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id))
+        return self._send(
+            self.calls.append_message(session_id, role, content, metadata, client_message_id, user_id, item=item)
+        )
 
     def get_context(
         self, session_id: str, *, max_messages: int | None = None, user_id: str | None = None

@@ -19,6 +19,7 @@ class _MessageBase(TypedDict):
 
 class Message(_MessageBase, total=False):
     metadata: dict[str, Any]
+    item: dict[str, Any]  # a framework's whole item (an ADK event, an Agents item), as it was given
 
 
 class Summary(TypedDict):
