@@ -152,6 +152,16 @@ def get_user_stats(req: https_fn.Request) -> https_fn.Response:
 
 
 @https_fn.on_request(**_HTTP)
+def get_state(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.get_state, method="GET", acts_for=True)
+
+
+@https_fn.on_request(**_HTTP)
+def update_state(req: https_fn.Request) -> https_fn.Response:
+    return handle(req, api.update_state, method="POST", acts_for=True)
+
+
+@https_fn.on_request(**_HTTP)
 def mcp(req: https_fn.Request) -> https_fn.Response:
     # A remote MCP server (Streamable HTTP, stateless, JSON answers): shared/edge/mcp.py.
     from shared.edge import mcp as mcp_server

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from shared.features.erasure import Erasure
     from shared.features.export import DataRights
     from shared.features.memories import Memories
+    from shared.features.state import AppState
     from shared.store.firestore.client import Firestore
     from shared.store.firestore.erasure import ErasureStore
     from shared.store.firestore.reports import ReportStore
@@ -164,8 +165,16 @@ class Instance:
 
     def data_rights(self) -> DataRights:
         from shared.features.export import DataRights
+        from shared.store.firestore.state import StateStore
 
-        return DataRights(self.manager(), self.report_store(), self.stats())
+        return DataRights(self.manager(), self.report_store(), self.stats(), StateStore(self.firestore()))
+
+    def app_state(self) -> AppState:
+        """get_state and update_state: a framework's per-user and per-app state."""
+        from shared.features.state import AppState
+        from shared.store.firestore.state import StateStore
+
+        return AppState(StateStore(self.firestore()), self.settings)
 
     def erasure(self) -> Erasure:
         from shared.features.erasure import Erasure

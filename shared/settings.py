@@ -152,6 +152,10 @@ class Settings(BaseSettings):
         32 * 1024, ge=2, description="Largest framework item on a message (an ADK event, an Agents item; bytes of JSON)"
     )
     max_user_info_bytes: int = Field(4 * 1024, ge=2, description="Largest user_info at session creation")
+    state_max_bytes: int = Field(
+        16 * 1024, ge=2, le=512 * 1024, description="Largest app or user state (update_state; bytes of JSON)"
+    )
+    state_max_apps: int = Field(10, ge=1, le=100, description="Apps that keep a state per user at most")
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="Largest HTTP request body (413 above)")
     history_max_limit: int = Field(
         100, ge=1, le=1000, description="Largest `limit` of get_history (Redis holds the last MESSAGE_WINDOW)"

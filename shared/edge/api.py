@@ -166,6 +166,40 @@ def delete_memory(call: Call) -> Reply:
     return 200, wire.MemoryDeleted.model_validate(_memories().delete(call.uid, sid)).model_dump()
 
 
+def get_state(call: Call) -> Reply:
+    from shared.edge import wire
+    from shared.instance import get_instance
+
+    trusted = call.backend or call.admin
+    got = (
+        get_instance()
+        .app_state()
+        .get(call.uid, scope=call.args.get("scope"), app=call.args.get("app"), trusted=trusted)
+    )
+    return 200, wire.StateAnswer.model_validate(got).model_dump()
+
+
+def update_state(call: Call) -> Reply:
+    from shared.edge import wire
+    from shared.instance import get_instance
+
+    body = call.body
+    only_fields(body, {"scope", "app", "delta", "if_absent"})
+    got = (
+        get_instance()
+        .app_state()
+        .update(
+            call.uid,
+            scope=body.get("scope"),
+            app=body.get("app"),
+            delta=body.get("delta"),
+            if_absent=body.get("if_absent", False),
+            trusted=call.backend or call.admin,
+        )
+    )
+    return 200, wire.StateAnswer.model_validate(got).model_dump()
+
+
 def admin_report(call: Call) -> Reply:
     from shared.edge import wire
     from shared.features import admin

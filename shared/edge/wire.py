@@ -119,6 +119,13 @@ class MemoryDeleted(_Wire):
     deleted: bool
 
 
+class StateAnswer(_Wire):
+    scope: Literal["user", "app"]
+    app: str
+    state: dict[str, Any]
+    updated_at: float | None  # null: never written
+
+
 class ContextResult(_Wire):
     session_id: str
     messages: list[dict[str, Any]]
@@ -254,6 +261,7 @@ class ExportPage(_Wire):
     user_id: str
     user: dict[str, Any] | None = None  # the first page only
     memories: list[dict[str, Any]] | None = None  # the first page only: memories with their lineage
+    state: dict[str, dict[str, Any]] | None = None  # the first page only: each app's state of the user
     sessions: list[ExportSession]
     next_cursor: str | None
 
@@ -280,6 +288,7 @@ class ErasureReceipt(_Wire):
 
 # openapi.yaml component schema -> the model answering with it
 SCHEMAS: dict[str, type[_Wire]] = {
+    "StateAnswer": StateAnswer,
     "SessionList": SessionList,
     "ListedSession": ListedSession,
     "SessionCreated": SessionCreated,

@@ -30,6 +30,7 @@ from shared.cursor import bad_cursor, decode_cursor, decode_seq_cursor, encode_c
 from shared.errors import StoreError, Unavailable
 from shared.store.base import ERASED, QueryRecord, StoredMessage
 from shared.store.firestore.reports import ReportStore
+from shared.store.firestore.state import StateStore
 from shared.store.firestore.stats import Stats
 from shared.store.redis.layer import RedisLayer
 
@@ -68,10 +69,13 @@ class DataRights:
     instance's memory); ``reports``: the user's session documents and their analytics;
     ``stats``: the user's totals."""
 
-    def __init__(self, manager: SessionManager, reports: ReportStore, stats: Stats) -> None:
+    def __init__(
+        self, manager: SessionManager, reports: ReportStore, stats: Stats, state: StateStore | None = None
+    ) -> None:
         self.m = manager
         self.reports = reports
         self.stats = stats
+        self.state = state
 
     def export(self, user_id: str | None, *, cursor: object = None, limit: int = 50) -> dict[str, Any]:
         uid = validate_user_id(user_id)
@@ -120,6 +124,8 @@ class DataRights:
         if after is None:
             out["user"] = self._user(uid)
             out["memories"] = self._memories(uid)
+            # each app's state of the user (at most STATE_MAX_APPS of STATE_MAX_BYTES each)
+            out["state"] = self.state.all_of(uid) if self.state is not None else {}
         room = self.m.settings.export_page_max_bytes - fastjson.size(out) - _RESERVE
         sessions: list[dict[str, Any]] = out["sessions"]
         heads: Iterable[Head] = self._heads(uid, None if after is None else (after[0], after[1]))

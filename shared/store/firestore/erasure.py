@@ -10,6 +10,7 @@ from shared.store.base import ERASED
 from shared.store.firestore import analytics
 from shared.store.firestore.client import Firestore
 from shared.store.firestore.memories import MemoryStore
+from shared.store.firestore.state import StateStore
 
 if TYPE_CHECKING:
     from google.cloud.firestore import Transaction
@@ -107,10 +108,11 @@ class ErasureStore:
             return ref.get(timeout=self.fs.timeout).to_dict() or {}
 
     def delete_user(self, uid: str) -> int:
-        """The user document and its ledger of counted sessions; returns documents deleted."""
+        """The user document, its ledger of counted sessions and its apps' state; returns
+        documents deleted."""
+        n = StateStore(self.fs).delete_all(uid)
         with self.fs.guard("erase_user"):
             uref = self.fs.db().collection("users").document(uid)
-            n = 0
             for d in uref.collection("counted").stream(timeout=self.fs.timeout):
                 d.reference.delete()
                 n += 1

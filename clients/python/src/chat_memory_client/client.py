@@ -144,6 +144,12 @@ class _Calls:
         }
         return _Call("POST", "chat", body=body | self._acting(user_id))
 
+    def update_state(self, scope: str, app: str, delta: dict[str, Any], if_absent: bool, user_id: str | None) -> _Call:
+        if not isinstance(delta, dict) or not delta:
+            raise _refuse("delta", "delta must be a non-empty dict of keys to set (None deletes)")
+        body = {"scope": scope, "app": app, "delta": delta, "if_absent": if_absent}
+        return _Call("POST", "update_state", body=body | self._acting(user_id))  # a merge repeats harmlessly
+
     def get(self, fn: str, params: dict[str, Any], user_id: str | None = None, *, acting: bool = True) -> _Call:
         return _Call("GET", fn, params=_clean(params) | (self._acting(user_id) if acting else {}))
 
@@ -312,6 +318,18 @@ class ChatMemoryClient(_Base):
     def delete_memory(self, session_id: str) -> t.MemoryDeleted:
         return self._send(self.calls.post("delete_memory", {"session_id": session_id}, acting=False, repeatable=False))
 
+    # -- a framework's state -------------------------------------------------------------------
+    def get_state(self, scope: str, app: str, *, user_id: str | None = None) -> t.StateAnswer:
+        """The caller's state of ``app`` (scope ``user``) or the app's own (``app``: backends)."""
+        return self._send(self.calls.get("get_state", {"scope": scope, "app": app}, user_id))
+
+    def update_state(
+        self, scope: str, app: str, delta: dict[str, Any], *, if_absent: bool = False, user_id: str | None = None
+    ) -> t.StateAnswer:
+        """Merge ``delta`` (None deletes a key; ``if_absent``: only keys not present), the new
+        whole state. Repeating a merge changes nothing more: retried after a lost answer."""
+        return self._send(self.calls.update_state(scope, app, delta, if_absent, user_id))
+
     # -- the caller's own data ---------------------------------------------------------------
     def get_user_stats(self) -> t.UserStats:
         return self._send(self.calls.get("get_user_stats", {}, acting=False))
@@ -449,6 +467,14 @@ class AsyncChatMemoryClient(_Base):
 
     def delete_memory(self, session_id: str) -> Awaitable[t.MemoryDeleted]:
         return self._send(self.calls.post("delete_memory", {"session_id": session_id}, acting=False, repeatable=False))
+
+    def get_state(self, scope: str, app: str, *, user_id: str | None = None) -> Awaitable[t.StateAnswer]:
+        return self._send(self.calls.get("get_state", {"scope": scope, "app": app}, user_id))
+
+    def update_state(
+        self, scope: str, app: str, delta: dict[str, Any], *, if_absent: bool = False, user_id: str | None = None
+    ) -> Awaitable[t.StateAnswer]:
+        return self._send(self.calls.update_state(scope, app, delta, if_absent, user_id))
 
     def get_user_stats(self) -> Awaitable[t.UserStats]:
         return self._send(self.calls.get("get_user_stats", {}, acting=False))

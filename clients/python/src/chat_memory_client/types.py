@@ -144,6 +144,13 @@ class MemoryDeleted(TypedDict):
     deleted: bool
 
 
+class StateAnswer(TypedDict):
+    scope: Literal["user", "app"]
+    app: str
+    state: dict[str, Any]  # every key with its JSON value
+    updated_at: float | None  # None: never written
+
+
 class ErasedCounts(TypedDict):
     sessions: int
     messages: int
@@ -182,6 +189,7 @@ class _ExportPageBase(TypedDict):
 class ExportPage(_ExportPageBase, total=False):
     user: dict[str, Any] | None  # the first page only
     memories: list[dict[str, Any]] | None  # the first page only
+    state: dict[str, dict[str, Any]] | None  # the first page only: each app's state of the user
 
 
 Health = dict[str, Any]
