@@ -232,6 +232,15 @@ def test_a_retried_event_is_stored_once_and_bad_input_writes_nothing(api: Api):
                 await ours.create_session(app_name=APP, user_id="not a user id")
             assert refused.value.field == "user_id"
 
+            # the product session erased behind the adapter's back (another client, the
+            # user's erasure): the ADK session is gone, and its id can be created again
+            await client.delete_session(await sid_of(ours, user, "conv-2"), user_id=ns + user)
+            assert await ours.get_session(app_name=APP, user_id=user, session_id="conv-2") is None
+            anew = await ours.create_session(app_name=APP, user_id=user, session_id="conv-2", state={"fresh": 1})
+            assert anew.events == [] and anew.state == {"fresh": 1, "user:retried": True}
+            got = await ours.get_session(app_name=APP, user_id=user, session_id="conv-2")
+            assert got == anew
+
     asyncio.run(run())
 
 

@@ -86,8 +86,13 @@ class ChatMemorySessionService(BaseSessionService):
         st, cm = self._store, self._store.cm
         name = (session_id.strip() if session_id else "") or uuid.uuid4().hex
         key = map_key(name)
-        if key in await st.user_state(app_name, user_id):
-            raise AlreadyExistsError(f"Session with id {name} already exists.")
+        held = (await st.user_state(app_name, user_id)).get(key)
+        if held is not None:
+            stale = isinstance(held, dict) and isinstance(held.get("sid"), str)
+            if not (stale and await st.history(held["sid"], user_id) is None):
+                raise AlreadyExistsError(f"Session with id {name} already exists.")
+            # its product session was erased (a delete_session whose map update was lost)
+            await st.update_user(app_name, user_id, {key: None})
         app_delta, user_delta, own = ev.split_delta(dict(state or {}))
         created = await cm.create_session({"adk_app": app_name, "adk_session_id": name[:200]}, user_id=st.user(user_id))
         sid = created["session_id"]
