@@ -244,6 +244,59 @@ def test_a_retried_event_is_stored_once_and_bad_input_writes_nothing(api: Api):
     asyncio.run(run())
 
 
+def test_two_processes_creating_one_session_id_agree_and_older_events_keep_their_state(api: Api):
+    backend = api.new_user(backend=True)
+    ns = f"adk{uuid.uuid4().hex[:10]}."
+
+    async def run() -> None:
+        async with (
+            AsyncChatMemoryClient(api.base_url, backend.token) as one,
+            AsyncChatMemoryClient(api.base_url, backend.token) as two,
+        ):
+            first = ChatMemorySessionService(client=one, namespace=ns)
+            second = ChatMemorySessionService(client=two, namespace=ns)
+            for race in range(3):
+                name = f"race-{race}"
+                got = await asyncio.gather(
+                    first.create_session(app_name=APP, user_id="frank", session_id=name, state={"by": "first"}),
+                    second.create_session(app_name=APP, user_id="frank", session_id=name, state={"by": "second"}),
+                    return_exceptions=True,
+                )
+                won = [s for s in got if not isinstance(s, BaseException)]
+                lost = [s for s in got if isinstance(s, BaseException)]
+                assert len(won) == 1 and len(lost) == 1 and isinstance(lost[0], AlreadyExistsError), got
+                # both processes now read the winner's session
+                for service in (first, second):
+                    read = await service.get_session(app_name=APP, user_id="frank", session_id=name)
+                    assert read == won[0]
+            listed = await first.list_sessions(app_name=APP, user_id="frank")
+            assert [s.id for s in listed.sessions] == ["race-0", "race-1", "race-2"]
+
+            # an active session returns every event (the last HISTORY_MAX_LIMIT messages, 100);
+            # ended, the product keeps its last MESSAGE_WINDOW (8): those events are returned and
+            # the state all of them set is kept, as ADK's own service folds it
+            reference = InMemorySessionService()
+            ours = await first.create_session(app_name=APP, user_id="frank", session_id="long", state={"n": 0})
+            ref = await reference.create_session(app_name=APP, user_id="frank", session_id="long", state={"n": 0})
+            for i in range(1, 13):
+                delta = {f"k{i}": i, "n": i} | ({"user:every3": i} if i % 3 == 0 else {})
+                event = Event(invocation_id=f"inv{i}", author="user", actions=EventActions(state_delta=delta))
+                await first.append_event(ours, event)
+                await reference.append_event(ref, event.model_copy(deep=True))
+            want = await reference.get_session(app_name=APP, user_id="frank", session_id="long")
+            got = await second.get_session(app_name=APP, user_id="frank", session_id="long")
+            assert got is not None and want is not None
+            assert got.state == want.state == ours.state
+            assert got.events == want.events
+            await ChatMemoryMemoryService(client=two, namespace=ns).add_session_to_memory(got)  # ends it
+            ended = await first.get_session(app_name=APP, user_id="frank", session_id="long")
+            assert ended is not None and ended.state == want.state
+            assert [e.invocation_id for e in ended.events] == [f"inv{i}" for i in range(5, 13)]
+            assert ended.events == want.events[-8:]
+
+    asyncio.run(run())
+
+
 def test_the_memory_service_remembers_an_ended_session(api: Api, firestore: Firestore):
     backend = api.new_user(backend=True)
     ns = f"adk{uuid.uuid4().hex[:10]}."

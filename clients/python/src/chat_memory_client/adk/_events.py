@@ -7,8 +7,9 @@ content the event's text (``""`` for a function call, inline data, a state-only 
 ``{"adk": "event", "event": Event.model_dump(mode="json", exclude_none=True), "state": <the
 session state before it>}`` (``temp:`` keys already left out); client_message_id the event's
 id, so an ADK retry of ``append_event`` is stored once. The session state read back is the
-header's state with every event's delta folded in order; once older events left the product's
-window (MESSAGE_WINDOW), from the state the oldest event kept carries.
+header's state with every event's delta folded in order; once older messages are no longer
+returned (past HISTORY_MAX_LIMIT; an ended session keeps MESSAGE_WINDOW), from the state the
+oldest event returned carries.
 """
 
 from __future__ import annotations

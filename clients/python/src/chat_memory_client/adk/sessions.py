@@ -8,9 +8,10 @@ identity's), ``user:`` keys in the user's state of the app, ``temp:`` keys only 
 object in hand (never sent), the rest the session's own.
 
 What the product makes different (docs/adk.md):
-- ``get_session`` returns the events the product still holds: a session's last MESSAGE_WINDOW
-  messages (8 by default, the header counting as one); older ones live on as the rolling
-  summary, and the state they set is kept (each event carries the state before it).
+- ``get_session`` returns the events the product still holds: an active session's last
+  HISTORY_MAX_LIMIT messages (100 by default, the header counting as one), an ended one's last
+  MESSAGE_WINDOW (8); older ones live on as the rolling summary, and the state they set is
+  kept (each event carries the state before it).
 - ``list_sessions`` needs a ``user_id``: the product lists one user's sessions (a backend acts
   for one named user per call), so ``user_id=None`` raises ``NotImplementedError``.
 - a state value ``None`` in a ``user:``/``app:`` delta deletes the key (the product's merge).
