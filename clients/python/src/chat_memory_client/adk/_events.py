@@ -20,6 +20,7 @@ from typing import Any
 from google.adk.events.event import Event
 from google.adk.sessions.state import State
 from google.genai import types
+from pydantic_core import to_jsonable_python
 
 from chat_memory_client.client import CLIENT_MESSAGE_ID_RE
 
@@ -32,11 +33,16 @@ def session_scope(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if not k.startswith(SCOPED)}
 
 
+def json_safe(state: dict[str, Any]) -> dict[str, Any]:
+    """State values as JSON (datetimes, pydantic models and bytes as ADK's services store them)."""
+    return dict(to_jsonable_python(state))
+
+
 def split_delta(delta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(app, user, session) parts of a delta, keys as ADK writes them; temp: dropped."""
     app = {k: v for k, v in delta.items() if k.startswith(State.APP_PREFIX)}
     user = {k: v for k, v in delta.items() if k.startswith(State.USER_PREFIX)}
-    return app, user, session_scope(delta)
+    return json_safe(app), json_safe(user), session_scope(delta)
 
 
 def message_id(event_id: str) -> str:
@@ -55,11 +61,15 @@ def event_item(event: Event, persisted_delta: dict[str, Any], state_before: dict
     stored = event
     if event.actions is not None and event.actions.state_delta != persisted_delta:
         stored = event.model_copy(update={"actions": event.actions.model_copy(update={"state_delta": persisted_delta})})
-    return {"adk": "event", "event": stored.model_dump(mode="json", exclude_none=True), "state": state_before}
+    return {
+        "adk": "event",
+        "event": stored.model_dump(mode="json", exclude_none=True),
+        "state": json_safe(state_before),
+    }
 
 
 def header_item(session_id: str, state: dict[str, Any], created: float) -> dict[str, Any]:
-    return {"adk": "session", "id": session_id, "state": state, "created": created}
+    return {"adk": "session", "id": session_id, "state": json_safe(state), "created": created}
 
 
 def _foreign_event(sid: str, m: dict[str, Any]) -> Event:
