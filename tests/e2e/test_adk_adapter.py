@@ -240,6 +240,14 @@ def test_a_retried_event_is_stored_once_and_bad_input_writes_nothing(api: Api):
             assert anew.events == [] and anew.state == {"fresh": 1, "user:retried": True}
             got = await ours.get_session(app_name=APP, user_id=user, session_id="conv-2")
             assert got == anew
+            # an id too long for a state key (ADK's ids are any string) is mapped by its digest
+            long_id = "conversation about " + "a very long topic " * 20
+            made = await ours.create_session(app_name=APP, user_id=user, session_id=long_id, state={"x": 1})
+            assert await ours.get_session(app_name=APP, user_id=user, session_id=long_id) == made
+            listed = await ours.list_sessions(app_name=APP, user_id=user)
+            assert sorted(s.id for s in listed.sessions) == sorted(["conv-2", long_id])
+            with pytest.raises(AlreadyExistsError):
+                await ours.create_session(app_name=APP, user_id=user, session_id=long_id)
 
     asyncio.run(run())
 

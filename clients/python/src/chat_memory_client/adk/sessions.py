@@ -37,7 +37,7 @@ from google.adk.sessions.state import State
 from typing_extensions import override
 
 from chat_memory_client.adk import _events as ev
-from chat_memory_client.adk._store import Store, map_key, sessions_in
+from chat_memory_client.adk._store import MAP_PREFIX, Store, map_key, sessions_in
 from chat_memory_client.client import AsyncChatMemoryClient, ChatMemoryClient
 from chat_memory_client.errors import NotFound
 
@@ -107,7 +107,8 @@ class ChatMemorySessionService(BaseSessionService):
                 client_message_id=ev.HEADER_ID,
                 user_id=st.user(user_id),
             )
-            users = await st.update_user(app_name, user_id, {key: {"sid": sid, "id": name}}, if_absent=True)
+            entry = {"sid": sid} | ({} if key == MAP_PREFIX + name else {"id": name})
+            users = await st.update_user(app_name, user_id, {key: entry}, if_absent=True)
         except BaseException:
             await self._discard(sid, user_id)
             raise
