@@ -5,7 +5,9 @@ Sections: store (1), roundtrips (2), http (3), coldstart (4), cost (5), scale (6
 faq (10: the kb responder's answers on a held-out set; counts, no services), memory_recall (11: which
 past session a returning user's question recalls, the product's search_memories beside two baselines;
 counts, no services), memory_cost (12: Firestore reads, Redis round trips and writes that memory costs,
-for a user with 200 past sessions).
+for a user with 200 past sessions), counters (13: 50 session ends a second for 2 minutes from 4
+processes, counted sharded and into one document: failed and retried transactions, p99, the
+report against a recount).
   --quick            everything small (under a minute): a smoke test of the suite
   --only a,b         only these sections (e.g. `--quick --only store` takes seconds)
   --out PATH         where the JSON goes (default bench/results/latest.json)
@@ -36,7 +38,7 @@ from bench.common import RESULTS, busy_probe, machine  # noqa: E402
 
 SECTIONS = (
     "store", "roundtrips", "http", "coldstart", "cost", "scale", "chat", "admin", "erase", "faq", "memory_recall",
-    "memory_cost",
+    "memory_cost", "counters",
 )  # fmt: skip
 
 # Sizes: (full, quick)
@@ -59,6 +61,8 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "admin_reports": (20, 5),
     "erase_sessions": (1000, 100),
     "memory_past_sessions": (200, 40),
+    "counter_rate": (50, 20),  # session ends a second, counted by several processes
+    "counter_seconds": (120, 10),
 }
 
 
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any("error" in s for s in out["sections"].values()) else 0
 
 
-def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0911 - one per section
+def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0911, PLR0912 - one per section
     # Each section's modules are imported when it runs: `--only store` needs no Firestore.
     if name == "store":
         from bench.store_ops import section_store
@@ -152,6 +156,10 @@ def run_section(name: str, redis_srv: Any, size: dict[str, Any]) -> dict[str, An
         from bench.memory_cost import section_memory_cost
 
         return section_memory_cost(redis_srv.url, past_sessions=size["memory_past_sessions"])
+    if name == "counters":
+        from bench.counters import section_counters
+
+        return section_counters(rate=size["counter_rate"], seconds=size["counter_seconds"])
     if name == "memory_recall":
         from bench.memory_recall import section_memory_recall
 

@@ -144,6 +144,15 @@ class Settings(BaseSettings):
     sweep_max_sessions: int = Field(
         20000, ge=1, description="Sessions examined per sweep run (each of its two scans), at most"
     )
+    sweep_budget_s: float = Field(
+        240.0,
+        ge=1,
+        le=3600,
+        description=(
+            "Seconds a sweep run starts new pages of idle sessions for (under the schedule's 300 s "
+            "timeout, which must also hold the stats repair); the next run goes on, oldest first"
+        ),
+    )
 
     # --- Limits ---------------------------------------------------------------------
     max_content_bytes: int = Field(32 * 1024, ge=1, description="Largest message content (UTF-8 bytes)")
@@ -174,6 +183,16 @@ class Settings(BaseSettings):
     )
     export_slot_wait_s: float = Field(
         10.0, ge=0, le=60, description="How long an export waits for a free slot before a 503 with Retry-After"
+    )
+    counter_shards: int = Field(
+        20,
+        ge=1,
+        le=500,
+        description=(
+            "Documents each day's rollup and each KB entry's usage are spread over (a session's "
+            "end writes the one its id picks): each takes about 1/N of the ends; size N to the "
+            "peak ends per second (Firestore sustains about one write per second per document)"
+        ),
     )
     low_confidence_threshold: float = Field(
         0.5, ge=0, le=1, description="Answers below this confidence count as low confidence in the admin reports"

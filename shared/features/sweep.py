@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,14 +20,22 @@ log = logging.getLogger("chat_memory.sweep")
 
 
 def sweep_idle_sessions(
-    manager: SessionManager, scans: SessionScans, stats: Stats, now: float | None = None
+    manager: SessionManager,
+    scans: SessionScans,
+    stats: Stats,
+    now: float | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, int]:
     """``manager`` ends the idle sessions ``scans`` finds; ``stats`` counts the ended ones
-    a trigger run missed."""
+    a trigger run missed. New pages are started for SWEEP_BUDGET_S (``clock``), so a backlog
+    larger than one run can end stops the run cleanly before its timeout, never mid-end;
+    the next run goes on from the oldest (``budget_spent``: 1 when this one stopped so)."""
     m = manager
     now = time.time() if now is None else now
     cutoff = now - m.settings.session_idle_timeout_s
-    counts = {"checked": 0, "ended": 0, "failed": 0, "active": 0, "stats_repaired": 0}
+    counts = {"checked": 0, "ended": 0, "failed": 0, "active": 0, "stats_repaired": 0, "budget_spent": 0}
+    deadline = clock() + m.settings.sweep_budget_s
     # Candidates: active in Firestore and created before the cutoff, a page at a time; each
     # page's sessions are ended SWEEP_CONCURRENCY at once (an end waits on Firestore
     # round trips, so one at a time falls behind a backlog of idle sessions).
@@ -36,6 +45,9 @@ def sweep_idle_sessions(
             for outcome in pool.map(lambda d: _sweep_one(m, d, cutoff), page):
                 counts["checked"] += 1
                 counts[outcome] += 1
+            if clock() >= deadline:
+                counts["budget_spent"] = 1
+                break
     counts["stats_repaired"] = repair_user_stats(scans, stats, now)
     log.info("sweep done", extra=counts)
     return counts

@@ -17,7 +17,9 @@ import jsonschema_rs
 import pytest
 import yaml
 
+from shared.settings import Settings
 from shared.store.firestore.docs import kb_doc_id
+from shared.store.firestore.rollups import shard_of
 from tests.clients import Api, Reply, User
 from tests.e2e.conftest import cmid
 from tests.harness import settle_after_redis_restart
@@ -56,6 +58,8 @@ def test_spec_lists_every_function():
         "/delete_memory",
         "/mcp",
         "/list_sessions",
+        "/get_state",
+        "/update_state",
         "/health",
         "/chat",
         "/admin_report",
@@ -119,7 +123,9 @@ def test_conversation_round_trip(api: Api, user: User, firestore):
     stats = firestore.wait_for(f"users/{user.uid}", lambda d: d.get("total_sessions") == 1)
     assert stats["total_messages"] == 2 and stats["total_queries"] == 1
     assert stats["recent_sessions"][0] == sid
-    kb = firestore.wait_for(f"kb_usage/{kb_doc_id(source)}", lambda d: d.get("use_count") == 1)
+    # the session's shard of the entry's usage (COUNTER_SHARDS: the functions' default)
+    shard = shard_of(sid, Settings().counter_shards)
+    kb = firestore.wait_for(f"kb_usage/{kb_doc_id(source)}/shards/{shard}", lambda d: d.get("use_count") == 1)
     assert kb["entry_id"] == source
 
     # ... and the caller reads its own stats over HTTP.

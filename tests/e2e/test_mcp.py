@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -154,3 +158,20 @@ def test_the_transport_rules(api: Api):
     big = api.post("mcp", {"jsonrpc": "2.0", "id": str(uuid.uuid4()), "method": "tools/call",
                            "params": {"name": "get_context", "arguments": {"session_id": ["x"]}}}, user)  # fmt: skip
     assert big.status == 200 and big.body["result"]["isError"] is True
+
+
+def test_the_mcp_client_example_runs_against_the_stack(api: Api):
+    user = api.new_user(backend=False)
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, str(root / "examples" / "mcp_client.py"), "my parcel to Lisbon is late", "it was due Monday"],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"CM_FUNCTIONS_URL": api.base_url, "CM_TOKEN": user.token},
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "append_message" in out.splitlines()[0] and "search_memories" in out.splitlines()[0]
+    assert "stored 'it was due Monday': 2 message(s) in the session" in out  # each retry stored once
+    assert "User: my parcel to Lisbon is late" in out
+    assert "ended with 2 messages" in out

@@ -186,6 +186,14 @@ def doc(db: Any, path: str) -> dict[str, Any] | None:
     return snap.to_dict() if snap.exists else None
 
 
+def kb_usage(db: Any, entry_doc_id: str) -> dict[str, int]:
+    """A KB entry's usage as the counting wrote it: its shards (and its own document) summed."""
+    ref = db.collection("kb_usage").document(entry_doc_id)
+    docs = [s.to_dict() or {} for s in ref.collection("shards").stream(timeout=10)]
+    docs += [doc(db, f"kb_usage/{entry_doc_id}") or {}]
+    return {k: sum(int(d.get(k) or 0) for d in docs) for k in ("use_count", "session_count")}
+
+
 def poll(fn: Any, timeout: float, interval: float = 0.25) -> Any:
     """Call ``fn`` until it returns a truthy value or ``timeout`` passes; returns the last value."""
     deadline = time.monotonic() + timeout

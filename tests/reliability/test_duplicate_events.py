@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.clients import Api
-from tests.reliability.conftest import Report, doc, poll
+from tests.reliability.conftest import Report, doc, kb_usage, poll
 
 pytestmark = [pytest.mark.reliability]
 
@@ -126,7 +126,7 @@ def test_session_end_counted_once(api: Api, fsdb: Any, report: Report) -> None: 
         assert api.end(user, sid).status == 200
     time.sleep(1.0)
     u2 = doc(fsdb, f"users/{user.uid}") or {}
-    usage = {k: (doc(fsdb, f"kb_usage/{k}") or {}).get("use_count") for k in kb}
+    usage = {k: kb_usage(fsdb, k)["use_count"] for k in kb}
     # use_count counts answers: answer i of each session cited kb[: 1 + i % len(kb)]
     expected_kb = {k: len(sids) * sum(k in kb[: 1 + i % len(kb)] for i in range(pairs)) for k in kb}
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.clients import Api
-from tests.reliability.conftest import Report, doc, p99, poll
+from tests.reliability.conftest import Report, doc, kb_usage, p99, poll
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -165,7 +165,7 @@ def test_firestore_down(  # noqa: PLR0915 - one scenario, read top to bottom
     poll(counted, 30)
     time.sleep(1.0)
     u = doc(fsdb, f"users/{user.uid}") or {}
-    kb_count = (doc(fsdb, f"kb_usage/{kb}") or {}).get("session_count")
+    kb_count = kb_usage(fsdb, kb)["session_count"]
 
     s = SCENARIO
     report.add(s, "how", "stack Firestore emulator frozen (SIGSTOP) then resumed (SIGCONT)")

@@ -27,9 +27,7 @@ def test_kb_use_count_counts_answers_and_session_count_sessions(redis_server, fi
     for sid in sids:  # delivered twice: counted once
         for event in ("e1", "e2"):
             handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), event, stats=m.stats)
-    db = m.firestore.db()
-    kx = db.collection("kb_usage").document(x).get().to_dict()
-    ky = db.collection("kb_usage").document(y).get().to_dict()
+    kx, ky = m.stats.kb_usage(x), m.stats.kb_usage(y)
     assert (kx["use_count"], kx["session_count"]) == (8, 2)
     assert (ky["use_count"], ky["session_count"]) == (2, 2)
 

@@ -88,11 +88,11 @@ def test_trigger_counts_once_under_redelivery_and_retried_end(
     user = db.collection("users").document(uid).get().to_dict()
     assert (user["total_sessions"], user["total_messages"], user["total_queries"]) == (2, 4, 2)
     assert user["recent_sessions"] == list(reversed(sids))
-    kb = db.collection("kb_usage").document("kb_once").get().to_dict()
+    kb = m.stats.kb_usage("kb_once")
     assert kb["use_count"] >= 2  # other tests may cite it too; at least ours, exactly once each
     before = kb["use_count"]
     handle_session_written(sids[0], {"status": "active"}, m.firestore.get_session(sids[0]), "evt-x", stats=m.stats)
-    assert db.collection("kb_usage").document("kb_once").get().to_dict()["use_count"] == before
+    assert m.stats.kb_usage("kb_once")["use_count"] == before
 
 
 def test_sweep_ends_idle_sessions_only(redis_server, firestore_emulator, uid, no_emulated_trigger):
@@ -146,3 +146,23 @@ def test_sweep_repairs_stats_a_failed_trigger_missed(redis_server, firestore_emu
     assert (stats.total_sessions, stats.total_queries) == (1, 1)
     # and the real trigger arriving late counts nothing more
     assert not handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), "late", stats=m.stats)
+
+
+def test_a_sweep_past_its_budget_stops_between_pages_and_the_next_goes_on(
+    redis_server, firestore_emulator, uid, no_emulated_trigger
+):
+    m = make_manager(redis_server.url, sweep_batch_size=5, sweep_budget_s=60)
+    sids = []
+    for _ in range(7):
+        sid = m.create_session({}, user_id=uid).session_id
+        m.add_message(sid, "user", "anyone?", user_id=uid)
+        sids.append(sid)
+    future = time.time() + m.settings.session_idle_timeout_s + 60
+    ticks = iter([0.0, 61.0])  # the run's start, then the budget spent after its first page
+    counts = sweep_idle_sessions(m, SessionScans(m.firestore.fs), m.stats, now=future, clock=lambda: next(ticks))
+    assert counts["budget_spent"] == 1 and counts["checked"] == 5  # one page, then stopped: no end cut short
+    for _ in range(100):  # the next runs go on, oldest first (other tests' idle sessions included)
+        if all(m.firestore.get_session(s)["status"] == "ended" for s in sids):
+            break
+        sweep_idle_sessions(m, SessionScans(m.firestore.fs), m.stats, now=future)
+    assert [m.firestore.get_session(s)["end_reason"] for s in sids] == ["timeout"] * 7

@@ -129,7 +129,11 @@ def test_the_backfill_rebuilds_the_same_rollups_twice(redis_server, firestore_em
         handle_session_written(sid, {"status": "active"}, m.firestore.get_session(sid), f"b{n}", stats=m.stats)
     day = rollups.day_of(clock.t)
     before = ReportStore(m.firestore.fs).rollup_days([day])[day]
-    m.firestore.db().collection("rollups").document(day).delete()  # lost, or never written
+    lost = m.firestore.db().collection("rollups").document(day)  # lost, or never written
+    for shard in lost.collection(rollups.SHARDS).stream():
+        shard.reference.delete()
+    lost.delete()
+    assert day not in ReportStore(m.firestore.fs).rollup_days([day])
     first = backfill.rebuild(m.stats, SessionScans(m.firestore.fs), 0.5, since_day=rollups.day_of(day0))
     assert first["not_counted_yet"] >= 1
     assert ReportStore(m.firestore.fs).rollup_days([day])[day] == before

@@ -8,7 +8,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from shared.store.firestore import analytics
-from shared.store.firestore.rollups import session_rollup, weak_doc_id
+from shared.store.firestore.rollups import SHARDS, session_rollup, weak_doc_id
 
 if TYPE_CHECKING:
     from shared.store.firestore.scans import SessionScans
@@ -41,10 +41,17 @@ def rebuild(
         weak.extend(r.weak)
         counted += 1
     batch, n = db.batch(), 0
-    for ref, data in [(db.collection("rollups").document(d), v) for d, v in days.items()] + [
-        (db.collection("low_confidence").document(weak_doc_id(w)), w) for w in weak
-    ]:
-        batch.set(ref, data)
+    # each day's recount in its own document, and its shards gone (the report sums both)
+    stale = [s.reference for d in days for s in db.collection("rollups").document(d).collection(SHARDS).stream()]
+    for ref, data in (
+        [(db.collection("rollups").document(d), v) for d, v in days.items()]
+        + [(db.collection("low_confidence").document(weak_doc_id(w)), w) for w in weak]
+        + [(ref, None) for ref in stale]
+    ):
+        if data is None:
+            batch.delete(ref)
+        else:
+            batch.set(ref, data)
         n += 1
         if n % 400 == 0:
             batch.commit()

@@ -61,11 +61,20 @@ class ReportStore:
             return [(d.to_dict() or {}) | {"session_id": d.id} for d in q.limit(limit).stream(timeout=self.fs.timeout)]
 
     def rollup_days(self, dates: list[str]) -> dict[str, dict[str, Any]]:
-        """The day documents that exist among ``dates`` (one batched read)."""
+        """Each day among ``dates`` that has counts: its shards and its own document summed
+        (one batched read of the day documents, one query of each day's shards: at most
+        COUNTER_SHARDS + 1 documents a day)."""
+        from shared.store.firestore import rollups
+
         with self.fs.guard("rollups"):
             db = self.fs.db()
             refs = [db.collection("rollups").document(d) for d in dates]
-            return {s.id: s.to_dict() or {} for s in db.get_all(refs, **self.fs.kw()) if s.exists}
+            days = {s.id: [s.to_dict() or {}] for s in db.get_all(refs, **self.fs.kw()) if s.exists}
+            for ref in refs:
+                shards = [s.to_dict() or {} for s in ref.collection(rollups.SHARDS).stream(timeout=self.fs.timeout)]
+                if shards:
+                    days.setdefault(ref.id, []).extend(shards)
+        return {d: rollups.summed(docs) for d, docs in days.items()}
 
     def low_confidence_page(
         self, from_ts: float, to_ts: float, limit: int, after: tuple[float, str] | None

@@ -1,7 +1,11 @@
 """Answer-quality reporting data that grows with days, not sessions.
 
 When a session's end is counted (the trigger, exactly once under the user's ledger), the
-same transaction adds the session to its UTC day's rollup, ``rollups/{YYYY-MM-DD}``, and
+same transaction adds the session to its UTC day's rollup, one shard of it,
+``rollups/{YYYY-MM-DD}/shards/{n}`` (``shard_of``: the session id picks one of
+COUNTER_SHARDS, so ends a second spread over N documents, Firebase's distributed counter;
+the report sums a day's shards and the day document itself, which holds what the rebuild
+wrote and what releases before the shards counted), and
 writes its lowest-confidence answers to ``low_confidence/{sid}_{seq}`` (at most
 ``LOW_CONFIDENCE_PER_SESSION``), so reports read one document per day and the list of weak
 answers is one indexed query; neither scans analytics. The conversation itself writes
@@ -16,6 +20,7 @@ KB entry (map keys are Firestore-safe ids: ``firestore_docs.kb_doc_id``).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -122,17 +127,46 @@ def weak_doc_id(item: dict[str, Any]) -> str:
     return f"{item['session_id']}_{int(item['seq']):08d}"
 
 
-def write(tx: Transaction, db: Client, r: SessionRollup) -> int:
-    """Add ``r`` inside the counting transaction; returns the writes it made."""
+SHARDS = "shards"  # rollups/{day}/shards/{n} and kb_usage/{entry}/shards/{n}
+
+
+def shard_of(sid: str, shards: int) -> str:
+    """The shard a session's counts go to: stable (a redelivered event, the repair, the same
+    shard), and even over sessions (their ids are random)."""
+    return str(int(hashlib.sha256(sid.encode()).hexdigest()[:8], 16) % shards)
+
+
+def write(tx: Transaction, db: Client, r: SessionRollup, shard: str) -> int:
+    """Add ``r`` to its day's ``shard`` inside the counting transaction; returns the writes."""
     from google.cloud import firestore
 
     def inc(values: dict[str, Any]) -> dict[str, Any]:
         return {k: inc(v) if isinstance(v, dict) else firestore.Increment(v) for k, v in values.items() if v != {}}
 
-    tx.set(db.collection("rollups").document(r.day), {"date": r.day, **inc(r.increments())}, merge=True)
+    ref = db.collection("rollups").document(r.day).collection(SHARDS).document(shard)
+    tx.set(ref, {"date": r.day, **inc(r.increments())}, merge=True)
     for item in r.weak:
         tx.set(db.collection("low_confidence").document(weak_doc_id(item)), item)
     return 1 + len(r.weak)
+
+
+def summed(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pure: one day's documents (its shards, and the day document) as one: numbers added,
+    maps added key by key."""
+    total: dict[str, Any] = {}
+
+    def add(into: dict[str, Any], d: dict[str, Any]) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                add(into.setdefault(k, {}), v)
+            elif isinstance(v, int | float) and not isinstance(v, bool):
+                into[k] = into.get(k, 0) + v
+            else:
+                into.setdefault(k, v)
+
+    for d in docs:
+        add(total, d)
+    return total
 
 
 def merge_days(days: list[dict[str, Any]]) -> dict[str, Any]:

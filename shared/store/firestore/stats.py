@@ -78,6 +78,8 @@ class Stats:
         entries = analytics.read(fs, sid)
         report = rollups.session_rollup(sid, session, entries, self.settings.low_confidence_threshold)
         memory = self._digest(sid, session, entries)
+        # one of COUNTER_SHARDS documents of the day's rollup and of each entry's usage
+        shard = rollups.shard_of(sid, self.settings.counter_shards)
 
         def work(tx: Transaction) -> bool:
             # The session as it is now, not as the event saw it: an erased session (its
@@ -116,7 +118,7 @@ class Stats:
             tx.set(mref, {"session_id": sid, "ended_at": ended_at})
             for entry, (name, uses) in kb.items():
                 tx.set(
-                    fs.db().collection("kb_usage").document(entry),
+                    fs.db().collection("kb_usage").document(entry).collection(rollups.SHARDS).document(shard),
                     {
                         "entry_id": name,
                         "use_count": firestore.Increment(uses),
@@ -125,11 +127,29 @@ class Stats:
                     },
                     merge=True,
                 )
-            rollups.write(tx, fs.db(), report)
+            rollups.write(tx, fs.db(), report, shard)
             return True
 
         with fs.guard("apply_stats", sid):
             return fs.transactional(work)
+
+    def kb_usage(self, entry: str) -> dict[str, Any]:
+        """One KB entry's usage, summed over its shards (and the entry's own document, where
+        releases before the shards counted): ``entry_id``, ``use_count``, ``session_count``,
+        ``last_used_at``."""
+        from shared.store.firestore.docs import kb_doc_id
+
+        with self.fs.guard("kb_usage"):
+            ref = self.fs.db().collection("kb_usage").document(kb_doc_id(entry))
+            docs = [s.to_dict() or {} for s in ref.collection(rollups.SHARDS).stream(timeout=self.fs.timeout)]
+            own = ref.get(**self.fs.kw())
+        docs += [own.to_dict() or {}] if own.exists else []
+        return {
+            "entry_id": next((d["entry_id"] for d in docs if d.get("entry_id")), None),
+            "use_count": sum(int(d.get("use_count") or 0) for d in docs),
+            "session_count": sum(int(d.get("session_count") or 0) for d in docs),
+            "last_used_at": max((float(d.get("last_used_at") or 0) for d in docs), default=None),
+        }
 
     def _digest(self, sid: str, session: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         if self.digest is None or self.memories is None or session.get("memory") is False:
