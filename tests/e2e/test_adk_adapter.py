@@ -34,6 +34,7 @@ from google.adk.tools.tool_context import ToolContext
 from google.genai import types
 
 from tests.clients import Api, Firestore
+from tests.e2e.aio import on_own_loop, run_example
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "shop"
@@ -160,7 +161,7 @@ def test_an_adk_runner_keeps_its_turns_state_and_tool_calls_in_chat_memory(api: 
 
             return {"events": [e.model_dump(mode="json") for e in got.events], "state": got.state}
 
-    seen = asyncio.run(run())
+    seen = on_own_loop(run())
 
     # a second process, its own (sync) client, reads the same session: the same events and state
     code = (
@@ -249,7 +250,7 @@ def test_a_retried_event_is_stored_once_and_bad_input_writes_nothing(api: Api):
             with pytest.raises(AlreadyExistsError):
                 await ours.create_session(app_name=APP, user_id=user, session_id=long_id)
 
-    asyncio.run(run())
+    on_own_loop(run())
 
 
 def test_two_processes_creating_one_session_id_agree_and_older_events_keep_their_state(api: Api):
@@ -302,7 +303,7 @@ def test_two_processes_creating_one_session_id_agree_and_older_events_keep_their
             assert [e.invocation_id for e in ended.events] == [f"inv{i}" for i in range(5, 13)]
             assert ended.events == want.events[-8:]
 
-    asyncio.run(run())
+    on_own_loop(run())
 
 
 def test_the_memory_service_remembers_an_ended_session(api: Api, firestore: Firestore):
@@ -332,25 +333,19 @@ def test_the_memory_service_remembers_an_ended_session(api: Api, firestore: Fire
             assert (await memory.search_memory(app_name=APP, user_id="dave", query="weather Paris")).memories == []
             del other
 
-    asyncio.run(run())
+    on_own_loop(run())
 
 
 def test_the_adk_example_runs_against_the_stack(api: Api):
     backend = api.new_user(backend=True)
-    env = os.environ | {
-        "PYTHONPATH": str(ROOT / "clients" / "python" / "src"),
-        "CM_FUNCTIONS_URL": api.base_url,
-        "CM_TOKEN": backend.token,
-        "CM_USER_ID": f"example-{uuid.uuid4().hex[:8]}",
-    }
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "adk_agent.py"), "weather in Paris", "thanks"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    ).stdout
+    out = run_example(
+        "adk_agent.py",
+        api.base_url,
+        backend.token,
+        "weather in Paris",
+        "thanks",
+        CM_USER_ID=f"example-{uuid.uuid4().hex[:8]}",
+    )
     assert "user: weather in Paris\nassistant: It is clear in Paris." in out
     assert "assistant: You said 'thanks'; that is 2 things you told me." in out
     assert "last city: Paris" in out

@@ -22,6 +22,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
 from tests.clients import Api
+from tests.e2e.aio import run_example
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,23 +127,6 @@ def test_runnable_with_message_history_keeps_its_turns_in_a_session(api: Api):
 
 def test_the_langchain_example_runs_against_the_stack(api: Api):
     user = api.new_user(backend=True)
-    env = os.environ | {
-        "PYTHONPATH": str(ROOT / "clients" / "python" / "src"),
-        "CM_FUNCTIONS_URL": api.base_url,
-        "CM_TOKEN": user.token,
-    }
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "langchain_chat.py"),
-            "my cat is Bartholomew",
-            "what is my cat called?",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    ).stdout
+    out = run_example("langchain_chat.py", api.base_url, user.token, "my cat is Bartholomew", "what is my cat called?")
     assert "assistant: You first told me: 'my cat is Bartholomew'" in out
     assert out.strip().endswith("4 messages kept")

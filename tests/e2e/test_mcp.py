@@ -5,14 +5,8 @@ and the bearer's rules."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
-import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -20,25 +14,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.clients import Api, User
+from tests.e2e.aio import on_own_loop, run_example
 
 
 def run_async(coro: Any) -> Any:
-    """The coroutine on an event loop of its own thread: the browser tier's Playwright (sync
-    API) keeps a loop running on this one, where asyncio.run refuses to start another."""
-    out: dict[str, Any] = {}
-
-    def main() -> None:
-        try:
-            out["value"] = asyncio.run(coro)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            out["error"] = exc
-
-    t = threading.Thread(target=main)
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out.get("value")
+    return on_own_loop(coro)
 
 
 def connect(api: Api, user: User | None) -> Client:
@@ -162,15 +142,8 @@ def test_the_transport_rules(api: Api):
 
 def test_the_mcp_client_example_runs_against_the_stack(api: Api):
     user = api.new_user(backend=False)
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run(
-        [sys.executable, str(root / "examples" / "mcp_client.py"), "my parcel to Lisbon is late", "it was due Monday"],
-        capture_output=True,
-        text=True,
-        env=os.environ | {"CM_FUNCTIONS_URL": api.base_url, "CM_TOKEN": user.token},
-        timeout=120,
-        check=True,
-    ).stdout
+    args = ("my parcel to Lisbon is late", "it was due Monday")
+    out = run_example("mcp_client.py", api.base_url, user.token, *args)
     assert "append_message" in out.splitlines()[0] and "search_memories" in out.splitlines()[0]
     assert "stored 'it was due Monday': 2 message(s) in the session" in out  # each retry stored once
     assert "User: my parcel to Lisbon is late" in out

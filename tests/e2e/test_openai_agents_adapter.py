@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -29,6 +28,7 @@ from chat_memory_client.openai_agents import ChatMemorySession
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
 from tests.clients import Api
+from tests.e2e.aio import on_own_loop, run_example
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "oa-test"
@@ -38,20 +38,7 @@ set_tracing_disabled(True)  # no trace export (it would want an OpenAI key and t
 
 def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine on a loop of its own thread (Playwright's loop holds this one)."""
-    out: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            out["value"] = asyncio.run(make())
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test's thread
-            out["error"] = exc
-
-    t = threading.Thread(target=target)
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
+    return on_own_loop(make())
 
 
 def _text(item: Any) -> str:
@@ -418,19 +405,7 @@ def test_bad_input_is_refused_whole_with_a_typed_error(api: Api):
 
 def test_the_openai_agents_example_runs_against_the_stack(api: Api):
     user = api.new_user(backend=True)
-    env = os.environ | {
-        "PYTHONPATH": str(ROOT / "clients" / "python" / "src"),
-        "CM_FUNCTIONS_URL": api.base_url,
-        "CM_TOKEN": user.token,
-    }
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "openai_agents_chat.py"), "my cat is Bartholomew", "weather in Porto"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    ).stdout
+    out = run_example("openai_agents_chat.py", api.base_url, user.token, "my cat is Bartholomew", "weather in Porto")
     assert "assistant: Noted." in out
     assert "assistant: It is sunny in Porto (you first told me: 'my cat is Bartholomew')" in out
     assert out.strip().endswith("6 items kept")

@@ -7,13 +7,12 @@ prefixed with it), as each ADK test has a fresh in-memory service: the emulated 
 for the whole run. A test the product cannot pass is skipped with the reason (SKIPPED).
 
 ADK's tests use pytest-asyncio's ``asyncio`` marker; pytest-asyncio is not a dependency here,
-so ``pytest_pyfunc_call`` runs a coroutine test in a fresh event loop (``asyncio.run``), and
+so ``pytest_pyfunc_call`` runs a coroutine test in a fresh event loop of its own thread, and
 closes the test's client in that loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from google.adk.sessions.base_session_service import BaseSessionService
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
 from tests.clients import Api
+from tests.e2e.aio import on_own_loop
 
 SKIPPED = {
     "test_list_sessions_all_users": (
@@ -55,7 +55,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             while _OPEN:
                 await _OPEN.pop().aclose()
 
-    asyncio.run(run())
+    on_own_loop(run())  # not asyncio.run: the browser tier's Playwright holds this thread's loop
     return True
 
 
