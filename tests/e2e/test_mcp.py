@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.clients import Api, User
-from tests.e2e.aio import on_own_loop, run_example
+from tests.adapters.aio import on_own_loop, run_example
 
 
 def run_async(coro: Any) -> Any:

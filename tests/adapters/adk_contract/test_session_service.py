@@ -18,7 +18,7 @@
 # passes against ADK 2.13.0's own InMemorySessionService, the `in_memory` parameter).
 # Kept: every test of the shared session-service contract (the ones taking the
 # `session_service` fixture), verbatim. Changed: the fixture and `get_session_service`
-# (tests/e2e/adk_contract/conftest.py gives ADK's InMemorySessionService as the reference
+# (tests/adapters/adk_contract/conftest.py gives ADK's InMemorySessionService as the reference
 # and chat_memory_client.adk.ChatMemorySessionService on the emulated functions), and the
 # imports of the services this file no longer constructs. Left out: the tests that
 # construct DatabaseSessionService, SqliteSessionService or VertexAiSessionService (or

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -28,7 +25,7 @@ from chat_memory_client.openai_agents import ChatMemorySession
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
 from tests.clients import Api
-from tests.e2e.aio import on_own_loop, run_example
+from tests.adapters.aio import in_second_process, on_own_loop, run_example
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "oa-test"
@@ -199,16 +196,7 @@ def test_runner_turns_with_a_tool_call_round_trip_through_a_session(api: Api):
         "        print(json.dumps({'all': await s.get_items(), 'last2': await s.get_items(limit=2)}))\n"
         "asyncio.run(main())\n"
     )
-    env = os.environ | {"PYTHONPATH": str(ROOT / "clients" / "python" / "src")}
-    out = subprocess.run(
-        [sys.executable, "-c", code, api.base_url, user.token, name, APP],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=True,
-    ).stdout
-    seen = json.loads(out)
+    seen = in_second_process(code, api.base_url, user.token, name, APP)
     assert seen["all"] == items and seen["last2"] == items[-2:]
 
 

@@ -52,3 +52,19 @@ def run_example(name: str, base_url: str, token: str, *args: str, **env: str) ->
         timeout=120,
         check=True,
     ).stdout
+
+
+def in_second_process(code: str, *args: str) -> Any:
+    """``code`` (Python printing one JSON value) in a process of its own with the client package
+    importable, ``args`` as its ``sys.argv[1:]``: what another instance of an app reads."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(ROOT / "clients" / "python" / "src")},
+        timeout=60,
+        check=True,
+    ).stdout
+    return json.loads(out)

@@ -5,10 +5,6 @@ several turns, a retry stored once, a second process reading the same session, b
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +18,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
 from tests.clients import Api
-from tests.e2e.aio import run_example
+from tests.adapters.aio import in_second_process, run_example
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,16 +108,8 @@ def test_runnable_with_message_history_keeps_its_turns_in_a_session(api: Api):
         "c = ChatMemoryClient(sys.argv[1], sys.argv[2]); "
         "print(json.dumps([m.content for m in ChatMemoryHistory(client=c, session_id=sys.argv[3]).messages]))"
     )
-    env = os.environ | {"PYTHONPATH": str(ROOT / "clients" / "python" / "src")}
-    out = subprocess.run(
-        [sys.executable, "-c", code, api.base_url, user.token, sid],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert json.loads(out) == expected  # every turn, in order
+    second = in_second_process(code, api.base_url, user.token, sid)
+    assert second == expected  # every turn, in order
     assert expected[:3] == ["hello", "heard 'hello' after 0 messages", "my cat is Bartholomew"]
 
 

@@ -25,7 +25,7 @@ from google.adk.sessions.base_session_service import BaseSessionService
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
 from tests.clients import Api
-from tests.e2e.aio import on_own_loop
+from tests.adapters.aio import on_own_loop
 
 SKIPPED = {
     "test_list_sessions_all_users": (

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -34,7 +32,7 @@ from google.adk.tools.tool_context import ToolContext
 from google.genai import types
 
 from tests.clients import Api, Firestore
-from tests.e2e.aio import on_own_loop, run_example
+from tests.adapters.aio import in_second_process, on_own_loop, run_example
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "shop"
@@ -171,16 +169,8 @@ def test_an_adk_runner_keeps_its_turns_state_and_tool_calls_in_chat_memory(api: 
         "got = asyncio.run(s.get_session(app_name='shop', user_id='alice', session_id='conv-1')); "
         "print(json.dumps({'events': [e.model_dump(mode='json') for e in got.events], 'state': got.state}))"
     )
-    env = os.environ | {"PYTHONPATH": str(ROOT / "clients" / "python" / "src")}
-    out = subprocess.run(
-        [sys.executable, "-c", code, api.base_url, backend.token, ns],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert json.loads(out) == json.loads(json.dumps(seen))
+    second = in_second_process(code, api.base_url, backend.token, ns)
+    assert second == json.loads(json.dumps(seen))
 
 
 def test_a_retried_event_is_stored_once_and_bad_input_writes_nothing(api: Api):
