@@ -31,8 +31,8 @@ from google.adk.sessions import BaseSessionService, InMemorySessionService
 from google.adk.tools.tool_context import ToolContext
 from google.genai import types
 
-from tests.clients import Api, Firestore
 from tests.adapters.aio import in_second_process, on_own_loop, run_example
+from tests.clients import Api, Firestore
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "shop"

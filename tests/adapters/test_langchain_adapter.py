@@ -17,8 +17,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
-from tests.clients import Api
 from tests.adapters.aio import in_second_process, run_example
+from tests.clients import Api
 
 ROOT = Path(__file__).resolve().parents[2]
 

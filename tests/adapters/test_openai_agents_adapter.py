@@ -24,8 +24,8 @@ from chat_memory_client import AsyncChatMemoryClient, InvalidArgument, NotFound,
 from chat_memory_client.openai_agents import ChatMemorySession
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
-from tests.clients import Api
 from tests.adapters.aio import in_second_process, on_own_loop, run_example
+from tests.clients import Api
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "oa-test"

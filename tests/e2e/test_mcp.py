@@ -13,8 +13,8 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.clients import Api, User
 from tests.adapters.aio import on_own_loop, run_example
+from tests.clients import Api, User
 
 
 def run_async(coro: Any) -> Any:

@@ -24,8 +24,8 @@ from chat_memory_client.adk import ChatMemorySessionService
 from google.adk.sessions.base_session_service import BaseSessionService
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
-from tests.clients import Api
 from tests.adapters.aio import on_own_loop
+from tests.clients import Api
 
 SKIPPED = {
     "test_list_sessions_all_users": (
