@@ -105,8 +105,7 @@ EMULATORS="${CM_EMULATORS:-functions,firestore,auth,hosting}"
 # The whole suite (no CM_TEST_PATHS): tests/unit needs no emulator, so it runs in its own
 # pytest beside the stack's (2 cores: the stack's tests spend much of their time waiting on
 # the emulators), its output shown after the stack's. tests/store runs on a stack of its own
-# (the child run below), with tests/adapters after it (the frameworks' adapters: they need the
-# functions, and that stack finishes first), so both are left out here.
+# (the child run below), so it is left out here too.
 UNIT_APART=0
 STORE_APART=0
 if [ -z "${CM_TEST_PATHS:-}" ] && [ -z "${CM_RUN_CMD:-}" ] && [ -d tests/unit ]; then
@@ -114,7 +113,7 @@ if [ -z "${CM_TEST_PATHS:-}" ] && [ -z "${CM_RUN_CMD:-}" ] && [ -d tests/unit ];
   PYTEST_CMD="$CM_VENV/bin/python -m pytest tests --ignore=tests/unit ${PYTEST_ARGS:-}"
   if [ "${CM_ONE_STACK:-0}" != 1 ] && [ -d tests/store ]; then
     STORE_APART=1
-    PYTEST_CMD="$PYTEST_CMD --ignore=tests/store --ignore=tests/adapters"
+    PYTEST_CMD="$PYTEST_CMD --ignore=tests/store"
   fi
 else
   PYTEST_CMD="${CM_RUN_CMD:-$CM_VENV/bin/python -m pytest ${CM_TEST_PATHS:-tests} ${PYTEST_ARGS:-}}"
@@ -147,7 +146,7 @@ fi
 # restart the stack's Redis and switch the emulated triggers off, so they never share one).
 STORE_PID=""
 if [ "$STORE_APART" = 1 ]; then
-  CM_TEST_PATHS="tests/store$([ -d tests/adapters ] && echo ' tests/adapters')" CM_SKIP_DRY_RUN=1 CM_SHARD_OF="$RUN_ID" CORS_ORIGINS="$CORS_GIVEN" \
+  CM_TEST_PATHS=tests/store CM_SKIP_DRY_RUN=1 CM_SHARD_OF="$RUN_ID" CORS_ORIGINS="$CORS_GIVEN" \
     bash scripts/test.sh >"$RUN_DIR/store.log" 2>&1 &
   STORE_PID=$!
 fi
