@@ -76,6 +76,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+def strict_json(value: object, what: str) -> str:
+    """``value`` as compact JSON text, or ValueError naming ``what``: the standard library, as
+    orjson writes NaN as null (the value would not be kept whole); NaN, infinity and strings
+    that are not Unicode (lone surrogates, in keys too) are not JSON."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text.encode()
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
+        raise ValueError(f"{what} must be JSON (finite numbers, Unicode strings)") from None
+    return text
+
+
 def item_text(item: object) -> str:
     """A framework's item as the compact JSON text every layer stores (``StoredMessage.item``),
     within ``max_item_bytes``; ValueError naming what is wrong otherwise. Any JSON object is
@@ -83,11 +95,7 @@ def item_text(item: object) -> str:
     strings that are not Unicode (lone surrogates) are not JSON and are refused."""
     if not isinstance(item, dict):
         raise ValueError("item must be a JSON object")
-    try:  # the standard library: orjson writes NaN as null, which would not keep the item whole
-        text = json.dumps(item, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        text.encode()
-    except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
-        raise ValueError("item must be JSON (finite numbers, Unicode strings)") from None
+    text = strict_json(item, "item")
     limit = get_settings().max_item_bytes
     if len(text.encode()) > limit:
         raise ValueError(f"item is larger than {limit} bytes of JSON")

@@ -20,11 +20,11 @@ the whole state at most STATE_MAX_BYTES of JSON. The store keeps it as one JSON 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
 
+from shared.core.models import strict_json
 from shared.errors import InvalidArgument, PermissionDenied
 from shared.settings import Settings
 from shared.store.firestore.state import StateStore
@@ -98,21 +98,11 @@ def _delta(delta: object) -> dict[str, Any]:
         raise InvalidArgument(
             "delta must be a non-empty object of keys to set (null deletes)", details={"field": "delta"}
         )
-    for k, v in delta.items():
-        if not isinstance(k, str) or not 1 <= len(k) <= MAX_KEY_CHARS or not _unicode(k):
+    for k in delta:
+        if not isinstance(k, str) or not 1 <= len(k) <= MAX_KEY_CHARS:
             raise InvalidArgument(f"a key is 1-{MAX_KEY_CHARS} characters", details={"field": "delta"})
-        try:
-            json.dumps(v, allow_nan=False, ensure_ascii=False).encode()
-        except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
-            raise InvalidArgument(
-                "a value must be JSON (finite numbers, Unicode strings)", details={"field": "delta"}
-            ) from None
-    return delta
-
-
-def _unicode(s: str) -> bool:
     try:
-        s.encode()
-    except UnicodeEncodeError:  # a lone surrogate
-        return False
-    return True
+        strict_json(delta, "delta")  # keys and values: Unicode, finite numbers
+    except ValueError as exc:
+        raise InvalidArgument(str(exc), details={"field": "delta"}) from None
+    return delta

@@ -8,7 +8,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from shared.store.firestore import analytics
-from shared.store.firestore.rollups import SHARDS, session_rollup, weak_doc_id
+from shared.store.firestore.rollups import SHARDS, add_into, session_rollup, weak_doc_id
 
 if TYPE_CHECKING:
     from shared.store.firestore.scans import SessionScans
@@ -37,7 +37,7 @@ def rebuild(
             continue
         r = session_rollup(sid, doc, analytics.read(stats.fs, sid), threshold)
         day = days.setdefault(r.day, {"date": r.day})
-        _add(day, r.increments())
+        add_into(day, r.increments())
         weak.extend(r.weak)
         counted += 1
     batch, n = db.batch(), 0
@@ -58,11 +58,3 @@ def rebuild(
             batch = db.batch()
     batch.commit()
     return {"sessions": counted, "not_counted_yet": skipped, "days": len(days), "weak_answers": len(weak)}
-
-
-def _add(total: dict[str, Any], inc: dict[str, Any]) -> None:
-    for k, v in inc.items():
-        if isinstance(v, dict):
-            _add(total.setdefault(k, {}), v)
-        else:
-            total[k] = total.get(k, 0) + v

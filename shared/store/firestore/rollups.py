@@ -150,22 +150,23 @@ def write(tx: Transaction, db: Client, r: SessionRollup, shard: str) -> int:
     return 1 + len(r.weak)
 
 
+def add_into(total: dict[str, Any], d: dict[str, Any]) -> None:
+    """Pure: ``d`` added to ``total`` in place: numbers added, maps key by key, anything else
+    (a day's ``date``) kept as first seen."""
+    for k, v in d.items():
+        if isinstance(v, dict):
+            add_into(total.setdefault(k, {}), v)
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            total[k] = total.get(k, 0) + v
+        else:
+            total.setdefault(k, v)
+
+
 def summed(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pure: one day's documents (its shards, and the day document) as one: numbers added,
-    maps added key by key."""
+    """Pure: one day's documents (its shards, and the day document) as one."""
     total: dict[str, Any] = {}
-
-    def add(into: dict[str, Any], d: dict[str, Any]) -> None:
-        for k, v in d.items():
-            if isinstance(v, dict):
-                add(into.setdefault(k, {}), v)
-            elif isinstance(v, int | float) and not isinstance(v, bool):
-                into[k] = into.get(k, 0) + v
-            else:
-                into.setdefault(k, v)
-
     for d in docs:
-        add(total, d)
+        add_into(total, d)
     return total
 
 
